@@ -1,0 +1,182 @@
+/**
+ * @module app
+ * `buildApp(config, deps)` composes the whole server: storage, the model endpoint, the Claude
+ * adapter, services, plugins, routes and the one error handler. Tests build it the same way
+ * the process does; `server.ts` only adds listening and signals.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyError } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import { AppError, ERROR_STATUS, ErrorBodySchema, type ErrorCode } from './errors.js';
+import { addSharedSchema, validatorCompiler } from './plugins/validation.js';
+import swaggerPlugin from './plugins/swagger.js';
+import { openStorage, type Storage } from './storage/db.js';
+import { createSessionRepository } from './storage/sessions-repo.js';
+import { createTurnRepository } from './storage/turns-repo.js';
+import { startOfflineModel, type OfflineModel } from './offline-model/server.js';
+import { createClaudeRunner, sweepTmpDir, type ClaudeRunner } from './claude/runner.js';
+import { bindConfigDir, claudeSessions } from './claude/sessions.js';
+import { claudeVersions } from './claude/version.js';
+import { createWorkspace } from './workspace/workspace.js';
+import { createTurnService, type TurnService } from './turns/service.js';
+import { createSessionService } from './sessions/service.js';
+import { SessionSchema } from './sessions/schemas.js';
+import { TurnSchema } from './turns/schemas.js';
+import { sessionRoutes } from './sessions/routes.js';
+import { turnRoutes } from './turns/routes.js';
+import { healthRoutes } from './health/routes.js';
+import { resolveCaller } from './auth/caller.js';
+import type { App } from './types.js';
+
+export const SERVER_VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface AppDeps {
+  /** A running offline model to use instead of starting one (tests share one). */
+  offlineModel?: OfflineModel;
+}
+
+/** What the process needs beyond the Fastify instance. */
+export interface AppInternals {
+  storage: Storage;
+  runner: ClaudeRunner;
+  turns: TurnService;
+  modelUrl: string | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    internals: AppInternals;
+  }
+}
+
+/** Maps Fastify's own client errors (bad JSON, too large, wrong media type) onto our codes. */
+function codeForFastifyError(err: FastifyError): ErrorCode {
+  if (err.validation) return 'INVALID_REQUEST';
+  switch (err.statusCode) {
+    case 413:
+      return 'PAYLOAD_TOO_LARGE';
+    case 415:
+      return 'UNSUPPORTED_MEDIA_TYPE';
+    case 429:
+      return 'RATE_LIMITED';
+    case 404:
+      return 'NOT_FOUND';
+    case 503:
+      return 'UNAVAILABLE';
+    default:
+      return err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? 'INVALID_REQUEST' : 'INTERNAL';
+  }
+}
+
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App> {
+  const app = Fastify({
+    logger: { level: config.logLevel },
+    bodyLimit: config.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  for (const s of [ErrorBodySchema, SessionSchema, TurnSchema] as unknown as Array<{ $id: string }>) {
+    app.addSchema(s);
+    addSharedSchema(s);
+  }
+
+  // The SDK's session functions read CLAUDE_CONFIG_DIR from this process (DESIGN.md).
+  bindConfigDir(config.claudeConfigDir);
+  fs.mkdirSync(path.join(config.claudeConfigDir, 'projects'), { recursive: true });
+  const tmpDir = path.join(config.dataDir, 'tmp');
+
+  const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const sessionsRepo = createSessionRepository(storage.db);
+  const turnsRepo = createTurnRepository(storage.db);
+  const abandoned = await turnsRepo.failAbandoned(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running or queued');
+  if (abandoned > 0) app.log.warn({ turns: abandoned }, 'marked turns of a previous run as failed');
+  sweepTmpDir(tmpDir);
+
+  let offline: OfflineModel | undefined = deps.offlineModel;
+  const ownsOffline = config.modelBackend === 'offline' && !offline;
+  if (config.modelBackend === 'offline') {
+    offline ??= await startOfflineModel();
+    const why = config.modelBackendAuto ? 'no ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN is set (MODEL_BACKEND=auto)' : 'MODEL_BACKEND=offline';
+    app.log.warn({ url: offline.url }, `OFFLINE MODEL: ${why}; sessions talk to the built-in scripted model, not to Claude`);
+  }
+
+  const versions = await claudeVersions();
+  const runner = createClaudeRunner({
+    configDir: config.claudeConfigDir,
+    tmpDir,
+    model:
+      config.modelBackend === 'offline'
+        ? { backend: 'offline', baseUrl: offline!.url }
+        : { backend: 'anthropic', baseUrl: config.anthropicBaseUrl, apiKey: config.anthropicApiKey, authToken: config.anthropicAuthToken },
+    sandboxOptIn: config.sandboxOptIn,
+    turnTimeoutMs: config.turnTimeoutMs,
+    onStderr: (line) => app.log.debug({ cli: line }, 'cli stderr'),
+  });
+  const workspace = createWorkspace(config.workspaceRoot);
+  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, runner, claude: claudeSessions, workspace, log: app.log });
+  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, claude: claudeSessions, workspace, log: app.log });
+
+  app.decorate('internals', { storage, runner, turns: turnService, modelUrl: offline?.url ?? config.anthropicBaseUrl });
+  app.decorateRequest('caller', null as never);
+  app.addHook('onRequest', async (req) => {
+    req.caller = resolveCaller(req);
+  });
+  // Routes whose body is all optional accept an empty request body as {}.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
+  });
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    let code: ErrorCode;
+    let message = err.message;
+    if (err instanceof AppError) {
+      code = err.code;
+      if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
+    } else {
+      code = codeForFastifyError(err);
+      if (err.validation) message = `invalid request: ${err.message}`;
+    }
+    const status = ERROR_STATUS[code];
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    else req.log.info({ code, message }, 'client error');
+    if (code === 'INTERNAL') message = 'internal error; the request id identifies it in the server log';
+    const details = err instanceof AppError && err.details ? { details: err.details } : {};
+    return reply.code(status).send({ error: { code, message, request_id: req.id, ...details } });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}`, request_id: req.id } }),
+  );
+
+  await app.register(swaggerPlugin, { version: SERVER_VERSION });
+  await app.register(healthRoutes, {
+    storage,
+    facts: {
+      version: SERVER_VERSION,
+      sdkVersion: versions.sdk,
+      cliVersion: versions.cli,
+      modelBackend: config.modelBackend,
+      configDir: config.claudeConfigDir,
+      workspaceRoot: workspace.root,
+      dataDir: config.dataDir,
+    },
+  });
+  await app.register(sessionRoutes, { sessions: sessionService });
+  await app.register(turnRoutes, { turns: turnService, sessions: sessionService });
+
+  app.addHook('onClose', async () => {
+    turnService.drain();
+    await runner.closeAll();
+    await storage.close();
+    if (ownsOffline) await offline!.close();
+  });
+  return app;
+}

@@ -1,0 +1,117 @@
+/**
+ * @module config
+ * The whole configuration of the server, read from the environment in one schema.
+ * Defaults follow API.md; derived values (paths made absolute, capacity from the
+ * machine's size) are computed here so that nothing else reads `process.env`.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import envSchema from 'env-schema';
+import { Type, type Static } from 'typebox';
+
+export const PERMISSION_MODES = ['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk'] as const;
+
+const EnvSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1' }),
+  PORT: Type.Integer({ default: 8000, minimum: 0, maximum: 65535 }),
+  DATA_DIR: Type.String({ default: './data' }),
+  DATABASE_URL: Type.Optional(Type.String()),
+  WORKSPACE_ROOT: Type.String({ default: './workspace' }),
+  CLAUDE_CONFIG_DIR: Type.Optional(Type.String()),
+  API_KEYS: Type.Optional(Type.String()),
+  ADMIN_USERS: Type.Optional(Type.String()),
+  MODEL_BACKEND: Type.Union([Type.Literal('auto'), Type.Literal('anthropic'), Type.Literal('offline')], { default: 'auto' }),
+  ANTHROPIC_API_KEY: Type.Optional(Type.String()),
+  ANTHROPIC_BASE_URL: Type.Optional(Type.String()),
+  ANTHROPIC_AUTH_TOKEN: Type.Optional(Type.String()),
+  MAX_CONCURRENT_TURNS: Type.Optional(Type.Integer({ minimum: 1 })),
+  USER_MAX_CONCURRENT_TURNS: Type.Optional(Type.Integer({ minimum: 1 })),
+  WARM_IDLE_MS: Type.Integer({ default: 300_000, minimum: 0 }),
+  MAX_WARM_SESSIONS: Type.Optional(Type.Integer({ minimum: 0 })),
+  PREWARM_SPARES: Type.Integer({ default: 1, minimum: 0 }),
+  PERMISSION_TIMEOUT_MS: Type.Integer({ default: 300_000, minimum: 1 }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ default: 10_000, minimum: 0 }),
+  LOG_LEVEL: Type.String({ default: 'info' }),
+  /** Operator opt-in for bypassPermissions as root: passed to the CLI as IS_SANDBOX=1. */
+  IS_SANDBOX: Type.Optional(Type.String()),
+  /** Longest prompt accepted, in characters. */
+  MAX_PROMPT_CHARS: Type.Integer({ default: 100_000, minimum: 1 }),
+  /** Largest request body, in bytes. */
+  BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
+  /** A turn that runs longer than this is interrupted and fails with TURN_TIMEOUT. */
+  TURN_TIMEOUT_MS: Type.Integer({ default: 600_000, minimum: 1000 }),
+});
+export type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  workspaceRoot: string;
+  claudeConfigDir: string;
+  apiKeys: string | undefined;
+  adminUsers: string[];
+  modelBackend: 'anthropic' | 'offline';
+  /** True when MODEL_BACKEND was `auto` and no credentials were found. */
+  modelBackendAuto: boolean;
+  anthropicApiKey: string | undefined;
+  anthropicBaseUrl: string | undefined;
+  anthropicAuthToken: string | undefined;
+  maxConcurrentTurns: number;
+  userMaxConcurrentTurns: number | undefined;
+  warmIdleMs: number;
+  maxWarmSessions: number;
+  prewarmSpares: number;
+  permissionTimeoutMs: number;
+  shutdownGraceMs: number;
+  logLevel: string;
+  sandboxOptIn: boolean;
+  maxPromptChars: number;
+  bodyLimit: number;
+  turnTimeoutMs: number;
+}
+
+/** Private memory of one CLI process (DESIGN.md: ~110 MB), used to size the defaults. */
+const CLI_PRIVATE_MB = 110;
+
+/**
+ * Reads the configuration from `env` (default: `process.env`). Throws with a readable
+ * message when a variable is malformed.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const e = envSchema<Env>({ schema: EnvSchema, data: env, dotenv: false });
+  const hasCredentials = Boolean(e.ANTHROPIC_API_KEY || e.ANTHROPIC_AUTH_TOKEN);
+  const modelBackend = e.MODEL_BACKEND === 'auto' ? (hasCredentials ? 'anthropic' : 'offline') : e.MODEL_BACKEND;
+  const memMb = os.totalmem() / 1_048_576;
+  // Half of memory for CLI processes; each running turn also spends CPU, so cap by cores.
+  const byMemory = Math.max(1, Math.floor((memMb * 0.5) / CLI_PRIVATE_MB));
+  const cores = os.availableParallelism();
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    dataDir: path.resolve(e.DATA_DIR),
+    databaseUrl: e.DATABASE_URL || undefined,
+    workspaceRoot: path.resolve(e.WORKSPACE_ROOT),
+    claudeConfigDir: path.resolve(e.CLAUDE_CONFIG_DIR || path.join(os.homedir(), '.claude')),
+    apiKeys: e.API_KEYS || undefined,
+    adminUsers: (e.ADMIN_USERS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    modelBackend,
+    modelBackendAuto: e.MODEL_BACKEND === 'auto' && modelBackend === 'offline',
+    anthropicApiKey: e.ANTHROPIC_API_KEY || undefined,
+    anthropicBaseUrl: e.ANTHROPIC_BASE_URL || undefined,
+    anthropicAuthToken: e.ANTHROPIC_AUTH_TOKEN || undefined,
+    maxConcurrentTurns: e.MAX_CONCURRENT_TURNS ?? Math.max(2, Math.min(cores * 4, byMemory)),
+    userMaxConcurrentTurns: e.USER_MAX_CONCURRENT_TURNS,
+    warmIdleMs: e.WARM_IDLE_MS,
+    maxWarmSessions: e.MAX_WARM_SESSIONS ?? byMemory,
+    prewarmSpares: e.PREWARM_SPARES,
+    permissionTimeoutMs: e.PERMISSION_TIMEOUT_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    logLevel: e.LOG_LEVEL,
+    sandboxOptIn: e.IS_SANDBOX === '1' || e.IS_SANDBOX === 'true',
+    maxPromptChars: e.MAX_PROMPT_CHARS,
+    bodyLimit: e.BODY_LIMIT,
+    turnTimeoutMs: e.TURN_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * @module health/routes
+ * `GET /health`: liveness plus a check of the storage the sessions depend on. It answers
+ * 503 when any check fails, so a load balancer stops sending turns to a replica that would
+ * lose them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Type } from 'typebox';
+import type { App } from '../types.js';
+import { projectDir } from '../claude/paths.js';
+import type { Storage } from '../storage/db.js';
+
+const DirCheck = Type.Object({ path: Type.String(), exists: Type.Boolean(), writable: Type.Boolean() });
+const HealthSchema = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+  version: Type.String(),
+  sdk_version: Type.String(),
+  cli_version: Type.Union([Type.String(), Type.Null()]),
+  model_backend: Type.Union([Type.Literal('anthropic'), Type.Literal('offline')]),
+  storage: Type.Object({
+    config_dir: DirCheck,
+    projects_dir: Type.Object({ path: Type.String({ description: 'Projects folder of the workspace root, as the CLI names it' }), exists: Type.Boolean() }),
+    workspace_root: DirCheck,
+    data_dir: DirCheck,
+    database: Type.Object({ dialect: Type.String(), location: Type.String(), reachable: Type.Boolean(), error: Type.Optional(Type.String()) }),
+  }),
+});
+
+/** Writes and removes a probe file: as root, access(W_OK) says yes even on a read-only mount. */
+function dirCheck(dir: string) {
+  const exists = fs.existsSync(dir);
+  let writable = false;
+  if (exists) {
+    const probe = path.join(dir, `.health-${process.pid}-${Date.now()}`);
+    try {
+      fs.writeFileSync(probe, '');
+      fs.unlinkSync(probe);
+      writable = true;
+    } catch {
+      writable = false;
+    }
+  }
+  return { path: dir, exists, writable };
+}
+
+export interface HealthFacts {
+  version: string;
+  sdkVersion: string;
+  cliVersion: string | null;
+  modelBackend: 'anthropic' | 'offline';
+  configDir: string;
+  workspaceRoot: string;
+  dataDir: string;
+}
+
+export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage: Storage }) {
+  const { facts, storage } = opts;
+  app.get('/health', {
+    schema: { tags: ['system'], operationId: 'health', summary: 'Liveness and storage verification', response: { 200: HealthSchema, 503: HealthSchema } },
+    handler: async (_req, reply) => {
+      let reachable = true;
+      let error: string | undefined;
+      try {
+        await storage.ping();
+      } catch (err) {
+        reachable = false;
+        error = (err as Error).message;
+      }
+      const configDir = dirCheck(facts.configDir);
+      const workspace = dirCheck(facts.workspaceRoot);
+      const dataDir = dirCheck(facts.dataDir);
+      const projects = projectDir(facts.configDir, facts.workspaceRoot);
+      const ok = reachable && configDir.writable && workspace.writable && dataDir.writable && facts.cliVersion !== null;
+      return reply.code(ok ? 200 : 503).send({
+        status: ok ? 'ok' : 'degraded',
+        version: facts.version,
+        sdk_version: facts.sdkVersion,
+        cli_version: facts.cliVersion,
+        model_backend: facts.modelBackend,
+        storage: {
+          config_dir: configDir,
+          projects_dir: { path: projects, exists: fs.existsSync(projects) },
+          workspace_root: workspace,
+          data_dir: dataDir,
+          database: { dialect: storage.dialect, location: storage.location, reachable, ...(error ? { error } : {}) },
+        },
+      });
+    },
+  });
+}

@@ -1,0 +1,107 @@
+/**
+ * @module offline-model/script
+ * What the offline model answers. It is a pure function of the request: the model keeps no
+ * state, so anything it "recalls" must come from the history the CLI sent (which is what
+ * makes it a proof that resume works).
+ *
+ * Directives a prompt may carry (for tests and demos), in double brackets:
+ * - `[[slow:MS]]`   wait MS milliseconds before answering (and stream the text slowly)
+ * - `[[fail:STATUS]]` answer with that HTTP status and an Anthropic error body
+ * - `[[cut]]`       start the stream, then drop the connection mid-message
+ * - `[[bash:CMD]]`  ask for a Bash tool call running CMD; after its result, report it
+ * - `[[say:TEXT]]`  answer exactly TEXT
+ */
+
+/** One content block of an Anthropic Messages request, as much as we read of it. */
+interface Block {
+  type: string;
+  text?: string;
+  content?: unknown;
+  is_error?: boolean;
+  name?: string;
+}
+interface Message {
+  role: 'user' | 'assistant';
+  content: string | Block[];
+}
+
+export type Plan =
+  | { kind: 'fail'; status: number; message: string }
+  | { kind: 'reply'; delayMs: number; chunkDelayMs: number; text: string; toolUse?: { name: string; input: Record<string, unknown> }; cut: boolean };
+
+/** The text a person wrote in a user message: text blocks without the CLI's system reminders. */
+export function userText(m: Message): string {
+  if (typeof m.content === 'string') return m.content;
+  return m.content
+    .filter((b) => b.type === 'text' && typeof b.text === 'string' && !b.text.trimStart().startsWith('<system-reminder>'))
+    .map((b) => b.text)
+    .join('\n')
+    .trim();
+}
+
+function toolResults(m: Message): Block[] {
+  return typeof m.content === 'string' ? [] : m.content.filter((b) => b.type === 'tool_result');
+}
+
+function resultText(b: Block): string {
+  if (typeof b.content === 'string') return b.content;
+  if (Array.isArray(b.content)) {
+    return (b.content as Block[]).map((c) => (typeof c.text === 'string' ? c.text : '')).join('\n');
+  }
+  return '';
+}
+
+const directive = (text: string, name: string): string | undefined => {
+  const m = new RegExp(`\\[\\[${name}(?::([\\s\\S]*?))?\\]\\]`).exec(text);
+  return m ? (m[1] ?? '') : undefined;
+};
+
+/** Decides the answer to one Messages request. */
+export function plan(messages: Message[]): Plan {
+  const last = messages[messages.length - 1];
+  const userMessages = messages.filter((m) => m.role === 'user');
+  // The prompt that started this exchange: the last user message with text of its own.
+  const promptMsg = [...userMessages].reverse().find((m) => userText(m) !== '');
+  const prompt = promptMsg ? userText(promptMsg) : '';
+  const slow = Number(directive(prompt, 'slow') ?? 0) || 0;
+  const base = { delayMs: slow, chunkDelayMs: slow > 0 ? Math.min(50, slow / 20) : 0, cut: false };
+
+  // A tool result came back: report it and end the turn.
+  const results = last && last.role === 'user' ? toolResults(last) : [];
+  if (results.length > 0) {
+    const r = results[0]!;
+    const body = resultText(r).trim();
+    return { kind: 'reply', ...base, delayMs: 0, text: r.is_error ? `The tool call was refused or failed: ${body}` : `The command ran. Output: ${body || '(none)'}` };
+  }
+
+  const fail = directive(prompt, 'fail');
+  if (fail !== undefined) {
+    const status = Number(fail) || 500;
+    return { kind: 'fail', status, message: `offline model: failing with ${status} as asked` };
+  }
+  const bash = directive(prompt, 'bash');
+  if (bash !== undefined) {
+    return { kind: 'reply', ...base, text: 'I will run a command.', toolUse: { name: 'Bash', input: { command: bash, description: 'Run the requested command' } } };
+  }
+  const cut = directive(prompt, 'cut') !== undefined;
+  const say = directive(prompt, 'say');
+  return { kind: 'reply', ...base, cut, text: say ?? answer(prompt, userMessages.map(userText)) };
+}
+
+/** The scripted conversation: remember and recall facts, otherwise acknowledge. */
+function answer(prompt: string, history: string[]): string {
+  const clean = prompt.replace(/\[\[[\s\S]*?\]\]/g, '').trim();
+  const remember = /remember:?\s*(?:that\s+)?my\s+(.+?)\s+is\s+(.+?)[.!]?$/i.exec(clean);
+  if (remember) return `Got it. I will remember that your ${remember[1]} is ${remember[2]}.`;
+  const ask = /what\s+is\s+my\s+(.+?)\?*$/i.exec(clean);
+  if (ask) {
+    const topic = ask[1]!.toLowerCase();
+    for (const earlier of [...history].reverse()) {
+      const m = /my\s+(.+?)\s+is\s+(.+?)[.!]?$/im.exec(earlier.replace(/\[\[[\s\S]*?\]\]/g, ''));
+      if (m && m[1]!.toLowerCase() === topic) return `Your ${m[1]} is ${m[2]}.`;
+    }
+    return `I don't know your ${ask[1]}: you have not told me in this conversation.`;
+  }
+  const turns = history.filter((h) => h !== '').length;
+  return `(offline model) You said: "${clean || '(nothing)'}". This conversation has ${turns} message${turns === 1 ? '' : 's'} from you so far.`;
+}

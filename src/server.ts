@@ -1,0 +1,39 @@
+/**
+ * @module server
+ * The process: read config, build the app, listen, and stop gracefully on SIGTERM/SIGINT
+ * (every CLI process closed, the database closed) before exiting.
+ */
+import { loadConfig } from './config.js';
+import { buildApp } from './app.js';
+
+const config = loadConfig();
+const app = await buildApp(config);
+
+let stopping = false;
+async function stop(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  app.log.info({ signal }, 'shutting down');
+  const force = setTimeout(() => {
+    app.log.error('shutdown took too long; exiting');
+    process.exit(1);
+  }, config.shutdownGraceMs + 10_000);
+  force.unref();
+  try {
+    await app.close();
+    process.exit(0);
+  } catch (err) {
+    app.log.error({ err }, 'error while shutting down');
+    process.exit(1);
+  }
+}
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
+
+try {
+  await app.listen({ host: config.host, port: config.port });
+  app.log.info({ user_mode: 'single-user (local)', workspace: config.workspaceRoot, config_dir: config.claudeConfigDir }, 'ready');
+} catch (err) {
+  app.log.error({ err }, 'could not start');
+  process.exit(1);
+}

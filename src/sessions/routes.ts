@@ -1,0 +1,124 @@
+/**
+ * @module sessions/routes
+ * HTTP routes of the session resource. Each route declares its schemas; handlers only call
+ * the session service.
+ */
+import { Type } from 'typebox';
+import type { App } from '../types.js';
+import { commonErrors, sessionErrors } from '../errors.js';
+import type { SessionService } from './service.js';
+import { presentTurn } from '../turns/present.js';
+import {
+  CreateSessionBodySchema,
+  DeleteQuerySchema,
+  ForkBodySchema,
+  ImportBodySchema,
+  ImportResultSchema,
+  ListSessionsQuerySchema,
+  MessagesPageSchema,
+  MessagesQuerySchema,
+  PatchSessionBodySchema,
+  SessionListSchema,
+  SessionParamsSchema,
+} from './schemas.js';
+
+const tags = ['sessions'];
+const SessionRef = Type.Ref('Session');
+
+export async function sessionRoutes(app: App, opts: { sessions: SessionService }) {
+  const svc = opts.sessions;
+
+  app.post('/v1/sessions', {
+    schema: {
+      tags,
+      operationId: 'createSession',
+      summary: 'Create a session; with `prompt`, run its first turn',
+      body: CreateSessionBodySchema,
+      response: {
+        201: Type.Intersect([SessionRef, Type.Object({ turn: Type.Optional(Type.Union([Type.Ref('Turn'), Type.Null()])) })]),
+        ...commonErrors,
+        404: Type.Ref('Error'),
+        409: Type.Ref('Error'),
+      },
+    },
+    handler: async (req, reply) => {
+      const { session, turn } = await svc.create(req.caller, req.body);
+      return reply.code(201).send({ ...session, turn: turn ? presentTurn(turn) : null });
+    },
+  });
+
+  app.get('/v1/sessions', {
+    schema: {
+      tags,
+      operationId: 'listSessions',
+      summary: "The caller's sessions, newest activity first",
+      querystring: ListSessionsQuerySchema,
+      response: { 200: SessionListSchema, ...commonErrors },
+    },
+    handler: async (req) => svc.list(req.caller, req.query),
+  });
+
+  app.post('/v1/sessions/import', {
+    schema: {
+      tags,
+      operationId: 'importSessions',
+      summary: 'Adopt transcripts already on disk for workspace folders (idempotent)',
+      body: ImportBodySchema,
+      response: { 200: ImportResultSchema, ...commonErrors },
+    },
+    handler: async (req) => svc.importFromWorkspace(req.caller, req.body),
+  });
+
+  app.get('/v1/sessions/:session_id', {
+    schema: { tags, operationId: 'getSession', summary: 'One session', params: SessionParamsSchema, response: { 200: SessionRef, ...sessionErrors } },
+    handler: async (req) => svc.get(req.caller, req.params.session_id),
+  });
+
+  app.patch('/v1/sessions/:session_id', {
+    schema: {
+      tags,
+      operationId: 'updateSession',
+      summary: 'Rename, tag, archive or unarchive (also written to the transcript, as the CLI would)',
+      params: SessionParamsSchema,
+      body: PatchSessionBodySchema,
+      response: { 200: SessionRef, ...sessionErrors },
+    },
+    handler: async (req) => svc.patch(req.caller, req.params.session_id, req.body),
+  });
+
+  app.delete('/v1/sessions/:session_id', {
+    schema: {
+      tags,
+      operationId: 'deleteSession',
+      summary: 'Soft delete; with purge=true also remove the transcript',
+      params: SessionParamsSchema,
+      querystring: DeleteQuerySchema,
+      response: { 200: SessionRef, ...sessionErrors },
+    },
+    handler: async (req) => svc.remove(req.caller, req.params.session_id, req.query.purge),
+  });
+
+  app.post('/v1/sessions/:session_id/fork', {
+    schema: {
+      tags,
+      operationId: 'forkSession',
+      summary: 'Copy a session into a new one, optionally up to a message',
+      params: SessionParamsSchema,
+      body: ForkBodySchema,
+      response: { 201: SessionRef, ...sessionErrors },
+    },
+    handler: async (req, reply) => reply.code(201).send(await svc.fork(req.caller, req.params.session_id, req.body)),
+  });
+
+  app.get('/v1/sessions/:session_id/messages', {
+    schema: {
+      tags,
+      operationId: 'getSessionMessages',
+      summary: 'The transcript: user and assistant messages in conversation order',
+      params: SessionParamsSchema,
+      querystring: MessagesQuerySchema,
+      response: { 200: MessagesPageSchema, ...sessionErrors },
+    },
+    handler: async (req) => svc.messages(req.caller, req.params.session_id, req.query),
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * @module sessions/schemas
+ * The Session resource and the bodies of the session routes. The schema is the type.
+ */
+import { Type, type Static } from 'typebox';
+
+export const Uuid = Type.String({ format: 'uuid', description: 'A session id: the SDK\'s UUID', examples: ['3f0b6f7e-8a51-4d4e-9d0e-7f8f5a1c2b3d'] });
+export const PermissionModeSchema = Type.Union(
+  [Type.Literal('default'), Type.Literal('acceptEdits'), Type.Literal('bypassPermissions'), Type.Literal('plan'), Type.Literal('dontAsk')],
+  { description: 'Claude Code permission mode; always passed to the CLI explicitly' },
+);
+export const SessionStatusSchema = Type.Union([Type.Literal('active'), Type.Literal('archived'), Type.Literal('deleted')]);
+export const UsageSchema = Type.Object({ input_tokens: Type.Integer(), output_tokens: Type.Integer() });
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+export const SessionSchema = Type.Object(
+  {
+    session_id: Uuid,
+    user_id: Type.String(),
+    session_name: Nullable(Type.String()),
+    status: SessionStatusSchema,
+    project: Type.String({ description: 'Path relative to the workspace root; "." for the root' }),
+    cwd: Type.String({ description: 'Absolute working directory of the session' }),
+    created_at: Type.String({ format: 'date-time' }),
+    last_active: Type.String({ format: 'date-time' }),
+    turn_count: Type.Integer(),
+    running_turn_id: Type.Union([Type.String(), Type.Null()]),
+    total_cost_usd: Type.Number(),
+    usage: UsageSchema,
+    transcript: Type.Object({
+      path: Type.String({ description: 'Where the CLI keeps (or will keep) the transcript' }),
+      exists: Type.Boolean(),
+      bytes: Type.Integer(),
+    }),
+    first_prompt: Nullable(Type.String()),
+    tag: Nullable(Type.String()),
+    permission_mode: PermissionModeSchema,
+    model: Nullable(Type.String()),
+  },
+  { $id: 'Session' },
+);
+export type Session = Static<typeof SessionSchema>;
+
+const Name = Type.String({ minLength: 1, maxLength: 200 });
+const Prompt = Type.String({ minLength: 1, description: 'Text sent to Claude verbatim' });
+
+export const CreateSessionBodySchema = Type.Object(
+  {
+    session_name: Type.Optional(Name),
+    project: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    prompt: Type.Optional(Prompt),
+    permission_mode: Type.Optional(PermissionModeSchema),
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._:\\[\\]-]+$' })),
+    system_prompt: Type.Optional(Type.String({ minLength: 1, maxLength: 20_000 })),
+    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type CreateSessionBody = Static<typeof CreateSessionBodySchema>;
+
+export const ListSessionsQuerySchema = Type.Object(
+  {
+    status: Type.Optional(SessionStatusSchema),
+    project: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type ListSessionsQuery = Static<typeof ListSessionsQuerySchema>;
+
+export const SessionListSchema = Type.Object({
+  sessions: Type.Array(Type.Ref('Session')),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const PatchSessionBodySchema = Type.Object(
+  {
+    session_name: Type.Optional(Name),
+    status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('archived')])),
+    tag: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 100 }), Type.Null()])),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type PatchSessionBody = Static<typeof PatchSessionBodySchema>;
+
+export const SessionParamsSchema = Type.Object({ session_id: Uuid });
+
+export const DeleteQuerySchema = Type.Object({ purge: Type.Boolean({ default: false }) }, { additionalProperties: false });
+
+export const ForkBodySchema = Type.Object(
+  {
+    up_to_message_id: Type.Optional(Type.String({ format: 'uuid' })),
+    session_name: Type.Optional(Name),
+  },
+  { additionalProperties: false },
+);
+export type ForkBody = Static<typeof ForkBodySchema>;
+
+export const ImportBodySchema = Type.Object(
+  {
+    project: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type ImportBody = Static<typeof ImportBodySchema>;
+
+export const ImportResultSchema = Type.Object({
+  imported: Type.Integer({ description: 'How many sessions were adopted by this call' }),
+  already_known: Type.Integer({ description: 'How many were found that the server already knew' }),
+  sessions: Type.Array(Type.Ref('Session'), { description: 'The sessions adopted by this call' }),
+});
+
+export const MessagesQuerySchema = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+    offset: Type.Integer({ minimum: 0, default: 0 }),
+  },
+  { additionalProperties: false },
+);
+
+export const MessageSchema = Type.Object({
+  type: Type.Union([Type.Literal('user'), Type.Literal('assistant'), Type.Literal('system')]),
+  uuid: Type.String(),
+  session_id: Type.String(),
+  message: Type.Unknown({ description: 'The message as the SDK returns it (role, content blocks)' }),
+  parent_tool_use_id: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const MessagesPageSchema = Type.Object({
+  messages: Type.Array(MessageSchema),
+  offset: Type.Integer(),
+  limit: Type.Integer(),
+  next_offset: Type.Union([Type.Integer(), Type.Null()]),
+});

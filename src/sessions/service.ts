@@ -1,0 +1,274 @@
+/**
+ * @module sessions/service
+ * Session metadata: create, list, read, rename/tag/archive, delete, fork, transcript and
+ * import. Rows in the database are the index; the transcript itself stays where the CLI
+ * keeps it and is read and changed only through the SDK's own session functions.
+ */
+import fs from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import { AppError } from '../errors.js';
+import type { Config } from '../config.js';
+import type { ClaudeSessions, SessionMessage } from '../claude/sessions.js';
+import { transcriptPath } from '../claude/paths.js';
+import { assertPermissionModeUsable, type PermissionMode } from '../claude/permission-mode.js';
+import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
+import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
+import type { Workspace } from '../workspace/workspace.js';
+import type { TurnService } from '../turns/service.js';
+import { ownedSession, type Caller } from './access.js';
+import type { CreateSessionBody, ForkBody, ImportBody, ListSessionsQuery, PatchSessionBody, Session } from './schemas.js';
+
+export interface SessionService {
+  create(caller: Caller, body: CreateSessionBody): Promise<{ session: Session; turn: TurnRow | null }>;
+  list(caller: Caller, q: ListSessionsQuery): Promise<{ sessions: Session[]; next_cursor: string | null }>;
+  get(caller: Caller, sessionId: string): Promise<Session>;
+  patch(caller: Caller, sessionId: string, body: PatchSessionBody): Promise<Session>;
+  remove(caller: Caller, sessionId: string, purge: boolean): Promise<Session>;
+  fork(caller: Caller, sessionId: string, body: ForkBody): Promise<Session>;
+  messages(caller: Caller, sessionId: string, page: { limit: number; offset: number }): Promise<{ messages: SessionMessage[]; offset: number; limit: number; next_offset: number | null }>;
+  importFromWorkspace(caller: Caller, body: ImportBody): Promise<{ imported: number; already_known: number; sessions: Session[] }>;
+}
+
+export interface SessionServiceDeps {
+  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars'>;
+  sessions: SessionRepository;
+  turns: TurnRepository;
+  turnService: TurnService;
+  claude: ClaudeSessions;
+  workspace: Workspace;
+  log: FastifyBaseLogger;
+}
+
+const iso = (ms: number) => new Date(Number(ms)).toISOString();
+
+/** Opaque list cursor: the (last_active, session_id) of the last row of the page. */
+function encodeCursor(row: SessionRow): string {
+  return Buffer.from(`${row.last_active}:${row.session_id}`).toString('base64url');
+}
+function decodeCursor(cursor: string): { lastActive: number; sessionId: string } {
+  const m = /^(\d{1,16}):([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m) throw new AppError('INVALID_REQUEST', 'cursor is not one this server gave out');
+  return { lastActive: Number(m[1]), sessionId: m[2]! };
+}
+
+export function createSessionService(deps: SessionServiceDeps): SessionService {
+  const { config, sessions, turns, turnService, claude, workspace, log } = deps;
+
+  const pathOf = (row: SessionRow) => transcriptPath(config.claudeConfigDir, row.cwd, row.session_id);
+
+  async function present(row: SessionRow, running?: string | null): Promise<Session> {
+    const p = pathOf(row);
+    const st = await fs.promises.stat(p).catch(() => null);
+    const runningTurn = running !== undefined ? running : ((await turns.runningBySession([row.session_id])).get(row.session_id) ?? null);
+    return {
+      session_id: row.session_id,
+      user_id: row.user_id,
+      session_name: row.session_name,
+      status: row.status,
+      project: row.project,
+      cwd: row.cwd,
+      created_at: iso(row.created_at),
+      last_active: iso(row.last_active),
+      turn_count: Number(row.turn_count),
+      running_turn_id: runningTurn,
+      total_cost_usd: Number(row.total_cost_usd),
+      usage: { input_tokens: Number(row.input_tokens), output_tokens: Number(row.output_tokens) },
+      transcript: { path: p, exists: st !== null, bytes: st?.size ?? 0 },
+      first_prompt: row.first_prompt,
+      tag: row.tag,
+      permission_mode: row.permission_mode as PermissionMode,
+      model: row.model,
+    };
+  }
+
+  /** The transcript must be there for operations that read or copy it. */
+  function requireTranscript(row: SessionRow): string {
+    const p = pathOf(row);
+    if (!fs.existsSync(p)) {
+      const why = row.started ? 'is missing' : 'does not exist yet: the session has had no turn';
+      throw new AppError('TRANSCRIPT_MISSING', `the transcript of session ${row.session_id} ${why}; it is expected at ${p}`, { details: { path: p } });
+    }
+    return p;
+  }
+
+  function ownerFor(caller: Caller, requested: string | undefined): string {
+    if (requested === undefined || requested === caller.userId) return caller.userId;
+    if (!caller.admin) throw new AppError('INVALID_REQUEST', 'user_id may only be given by an admin');
+    return requested;
+  }
+
+  return {
+    async create(caller, body) {
+      const userId = ownerFor(caller, body.user_id);
+      const mode: PermissionMode = body.permission_mode ?? 'default';
+      assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn });
+      if (body.prompt !== undefined && body.prompt.length > config.maxPromptChars) {
+        throw new AppError('INVALID_REQUEST', `prompt is ${body.prompt.length} characters; the limit is ${config.maxPromptChars}`);
+      }
+      const { project, cwd } = workspace.resolve(body.project);
+      const now = Date.now();
+      const row: SessionRow = {
+        session_id: randomUUID(),
+        user_id: userId,
+        session_name: body.session_name ?? null,
+        status: 'active',
+        project,
+        cwd,
+        created_at: now,
+        last_active: now,
+        turn_count: 0,
+        total_cost_usd: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        first_prompt: null,
+        tag: null,
+        permission_mode: mode,
+        model: body.model ?? null,
+        system_prompt: body.system_prompt ?? null,
+        started: 0,
+      };
+      await sessions.insert(row);
+      let turn: TurnRow | null = null;
+      if (body.prompt !== undefined) turn = await turnService.runOn(row, { prompt: body.prompt });
+      const fresh = (await sessions.get(row.session_id))!;
+      return { session: await present(fresh, null), turn };
+    },
+
+    async list(caller, q) {
+      const after = q.cursor ? decodeCursor(q.cursor) : undefined;
+      const rows = await sessions.list({ userId: caller.userId, status: q.status, project: q.project, q: q.q, limit: q.limit + 1, after });
+      const page = rows.slice(0, q.limit);
+      const running = await turns.runningBySession(page.map((r) => r.session_id));
+      return {
+        sessions: await Promise.all(page.map((r) => present(r, running.get(r.session_id) ?? null))),
+        next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null,
+      };
+    },
+
+    async get(caller, sessionId) {
+      return present(await ownedSession(sessions, caller, sessionId));
+    },
+
+    async patch(caller, sessionId, body) {
+      const row = await ownedSession(sessions, caller, sessionId);
+      if (row.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${sessionId} is deleted`);
+      const onDisk = row.started === 1 && fs.existsSync(pathOf(row));
+      // The transcript first, so a terminal user sees the same title, tag and archive state.
+      if (onDisk) {
+        if (body.session_name !== undefined) await claude.rename(sessionId, row.cwd, body.session_name);
+        if (body.tag !== undefined) await claude.tag(sessionId, row.cwd, body.tag);
+        if (body.status === 'archived' && row.status !== 'archived') await claude.archive(sessionId, row.cwd);
+        if (body.status === 'active' && row.status === 'archived') await claude.unarchive(sessionId, row.cwd);
+      }
+      await sessions.update(sessionId, {
+        ...(body.session_name !== undefined ? { session_name: body.session_name } : {}),
+        ...(body.tag !== undefined ? { tag: body.tag } : {}),
+        ...(body.status !== undefined ? { status: body.status } : {}),
+      });
+      return present((await sessions.get(sessionId))!);
+    },
+
+    async remove(caller, sessionId, purge) {
+      const row = await ownedSession(sessions, caller, sessionId);
+      if (purge) {
+        const running = await turns.runningBySession([sessionId]);
+        if (running.size > 0) throw new AppError('SESSION_BUSY', `session ${sessionId} is running a turn; interrupt it before purging`);
+        if (fs.existsSync(pathOf(row))) await claude.remove(sessionId, row.cwd);
+      }
+      await sessions.update(sessionId, { status: 'deleted' });
+      return present((await sessions.get(sessionId))!);
+    },
+
+    async fork(caller, sessionId, body) {
+      const row = await ownedSession(sessions, caller, sessionId);
+      if (row.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${sessionId} is deleted`);
+      requireTranscript(row);
+      const name = body.session_name ?? `${row.session_name ?? row.first_prompt?.slice(0, 80) ?? 'session'} (fork)`;
+      let newId: string;
+      try {
+        newId = await claude.fork(sessionId, row.cwd, { upToMessageId: body.up_to_message_id, title: name });
+      } catch (err) {
+        if (body.up_to_message_id && /message|uuid|not found/i.test(String((err as Error).message))) {
+          throw new AppError('INVALID_MESSAGE_ID', `message ${body.up_to_message_id} is not in session ${sessionId}`, { cause: err });
+        }
+        throw err;
+      }
+      const now = Date.now();
+      const forked: SessionRow = {
+        ...row,
+        session_id: newId,
+        session_name: name,
+        status: 'active',
+        created_at: now,
+        last_active: now,
+        turn_count: 0,
+        total_cost_usd: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        started: 1,
+      };
+      await sessions.insert(forked);
+      log.info({ session_id: sessionId, fork: newId }, 'session forked');
+      return present(forked, null);
+    },
+
+    async messages(caller, sessionId, page) {
+      const row = await ownedSession(sessions, caller, sessionId);
+      if (!row.started && !fs.existsSync(pathOf(row))) return { messages: [], offset: page.offset, limit: page.limit, next_offset: null };
+      requireTranscript(row);
+      const got = await claude.messages(sessionId, row.cwd, { limit: page.limit + 1, offset: page.offset });
+      const messages = got.slice(0, page.limit);
+      return { messages, offset: page.offset, limit: page.limit, next_offset: got.length > page.limit ? page.offset + page.limit : null };
+    },
+
+    async importFromWorkspace(caller, body) {
+      const userId = ownerFor(caller, body.user_id);
+      const scope = body.project !== undefined ? workspace.resolve(body.project).cwd : null;
+      const found = await claude.list(scope ? { cwd: scope } : {});
+      const candidates: SessionRow[] = [];
+      for (const info of found) {
+        let cwd = info.cwd ?? scope;
+        if (!cwd) continue;
+        try {
+          cwd = fs.realpathSync(cwd);
+        } catch {
+          continue; // its folder is gone: nothing could run there
+        }
+        // Different folders can share one project folder name: keep only exact matches.
+        if (scope && cwd !== scope) continue;
+        const project = workspace.projectOf(cwd);
+        if (project === null) continue;
+        if (!fs.existsSync(transcriptPath(config.claudeConfigDir, cwd, info.sessionId))) continue;
+        const created = info.createdAt ?? info.lastModified;
+        candidates.push({
+          session_id: info.sessionId,
+          user_id: userId,
+          session_name: info.customTitle ?? null,
+          status: info.archived ? 'archived' : 'active',
+          project,
+          cwd,
+          created_at: created,
+          last_active: info.lastModified,
+          turn_count: 0,
+          total_cost_usd: 0,
+          input_tokens: 0,
+          output_tokens: 0,
+          first_prompt: info.firstPrompt?.slice(0, 1000) ?? null,
+          tag: info.tag ?? null,
+          permission_mode: 'default',
+          model: null,
+          system_prompt: null,
+          started: 1,
+        });
+      }
+      const inserted = new Set(await sessions.insertMissing(candidates));
+      const adopted = candidates.filter((c) => inserted.has(c.session_id));
+      return {
+        imported: adopted.length,
+        already_known: candidates.length - adopted.length,
+        sessions: await Promise.all(adopted.map((r) => present(r, null))),
+      };
+    },
+  };
+}

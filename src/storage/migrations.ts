@@ -1,0 +1,78 @@
+/**
+ * @module storage/migrations
+ * Schema migrations, written once with Kysely's schema builder so that the same steps run
+ * on SQLite and PostgreSQL. Append new migrations; never edit one that has shipped.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '0001_sessions_and_turns': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('sessions')
+        .addColumn('session_id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(200)', (c) => c.notNull())
+        .addColumn('session_name', 'text')
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('project', 'text', (c) => c.notNull())
+        .addColumn('cwd', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_active', 'bigint', (c) => c.notNull())
+        .addColumn('turn_count', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('total_cost_usd', 'double precision', (c) => c.notNull().defaultTo(0))
+        .addColumn('input_tokens', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('output_tokens', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('first_prompt', 'text')
+        .addColumn('tag', 'text')
+        .addColumn('permission_mode', 'varchar(32)', (c) => c.notNull())
+        .addColumn('model', 'text')
+        .addColumn('system_prompt', 'text')
+        .addColumn('started', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      // The list query: a user's sessions by newest activity, paged by (last_active, session_id).
+      await db.schema.createIndex('sessions_user_activity').on('sessions').columns(['user_id', 'last_active', 'session_id']).execute();
+      await db.schema.createIndex('sessions_user_status_activity').on('sessions').columns(['user_id', 'status', 'last_active', 'session_id']).execute();
+
+      await db.schema
+        .createTable('turns')
+        .addColumn('turn_id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('session_id', 'varchar(36)', (c) => c.notNull().references('sessions.session_id').onDelete('cascade'))
+        .addColumn('user_id', 'varchar(200)', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('prompt', 'text', (c) => c.notNull())
+        .addColumn('result', 'text')
+        .addColumn('error_code', 'varchar(64)')
+        .addColumn('error_message', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('finished_at', 'bigint')
+        .addColumn('duration_ms', 'integer')
+        .addColumn('cost_usd', 'double precision')
+        .addColumn('input_tokens', 'bigint')
+        .addColumn('output_tokens', 'bigint')
+        .execute();
+      await db.schema.createIndex('turns_session_seq').on('turns').columns(['session_id', 'seq']).unique().execute();
+      // One writer per session, enforced by the database itself: at most one running turn.
+      await db.schema
+        .createIndex('turns_one_running_per_session')
+        .on('turns')
+        .column('session_id')
+        .unique()
+        .where(sql.ref('status'), '=', 'running')
+        .execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Brings the schema up to date; throws if a migration fails. */
+export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error | undefined)?.message ?? error)}`, { cause: error });
+  }
+}

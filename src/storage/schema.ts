@@ -1,0 +1,52 @@
+/**
+ * @module storage/schema
+ * Table types for Kysely. Times are integer milliseconds since the epoch (compared and
+ * paged as numbers on both SQLite and PostgreSQL); the API turns them into ISO strings.
+ */
+
+export interface SessionsTable {
+  session_id: string;
+  user_id: string;
+  session_name: string | null;
+  status: 'active' | 'archived' | 'deleted';
+  project: string;
+  cwd: string;
+  created_at: number;
+  last_active: number;
+  turn_count: number;
+  total_cost_usd: number;
+  input_tokens: number;
+  output_tokens: number;
+  first_prompt: string | null;
+  tag: string | null;
+  permission_mode: string;
+  model: string | null;
+  system_prompt: string | null;
+  /** 1 once the CLI has written a transcript for this session (first turn, import, fork). */
+  started: number;
+}
+
+export interface TurnsTable {
+  turn_id: string;
+  session_id: string;
+  user_id: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'interrupted' | 'cancelled';
+  prompt: string;
+  result: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  duration_ms: number | null;
+  cost_usd: number | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  /** Order of turns within a session. */
+  seq: number;
+}
+
+export interface Database {
+  sessions: SessionsTable;
+  turns: TurnsTable;
+}

@@ -1,0 +1,95 @@
+/**
+ * @module storage/sessions-repo
+ * Session metadata rows. Lists are served from here (an index range scan), never from a
+ * directory scan of transcripts.
+ */
+import type { Kysely, Selectable, Updateable } from 'kysely';
+import { sql } from 'kysely';
+import type { Database, SessionsTable } from './schema.js';
+
+export type SessionRow = Selectable<SessionsTable>;
+
+export interface ListSessionsQuery {
+  userId: string;
+  status?: SessionRow['status'] | undefined;
+  project?: string | undefined;
+  q?: string | undefined;
+  limit: number;
+  /** Continue after this (last_active, session_id) position. */
+  after?: { lastActive: number; sessionId: string } | undefined;
+}
+
+export interface SessionRepository {
+  /** Inserts a new session row. */
+  insert(row: SessionRow): Promise<void>;
+  /** Inserts rows that are not there yet; returns the ids actually inserted. */
+  insertMissing(rows: SessionRow[]): Promise<string[]>;
+  /** One session, whatever its owner or status. */
+  get(sessionId: string): Promise<SessionRow | undefined>;
+  /** A user's sessions, newest activity first; deleted ones only when asked by status. */
+  list(q: ListSessionsQuery): Promise<SessionRow[]>;
+  /** Changes the given columns. */
+  update(sessionId: string, patch: Updateable<SessionsTable>): Promise<void>;
+  /** Adds a finished turn's figures to the session's totals. */
+  addTurn(sessionId: string, t: { at: number; costUsd: number; inputTokens: number; outputTokens: number; started: boolean }): Promise<void>;
+}
+
+export function createSessionRepository(db: Kysely<Database>): SessionRepository {
+  return {
+    async insert(row) {
+      await db.insertInto('sessions').values(row).execute();
+    },
+    async insertMissing(rows) {
+      if (rows.length === 0) return [];
+      const inserted: string[] = [];
+      await db.transaction().execute(async (tx) => {
+        for (const row of rows) {
+          const r = await tx.insertInto('sessions').values(row).onConflict((oc) => oc.column('session_id').doNothing()).executeTakeFirst();
+          if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) inserted.push(row.session_id);
+        }
+      });
+      return inserted;
+    },
+    async get(sessionId) {
+      return db.selectFrom('sessions').selectAll().where('session_id', '=', sessionId).executeTakeFirst();
+    },
+    async list(q) {
+      let query = db.selectFrom('sessions').selectAll().where('user_id', '=', q.userId);
+      query = q.status ? query.where('status', '=', q.status) : query.where('status', '!=', 'deleted');
+      if (q.project !== undefined) query = query.where('project', '=', q.project);
+      if (q.q) {
+        const pattern = `%${q.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        query = query.where((eb) =>
+          eb.or([
+            eb(sql`lower(coalesce(session_name, ''))`, 'like', sql`${pattern} escape '\\'`),
+            eb(sql`lower(coalesce(first_prompt, ''))`, 'like', sql`${pattern} escape '\\'`),
+          ]),
+        );
+      }
+      if (q.after) {
+        const { lastActive, sessionId } = q.after;
+        query = query.where((eb) =>
+          eb.or([eb('last_active', '<', lastActive), eb.and([eb('last_active', '=', lastActive), eb('session_id', '<', sessionId)])]),
+        );
+      }
+      return query.orderBy('last_active', 'desc').orderBy('session_id', 'desc').limit(q.limit).execute();
+    },
+    async update(sessionId, patch) {
+      await db.updateTable('sessions').set(patch).where('session_id', '=', sessionId).execute();
+    },
+    async addTurn(sessionId, t) {
+      await db
+        .updateTable('sessions')
+        .set((eb) => ({
+          turn_count: eb('turn_count', '+', 1),
+          total_cost_usd: eb('total_cost_usd', '+', t.costUsd),
+          input_tokens: eb('input_tokens', '+', t.inputTokens),
+          output_tokens: eb('output_tokens', '+', t.outputTokens),
+          last_active: t.at,
+          ...(t.started ? { started: 1 } : {}),
+        }))
+        .where('session_id', '=', sessionId)
+        .execute();
+    },
+  };
+}

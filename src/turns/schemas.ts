@@ -1,0 +1,89 @@
+/**
+ * @module turns/schemas
+ * The Turn resource and the bodies of the turn routes.
+ */
+import { Type, type Static } from 'typebox';
+import { PermissionModeSchema, Uuid, UsageSchema } from '../sessions/schemas.js';
+
+export const TurnStatusSchema = Type.Union([
+  Type.Literal('queued'),
+  Type.Literal('running'),
+  Type.Literal('succeeded'),
+  Type.Literal('failed'),
+  Type.Literal('interrupted'),
+  Type.Literal('cancelled'),
+]);
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
+
+export const TurnSchema = Type.Object(
+  {
+    turn_id: Type.String({ format: 'uuid' }),
+    session_id: Uuid,
+    status: TurnStatusSchema,
+    prompt: Type.String(),
+    result: NullableString,
+    error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+    created_at: Type.String({ format: 'date-time' }),
+    started_at: NullableString,
+    finished_at: NullableString,
+    duration_ms: NullableNumber,
+    cost_usd: NullableNumber,
+    usage: Type.Union([UsageSchema, Type.Null()]),
+  },
+  { $id: 'Turn' },
+);
+export type Turn = Static<typeof TurnSchema>;
+
+export const StartTurnBodySchema = Type.Object(
+  {
+    prompt: Type.String({ minLength: 1, description: 'Text sent to Claude verbatim' }),
+    if_busy: Type.Union([Type.Literal('reject'), Type.Literal('queue'), Type.Literal('interrupt')], {
+      default: 'reject',
+      description: 'What to do when the session is running a turn; this version supports reject (409)',
+    }),
+    permission_mode: Type.Optional(PermissionModeSchema),
+  },
+  { additionalProperties: false },
+);
+export type StartTurnBody = Static<typeof StartTurnBodySchema>;
+
+export const TurnParamsSchema = Type.Object({ session_id: Uuid, turn_id: Type.String({ format: 'uuid' }) });
+
+export const ListTurnsQuerySchema = Type.Object(
+  {
+    status: Type.Optional(TurnStatusSchema),
+    limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+    cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$', description: 'next_cursor of the previous page' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TurnListSchema = Type.Object({
+  turns: Type.Array(Type.Ref('Turn')),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const QueryBodySchema = Type.Object(
+  {
+    session_id: Type.Optional(Uuid),
+    query: Type.String({ minLength: 1, description: 'The prompt' }),
+    project: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'For a new session (no session_id)' })),
+    permission_mode: Type.Optional(PermissionModeSchema),
+    if_busy: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('queue'), Type.Literal('interrupt')])),
+  },
+  { additionalProperties: false },
+);
+export type QueryBody = Static<typeof QueryBodySchema>;
+
+export const QueryResultSchema = Type.Object({
+  session_id: Uuid,
+  turn_id: Type.String({ format: 'uuid' }),
+  status: TurnStatusSchema,
+  result: NullableString,
+  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  duration_ms: NullableNumber,
+  cost_usd: NullableNumber,
+  usage: Type.Union([UsageSchema, Type.Null()]),
+});
