@@ -131,8 +131,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
   });
+  let closing = false;
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    // While shutting down, let no kept-alive connection hold the listener open.
+    if (closing) reply.header('connection', 'close');
   });
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
@@ -172,9 +175,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(sessionRoutes, { sessions: sessionService });
   await app.register(turnRoutes, { turns: turnService, sessions: sessionService });
 
-  app.addHook('onClose', async () => {
+  // Before the listener closes: refuse new turns, give running ones the grace period, then
+  // close every Query so that no CLI process outlives the server and in-flight requests end.
+  app.addHook('preClose', async () => {
+    closing = true;
     turnService.drain();
+    const deadline = Date.now() + config.shutdownGraceMs;
+    while (runner.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (runner.active > 0) app.log.warn({ turns: runner.active }, 'grace period over: stopping running turns');
     await runner.closeAll();
+  });
+  app.addHook('onClose', async () => {
     await storage.close();
     if (ownsOffline) await offline!.close();
   });

@@ -98,6 +98,8 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   fs.mkdirSync(opts.tmpDir, { recursive: true });
   const env = childEnv(opts);
   const live = new Map<string, Query>();
+  /** Sessions whose Query was closed by closeAll (shutdown), not ended by the CLI. */
+  const closedByUs = new Set<string>();
 
   function buildOptions(spec: TurnSpec): Options {
     const o: Options = {
@@ -169,6 +171,9 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
         durationMs,
         sessionId: reportedId,
       };
+      if (closedByUs.delete(spec.sessionId)) {
+        return { ...base, status: 'interrupted', result: null, error: { code: 'SERVER_SHUTDOWN', message: 'the server shut down while this turn was running' } };
+      }
       if (timedOut) {
         return { ...base, status: 'failed', result: null, error: { code: 'TURN_TIMEOUT', message: `the turn ran longer than ${opts.turnTimeoutMs} ms and was stopped` } };
       }
@@ -194,9 +199,12 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     },
 
     async closeAll() {
-      const all = [...live.values()];
+      const all = [...live.entries()];
       live.clear();
-      for (const q of all) q.close();
+      for (const [id, q] of all) {
+        closedByUs.add(id);
+        q.close();
+      }
     },
   };
 }

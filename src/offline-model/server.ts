@@ -42,14 +42,17 @@ function chunks(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [text];
 }
 
-async function respond(req: http.IncomingMessage, res: http.ServerResponse, body: { model?: string; stream?: boolean; messages?: unknown[] }) {
+async function respond(res: http.ServerResponse, body: { model?: string; stream?: boolean; messages?: unknown[] }) {
   const p: Plan = plan((body.messages ?? []) as Parameters<typeof plan>[0]);
   if (p.kind === 'fail') {
     sendJson(res, p.status, { type: 'error', error: { type: errorType(p.status), message: p.message } });
     return;
   }
+  // The client may hang up while we wait (an interrupted turn): stop writing then.
+  let gone = false;
+  res.on('close', () => (gone = true));
   if (p.delayMs > 0) await sleep(p.delayMs);
-  if (req.destroyed) return;
+  if (gone) return;
   const id = `msg_offline_${randomUUID().replace(/-/g, '')}`;
   const model = body.model ?? 'offline';
   const inputTokens = tokens(JSON.stringify(body.messages ?? []));
@@ -71,12 +74,13 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, body
   const pieces = chunks(p.text);
   for (let i = 0; i < pieces.length; i++) {
     if (p.cut && i >= Math.floor(pieces.length / 2)) {
+      await sleep(20); // let what was written reach the client first
       res.destroy();
       return;
     }
     ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: pieces[i] } });
     if (p.chunkDelayMs > 0) await sleep(p.chunkDelayMs);
-    if (req.destroyed || res.destroyed) return;
+    if (gone) return;
   }
   if (p.cut) {
     res.destroy();
@@ -106,7 +110,7 @@ export async function startOfflineModel(opts: { port?: number; host?: string } =
         return;
       }
       if (req.method === 'POST' && url.startsWith('/v1/messages')) {
-        let body: Parameters<typeof respond>[2];
+        let body: Parameters<typeof respond>[1];
         try {
           body = JSON.parse(Buffer.concat(chunksIn).toString('utf8'));
         } catch {
@@ -114,7 +118,7 @@ export async function startOfflineModel(opts: { port?: number; host?: string } =
           return;
         }
         requests++;
-        respond(req, res, body).catch(() => res.destroy());
+        respond(res, body).catch(() => res.destroy());
         return;
       }
       sendJson(res, 404, { type: 'error', error: { type: 'not_found_error', message: `offline model has no ${req.method} ${url}` } });

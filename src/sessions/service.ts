@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../errors.js';
+import { monotonicNow } from '../clock.js';
 import type { Config } from '../config.js';
 import type { ClaudeSessions, SessionMessage } from '../claude/sessions.js';
 import { transcriptPath } from '../claude/paths.js';
@@ -107,7 +108,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         throw new AppError('INVALID_REQUEST', `prompt is ${body.prompt.length} characters; the limit is ${config.maxPromptChars}`);
       }
       const { project, cwd } = workspace.resolve(body.project);
-      const now = Date.now();
+      const now = monotonicNow();
       const row: SessionRow = {
         session_id: randomUUID(),
         user_id: userId,
@@ -194,7 +195,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         }
         throw err;
       }
-      const now = Date.now();
+      const now = monotonicNow();
       const forked: SessionRow = {
         ...row,
         session_id: newId,

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../errors.js';
+import { monotonicNow } from '../clock.js';
 import type { Config } from '../config.js';
 import type { ClaudeRunner } from '../claude/runner.js';
 import type { ClaudeSessions } from '../claude/sessions.js';
@@ -67,7 +68,7 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
       });
     }
 
-    const now = Date.now();
+    const now = monotonicNow();
     const inserted = await turns.insert({
       turn_id: randomUUID(),
       session_id: session.session_id,
@@ -103,7 +104,7 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
         systemPrompt: session.system_prompt,
         title: session.session_name,
       });
-      const finished = Date.now();
+      const finished = monotonicNow();
       const done: Partial<TurnRow> = {
         status: outcome.status,
         result: outcome.result,

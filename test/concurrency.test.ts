@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, startApp, transcriptPrompts, type TestApp } from './helper.js';
+
+describe('one writer per session', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp();
+  });
+  afterAll(async () => t.close());
+
+  it('two concurrent turns on one session: one runs, one gets 409, the transcript holds exactly the one', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const [a, b] = await Promise.all([
+      call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: '[[slow:1500]] first of two' }),
+      call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: '[[slow:1500]] second of two' }),
+    ]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([200, 409]);
+    const won = a.status === 200 ? a : b;
+    const lost = a.status === 200 ? b : a;
+    expect(lost.body.error.code).toBe('SESSION_BUSY');
+    expect(won.body.status).toBe('succeeded');
+
+    const prompts = transcriptPrompts(s.transcript.path);
+    expect(prompts).toEqual(['Remember: my favorite color is blue', won.body.prompt]);
+    const turns = await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`);
+    expect(turns.body.turns.map((x: any) => x.status)).toEqual(['succeeded', 'succeeded']);
+    const again = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
+    expect(again.body.result).toMatch(/blue/);
+  });
+
+  it('shows the running turn on the session while it runs', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    expect(s.running_turn_id).toBeNull();
+    const pending = call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: '[[slow:1500]] hello' });
+    let seen: string | null = null;
+    for (let i = 0; i < 40 && !seen; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      seen = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}`)).body.running_turn_id;
+    }
+    const done = await pending;
+    expect(seen).toBe(done.body.turn_id);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}`)).body.running_turn_id).toBeNull();
+  });
+
+  it('turns on different sessions run side by side', async () => {
+    const ids = await Promise.all([1, 2, 3].map(async () => (await call(t.app, 'POST', '/v1/sessions', {})).body.session_id));
+    const results = await Promise.all(ids.map((id) => call(t.app, 'POST', `/v1/sessions/${id}/turns`, { prompt: '[[slow:500]] hi' })));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+  });
+});

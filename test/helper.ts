@@ -1,0 +1,123 @@
+/**
+ * Test helpers: build the real app (real SDK, real CLI, offline model) on fresh temporary
+ * folders, and call it through `inject`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, type Config } from '../src/config.js';
+import { buildApp } from '../src/app.js';
+import { startOfflineModel, type OfflineModel } from '../src/offline-model/server.js';
+import type { App } from '../src/types.js';
+
+export interface TestDirs {
+  root: string;
+  dataDir: string;
+  workspace: string;
+  configDir: string;
+}
+
+/** Folders made by this test file; test/setup.ts removes them after the file's tests. */
+export const madeDirs: string[] = [];
+
+/** A fresh set of folders under the system temp dir. */
+export function makeDirs(prefix = 'css-test-'): TestDirs {
+  const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
+  madeDirs.push(root);
+  return { root, dataDir: path.join(root, 'data'), workspace: path.join(root, 'workspace'), configDir: path.join(root, 'claude') };
+}
+
+export function testConfig(dirs: TestDirs, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    DATA_DIR: dirs.dataDir,
+    WORKSPACE_ROOT: dirs.workspace,
+    CLAUDE_CONFIG_DIR: dirs.configDir,
+    MODEL_BACKEND: 'offline',
+    LOG_LEVEL: 'silent',
+    PREWARM_SPARES: '0',
+    ...env,
+  });
+}
+
+let shared: OfflineModel | undefined;
+/** One offline model per test file. */
+export async function offlineModel(): Promise<OfflineModel> {
+  shared ??= await startOfflineModel();
+  return shared;
+}
+
+export interface TestApp {
+  app: App;
+  config: Config;
+  dirs: TestDirs;
+  close(): Promise<void>;
+}
+
+/** Builds the app on `dirs` (fresh ones unless given). */
+export async function startApp(opts: { dirs?: TestDirs; env?: Record<string, string> } = {}): Promise<TestApp> {
+  const dirs = opts.dirs ?? makeDirs();
+  const config = testConfig(dirs, opts.env);
+  const app = await buildApp(config, { offlineModel: await offlineModel() });
+  await app.ready();
+  return { app, config, dirs, close: () => app.close() };
+}
+
+/** JSON request through inject; returns status and parsed body. */
+export async function call(app: App, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await app.inject({
+    method,
+    url,
+    ...(body !== undefined ? { payload: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } } : { headers }),
+  });
+  let json: any;
+  try {
+    json = res.json();
+  } catch {
+    json = undefined;
+  }
+  return { status: res.statusCode, body: json, headers: res.headers, raw: res.body };
+}
+
+/** The user prompts recorded in a transcript file, in order (system reminders left out). */
+export function transcriptPrompts(file: string): string[] {
+  const out: string[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const e = JSON.parse(line);
+    if (e.type !== 'user' || e.isMeta) continue;
+    const c = e.message?.content;
+    const texts = typeof c === 'string' ? [c] : Array.isArray(c) ? c.filter((b: any) => b.type === 'text').map((b: any) => b.text) : [];
+    const t = texts.filter((x: string) => !x.trimStart().startsWith('<system-reminder>')).join('\n').trim();
+    if (t) out.push(t);
+  }
+  return out;
+}
+
+/** Pids of live processes whose environment has CLAUDE_CONFIG_DIR=`configDir` (our CLI processes). */
+export function cliProcesses(configDir: string): number[] {
+  const needle = Buffer.from(`CLAUDE_CONFIG_DIR=${configDir}\0`);
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const env = fs.readFileSync(`/proc/${name}/environ`);
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (/\) Z /.test(stat)) continue; // a zombie has already ended
+      if (env.includes(needle)) pids.push(Number(name));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
+
+/** Waits until `check` returns a truthy value or `ms` pass; returns the last value. */
+export async function waitFor<T>(check: () => T | Promise<T>, ms = 10_000, every = 50): Promise<T> {
+  const end = Date.now() + ms;
+  let v = await check();
+  while (!v && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, every));
+    v = await check();
+  }
+  return v;
+}

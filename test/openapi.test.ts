@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../src/errors.js';
+import { call, startApp, type TestApp } from './helper.js';
+
+describe('OpenAPI document, docs page and health', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp();
+  });
+  afterAll(async () => t.close());
+
+  it('documents every route with an operationId, tags and responses', async () => {
+    const r = await call(t.app, 'GET', '/openapi.json');
+    expect(r.status).toBe(200);
+    const doc = r.body;
+    const expected = [
+      'get /health',
+      'post /v1/sessions',
+      'get /v1/sessions',
+      'get /v1/sessions/{session_id}',
+      'patch /v1/sessions/{session_id}',
+      'delete /v1/sessions/{session_id}',
+      'post /v1/sessions/import',
+      'post /v1/sessions/{session_id}/fork',
+      'post /v1/sessions/{session_id}/turns',
+      'get /v1/sessions/{session_id}/turns',
+      'get /v1/sessions/{session_id}/turns/{turn_id}',
+      'get /v1/sessions/{session_id}/messages',
+      'post /v1/query',
+    ];
+    const have = Object.entries(doc.paths).flatMap(([p, ops]: [string, any]) => Object.keys(ops).map((m) => `${m} ${p}`));
+    for (const e of expected) expect(have).toContain(e);
+    for (const [p, ops] of Object.entries<any>(doc.paths)) {
+      for (const [m, op] of Object.entries<any>(ops)) {
+        expect(op.operationId, `${m} ${p}`).toBeTruthy();
+        expect(op.tags?.length, `${m} ${p}`).toBeGreaterThan(0);
+        expect(Object.keys(op.responses).length, `${m} ${p}`).toBeGreaterThan(1);
+      }
+    }
+    expect(doc.components.schemas.Session).toBeTruthy();
+    expect(doc.components.schemas.Turn).toBeTruthy();
+    const codes = doc.components.schemas.Error.properties.error.properties.code.anyOf.map((x: any) => x.const ?? x.enum?.[0]);
+    expect(codes.sort()).toEqual([...ERROR_CODES].sort());
+  });
+
+  it('serves the docs page', async () => {
+    const r = await t.app.inject({ method: 'GET', url: '/docs/' });
+    expect(r.statusCode).toBe(200);
+    expect(r.body).toMatch(/swagger/i);
+  });
+
+  it('verifies storage in /health', async () => {
+    const r = await call(t.app, 'GET', '/health');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: 'ok', model_backend: 'offline', sdk_version: '0.3.332' });
+    expect(r.body.cli_version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(r.body.storage.config_dir).toEqual({ path: t.config.claudeConfigDir, exists: true, writable: true });
+    expect(r.body.storage.workspace_root.writable).toBe(true);
+    expect(r.body.storage.database).toMatchObject({ dialect: 'sqlite', reachable: true });
+    expect(r.body.storage.projects_dir.path).toBe(`${t.config.claudeConfigDir}/projects/${t.dirs.workspace.replace(/[^a-zA-Z0-9]/g, '-')}`);
+    expect(r.body.storage.projects_dir.exists).toBe(false);
+    await call(t.app, 'POST', '/v1/sessions', { prompt: 'hi' });
+    expect((await call(t.app, 'GET', '/health')).body.storage.projects_dir.exists).toBe(true);
+  });
+
+  it('reports a database it cannot reach as degraded (503)', async () => {
+    const other = await startApp();
+    await other.app.internals.storage.close();
+    const r = await call(other.app, 'GET', '/health');
+    expect(r.status).toBe(503);
+    expect(r.body.status).toBe('degraded');
+    expect(r.body.storage.database.reachable).toBe(false);
+  });
+});
