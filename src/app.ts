@@ -16,12 +16,21 @@ import swaggerPlugin from './plugins/swagger.js';
 import { openStorage, type Storage } from './storage/db.js';
 import { createSessionRepository } from './storage/sessions-repo.js';
 import { createTurnRepository } from './storage/turns-repo.js';
+import { createEventRepository } from './storage/events-repo.js';
 import { startOfflineModel, type OfflineModel } from './offline-model/server.js';
 import { createClaudeRunner, sweepTmpDir, type ClaudeRunner } from './claude/runner.js';
+import { createProcessRegistry, reapOrphans } from './claude/processes.js';
+import { transcriptPath } from './claude/paths.js';
 import { bindConfigDir, claudeSessions } from './claude/sessions.js';
 import { claudeVersions } from './claude/version.js';
 import { createWorkspace } from './workspace/workspace.js';
-import { createTurnService, type TurnService } from './turns/service.js';
+import { createTurnService } from './turns/service.js';
+import { createTurnEngine, type TurnEngine } from './turns/engine.js';
+import { createEventLog } from './turns/events.js';
+import { createAdmission } from './turns/admission.js';
+import type { StreamSettings } from './turns/respond.js';
+import { createMetrics } from './metrics/metrics.js';
+import { metricsRoutes } from './metrics/routes.js';
 import { createSessionService } from './sessions/service.js';
 import { SessionSchema } from './sessions/schemas.js';
 import { TurnSchema } from './turns/schemas.js';
@@ -42,7 +51,7 @@ export interface AppDeps {
 export interface AppInternals {
   storage: Storage;
   runner: ClaudeRunner;
-  turns: TurnService;
+  engine: TurnEngine;
   modelUrl: string | undefined;
 }
 
@@ -91,11 +100,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   fs.mkdirSync(path.join(config.claudeConfigDir, 'projects'), { recursive: true });
   const tmpDir = path.join(config.dataDir, 'tmp');
 
+  // A server killed with SIGKILL leaves its CLI processes running their turns: end them first.
+  const pidDir = path.join(config.dataDir, 'pids');
+  const reaped = await reapOrphans(pidDir, config.claudeConfigDir);
+  if (reaped > 0) app.log.warn({ processes: reaped }, 'ended CLI processes left running by a previous run');
+  const processes = createProcessRegistry(pidDir, (line) => app.log.debug({ cli: line }, 'cli stderr'));
+
   const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   const sessionsRepo = createSessionRepository(storage.db);
   const turnsRepo = createTurnRepository(storage.db);
-  const abandoned = await turnsRepo.failAbandoned(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running or queued');
-  if (abandoned > 0) app.log.warn({ turns: abandoned }, 'marked turns of a previous run as failed');
+  const abandoned = await turnsRepo.failRunning(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running');
+  if (abandoned > 0) app.log.warn({ turns: abandoned }, 'marked turns left running by a previous run as failed');
   sweepTmpDir(tmpDir);
 
   let offline: OfflineModel | undefined = deps.offlineModel;
@@ -116,13 +131,42 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
         : { backend: 'anthropic', baseUrl: config.anthropicBaseUrl, apiKey: config.anthropicApiKey, authToken: config.anthropicAuthToken },
     sandboxOptIn: config.sandboxOptIn,
     turnTimeoutMs: config.turnTimeoutMs,
-    onStderr: (line) => app.log.debug({ cli: line }, 'cli stderr'),
+    warmIdleMs: config.warmIdleMs,
+    maxWarm: config.maxWarmSessions,
+    spares: config.prewarmSpares,
+    processes,
+    onEvent: (e) => app.log.info(e, 'runner'),
   });
   const workspace = createWorkspace(config.workspaceRoot);
-  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, runner, claude: claudeSessions, workspace, log: app.log });
-  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, claude: claudeSessions, workspace, log: app.log });
+  const metrics = createMetrics();
+  const events = createEventLog(createEventRepository(storage.db));
+  const engine = createTurnEngine({
+    sessions: sessionsRepo,
+    turns: turnsRepo,
+    events,
+    runner,
+    admission: createAdmission(config.maxConcurrentTurns, config.userMaxConcurrentTurns),
+    metrics,
+    log: app.log,
+    maxQueued: config.maxQueuedTurns,
+    userMaxConcurrent: config.userMaxConcurrentTurns,
+    transcriptExists: (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)),
+    // A tag set before the transcript existed is written to it now, so a terminal user sees it.
+    onStarted: async (s) => {
+      if (s.tag) await claudeSessions.tag(s.session_id, s.cwd, s.tag).catch((err) => app.log.warn({ err }, 'could not tag the transcript'));
+    },
+  });
+  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace });
+  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log });
+  let sse = 0;
+  const stream: StreamSettings = { events, heartbeatMs: config.sseHeartbeatMs, stallMs: config.sseStallMs, onOpen: () => sse++, onClose: () => sse-- };
+  metrics.observe(() => {
+    const e = engine.stats();
+    const r = runner.stats();
+    return { running: e.running, waiting: e.waiting, queued: e.queued, warm: r.warm, busy: r.busy, spares: r.spares, sse };
+  });
 
-  app.decorate('internals', { storage, runner, turns: turnService, modelUrl: offline?.url ?? config.anthropicBaseUrl });
+  app.decorate('internals', { storage, runner, engine, modelUrl: offline?.url ?? config.anthropicBaseUrl });
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req) => {
     req.caller = resolveCaller(req);
@@ -172,22 +216,25 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       dataDir: config.dataDir,
     },
   });
-  await app.register(sessionRoutes, { sessions: sessionService });
-  await app.register(turnRoutes, { turns: turnService, sessions: sessionService });
+  await app.register(sessionRoutes, { sessions: sessionService, turns: turnService, stream });
+  await app.register(turnRoutes, { turns: turnService, sessions: sessionService, stream });
+  await app.register(metricsRoutes, { metrics });
 
   // Before the listener closes: refuse new turns, give running ones the grace period, then
   // close every Query so that no CLI process outlives the server and in-flight requests end.
+  // Before the listener closes: refuse new turns (503), give running ones the grace period,
+  // then stop them, so that no CLI process outlives the server and in-flight requests end.
   app.addHook('preClose', async () => {
     closing = true;
-    turnService.drain();
-    const deadline = Date.now() + config.shutdownGraceMs;
-    while (runner.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    if (runner.active > 0) app.log.warn({ turns: runner.active }, 'grace period over: stopping running turns');
-    await runner.closeAll();
+    await engine.stop(config.shutdownGraceMs);
   });
   app.addHook('onClose', async () => {
     await storage.close();
     if (ownsOffline) await offline!.close();
+  });
+  // Turns queued before a restart run now.
+  app.addHook('onReady', async () => {
+    await engine.resumeQueued();
   });
   return app;
 }

@@ -40,6 +40,12 @@ const EnvSchema = Type.Object({
   BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
   /** A turn that runs longer than this is interrupted and fails with TURN_TIMEOUT. */
   TURN_TIMEOUT_MS: Type.Integer({ default: 600_000, minimum: 1000 }),
+  /** Turns that may wait (queued) at most; 429 with Retry-After beyond. */
+  MAX_QUEUED_TURNS: Type.Integer({ default: 256, minimum: 0 }),
+  /** An SSE comment is sent at least this often. */
+  SSE_HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 10 }),
+  /** An SSE client that takes no data for this long is dropped. */
+  SSE_STALL_MS: Type.Integer({ default: 60_000, minimum: 10 }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -70,6 +76,9 @@ export interface Config {
   maxPromptChars: number;
   bodyLimit: number;
   turnTimeoutMs: number;
+  maxQueuedTurns: number;
+  sseHeartbeatMs: number;
+  sseStallMs: number;
 }
 
 /** Private memory of one CLI process (DESIGN.md: ~110 MB), used to size the defaults. */
@@ -113,5 +122,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxPromptChars: e.MAX_PROMPT_CHARS,
     bodyLimit: e.BODY_LIMIT,
     turnTimeoutMs: e.TURN_TIMEOUT_MS,
+    maxQueuedTurns: e.MAX_QUEUED_TURNS,
+    sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
+    sseStallMs: e.SSE_STALL_MS,
   };
 }

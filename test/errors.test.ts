@@ -91,7 +91,8 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
       .catch((e) => e);
     expect(err).toBeInstanceOf(AppError);
     expect(err.code).toBe('SESSION_NOT_FOUND');
-    expect(runner.active).toBe(0);
+    expect(runner.stats().warm).toBe(0);
+    await runner.closeAll();
   });
 
   it('invalid projects are refused before anything is written', async () => {

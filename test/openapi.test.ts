@@ -27,6 +27,11 @@ describe('OpenAPI document, docs page and health', () => {
       'get /v1/sessions/{session_id}/turns/{turn_id}',
       'get /v1/sessions/{session_id}/messages',
       'post /v1/query',
+      'delete /v1/sessions/{session_id}/turns/{turn_id}',
+      'get /v1/sessions/{session_id}/turns/{turn_id}/events',
+      'get /v1/sessions/{session_id}/events',
+      'post /v1/sessions/{session_id}/interrupt',
+      'get /metrics',
     ];
     const have = Object.entries(doc.paths).flatMap(([p, ops]: [string, any]) => Object.keys(ops).map((m) => `${m} ${p}`));
     for (const e of expected) expect(have).toContain(e);

@@ -1,14 +1,21 @@
 /**
  * @module claude/runner
- * Runs one turn of a session through the SDK's `query()`, with every option the server
- * depends on set explicitly (cwd, permission mode, isolation from host settings, verbatim
- * prompts, a private TMPDIR, the model endpoint). Keeps every live Query so that shutdown
- * can close them all: no CLI process outlives the server.
+ * Runs turns through the SDK. Every option the server depends on is set explicitly (cwd,
+ * permission mode, isolation from host settings, verbatim prompts, a private TMPDIR, the model
+ * endpoint). A session's CLI process stays open after a turn (warm, streaming-input mode) for
+ * `warmIdleMs`; the least recently used ones are closed past `maxWarm`. New sessions can take a
+ * prewarmed spare whose session id was chosen up front. The runner keeps every live process so
+ * that shutdown can end them all.
  */
 import fs from 'node:fs';
-import { query, type Options, type Query, type SDKMessage } from '@anthropic-ai/claude-agent-sdk';
+import { randomUUID } from 'node:crypto';
+import { prewarm, query, type CanUseTool, type Options, type SDKMessage, type SpareProcess } from '@anthropic-ai/claude-agent-sdk';
 import { AppError } from '../errors.js';
 import type { PermissionMode } from './permission-mode.js';
+import { Inbox, LiveSession, type TurnOutcome } from './live-session.js';
+import type { ProcessRegistry } from './processes.js';
+
+export type { TurnOutcome } from './live-session.js';
 
 /** How the CLI reaches a model. */
 export interface ModelEndpoint {
@@ -26,9 +33,22 @@ export interface RunnerOptions {
   /** Operator opt-in: IS_SANDBOX=1 for the CLI, which allows bypassPermissions as root. */
   sandboxOptIn: boolean;
   turnTimeoutMs: number;
+  /** How long a session's process stays open after a turn; 0 closes it at once. */
+  warmIdleMs?: number;
+  /** Most warm processes kept; least recently used idle ones are closed first. */
+  maxWarm?: number;
+  /** Prewarmed spare processes kept ready for new sessions. */
+  spares?: number;
+  /** Starts CLI processes in their own process group and records them. */
+  processes?: ProcessRegistry;
+  /** Decides tool-permission requests of a session (SDK `canUseTool`). */
+  canUseTool?: (sessionId: string) => CanUseTool | undefined;
   /** Called with each line the CLI writes on stderr. */
   onStderr?: (line: string) => void;
+  onEvent?: (e: RunnerEvent) => void;
 }
+
+export type RunnerEvent = { type: 'spare_claim_refused'; sessionId: string; reason: string } | { type: 'warm_closed'; sessionId: string; why: 'idle' | 'lru' };
 
 export interface TurnSpec {
   sessionId: string;
@@ -41,34 +61,37 @@ export interface TurnSpec {
   systemPrompt?: string | null | undefined;
   /** Title for a new session. */
   title?: string | null | undefined;
-  /** Receives every SDK message as it arrives. */
-  onMessage?: (m: SDKMessage) => void;
+  /** Receives every SDK message of the turn as it arrives (awaited: messages stay in order). */
+  onMessage?: (m: SDKMessage) => void | Promise<void>;
 }
 
-export interface TurnOutcome {
-  status: 'succeeded' | 'failed' | 'interrupted';
-  result: string | null;
-  error: { code: string; message: string } | null;
-  costUsd: number;
-  inputTokens: number;
-  outputTokens: number;
-  durationMs: number;
-  /** The session id the CLI reported (the one we chose). */
-  sessionId: string | null;
+export interface RunnerStats {
+  /** Live session processes (warm or running a turn). */
+  warm: number;
+  /** Processes running a turn right now. */
+  busy: number;
+  /** Spare processes parked and ready (unreserved). */
+  spares: number;
+  /** Spares reserved by a new session that has not run its first turn yet. */
+  reserved: number;
 }
 
 export interface ClaudeRunner {
   /** Runs a turn to its end. Throws AppError SESSION_NOT_FOUND when the CLI does not know a resumed id. */
   runTurn(spec: TurnSpec): Promise<TurnOutcome>;
   /** Interrupts the running turn of a session; false when none runs here. */
-  interrupt(sessionId: string): Promise<boolean>;
-  /** Number of live Query objects (CLI processes). */
-  readonly active: number;
-  /** Closes every live Query and ends its CLI process. */
-  closeAll(): Promise<void>;
+  interrupt(sessionId: string, reason?: { code: string; message: string }): Promise<boolean>;
+  /**
+   * A session id bound to a parked spare process, for a new session: its first turn claims the
+   * spare instead of starting a process. Null when no spare is ready.
+   */
+  reserveSpare(): string | null;
+  /** Closes the process of a session (warm or reserved spare), if any. */
+  release(sessionId: string): void;
+  stats(): RunnerStats;
+  /** Closes every live process; running turns end `interrupted` with `reason`. */
+  closeAll(reason?: { code: string; message: string }): Promise<void>;
 }
-
-const NOT_FOUND = /No conversation found with session ID/i;
 
 /** The environment of every CLI process: the server's, plus what the CLI must see. */
 export function childEnv(o: Pick<RunnerOptions, 'configDir' | 'tmpDir' | 'model' | 'sandboxOptIn'>): Record<string, string | undefined> {
@@ -94,24 +117,56 @@ export function childEnv(o: Pick<RunnerOptions, 'configDir' | 'tmpDir' | 'model'
   return env;
 }
 
+interface Spare {
+  sessionId: string;
+  spare: SpareProcess;
+  ready: boolean;
+  reservedAt: number | null;
+  timer: NodeJS.Timeout | null;
+}
+
 export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   fs.mkdirSync(opts.tmpDir, { recursive: true });
   const env = childEnv(opts);
-  const live = new Map<string, Query>();
-  /** Sessions whose Query was closed by closeAll (shutdown), not ended by the CLI. */
-  const closedByUs = new Set<string>();
+  const warmIdleMs = opts.warmIdleMs ?? 0;
+  const maxWarm = opts.maxWarm ?? 0;
+  const spareTarget = opts.spares ?? 0;
+  const live = new Map<string, LiveSession>();
+  const idleTimers = new Map<string, NodeJS.Timeout>();
+  const spares = new Map<string, Spare>();
+  let closing = false;
 
-  function buildOptions(spec: TurnSpec): Options {
+  /** Options every CLI process gets, whatever the session. */
+  function hostOptions(sessionIdForCallbacks: () => string): Options {
     const o: Options = {
-      cwd: spec.cwd,
-      permissionMode: spec.permissionMode,
       settingSources: [],
       verbatimPrompts: true,
+      includePartialMessages: true,
       env,
       stderr: (data) => {
         for (const line of data.split('\n')) if (line.trim()) opts.onStderr?.(line);
       },
     };
+    if (opts.processes) o.spawnClaudeCodeProcess = (s) => opts.processes!.spawn(s);
+    if (opts.canUseTool) {
+      o.canUseTool = (name, input, ctx) => {
+        const fn = opts.canUseTool!(sessionIdForCallbacks());
+        if (!fn) return Promise.resolve({ behavior: 'deny', message: 'no approver is attached to this session', toolUseID: ctx.toolUseID });
+        return fn(name, input, ctx);
+      };
+    }
+    return o;
+  }
+
+  function onEnd(s: LiveSession) {
+    if (live.get(s.sessionId) === s) live.delete(s.sessionId);
+    clearTimeout(idleTimers.get(s.sessionId));
+    idleTimers.delete(s.sessionId);
+  }
+
+  function startCold(spec: TurnSpec): LiveSession {
+    const inbox = new Inbox();
+    const o: Options = { ...hostOptions(() => spec.sessionId), cwd: spec.cwd, permissionMode: spec.permissionMode };
     if (spec.permissionMode === 'bypassPermissions') o.allowDangerouslySkipPermissions = true;
     if (spec.resume) o.resume = spec.sessionId;
     else {
@@ -120,91 +175,191 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     }
     if (spec.model) o.model = spec.model;
     if (spec.systemPrompt) o.systemPrompt = { type: 'preset', preset: 'claude_code', append: spec.systemPrompt };
-    return o;
+    const q = query({ prompt: inbox, options: o });
+    return new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, false, onEnd);
+  }
+
+  function startFromSpare(s: Spare, spec: TurnSpec): LiveSession {
+    const inbox = new Inbox();
+    const q = s.spare.claim({
+      prompt: inbox,
+      options: {
+        cwd: spec.cwd,
+        permissionMode: spec.permissionMode,
+        ...(spec.model ? { model: spec.model } : {}),
+        ...(spec.systemPrompt ? { appendSystemPrompt: spec.systemPrompt } : {}),
+        ...(spec.title ? { title: spec.title } : {}),
+      },
+    });
+    s.spare.claimed.catch((e: Error) => opts.onEvent?.({ type: 'spare_claim_refused', sessionId: spec.sessionId, reason: e.message }));
+    return new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, true, onEnd);
+  }
+
+  function refillSpares() {
+    if (closing) return;
+    let missing = spareTarget - [...spares.values()].filter((s) => s.reservedAt === null).length;
+    for (; missing > 0; missing--) {
+      const sessionId = randomUUID();
+      const entry: Spare = { sessionId, spare: null as unknown as SpareProcess, ready: false, reservedAt: null, timer: null };
+      spares.set(sessionId, entry);
+      prewarm({ options: { ...hostOptions(() => sessionId), sessionId, permissionMode: 'default' } })
+        .then((spare) => {
+          entry.spare = spare;
+          entry.ready = true;
+          if (closing) spare.close();
+          // A parked spare that dies is replaced.
+          void spare.exited.then(() => {
+            if (spares.get(sessionId) === entry) {
+              spares.delete(sessionId);
+              refillSpares();
+            }
+          });
+        })
+        .catch(() => {
+          spares.delete(sessionId);
+          setTimeout(refillSpares, 5_000).unref();
+        });
+    }
+  }
+  refillSpares();
+
+  function dropSpare(sessionId: string) {
+    const s = spares.get(sessionId);
+    if (!s) return;
+    spares.delete(sessionId);
+    if (s.timer) clearTimeout(s.timer);
+    if (s.ready) s.spare.close();
+  }
+
+  /** After a turn: keep the process for warmIdleMs, and close the least recently used past maxWarm. */
+  function park(s: LiveSession) {
+    if (!s.alive) return;
+    if (warmIdleMs <= 0 || maxWarm <= 0) {
+      s.close();
+      return;
+    }
+    clearTimeout(idleTimers.get(s.sessionId));
+    const t = setTimeout(() => {
+      if (!s.busy) {
+        opts.onEvent?.({ type: 'warm_closed', sessionId: s.sessionId, why: 'idle' });
+        s.close();
+      }
+    }, warmIdleMs);
+    t.unref();
+    idleTimers.set(s.sessionId, t);
+    const idle = [...live.values()].filter((x) => !x.busy && x.alive).sort((a, b) => a.lastUsed - b.lastUsed);
+    let over = live.size - maxWarm;
+    for (const x of idle) {
+      if (over <= 0) break;
+      opts.onEvent?.({ type: 'warm_closed', sessionId: x.sessionId, why: 'lru' });
+      x.close();
+      live.delete(x.sessionId);
+      over--;
+    }
+  }
+
+  async function runOnce(s: LiveSession, spec: TurnSpec): Promise<TurnOutcome> {
+    const timer = setTimeout(() => {
+      void s.interrupt({ code: 'TURN_TIMEOUT', message: `the turn ran longer than ${opts.turnTimeoutMs} ms and was stopped` }).then(() =>
+        setTimeout(() => s.close({ code: 'TURN_TIMEOUT', message: 'the turn did not stop after an interrupt' }), 5_000).unref(),
+      );
+    }, opts.turnTimeoutMs);
+    try {
+      return await s.runTurn(spec.prompt, spec.onMessage ?? (() => {}));
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   return {
-    get active() {
-      return live.size;
-    },
-
     async runTurn(spec) {
-      const started = Date.now();
-      const q = query({ prompt: spec.prompt, options: buildOptions(spec) });
-      live.set(spec.sessionId, q);
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        q.interrupt().catch(() => q.close());
-      }, opts.turnTimeoutMs);
-      let resultMsg: Extract<SDKMessage, { type: 'result' }> | undefined;
-      let reportedId: string | null = null;
-      let notFound = false;
-      let thrown: unknown;
-      try {
-        for await (const m of q) {
-          if ('session_id' in m && typeof m.session_id === 'string') reportedId = m.session_id;
-          spec.onMessage?.(m);
-          if (m.type === 'result') {
-            resultMsg = m;
-            if (m.is_error && m.subtype !== 'success' && m.errors?.some((e) => NOT_FOUND.test(e))) notFound = true;
-            break;
-          }
-        }
-      } catch (err) {
-        thrown = err;
-        if (NOT_FOUND.test(String((err as Error)?.message ?? err))) notFound = true;
-      } finally {
-        clearTimeout(timer);
+      if (closing) throw new AppError('SHUTTING_DOWN', 'the server is shutting down', { retryAfter: 5 });
+      let s = live.get(spec.sessionId);
+      clearTimeout(idleTimers.get(spec.sessionId));
+      if (s && (!s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null))) {
+        s.close();
         live.delete(spec.sessionId);
-        q.close();
+        s = undefined;
       }
-      if (notFound) {
+      if (s && !(await s.setMode(spec.permissionMode))) {
+        s.close();
+        live.delete(spec.sessionId);
+        s = undefined;
+      }
+      const spare = spares.get(spec.sessionId);
+      if (!s && spare && spare.ready && !spec.resume) {
+        spares.delete(spec.sessionId);
+        if (spare.timer) clearTimeout(spare.timer);
+        s = startFromSpare(spare, spec);
+      } else if (spare) {
+        dropSpare(spec.sessionId);
+      }
+      if (!s) s = startCold(spec);
+      live.set(spec.sessionId, s);
+      let outcome = await runOnce(s, spec);
+      if (outcome.notClaimed) {
+        // The spare could not take this session: the prompt has not run; start cold with it.
+        s.close();
+        s = startCold(spec);
+        live.set(spec.sessionId, s);
+        outcome = await runOnce(s, spec);
+      }
+      if (outcome.notFound) {
+        s.close();
+        live.delete(spec.sessionId);
         throw new AppError('SESSION_NOT_FOUND', `the Claude Code CLI has no conversation with session id ${spec.sessionId} for ${spec.cwd}`);
       }
-      const durationMs = Date.now() - started;
-      const usage = resultMsg?.usage;
-      const base = {
-        costUsd: resultMsg?.total_cost_usd ?? 0,
-        inputTokens: usage?.input_tokens ?? 0,
-        outputTokens: usage?.output_tokens ?? 0,
-        durationMs,
-        sessionId: reportedId,
+      if (outcome.status === 'failed' && !s.alive) live.delete(spec.sessionId);
+      park(s);
+      return outcome;
+    },
+
+    async interrupt(sessionId, reason) {
+      const s = live.get(sessionId);
+      if (!s || !s.busy) return false;
+      return s.interrupt(reason);
+    },
+
+    reserveSpare() {
+      if (closing) return null;
+      const s = [...spares.values()].find((x) => x.ready && x.reservedAt === null);
+      if (!s) return null;
+      s.reservedAt = Date.now();
+      // Unclaimed for as long as a warm process would be kept: let it go.
+      s.timer = setTimeout(() => dropSpare(s.sessionId), Math.max(warmIdleMs, 1_000));
+      s.timer.unref();
+      refillSpares();
+      return s.sessionId;
+    },
+
+    release(sessionId) {
+      dropSpare(sessionId);
+      const s = live.get(sessionId);
+      if (s && !s.busy) {
+        s.close();
+        live.delete(sessionId);
+      }
+    },
+
+    stats() {
+      const all = [...live.values()];
+      const sp = [...spares.values()];
+      return {
+        warm: all.filter((s) => s.alive).length,
+        busy: all.filter((s) => s.busy).length,
+        spares: sp.filter((s) => s.ready && s.reservedAt === null).length,
+        reserved: sp.filter((s) => s.reservedAt !== null).length,
       };
-      if (closedByUs.delete(spec.sessionId)) {
-        return { ...base, status: 'interrupted', result: null, error: { code: 'SERVER_SHUTDOWN', message: 'the server shut down while this turn was running' } };
-      }
-      if (timedOut) {
-        return { ...base, status: 'failed', result: null, error: { code: 'TURN_TIMEOUT', message: `the turn ran longer than ${opts.turnTimeoutMs} ms and was stopped` } };
-      }
-      if (!resultMsg) {
-        const message = thrown ? String((thrown as Error).message ?? thrown) : 'the CLI ended without a result';
-        return { ...base, status: 'failed', result: null, error: { code: 'CLI_ERROR', message } };
-      }
-      if (resultMsg.subtype === 'success' && !resultMsg.is_error) {
-        return { ...base, status: 'succeeded', result: resultMsg.result, error: null };
-      }
-      const text = resultMsg.subtype === 'success' ? resultMsg.result : (resultMsg.errors ?? []).join('; ') || resultMsg.subtype;
-      if (resultMsg.subtype === 'error_during_execution' && /interrupt/i.test(text)) {
-        return { ...base, status: 'interrupted', result: null, error: { code: 'INTERRUPTED', message: text } };
-      }
-      return { ...base, status: 'failed', result: resultMsg.subtype === 'success' ? resultMsg.result : null, error: { code: resultMsg.subtype === 'success' ? 'MODEL_ERROR' : resultMsg.subtype.toUpperCase(), message: text } };
     },
 
-    async interrupt(sessionId) {
-      const q = live.get(sessionId);
-      if (!q) return false;
-      await q.interrupt();
-      return true;
-    },
-
-    async closeAll() {
-      const all = [...live.entries()];
+    async closeAll(reason = { code: 'SERVER_SHUTDOWN', message: 'the server shut down while this turn was running' }) {
+      closing = true;
+      for (const t of idleTimers.values()) clearTimeout(t);
+      for (const id of [...spares.keys()]) dropSpare(id);
+      const all = [...live.values()];
       live.clear();
-      for (const [id, q] of all) {
-        closedByUs.add(id);
-        q.close();
-      }
+      for (const s of all) s.close(reason);
+      await opts.processes?.killAll(3_000);
     },
   };
 }

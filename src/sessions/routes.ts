@@ -8,6 +8,9 @@ import type { App } from '../types.js';
 import { commonErrors, sessionErrors } from '../errors.js';
 import type { SessionService } from './service.js';
 import { presentTurn } from '../turns/present.js';
+import type { TurnService } from '../turns/service.js';
+import { streamTurn, wantsEventStream, type StreamSettings } from '../turns/respond.js';
+import { WaitQuerySchema } from '../turns/schemas.js';
 import {
   CreateSessionBodySchema,
   DeleteQuerySchema,
@@ -25,17 +28,20 @@ import {
 const tags = ['sessions'];
 const SessionRef = Type.Ref('Session');
 
-export async function sessionRoutes(app: App, opts: { sessions: SessionService }) {
+export async function sessionRoutes(app: App, opts: { sessions: SessionService; turns: TurnService; stream: StreamSettings }) {
   const svc = opts.sessions;
 
   app.post('/v1/sessions', {
     schema: {
       tags,
       operationId: 'createSession',
-      summary: 'Create a session; with `prompt`, run its first turn',
+      summary: 'Create a session; with `prompt`, run its first turn (wait for it, ?wait=false, or SSE)',
+      querystring: WaitQuerySchema,
       body: CreateSessionBodySchema,
       response: {
-        201: Type.Intersect([SessionRef, Type.Object({ turn: Type.Optional(Type.Union([Type.Ref('Turn'), Type.Null()])) })]),
+        201: Type.Intersect([SessionRef, Type.Object({ turn: Type.Optional(Type.Union([Type.Ref('Turn'), Type.Null()])) })], {
+          description: 'The Session and its first Turn (null without a prompt); with a prompt and Accept: text/event-stream, the first turn as server-sent events (200)',
+        }),
         ...commonErrors,
         404: Type.Ref('Error'),
         409: Type.Ref('Error'),
@@ -43,7 +49,10 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService }
     },
     handler: async (req, reply) => {
       const { session, turn } = await svc.create(req.caller, req.body);
-      return reply.code(201).send({ ...session, turn: turn ? presentTurn(turn) : null });
+      if (!turn) return reply.code(201).send({ ...session, turn: null });
+      if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
+      const t = req.query.wait ? await opts.turns.wait(turn.turn_id) : turn;
+      return reply.code(201).send({ ...(await svc.get(req.caller, session.session_id)), turn: presentTurn(t) });
     },
   });
 

@@ -5,7 +5,6 @@
  * keeps it and is read and changed only through the SDK's own session functions.
  */
 import fs from 'node:fs';
-import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../errors.js';
 import { monotonicNow } from '../clock.js';
@@ -17,6 +16,7 @@ import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js'
 import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
 import type { Workspace } from '../workspace/workspace.js';
 import type { TurnService } from '../turns/service.js';
+import type { TurnEngine } from '../turns/engine.js';
 import { ownedSession, type Caller } from './access.js';
 import type { CreateSessionBody, ForkBody, ImportBody, ListSessionsQuery, PatchSessionBody, Session } from './schemas.js';
 
@@ -36,6 +36,7 @@ export interface SessionServiceDeps {
   sessions: SessionRepository;
   turns: TurnRepository;
   turnService: TurnService;
+  engine: Pick<TurnEngine, 'newSessionId' | 'release'>;
   claude: ClaudeSessions;
   workspace: Workspace;
   log: FastifyBaseLogger;
@@ -54,7 +55,7 @@ function decodeCursor(cursor: string): { lastActive: number; sessionId: string }
 }
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
-  const { config, sessions, turns, turnService, claude, workspace, log } = deps;
+  const { config, sessions, turns, turnService, engine, claude, workspace, log } = deps;
 
   const pathOf = (row: SessionRow) => transcriptPath(config.claudeConfigDir, row.cwd, row.session_id);
 
@@ -110,7 +111,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const { project, cwd } = workspace.resolve(body.project);
       const now = monotonicNow();
       const row: SessionRow = {
-        session_id: randomUUID(),
+        // The SDK's UUID, chosen up front (bound to a prewarmed spare process when one is ready).
+        session_id: engine.newSessionId(),
         user_id: userId,
         session_name: body.session_name ?? null,
         status: 'active',
@@ -131,9 +133,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       };
       await sessions.insert(row);
       let turn: TurnRow | null = null;
-      if (body.prompt !== undefined) turn = await turnService.runOn(row, { prompt: body.prompt });
+      if (body.prompt !== undefined) turn = await turnService.startOn(row, { prompt: body.prompt });
       const fresh = (await sessions.get(row.session_id))!;
-      return { session: await present(fresh, null), turn };
+      return { session: await present(fresh), turn };
     },
 
     async list(caller, q) {
@@ -178,6 +180,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         if (fs.existsSync(pathOf(row))) await claude.remove(sessionId, row.cwd);
       }
       await sessions.update(sessionId, { status: 'deleted' });
+      engine.release(sessionId);
       return present((await sessions.get(sessionId))!);
     },
 

@@ -63,6 +63,24 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_events': {
+    async up(db: Kysely<any>) {
+      // The event log of every session: numbered per session, replayed by SSE after Last-Event-ID.
+      await db.schema
+        .createTable('events')
+        .addColumn('session_id', 'varchar(36)', (c) => c.notNull().references('sessions.session_id').onDelete('cascade'))
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('turn_id', 'varchar(36)')
+        .addColumn('type', 'varchar(32)', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('events_pk', ['session_id', 'seq'])
+        .execute();
+      await db.schema.createIndex('events_turn').on('events').columns(['turn_id', 'seq']).execute();
+      await db.schema.alterTable('turns').addColumn('permission_mode', 'varchar(32)').execute();
+      await db.schema.createIndex('turns_status').on('turns').columns(['status', 'session_id', 'seq']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -32,6 +32,8 @@ export interface TurnsTable {
   user_id: string;
   status: 'queued' | 'running' | 'succeeded' | 'failed' | 'interrupted' | 'cancelled';
   prompt: string;
+  /** The permission mode this turn runs with (the session's unless the turn set one). */
+  permission_mode: string | null;
   result: string | null;
   error_code: string | null;
   error_message: string | null;
@@ -46,7 +48,19 @@ export interface TurnsTable {
   seq: number;
 }
 
+export interface EventsTable {
+  session_id: string;
+  /** Monotonic within the session: the SSE event id. */
+  seq: number;
+  turn_id: string | null;
+  type: string;
+  /** JSON text. */
+  data: string;
+  created_at: number;
+}
+
 export interface Database {
   sessions: SessionsTable;
   turns: TurnsTable;
+  events: EventsTable;
 }

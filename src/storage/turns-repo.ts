@@ -1,29 +1,45 @@
 /**
  * @module storage/turns-repo
- * Turn rows. The partial unique index `turns_one_running_per_session` makes "one running
- * turn per session" a property of the database, not of one process's memory.
+ * Turn rows. A turn is inserted `queued` with the next sequence number of its session and is
+ * moved to `running` by a conditional update; the partial unique index
+ * `turns_one_running_per_session` makes "one running turn per session" a property of the
+ * database, not of one process's memory.
  */
-import type { Kysely, Selectable, Updateable } from 'kysely';
+import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database, TurnsTable } from './schema.js';
 import { isUniqueViolation } from './db.js';
 
 export type TurnRow = Selectable<TurnsTable>;
 export type NewTurn = Omit<TurnRow, 'seq'>;
+export type TurnStatus = TurnRow['status'];
+export const FINISHED: TurnStatus[] = ['succeeded', 'failed', 'interrupted', 'cancelled'];
 
 export interface TurnRepository {
-  /**
-   * Inserts a turn with the next sequence number of its session. Returns false when the
-   * database refuses it because the session already has a running turn.
-   */
-  insert(turn: NewTurn): Promise<TurnRow | false>;
+  /** Inserts a turn with the next sequence number of its session (retrying on a race for the number). */
+  insert(turn: NewTurn): Promise<TurnRow>;
   get(turnId: string): Promise<TurnRow | undefined>;
+  /** Removes a turn that never ran (a refused submission). */
+  remove(turnId: string): Promise<void>;
   /** Turns of a session in order, optionally of one status, after a sequence number. */
-  listBySession(sessionId: string, opts: { status?: TurnRow['status'] | undefined; limit: number; afterSeq?: number | undefined }): Promise<TurnRow[]>;
+  listBySession(sessionId: string, opts: { status?: TurnStatus | undefined; limit: number; afterSeq?: number | undefined }): Promise<TurnRow[]>;
+  /** Unfinished (queued or running) turns of a session before `seq`, oldest first. */
+  unfinishedBefore(sessionId: string, seq: number): Promise<TurnRow[]>;
+  /** The oldest queued turn of a session. */
+  nextQueued(sessionId: string): Promise<TurnRow | undefined>;
+  /**
+   * Moves a queued turn to running. False when it is no longer queued (cancelled) or when the
+   * session already has a running turn (the database refuses a second one).
+   */
+  claim(turnId: string, at: number): Promise<boolean>;
+  /** Cancels a turn only if it is still queued. */
+  cancelQueued(turnId: string, at: number): Promise<boolean>;
   update(turnId: string, patch: Updateable<TurnsTable>): Promise<void>;
   /** The running turn id of each of the given sessions that has one. */
   runningBySession(sessionIds: string[]): Promise<Map<string, string>>;
-  /** Marks every turn left running or queued (by a process that died) as failed; returns how many. */
-  failAbandoned(at: number, code: string, message: string): Promise<number>;
+  /** Sessions that have queued turns. */
+  sessionsWithQueued(): Promise<string[]>;
+  /** Marks every turn left running (by a process that died) as failed; returns how many. */
+  failRunning(at: number, code: string, message: string): Promise<number>;
 }
 
 export function createTurnRepository(db: Kysely<Database>): TurnRepository {
@@ -31,26 +47,60 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     async insert(turn) {
       for (let attempt = 0; ; attempt++) {
         try {
-          const last = await db.selectFrom('turns').select((eb) => eb.fn.max('seq').as('m')).where('session_id', '=', turn.session_id).executeTakeFirst();
-          const row: TurnRow = { ...turn, seq: Number(last?.m ?? 0) + 1 };
-          await db.insertInto('turns').values(row).execute();
-          return row;
+          // One statement: the sequence number is computed where the row is written.
+          const r = await db
+            .insertInto('turns')
+            .values({
+              ...turn,
+              seq: db
+                .selectFrom('turns')
+                .select(sql<number>`coalesce(max(seq), 0) + 1`.as('next'))
+                .where('session_id', '=', turn.session_id),
+            })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+          return { ...r, seq: Number(r.seq) };
         } catch (err) {
-          if (!isUniqueViolation(err)) throw err;
-          // Either another running turn (busy) or a sequence number taken by a concurrent insert.
-          const running = await db.selectFrom('turns').select('turn_id').where('session_id', '=', turn.session_id).where('status', '=', 'running').executeTakeFirst();
-          if ((running && turn.status === 'running') || attempt >= 5) return false;
+          if (!isUniqueViolation(err) || attempt >= 50) throw err;
+          await new Promise((r) => setTimeout(r, Math.random() * 5));
         }
       }
     },
     async get(turnId) {
       return db.selectFrom('turns').selectAll().where('turn_id', '=', turnId).executeTakeFirst();
     },
+    async remove(turnId) {
+      await db.deleteFrom('turns').where('turn_id', '=', turnId).execute();
+    },
     async listBySession(sessionId, opts) {
       let q = db.selectFrom('turns').selectAll().where('session_id', '=', sessionId);
       if (opts.status) q = q.where('status', '=', opts.status);
       if (opts.afterSeq !== undefined) q = q.where('seq', '>', opts.afterSeq);
       return q.orderBy('seq', 'asc').limit(opts.limit).execute();
+    },
+    async unfinishedBefore(sessionId, seq) {
+      return db.selectFrom('turns').selectAll().where('session_id', '=', sessionId).where('status', 'in', ['queued', 'running']).where('seq', '<', seq).orderBy('seq', 'asc').execute();
+    },
+    async nextQueued(sessionId) {
+      return db.selectFrom('turns').selectAll().where('session_id', '=', sessionId).where('status', '=', 'queued').orderBy('seq', 'asc').limit(1).executeTakeFirst();
+    },
+    async claim(turnId, at) {
+      try {
+        const r = await db.updateTable('turns').set({ status: 'running', started_at: at }).where('turn_id', '=', turnId).where('status', '=', 'queued').executeTakeFirst();
+        return Number(r.numUpdatedRows) === 1;
+      } catch (err) {
+        if (isUniqueViolation(err)) return false;
+        throw err;
+      }
+    },
+    async cancelQueued(turnId, at) {
+      const r = await db
+        .updateTable('turns')
+        .set({ status: 'cancelled', finished_at: at, error_code: 'CANCELLED', error_message: 'cancelled before it ran' })
+        .where('turn_id', '=', turnId)
+        .where('status', '=', 'queued')
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
     },
     async update(turnId, patch) {
       await db.updateTable('turns').set(patch).where('turn_id', '=', turnId).execute();
@@ -60,11 +110,15 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
       const rows = await db.selectFrom('turns').select(['session_id', 'turn_id']).where('session_id', 'in', sessionIds).where('status', '=', 'running').execute();
       return new Map(rows.map((r) => [r.session_id, r.turn_id]));
     },
-    async failAbandoned(at, code, message) {
+    async sessionsWithQueued() {
+      const rows = await db.selectFrom('turns').select('session_id').distinct().where('status', '=', 'queued').execute();
+      return rows.map((r) => r.session_id);
+    },
+    async failRunning(at, code, message) {
       const r = await db
         .updateTable('turns')
         .set({ status: 'failed', error_code: code, error_message: message, finished_at: at })
-        .where('status', 'in', ['running', 'queued'])
+        .where('status', '=', 'running')
         .executeTakeFirst();
       return Number(r.numUpdatedRows);
     },

@@ -1,6 +1,7 @@
 /**
  * @module turns/routes
- * HTTP routes that run turns, and the original `/v1/query` contract.
+ * HTTP routes that run, list, cancel and interrupt turns, the SSE event streams, and the
+ * original `/v1/query` contract.
  */
 import { Type } from 'typebox';
 import type { App } from '../types.js';
@@ -8,32 +9,44 @@ import { sessionErrors } from '../errors.js';
 import type { TurnService } from './service.js';
 import type { SessionService } from '../sessions/service.js';
 import { presentTurn } from './present.js';
-import { ListTurnsQuerySchema, QueryBodySchema, QueryResultSchema, StartTurnBodySchema, TurnListSchema, TurnParamsSchema } from './schemas.js';
+import { streamTurn, wantsEventStream, type StreamSettings } from './respond.js';
+import { replayPosition, streamEvents } from './sse.js';
+import { EventsQuerySchema, ListTurnsQuerySchema, QueryBodySchema, QueryResultSchema, StartTurnBodySchema, TurnListSchema, TurnParamsSchema, WaitQuerySchema } from './schemas.js';
 import { SessionParamsSchema } from '../sessions/schemas.js';
 
 const tags = ['turns'];
+const sse = { description: 'Server-sent events: id (the session sequence number), event, data (JSON)', content: { 'text/event-stream': { schema: Type.String() } } };
+const turnOrStream = {
+  description: 'The finished Turn; with Accept: text/event-stream, the turn as server-sent events',
+  content: { 'application/json': { schema: Type.Ref('Turn') }, 'text/event-stream': { schema: Type.String() } },
+};
 
-export async function turnRoutes(app: App, opts: { turns: TurnService; sessions: SessionService }) {
+export async function turnRoutes(app: App, opts: { turns: TurnService; sessions: SessionService; stream: StreamSettings }) {
   const svc = opts.turns;
 
   app.post('/v1/sessions/:session_id/turns', {
     schema: {
       tags,
       operationId: 'startTurn',
-      summary: 'Run a prompt in the session and answer the finished turn',
+      summary: 'Run a prompt in the session: wait for the Turn (200), ?wait=false (202), or stream it (SSE)',
       params: SessionParamsSchema,
+      querystring: WaitQuerySchema,
       body: StartTurnBodySchema,
-      response: { 200: Type.Ref('Turn'), ...sessionErrors },
+      response: { 200: turnOrStream, 202: Type.Ref('Turn'), ...sessionErrors },
     },
-    handler: async (req) =>
-      presentTurn(await svc.run(req.caller, req.params.session_id, { prompt: req.body.prompt, ifBusy: req.body.if_busy, permissionMode: req.body.permission_mode })),
+    handler: async (req, reply) => {
+      const turn = await svc.start(req.caller, req.params.session_id, { prompt: req.body.prompt, ifBusy: req.body.if_busy, permissionMode: req.body.permission_mode });
+      if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
+      if (!req.query.wait) return reply.code(202).send(presentTurn((await svc.get(req.caller, turn.session_id, turn.turn_id)) ?? turn));
+      return reply.code(200).send(presentTurn(await svc.wait(turn.turn_id)));
+    },
   });
 
   app.get('/v1/sessions/:session_id/turns', {
     schema: {
       tags,
       operationId: 'listTurns',
-      summary: 'Turn history of the session, oldest first',
+      summary: 'Turn history of the session, oldest first (?status=queued: the visible queue)',
       params: SessionParamsSchema,
       querystring: ListTurnsQuerySchema,
       response: { 200: TurnListSchema, ...sessionErrors },
@@ -49,24 +62,80 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; sessions:
     handler: async (req) => presentTurn(await svc.get(req.caller, req.params.session_id, req.params.turn_id)),
   });
 
+  app.delete('/v1/sessions/:session_id/turns/:turn_id', {
+    schema: {
+      tags,
+      operationId: 'cancelTurn',
+      summary: 'Cancel a queued turn (it ends cancelled and never runs); 409 once it runs',
+      params: TurnParamsSchema,
+      response: { 200: Type.Ref('Turn'), ...sessionErrors },
+    },
+    handler: async (req) => presentTurn(await svc.cancel(req.caller, req.params.session_id, req.params.turn_id)),
+  });
+
+  app.get('/v1/sessions/:session_id/turns/:turn_id/events', {
+    schema: {
+      tags,
+      operationId: 'turnEvents',
+      summary: "The turn's events after Last-Event-ID (or ?after=), then live until it ends",
+      params: TurnParamsSchema,
+      querystring: EventsQuerySchema,
+      response: { 200: sse, ...sessionErrors },
+    },
+    handler: async (req, reply) => {
+      const turn = await svc.get(req.caller, req.params.session_id, req.params.turn_id);
+      streamTurn(req, reply, turn, opts.stream, replayPosition(req, req.query.after));
+    },
+  });
+
+  app.get('/v1/sessions/:session_id/events', {
+    schema: {
+      tags,
+      operationId: 'sessionEvents',
+      summary: 'Every event of every turn of the session after Last-Event-ID (or ?after=), then live',
+      params: SessionParamsSchema,
+      querystring: EventsQuerySchema,
+      response: { 200: sse, ...sessionErrors },
+    },
+    handler: async (req, reply) => {
+      await opts.sessions.get(req.caller, req.params.session_id);
+      streamEvents(req, reply, { ...opts.stream, sessionId: req.params.session_id, afterSeq: replayPosition(req, req.query.after) });
+    },
+  });
+
+  app.post('/v1/sessions/:session_id/interrupt', {
+    schema: {
+      tags,
+      operationId: 'interruptTurn',
+      summary: 'Stop the running turn (it ends interrupted; the session stays usable)',
+      params: SessionParamsSchema,
+      response: { 202: Type.Ref('Turn'), ...sessionErrors },
+    },
+    handler: async (req, reply) => reply.code(202).send(presentTurn(await svc.interrupt(req.caller, req.params.session_id))),
+  });
+
   app.post('/v1/query', {
     schema: {
       tags,
       operationId: 'query',
       summary: 'The original contract: run `query` in `session_id` (a new session when absent)',
+      querystring: WaitQuerySchema,
       body: QueryBodySchema,
-      response: { 200: QueryResultSchema, ...sessionErrors },
+      response: {
+        200: { description: 'The finished turn; SSE with Accept: text/event-stream', content: { 'application/json': { schema: QueryResultSchema }, 'text/event-stream': { schema: Type.String() } } },
+        202: QueryResultSchema,
+        ...sessionErrors,
+      },
     },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       const b = req.body;
-      let turn;
-      if (b.session_id) {
-        turn = await svc.run(req.caller, b.session_id, { prompt: b.query, ifBusy: b.if_busy, permissionMode: b.permission_mode });
-      } else {
-        turn = (await opts.sessions.create(req.caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode })).turn!;
-      }
-      const t = presentTurn(turn);
-      return { session_id: t.session_id, turn_id: t.turn_id, status: t.status, result: t.result, error: t.error, duration_ms: t.duration_ms, cost_usd: t.cost_usd, usage: t.usage };
+      const turn = b.session_id
+        ? await svc.start(req.caller, b.session_id, { prompt: b.query, ifBusy: b.if_busy, permissionMode: b.permission_mode })
+        : (await opts.sessions.create(req.caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode })).turn!;
+      if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
+      const t = presentTurn(req.query.wait ? await svc.wait(turn.turn_id) : turn);
+      const body = { session_id: t.session_id, turn_id: t.turn_id, status: t.status, result: t.result, error: t.error, duration_ms: t.duration_ms, cost_usd: t.cost_usd, usage: t.usage };
+      return reply.code(req.query.wait ? 200 : 202).send(body);
     },
   });
 }

@@ -41,13 +41,23 @@ export const StartTurnBodySchema = Type.Object(
     prompt: Type.String({ minLength: 1, description: 'Text sent to Claude verbatim' }),
     if_busy: Type.Union([Type.Literal('reject'), Type.Literal('queue'), Type.Literal('interrupt')], {
       default: 'reject',
-      description: 'What to do when the session is running a turn; this version supports reject (409)',
+      description: 'When the session is busy: reject (409 SESSION_BUSY), queue (wait in line), interrupt (stop the running turn, then run)',
     }),
     permission_mode: Type.Optional(PermissionModeSchema),
   },
   { additionalProperties: false },
 );
 export type StartTurnBody = Static<typeof StartTurnBodySchema>;
+
+export const WaitQuerySchema = Type.Object(
+  { wait: Type.Boolean({ default: true, description: 'false: answer 202 with the queued Turn at once' }) },
+  { additionalProperties: false },
+);
+
+export const EventsQuerySchema = Type.Object(
+  { after: Type.Optional(Type.Integer({ minimum: 0, description: 'Replay events after this id (Last-Event-ID wins when both are given)' })) },
+  { additionalProperties: false },
+);
 
 export const TurnParamsSchema = Type.Object({ session_id: Uuid, turn_id: Type.String({ format: 'uuid' }) });
 

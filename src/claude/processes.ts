@@ -1,0 +1,132 @@
+/**
+ * @module claude/processes
+ * How CLI processes are started and found again. Each CLI runs in its own process group (so
+ * its tool children end with it) and leaves a pid file under DATA_DIR while it lives. A
+ * server killed with SIGKILL cannot close its CLIs, which keep running their turn and writing
+ * the transcript; the next start reads the pid files and ends every such orphan before any
+ * turn runs (DESIGN.md: one writer per session, also across a restart).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import type { SpawnOptions, SpawnedProcess } from '@anthropic-ai/claude-agent-sdk';
+
+export interface ProcessRegistry {
+  /** The `spawnClaudeCodeProcess` option for the SDK. */
+  spawn(opts: SpawnOptions): SpawnedProcess;
+  /** Pids of CLI processes this server started that are still alive. */
+  readonly pids: number[];
+  /** Ends every CLI process group started by this server (SIGTERM, then SIGKILL after `graceMs`). */
+  killAll(graceMs?: number): Promise<void>;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+/** True when `pid` is a CLI process that uses `configDir` (not some other process that reused the pid). */
+function isOurCli(pid: number, configDir: string): boolean {
+  try {
+    const env = fs.readFileSync(`/proc/${pid}/environ`);
+    return env.includes(Buffer.from(`CLAUDE_CONFIG_DIR=${configDir}\0`));
+  } catch {
+    return false;
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals) {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function waitGone(pids: number[], ms: number): Promise<number[]> {
+  const end = Date.now() + ms;
+  let left = pids.filter(alive);
+  while (left.length > 0 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = left.filter(alive);
+  }
+  return left;
+}
+
+/**
+ * Ends CLI processes recorded by an earlier run of a server on the same DATA_DIR. Returns how
+ * many were still running.
+ */
+export async function reapOrphans(pidDir: string, configDir: string): Promise<number> {
+  fs.mkdirSync(pidDir, { recursive: true });
+  const found: number[] = [];
+  for (const name of fs.readdirSync(pidDir)) {
+    const pid = Number(name);
+    if (Number.isInteger(pid) && pid > 1 && alive(pid) && isOurCli(pid, configDir)) found.push(pid);
+    fs.rmSync(path.join(pidDir, name), { force: true });
+  }
+  for (const pid of found) killGroup(pid, 'SIGTERM');
+  const left = await waitGone(found, 3_000);
+  for (const pid of left) killGroup(pid, 'SIGKILL');
+  await waitGone(left, 2_000);
+  return found.length;
+}
+
+export function createProcessRegistry(pidDir: string, onStderr?: (line: string) => void): ProcessRegistry {
+  fs.mkdirSync(pidDir, { recursive: true });
+  const live = new Set<number>();
+  return {
+    spawn(opts) {
+      const child = spawn(opts.command, opts.args, {
+        cwd: opts.cwd,
+        env: opts.env as NodeJS.ProcessEnv,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true, // its own process group: the CLI and its tools end together
+      });
+      const pid = child.pid;
+      if (pid) {
+        live.add(pid);
+        try {
+          fs.writeFileSync(path.join(pidDir, String(pid)), `${Date.now()}\n`);
+        } catch {
+          // the registry is a safety net; a failed write must not fail the turn
+        }
+        child.once('exit', () => {
+          live.delete(pid);
+          fs.rmSync(path.join(pidDir, String(pid)), { force: true });
+          // Tools the CLI left behind in its group go with it.
+          killGroup(pid, 'SIGKILL');
+        });
+      }
+      opts.signal?.addEventListener('abort', () => {
+        if (child.exitCode === null) child.kill('SIGTERM');
+      });
+      let partial = '';
+      child.stderr?.setEncoding('utf8');
+      child.stderr?.on('data', (d: string) => {
+        const lines = (partial + d).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) if (line.trim()) onStderr?.(line);
+      });
+      return child as unknown as SpawnedProcess;
+    },
+    get pids() {
+      return [...live].filter(alive);
+    },
+    async killAll(graceMs = 2_000) {
+      const pids = [...live];
+      for (const pid of pids) killGroup(pid, 'SIGTERM');
+      const left = await waitGone(pids, graceMs);
+      for (const pid of left) killGroup(pid, 'SIGKILL');
+      await waitGone(left, 2_000);
+    },
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * @module storage/events-repo
+ * The stored event log. Events are numbered per session (`seq`); the primary key
+ * (session_id, seq) makes a second writer of the same number fail instead of interleaving.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, EventsTable } from './schema.js';
+
+export type EventRow = Selectable<EventsTable>;
+
+export interface EventRepository {
+  insert(row: EventRow): Promise<void>;
+  /** Highest seq of a session, 0 when it has none. */
+  maxSeq(sessionId: string): Promise<number>;
+  /** Events of a session (or of one turn) after `afterSeq`, oldest first. */
+  after(sessionId: string, afterSeq: number, opts: { turnId?: string | undefined; limit: number }): Promise<EventRow[]>;
+}
+
+export function createEventRepository(db: Kysely<Database>): EventRepository {
+  return {
+    async insert(row) {
+      await db.insertInto('events').values(row).execute();
+    },
+    async maxSeq(sessionId) {
+      const r = await db.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).where('session_id', '=', sessionId).executeTakeFirst();
+      return Number(r?.m ?? 0);
+    },
+    async after(sessionId, afterSeq, opts) {
+      let q = db.selectFrom('events').selectAll().where('session_id', '=', sessionId).where('seq', '>', afterSeq);
+      if (opts.turnId) q = q.where('turn_id', '=', opts.turnId);
+      return q.orderBy('seq', 'asc').limit(opts.limit).execute();
+    },
+  };
+}

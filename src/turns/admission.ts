@@ -1,0 +1,57 @@
+/**
+ * @module turns/admission
+ * Admission control: at most `max` turns run at once across all sessions (and at most
+ * `perUser` for one user, when set). A turn that cannot start waits for a slot in FIFO order;
+ * how many may wait is bounded by the engine (429 beyond it).
+ */
+export interface Admission {
+  /** Waits for a slot; resolves with the function that gives it back. */
+  acquire(userId: string): Promise<() => void>;
+  /** Turns running now. */
+  readonly running: number;
+  /** Turns waiting for a slot. */
+  readonly waiting: number;
+  /** Turns running now for one user. */
+  runningFor(userId: string): number;
+}
+
+export function createAdmission(max: number, perUser?: number): Admission {
+  let running = 0;
+  const byUser = new Map<string, number>();
+  const waiters: Array<{ userId: string; grant: () => void }> = [];
+
+  const fits = (userId: string) => running < max && (perUser === undefined || (byUser.get(userId) ?? 0) < perUser);
+
+  function take(userId: string): () => void {
+    running++;
+    byUser.set(userId, (byUser.get(userId) ?? 0) + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      running--;
+      const n = (byUser.get(userId) ?? 1) - 1;
+      if (n <= 0) byUser.delete(userId);
+      else byUser.set(userId, n);
+      // First waiter whose user is under its cap goes next.
+      const i = waiters.findIndex((w) => fits(w.userId));
+      if (i >= 0) waiters.splice(i, 1)[0]!.grant();
+    };
+  }
+
+  return {
+    acquire(userId) {
+      if (waiters.length === 0 && fits(userId)) return Promise.resolve(take(userId));
+      return new Promise((resolve) => waiters.push({ userId, grant: () => resolve(take(userId)) }));
+    },
+    get running() {
+      return running;
+    },
+    get waiting() {
+      return waiters.length;
+    },
+    runningFor(userId) {
+      return byUser.get(userId) ?? 0;
+    },
+  };
+}

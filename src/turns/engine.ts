@@ -1,0 +1,340 @@
+/**
+ * @module turns/engine
+ * The turn engine: one actor per active session takes that session's queued turns one at a
+ * time (oldest first), waits for an admission slot, runs the turn through the Claude runner,
+ * stores every SDK message in the session's event log and records the outcome. Two turns of
+ * one session never run at once: the actor is the only writer, and the database refuses a
+ * second running row even if something else tried.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import { AppError } from '../errors.js';
+import { monotonicNow } from '../clock.js';
+import type { ClaudeRunner, TurnOutcome } from '../claude/runner.js';
+import type { PermissionMode } from '../claude/permission-mode.js';
+import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
+import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
+import type { EventLog } from './events.js';
+import type { Admission } from './admission.js';
+import { presentTurn } from './present.js';
+import type { Metrics } from '../metrics/metrics.js';
+
+export type IfBusy = 'reject' | 'queue' | 'interrupt';
+
+export interface SubmitInput {
+  prompt: string;
+  ifBusy: IfBusy;
+  permissionMode: PermissionMode;
+}
+
+export interface TurnEngine {
+  /** Queues a turn on a session (checked by the caller) and starts its actor. */
+  submit(session: SessionRow, input: SubmitInput): Promise<TurnRow>;
+  /** Resolves with the turn's row once it has finished. */
+  waitFor(turnId: string): Promise<TurnRow>;
+  /** Interrupts the running turn of a session; the turn row, or null when none runs. */
+  interrupt(sessionId: string): Promise<TurnRow | null>;
+  /** Cancels a queued turn. */
+  cancel(turn: TurnRow): Promise<TurnRow>;
+  /** A session id for a new session: bound to a prewarmed spare when one is ready. */
+  newSessionId(): string;
+  /** Lets a session's warm process go (deleted session). */
+  release(sessionId: string): void;
+  /** Starts the actors of sessions with turns queued by an earlier run. */
+  resumeQueued(): Promise<void>;
+  /** Stops taking turns (503); running ones go on. */
+  drain(): void;
+  /** Waits for running turns up to `graceMs`, then stops them and waits for their rows to be written. */
+  stop(graceMs: number): Promise<void>;
+  stats(): { running: number; waiting: number; queued: number; actors: number };
+}
+
+export interface TurnEngineDeps {
+  sessions: SessionRepository;
+  turns: TurnRepository;
+  events: EventLog;
+  runner: ClaudeRunner;
+  admission: Admission;
+  metrics: Metrics;
+  log: FastifyBaseLogger;
+  /** Turns that may wait (queued) in this process at most; 429 beyond. */
+  maxQueued: number;
+  /** Per-user cap on turns running or waiting for a slot; 429 beyond. */
+  userMaxConcurrent?: number | undefined;
+  /** Whether the session's transcript exists (to resume it) */
+  transcriptExists(session: SessionRow): boolean;
+  /** After a session's first turn wrote its transcript. */
+  onStarted?(session: SessionRow): Promise<void>;
+}
+
+interface Actor {
+  again: boolean;
+  done: Promise<void>;
+}
+
+export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
+  const { sessions, turns, events, runner, admission, metrics, log } = d;
+  const actors = new Map<string, Actor>();
+  const waiters = new Map<string, Array<(t: TurnRow) => void>>();
+  let queued = 0;
+  const activeByUser = new Map<string, number>();
+  let draining = false;
+
+  const bump = (userId: string, n: number) => {
+    const v = (activeByUser.get(userId) ?? 0) + n;
+    if (v <= 0) activeByUser.delete(userId);
+    else activeByUser.set(userId, v);
+  };
+
+  function settle(row: TurnRow) {
+    const ws = waiters.get(row.turn_id);
+    waiters.delete(row.turn_id);
+    for (const w of ws ?? []) w(row);
+  }
+
+  async function announceEnd(row: TurnRow) {
+    const t = presentTurn(row);
+    if (row.error_code && row.status !== 'cancelled') await events.append(row.session_id, row.turn_id, 'error', t.error);
+    await events.append(row.session_id, row.turn_id, 'turn', t);
+    await events.append(row.session_id, row.turn_id, 'done', t);
+  }
+
+  async function runClaimed(turn: TurnRow, startedAt: number) {
+    const session = (await sessions.get(turn.session_id))!;
+    const running: TurnRow = { ...turn, status: 'running', started_at: startedAt };
+    await events.append(turn.session_id, turn.turn_id, 'turn', presentTurn(running));
+    metrics.turnStarted();
+    let firstEvent = 0;
+    let outcome: TurnOutcome;
+    const resume = Boolean(session.started);
+    if (resume && !d.transcriptExists(session)) {
+      outcome = { status: 'failed', result: null, error: { code: 'TRANSCRIPT_MISSING', message: 'the transcript vanished before this turn ran' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
+    } else {
+      try {
+        outcome = await runner.runTurn({
+          sessionId: session.session_id,
+          cwd: session.cwd,
+          prompt: turn.prompt,
+          resume,
+          permissionMode: (turn.permission_mode ?? session.permission_mode) as PermissionMode,
+          model: session.model,
+          systemPrompt: session.system_prompt,
+          title: session.session_name,
+          onMessage: async (m) => {
+            if (!firstEvent) {
+              firstEvent = Date.now();
+              metrics.firstEvent((firstEvent - startedAt) / 1000);
+            }
+            await events.append(turn.session_id, turn.turn_id, 'message', m);
+          },
+        });
+      } catch (err) {
+        const code = err instanceof AppError ? err.code : 'INTERNAL';
+        if (code === 'INTERNAL') log.error({ err, turn_id: turn.turn_id }, 'turn failed');
+        outcome = { status: 'failed', result: null, error: { code, message: (err as Error).message }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: Date.now() - startedAt };
+      }
+    }
+    const finished = monotonicNow();
+    const done: TurnRow = {
+      ...running,
+      status: outcome.status,
+      result: outcome.result,
+      error_code: outcome.error?.code ?? null,
+      error_message: outcome.error?.message ?? null,
+      finished_at: finished,
+      duration_ms: finished - startedAt,
+      cost_usd: outcome.costUsd,
+      input_tokens: outcome.inputTokens,
+      output_tokens: outcome.outputTokens,
+    };
+    await turns.update(turn.turn_id, {
+      status: done.status,
+      result: done.result,
+      error_code: done.error_code,
+      error_message: done.error_message,
+      finished_at: done.finished_at,
+      duration_ms: done.duration_ms,
+      cost_usd: done.cost_usd,
+      input_tokens: done.input_tokens,
+      output_tokens: done.output_tokens,
+    });
+    const startedNow = !session.started && d.transcriptExists(session);
+    await sessions.addTurn(session.session_id, { at: finished, costUsd: outcome.costUsd, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens, started: startedNow });
+    if (startedNow) await d.onStarted?.(session);
+    metrics.turnFinished(done.status, (done.duration_ms ?? 0) / 1000);
+    await announceEnd(done);
+    settle(done);
+  }
+
+  async function loop(sessionId: string, actor: Actor) {
+    for (;;) {
+      actor.again = false;
+      if (draining) return;
+      const next = await turns.nextQueued(sessionId);
+      if (!next) {
+        if (actor.again) continue;
+        return;
+      }
+      const release = await admission.acquire(next.user_id);
+      try {
+        const startedAt = monotonicNow();
+        if (!(await turns.claim(next.turn_id, startedAt))) {
+          // Cancelled while it waited, or another writer holds the session: look again.
+          const now = await turns.get(next.turn_id);
+          if (now?.status === 'queued') {
+            log.warn({ session_id: sessionId }, 'session has a running turn elsewhere; its actor stops');
+            return;
+          }
+          continue;
+        }
+        queued--;
+        try {
+          await runClaimed(next, startedAt);
+        } finally {
+          bump(next.user_id, -1);
+        }
+      } finally {
+        release();
+      }
+    }
+  }
+
+  function kick(sessionId: string) {
+    const existing = actors.get(sessionId);
+    if (existing) {
+      existing.again = true;
+      return;
+    }
+    const actor: Actor = { again: false, done: Promise.resolve() };
+    actors.set(sessionId, actor);
+    actor.done = loop(sessionId, actor)
+      .catch((err) => log.error({ err, session_id: sessionId }, 'session actor failed'))
+      .finally(() => {
+        if (actors.get(sessionId) === actor) actors.delete(sessionId);
+        if (actor.again && !draining) kick(sessionId);
+      });
+  }
+
+  return {
+    async submit(session, input) {
+      if (draining) throw new AppError('SHUTTING_DOWN', 'the server is shutting down; try again shortly', { retryAfter: 5 });
+      if (queued >= d.maxQueued) {
+        throw new AppError('CAPACITY_EXCEEDED', `${queued} turns are already waiting; try again shortly`, { retryAfter: 5 });
+      }
+      if (d.userMaxConcurrent !== undefined && (activeByUser.get(session.user_id) ?? 0) >= d.userMaxConcurrent) {
+        throw new AppError('CAPACITY_EXCEEDED', `user ${session.user_id} already has ${d.userMaxConcurrent} turns running or waiting`, { retryAfter: 5 });
+      }
+      const now = monotonicNow();
+      const row = await turns.insert({
+        turn_id: randomUUID(),
+        session_id: session.session_id,
+        user_id: session.user_id,
+        status: 'queued',
+        prompt: input.prompt,
+        permission_mode: input.permissionMode,
+        result: null,
+        error_code: null,
+        error_message: null,
+        created_at: now,
+        started_at: null,
+        finished_at: null,
+        duration_ms: null,
+        cost_usd: null,
+        input_tokens: null,
+        output_tokens: null,
+      });
+      const earlier = await turns.unfinishedBefore(session.session_id, row.seq);
+      if (earlier.length > 0 && input.ifBusy === 'reject') {
+        await turns.remove(row.turn_id);
+        throw new AppError('SESSION_BUSY', `session ${session.session_id} is running a turn; retry when it ends, or send if_busy "queue" or "interrupt"`);
+      }
+      queued++;
+      bump(session.user_id, 1);
+      metrics.turnQueued();
+      const patch: Parameters<SessionRepository['update']>[1] = { last_active: now };
+      if (session.first_prompt === null) patch.first_prompt = input.prompt.slice(0, 1000);
+      if (session.status === 'archived') patch.status = 'active';
+      await sessions.update(session.session_id, patch);
+      await events.append(session.session_id, row.turn_id, 'turn', presentTurn(row));
+      if (input.ifBusy === 'interrupt' && earlier.some((t) => t.status === 'running')) {
+        await runner.interrupt(session.session_id, { code: 'INTERRUPTED', message: 'interrupted by a newer turn (if_busy: interrupt)' });
+      }
+      kick(session.session_id);
+      return row;
+    },
+
+    waitFor(turnId) {
+      return new Promise<TurnRow>((resolve, reject) => {
+        const list = waiters.get(turnId) ?? [];
+        list.push(resolve);
+        waiters.set(turnId, list);
+        // It may have finished before we started waiting.
+        turns
+          .get(turnId)
+          .then((row) => {
+            if (row && ['succeeded', 'failed', 'interrupted', 'cancelled'].includes(row.status)) settle(row);
+          })
+          .catch(reject);
+      });
+    },
+
+    async interrupt(sessionId) {
+      const running = (await turns.runningBySession([sessionId])).get(sessionId);
+      if (!running) return null;
+      await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: 'interrupted by a client' });
+      return (await turns.get(running)) ?? null;
+    },
+
+    async cancel(turn) {
+      if (turn.status === 'running') throw new AppError('TURN_NOT_CANCELLABLE', `turn ${turn.turn_id} is running; interrupt it instead`);
+      if (turn.status !== 'queued') throw new AppError('TURN_NOT_CANCELLABLE', `turn ${turn.turn_id} has already ended (${turn.status})`);
+      const at = monotonicNow();
+      if (!(await turns.cancelQueued(turn.turn_id, at))) {
+        const now = await turns.get(turn.turn_id);
+        throw new AppError('TURN_NOT_CANCELLABLE', `turn ${turn.turn_id} is ${now?.status ?? 'gone'} and can no longer be cancelled`);
+      }
+      queued--;
+      bump(turn.user_id, -1);
+      const row = (await turns.get(turn.turn_id))!;
+      metrics.turnFinished('cancelled', 0);
+      await announceEnd(row);
+      settle(row);
+      return row;
+    },
+
+    newSessionId() {
+      return runner.reserveSpare() ?? randomUUID();
+    },
+
+    release(sessionId) {
+      runner.release(sessionId);
+    },
+
+    async resumeQueued() {
+      for (const sessionId of await turns.sessionsWithQueued()) {
+        const rows = await turns.listBySession(sessionId, { status: 'queued', limit: 10_000 });
+        queued += rows.length;
+        for (const r of rows) bump(r.user_id, 1);
+        kick(sessionId);
+      }
+    },
+
+    drain() {
+      draining = true;
+    },
+
+    async stop(graceMs) {
+      draining = true;
+      const deadline = Date.now() + graceMs;
+      while (runner.stats().busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (runner.stats().busy > 0) log.warn({ turns: runner.stats().busy }, 'grace period over: stopping running turns');
+      await runner.closeAll();
+      // Let the actors write the outcome of what was stopped before storage closes.
+      await Promise.race([Promise.all([...actors.values()].map((a) => a.done)), new Promise((r) => setTimeout(r, 5_000))]);
+    },
+
+    stats() {
+      return { running: admission.running, waiting: admission.waiting, queued, actors: actors.size };
+    },
+  };
+}

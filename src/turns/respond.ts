@@ -1,0 +1,27 @@
+/**
+ * @module turns/respond
+ * The three ways a client receives a turn it started: wait for the finished Turn as JSON
+ * (200), get the queued Turn at once (`?wait=false`, 202), or follow it as server-sent
+ * events (`Accept: text/event-stream`).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { TurnRow } from '../storage/turns-repo.js';
+import type { EventLog } from './events.js';
+import { streamEvents } from './sse.js';
+
+export interface StreamSettings {
+  events: EventLog;
+  heartbeatMs: number;
+  stallMs: number;
+  onOpen?: () => void;
+  onClose?: () => void;
+}
+
+export function wantsEventStream(req: FastifyRequest): boolean {
+  return /\btext\/event-stream\b/.test(req.headers.accept ?? '');
+}
+
+/** Streams the events of one turn from its start until its `done`. */
+export function streamTurn(req: FastifyRequest, reply: FastifyReply, turn: TurnRow, s: StreamSettings, afterSeq = 0): void {
+  streamEvents(req, reply, { ...s, sessionId: turn.session_id, turnId: turn.turn_id, afterSeq });
+}

@@ -1,0 +1,133 @@
+/**
+ * @module turns/sse
+ * Server-sent events from the event log: replay after a position, then follow live. A slow
+ * client never makes the server buffer without bound: when the socket stops taking data the
+ * stream pauses, live events are left in the database, and on `drain` it catches up from
+ * there; a client stalled longer than `stallMs` is dropped. A heartbeat comment keeps
+ * proxies from closing an idle stream. A client that goes away does not stop the turn.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EventLog, SessionEvent } from './events.js';
+
+export interface SseOptions {
+  events: EventLog;
+  sessionId: string;
+  /** Replay events after this sequence number. */
+  afterSeq: number;
+  /** Only this turn's events; the stream ends after its `done`. */
+  turnId?: string | undefined;
+  heartbeatMs: number;
+  stallMs: number;
+  /** Told when a subscriber opens and closes (metrics). */
+  onOpen?: () => void;
+  onClose?: () => void;
+}
+
+/** Reads the replay position from `Last-Event-ID` or `?after=`; 0 when neither is given. */
+export function replayPosition(req: FastifyRequest, after: number | undefined): number {
+  const header = req.headers['last-event-id'];
+  const v = Array.isArray(header) ? header[0] : header;
+  if (v !== undefined && /^\d{1,15}$/.test(v.trim())) return Number(v.trim());
+  return after ?? 0;
+}
+
+const PAGE = 200;
+
+export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOptions): void {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-request-id': req.id,
+  });
+  res.write(': stream open\n\n');
+  o.onOpen?.();
+
+  let last = o.afterSeq;
+  let paused = false;
+  let pumping = false;
+  let dirty = false;
+  let closed = false;
+  let pausedAt = 0;
+
+  const end = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(beat);
+    unsubscribe();
+    o.onClose?.();
+    if (!res.writableEnded) res.end();
+  };
+
+  /** Writes one event; false when the stream must stop writing (paused or ended). */
+  const send = (e: SessionEvent): boolean => {
+    if (closed || e.seq <= last) return !closed;
+    last = e.seq;
+    const ok = res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    if (o.turnId && e.type === 'done') {
+      end();
+      return false;
+    }
+    if (!ok) {
+      paused = true;
+      pausedAt = Date.now();
+      res.once('drain', () => {
+        paused = false;
+        void pump();
+      });
+      return false;
+    }
+    return true;
+  };
+
+  /** Copies stored events after `last` until caught up (or paused). */
+  const pump = async (): Promise<void> => {
+    if (pumping || closed) {
+      dirty = true;
+      return;
+    }
+    pumping = true;
+    try {
+      do {
+        dirty = false;
+        for (;;) {
+          const rows = await o.events.after(o.sessionId, last, { turnId: o.turnId, limit: PAGE });
+          for (const e of rows) if (!send(e)) return;
+          if (rows.length < PAGE) break;
+        }
+      } while (dirty && !closed && !paused);
+    } catch (err) {
+      req.log.warn({ err }, 'event stream failed');
+      end();
+    } finally {
+      pumping = false;
+    }
+  };
+
+  // Subscribe first, then replay: anything announced meanwhile is caught by the re-check.
+  const unsubscribe = o.events.subscribe(o.sessionId, (e) => {
+    if (o.turnId && e.turn_id !== o.turnId) return;
+    if (paused || pumping) {
+      dirty = true;
+      return;
+    }
+    send(e);
+  });
+  const beat = setInterval(() => {
+    if (paused) {
+      if (Date.now() - pausedAt > o.stallMs) {
+        req.log.info({ session_id: o.sessionId }, 'dropping a stalled event stream client');
+        res.destroy();
+        end();
+      }
+      return;
+    }
+    res.write(': heartbeat\n\n');
+  }, o.heartbeatMs);
+  req.raw.on('close', end);
+  res.on('close', end);
+  void pump();
+}
