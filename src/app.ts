@@ -113,6 +113,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   if (abandoned > 0) app.log.warn({ turns: abandoned }, 'marked turns left running by a previous run as failed');
   sweepTmpDir(tmpDir);
 
+  const metrics = createMetrics();
   let offline: OfflineModel | undefined = deps.offlineModel;
   const ownsOffline = config.modelBackend === 'offline' && !offline;
   if (config.modelBackend === 'offline') {
@@ -135,10 +136,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     maxWarm: config.maxWarmSessions,
     spares: config.prewarmSpares,
     processes,
-    onEvent: (e) => app.log.info(e, 'runner'),
+    onEvent: (e) => {
+      app.log.info(e, 'runner');
+      if (e.type === 'spare_claimed') metrics.spareClaim('claimed');
+      if (e.type === 'spare_claim_refused') metrics.spareClaim('refused');
+    },
   });
   const workspace = createWorkspace(config.workspaceRoot);
-  const metrics = createMetrics();
   const events = createEventLog(createEventRepository(storage.db));
   const engine = createTurnEngine({
     sessions: sessionsRepo,

@@ -35,6 +35,7 @@ export function testConfig(dirs: TestDirs, env: Record<string, string> = {}): Co
     MODEL_BACKEND: 'offline',
     LOG_LEVEL: 'silent',
     PREWARM_SPARES: '0',
+    MAX_WARM_SESSIONS: '4',
     ...env,
   });
 }
@@ -120,4 +121,87 @@ export async function waitFor<T>(check: () => T | Promise<T>, ms = 10_000, every
     v = await check();
   }
   return v;
+}
+
+/** Listens on a free loopback port; returns the base URL (for SSE and real HTTP). */
+export async function listen(app: App): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address() as import('node:net').AddressInfo;
+  return `http://127.0.0.1:${addr.port}`;
+}
+
+export interface SseEvent {
+  id: number | null;
+  event: string;
+  data: any;
+  comment?: string;
+}
+
+/**
+ * Opens an SSE stream and collects events until `until(events)` is true, the stream ends, or
+ * `ms` pass. Comments (heartbeats) are collected with event ''.
+ */
+export async function readSse(
+  url: string,
+  opts: { method?: string; body?: unknown; headers?: Record<string, string>; until?: (evs: SseEvent[]) => boolean; ms?: number } = {},
+): Promise<{ status: number; events: SseEvent[]; ended: boolean }> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), opts.ms ?? 30_000);
+  const events: SseEvent[] = [];
+  let ended = false;
+  let status = 0;
+  try {
+    const res = await fetch(url, {
+      method: opts.method ?? 'GET',
+      headers: { accept: 'text/event-stream', ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
+      body: opts.body !== undefined ? JSON.stringify(opts.body) : null,
+      signal: ctrl.signal,
+    });
+    status = res.status;
+    if (!res.body || !(res.headers.get('content-type') ?? '').includes('text/event-stream')) {
+      events.push({ id: null, event: 'http', data: await res.json().catch(() => null) });
+      return { status, events, ended: true };
+    }
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) {
+        ended = true;
+        break;
+      }
+      buf += dec.decode(value, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const ev: SseEvent = { id: null, event: '', data: null };
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) ev.comment = line.slice(1).trim();
+          else if (line.startsWith('id: ')) ev.id = Number(line.slice(4));
+          else if (line.startsWith('event: ')) ev.event = line.slice(7);
+          else if (line.startsWith('data: ')) ev.data = JSON.parse(line.slice(6));
+        }
+        events.push(ev);
+      }
+      if (opts.until?.(events)) {
+        ctrl.abort();
+        break;
+      }
+    }
+  } catch (err) {
+    if ((err as Error).name !== 'AbortError') throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { status, events, ended };
+}
+
+/** The text a turn streamed: its text deltas, in order. */
+export function streamedText(events: SseEvent[]): string {
+  return events
+    .filter((e) => e.event === 'message' && e.data?.type === 'stream_event' && e.data.event?.type === 'content_block_delta' && e.data.event.delta?.type === 'text_delta')
+    .map((e) => e.data.event.delta.text)
+    .join('');
 }

@@ -60,4 +60,37 @@ describe('graceful stop', () => {
     const left = await waitFor(() => cliProcesses(dirs.configDir).length === 0, 5_000);
     expect(left).toBe(true);
   });
+
+  it('SIGKILL mid-turn, then a restart: the turn is failed, no orphan CLI is left, the session goes on', async () => {
+    const dirs = makeDirs();
+    const env = { DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir };
+    const first = await startServer(env);
+    children.push(first.child);
+    const post = (base: string, url: string, body: unknown) =>
+      fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+    const s = await post(first.base, '/v1/sessions', { prompt: 'Remember: my favorite color is blue' });
+    expect(s.turn.status).toBe('succeeded');
+    const turn = await post(first.base, `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:60000]] a long job' });
+    await waitFor(async () => (await (await fetch(`${first.base}/v1/sessions/${s.session_id}`)).json()).running_turn_id === turn.turn_id, 20_000);
+    const orphans = cliProcesses(dirs.configDir);
+    expect(orphans.length).toBeGreaterThan(0);
+
+    first.child.kill('SIGKILL');
+    await exited(first.child);
+    // The CLI outlives a killed parent (DESIGN.md): it is still there, able to write the transcript.
+    expect(cliProcesses(dirs.configDir).filter((p) => orphans.includes(p)).length).toBeGreaterThan(0);
+
+    const second = await startServer(env);
+    children.push(second.child);
+    expect(cliProcesses(dirs.configDir).filter((p) => orphans.includes(p))).toEqual([]);
+    const after = await (await fetch(`${second.base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).json();
+    expect(after.status).toBe('failed');
+    expect(after.error.code).toBe('SERVER_RESTARTED');
+    const next = await post(second.base, `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
+    expect(next.status).toBe('succeeded');
+    expect(next.result).toMatch(/blue/);
+    second.child.kill('SIGTERM');
+    expect(await exited(second.child)).toBe(0);
+    expect(await waitFor(() => cliProcesses(dirs.configDir).length === 0, 5_000)).toBe(true);
+  });
 });

@@ -93,6 +93,9 @@ export class LiveSession {
         const cur = this.current;
         if (!cur) continue; // between turns: nothing is waiting for it
         if (m.type === 'result') {
+          // A spare's refusal is handled by the runner (it retries cold): not the client's news.
+          const refused = m.subtype !== 'success' && (m.errors ?? []).some((e) => /^not_claimed/.test(e));
+          if (!refused) await cur.onMessage(m);
           this.finish(cur, m);
           continue;
         }

@@ -91,6 +91,8 @@ export function createProcessRegistry(pidDir: string, onStderr?: (line: string) 
         stdio: ['pipe', 'pipe', 'pipe'],
         detached: true, // its own process group: the CLI and its tools end together
       });
+      // The SDK listens for 'exit' once per control request of a long-lived process.
+      child.setMaxListeners(1000);
       const pid = child.pid;
       if (pid) {
         live.add(pid);

@@ -48,7 +48,10 @@ export interface RunnerOptions {
   onEvent?: (e: RunnerEvent) => void;
 }
 
-export type RunnerEvent = { type: 'spare_claim_refused'; sessionId: string; reason: string } | { type: 'warm_closed'; sessionId: string; why: 'idle' | 'lru' };
+export type RunnerEvent =
+  | { type: 'spare_claimed'; sessionId: string }
+  | { type: 'spare_claim_refused'; sessionId: string; reason: string }
+  | { type: 'warm_closed'; sessionId: string; why: 'idle' | 'lru' };
 
 export interface TurnSpec {
   sessionId: string;
@@ -191,7 +194,10 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
         ...(spec.title ? { title: spec.title } : {}),
       },
     });
-    s.spare.claimed.catch((e: Error) => opts.onEvent?.({ type: 'spare_claim_refused', sessionId: spec.sessionId, reason: e.message }));
+    s.spare.claimed.then(
+      () => opts.onEvent?.({ type: 'spare_claimed', sessionId: spec.sessionId }),
+      (e: Error) => opts.onEvent?.({ type: 'spare_claim_refused', sessionId: spec.sessionId, reason: e.message }),
+    );
     return new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, true, onEnd);
   }
 

@@ -11,6 +11,8 @@ export interface Metrics {
   turnStarted(): void;
   turnFinished(status: string, seconds: number): void;
   firstEvent(seconds: number): void;
+  /** A prewarmed spare was claimed by a new session, or refused the claim. */
+  spareClaim(outcome: 'claimed' | 'refused'): void;
   /** Gauges read from live state at scrape time. */
   observe(read: () => { running: number; waiting: number; queued: number; warm: number; busy: number; spares: number; sse: number }): void;
 }
@@ -31,6 +33,7 @@ export function createMetrics(): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const claims = new Counter({ name: 'css_spare_claims_total', help: 'Prewarmed spare processes claimed by new sessions, by outcome', labelNames: ['outcome'], registers: [registry] });
   let read: Parameters<Metrics['observe']>[0] = () => ({ running: 0, waiting: 0, queued: 0, warm: 0, busy: 0, spares: 0, sse: 0 });
   const gauge = (name: string, help: string, key: keyof ReturnType<typeof read>) =>
     new Gauge({
@@ -57,6 +60,7 @@ export function createMetrics(): Metrics {
       if (status !== 'cancelled') duration.observe(seconds);
     },
     firstEvent: (s) => first.observe(s),
+    spareClaim: (outcome) => claims.inc({ outcome }),
     observe(fn) {
       read = fn;
     },

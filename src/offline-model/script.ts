@@ -39,6 +39,19 @@ export function userText(m: Message): string {
     .trim();
 }
 
+/**
+ * The newest prompt in a user message. After an interrupt the CLI sends the interrupted prompt,
+ * its interruption notice and the new prompt in one message: only the last one is the prompt.
+ */
+export function lastPrompt(m: Message): string {
+  if (typeof m.content === 'string') return m.content.trim();
+  const texts = m.content
+    .filter((b) => b.type === 'text' && typeof b.text === 'string')
+    .map((b) => b.text!.trim())
+    .filter((t) => t !== '' && !t.startsWith('<system-reminder>') && !/^\[Request interrupted/.test(t));
+  return texts[texts.length - 1] ?? '';
+}
+
 function toolResults(m: Message): Block[] {
   return typeof m.content === 'string' ? [] : m.content.filter((b) => b.type === 'tool_result');
 }
@@ -61,8 +74,8 @@ export function plan(messages: Message[]): Plan {
   const last = messages[messages.length - 1];
   const userMessages = messages.filter((m) => m.role === 'user');
   // The prompt that started this exchange: the last user message with text of its own.
-  const promptMsg = [...userMessages].reverse().find((m) => userText(m) !== '');
-  const prompt = promptMsg ? userText(promptMsg) : '';
+  const promptMsg = [...userMessages].reverse().find((m) => lastPrompt(m) !== '');
+  const prompt = promptMsg ? lastPrompt(promptMsg) : '';
   const slow = Number(directive(prompt, 'slow') ?? 0) || 0;
   const base = { delayMs: slow, chunkDelayMs: slow > 0 ? Math.min(50, slow / 20) : 0, cut: false };
 

@@ -15,6 +15,10 @@ export interface OfflineModel {
   readonly url: string;
   /** Number of Messages requests answered so far. */
   readonly requests: number;
+  /** Messages requests being answered right now, and the most seen at once since `resetPeak()`. */
+  readonly inFlight: number;
+  readonly peakInFlight: number;
+  resetPeak(): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +104,8 @@ async function respond(res: http.ServerResponse, body: { model?: string; stream?
 /** Starts the offline model on 127.0.0.1 (a free port unless one is given). */
 export async function startOfflineModel(opts: { port?: number; host?: string } = {}): Promise<OfflineModel> {
   let requests = 0;
+  let inFlight = 0;
+  let peak = 0;
   const server = http.createServer((req, res) => {
     const chunksIn: Buffer[] = [];
     req.on('data', (c: Buffer) => chunksIn.push(c));
@@ -118,6 +124,14 @@ export async function startOfflineModel(opts: { port?: number; host?: string } =
           return;
         }
         requests++;
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        let counted = true;
+        const done = () => {
+          if (counted) inFlight--;
+          counted = false;
+        };
+        res.once('close', done);
         respond(res, body).catch(() => res.destroy());
         return;
       }
@@ -135,6 +149,15 @@ export async function startOfflineModel(opts: { port?: number; host?: string } =
     url: `http://${host}:${port}`,
     get requests() {
       return requests;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    get peakInFlight() {
+      return peak;
+    },
+    resetPeak() {
+      peak = inFlight;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, offlineModel, startApp, waitFor, type TestApp } from './helper.js';
+
+describe('admission control', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ env: { MAX_CONCURRENT_TURNS: '2' } });
+  });
+  afterAll(async () => t.close());
+
+  it('with MAX_CONCURRENT_TURNS=2, 6 slow turns on 6 sessions: never more than 2 running, all 6 finish', async () => {
+    const model = await offlineModel();
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await call(t.app, 'POST', '/v1/sessions', {})).body.session_id);
+    model.resetPeak();
+    let peakBusy = 0;
+    const sampler = setInterval(() => (peakBusy = Math.max(peakBusy, t.app.internals.runner.stats().busy)), 10);
+    const t0 = Date.now();
+    const results = await Promise.all(ids.map((id) => call(t.app, 'POST', `/v1/sessions/${id}/turns`, { prompt: '[[slow:1200]] take a while' })));
+    clearInterval(sampler);
+    expect(results.map((r) => r.body.status)).toEqual(Array(6).fill('succeeded'));
+    // The model sees at most 2 CLI processes asking at once: only 2 turns ran at a time.
+    expect(model.peakInFlight).toBe(2);
+    expect(peakBusy).toBeLessThanOrEqual(2);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(3 * 1200);
+  });
+});
+
+describe('a bounded waiting line', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ env: { MAX_CONCURRENT_TURNS: '1', MAX_QUEUED_TURNS: '1' } });
+  });
+  afterAll(async () => t.close());
+
+  it('past the line, a turn gets 429 with Retry-After and nothing is written', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await call(t.app, 'POST', '/v1/sessions', {})).body.session_id);
+    const a = await call(t.app, 'POST', `/v1/sessions/${ids[0]}/turns?wait=false`, { prompt: '[[slow:1000]] a' });
+    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${ids[0]}/turns/${a.body.turn_id}`)).body.status === 'running');
+    const b = await call(t.app, 'POST', `/v1/sessions/${ids[1]}/turns?wait=false`, { prompt: 'b' });
+    expect(b.status).toBe(202);
+    const c = await call(t.app, 'POST', `/v1/sessions/${ids[2]}/turns?wait=false`, { prompt: 'c' });
+    expect(c.status).toBe(429);
+    expect(c.body.error.code).toBe('CAPACITY_EXCEEDED');
+    expect(Number(c.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await call(t.app, 'GET', `/v1/sessions/${ids[2]}/turns`)).body.turns).toEqual([]);
+    const fb = await waitFor(async () => {
+      const x = (await call(t.app, 'GET', `/v1/sessions/${ids[1]}/turns/${b.body.turn_id}`)).body;
+      return x.status === 'succeeded' ? x : null;
+    }, 15_000);
+    expect(fb).toBeTruthy();
+    const again = await call(t.app, 'POST', `/v1/sessions/${ids[2]}/turns`, { prompt: 'c' });
+    expect(again.body.status).toBe('succeeded');
+  });
+});

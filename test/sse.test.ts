@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, listen, makeDirs, readSse, startApp, streamedText, waitFor, type SseEvent, type TestApp } from './helper.js';
+
+const ids = (evs: SseEvent[]) => evs.filter((e) => e.id !== null).map((e) => e.id!);
+
+describe('server-sent events', () => {
+  const dirs = makeDirs();
+  let t: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    t = await startApp({ dirs, env: { SSE_HEARTBEAT_MS: '200' } });
+    base = await listen(t.app);
+  });
+  afterAll(async () => t.close());
+
+  it('streams a turn in order: turn (queued, running), messages with the text, turn (succeeded), done', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const r = await readSse(`${base}/v1/sessions/${s.session_id}/turns`, { method: 'POST', body: { prompt: 'What is my favorite color?' } });
+    expect(r.status).toBe(200);
+    expect(r.ended).toBe(true);
+    const evs = r.events.filter((e) => e.id !== null);
+    const kinds = evs.map((e) => e.event);
+    expect(kinds[0]).toBe('turn');
+    expect(evs[0]!.data.status).toBe('queued');
+    expect(evs[1]!.event).toBe('turn');
+    expect(evs[1]!.data.status).toBe('running');
+    expect(kinds.slice(-2)).toEqual(['turn', 'done']);
+    expect(evs[evs.length - 1]!.data.status).toBe('succeeded');
+    expect(kinds.filter((k) => k === 'message').length).toBeGreaterThan(3);
+    const idList = ids(evs);
+    expect(idList).toEqual([...idList].sort((a, b) => a - b));
+    expect(new Set(idList).size).toBe(idList.length);
+    expect(streamedText(evs)).toBe('Your favorite color is blue.');
+    expect(evs.find((e) => e.event === 'message' && e.data.type === 'result')?.data.result).toBe('Your favorite color is blue.');
+  });
+
+  it('replays after Last-Event-ID mid-turn: nothing missing, nothing doubled', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] tell me a somewhat longer story about colors and their names' })).body;
+    const url = `${base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events`;
+    const part = await readSse(url, { until: (evs) => evs.filter((e) => e.event === 'message').length >= 3 });
+    const seen = part.events.filter((e) => e.id !== null);
+    expect(seen.some((e) => e.event === 'done')).toBe(false);
+    const last = seen[seen.length - 1]!.id!;
+    const rest = await readSse(url, { headers: { 'last-event-id': String(last) } });
+    expect(rest.ended).toBe(true);
+    const restEvs = rest.events.filter((e) => e.id !== null);
+    expect(restEvs[0]!.id!).toBeGreaterThan(last);
+    const whole = await readSse(`${url}?after=0`);
+    const joined = [...seen, ...restEvs];
+    expect(ids(joined)).toEqual(ids(whole.events));
+    expect(streamedText(joined)).toBe(streamedText(whole.events));
+    expect(joined[joined.length - 1]!.event).toBe('done');
+  });
+
+  it('a subscriber that joins late sees everything the first one saw', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const url = `${base}/v1/sessions/${s.session_id}/events`;
+    const first = readSse(url, { until: (evs) => evs.some((e) => e.event === 'done') });
+    await new Promise((r) => setTimeout(r, 100));
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:800]] hello there, how are you today' })).body;
+    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running');
+    const late = readSse(url, { until: (evs) => evs.some((e) => e.event === 'done') });
+    const [a, b] = await Promise.all([first, late]);
+    const strip = (evs: SseEvent[]) => evs.filter((e) => e.id !== null).map((e) => [e.id, e.event, JSON.stringify(e.data)]);
+    expect(strip(b.events)).toEqual(strip(a.events));
+    expect(strip(a.events).length).toBeGreaterThan(5);
+  });
+
+  it('sends a heartbeat comment while nothing happens', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const r = await readSse(`${base}/v1/sessions/${s.session_id}/events`, { until: (evs) => evs.some((e) => e.comment === 'heartbeat'), ms: 3_000 });
+    expect(r.events.some((e) => e.comment === 'heartbeat')).toBe(true);
+  });
+
+  it('a client that disconnects does not stop the turn', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const r = await readSse(`${base}/v1/sessions/${s.session_id}/turns`, {
+      method: 'POST',
+      body: { prompt: '[[slow:500]] keep going without me' },
+      until: (evs) => evs.some((e) => e.event === 'turn' && e.data.status === 'running'),
+    });
+    const turnId = r.events.find((e) => e.event === 'turn')!.data.turn_id;
+    const fin = await waitFor(async () => {
+      const x = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turnId}`)).body;
+      return x.status === 'succeeded' ? x : null;
+    }, 15_000);
+    expect(fin?.result).toMatch(/keep going without me/);
+  });
+
+  it('replays the event log after a restart of the server, then follows live', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const before = await readSse(`${base}/v1/sessions/${s.session_id}/events`, { until: (evs) => evs.some((e) => e.event === 'done') });
+    await t.close();
+    t = await startApp({ dirs, env: { SSE_HEARTBEAT_MS: '200' } });
+    base = await listen(t.app);
+    const url = `${base}/v1/sessions/${s.session_id}/events`;
+    const follow = readSse(url, { until: (evs) => evs.filter((e) => e.event === 'done').length >= 2 });
+    await new Promise((r) => setTimeout(r, 200));
+    const next = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
+    expect(next.body.result).toMatch(/blue/);
+    const after = (await follow).events.filter((e) => e.id !== null);
+    const old = before.events.filter((e) => e.id !== null);
+    expect(after.slice(0, old.length).map((e) => [e.id, e.event])).toEqual(old.map((e) => [e.id, e.event]));
+    expect(after[old.length]!.id).toBe(old[old.length - 1]!.id! + 1);
+    expect(streamedText(after.slice(old.length))).toBe('Your favorite color is blue.');
+  });
+});
