@@ -1,146 +1,210 @@
 /**
- * `npm run bench`: figures for the server against the raw SDK, measured in the same run on
- * the same offline model. Sections can be chosen: `npm run bench -- cold list`.
+ * `npm run bench`: figures for the server against the raw SDK, measured in the same run on the
+ * same offline model. The server runs as its own process (as `npm start` runs it); the raw
+ * baselines run the SDK in this process. Sections can be chosen: `npm run bench -- cold warm`.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { query, listSessions } from '@anthropic-ai/claude-agent-sdk';
+import { query, listSessions, type Options } from '@anthropic-ai/claude-agent-sdk';
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/app.js';
 import { startOfflineModel } from '../src/offline-model/server.js';
 import { childEnv } from '../src/claude/runner.js';
+import { Inbox } from '../src/claude/live-session.js';
 import { transcriptPath } from '../src/claude/paths.js';
 import type { SessionRow } from '../src/storage/sessions-repo.js';
 import { fmt, median, p90, printRows, type Row } from './stats.js';
+import { api, gauge, startServerProcess } from './server.js';
+import { loadBench } from './load.js';
 
 const sections = process.argv.slice(2);
 const want = (s: string) => sections.length === 0 || sections.includes(s);
 const rows: Row[] = [];
 
 const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'css-bench-')));
-const dirs = { dataDir: path.join(root, 'data'), workspace: path.join(root, 'workspace'), configDir: path.join(root, 'claude') };
 const model = await startOfflineModel();
-const config = loadConfig({ DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', PREWARM_SPARES: '0' });
-const app = await buildApp(config, { offlineModel: model });
-await app.listen({ host: '127.0.0.1', port: 0 });
-const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-const env = childEnv({ configDir: config.claudeConfigDir, tmpDir: path.join(root, 'raw-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false });
+const configDir = path.join(root, 'claude');
+const workspace = path.join(root, 'workspace');
+const env = childEnv({ configDir, tmpDir: path.join(root, 'raw-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false });
 fs.mkdirSync(path.join(root, 'raw-tmp'), { recursive: true });
+/** The options the server gives the CLI, for the raw SDK baselines. */
+const rawOptions: Options = { permissionMode: 'default', settingSources: [], verbatimPrompts: true, includePartialMessages: true, env };
 
-async function api(method: string, url: string, body?: unknown) {
-  const r = await fetch(base + url, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : null });
-  const json = (await r.json()) as any;
-  if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-/** One raw SDK turn, as a hand-written wrapper would run it: a fresh query() with resume. */
-async function rawTurn(sessionId: string, cwd: string, prompt: string, resume: boolean): Promise<number> {
+/** One raw SDK turn as a hand-written wrapper runs it: a fresh query() (new, or resume). */
+async function rawTurn(sessionId: string, cwd: string, prompt: string, resume: boolean): Promise<{ first: number; total: number }> {
   const t0 = performance.now();
-  const q = query({
-    prompt,
-    options: { cwd, permissionMode: 'default', settingSources: [], verbatimPrompts: true, env, ...(resume ? { resume: sessionId } : { sessionId }) },
-  });
+  const q = query({ prompt, options: { ...rawOptions, cwd, ...(resume ? { resume: sessionId } : { sessionId }) } });
+  let first = 0;
   for await (const m of q) {
+    if (!first) first = performance.now() - t0;
     if (m.type === 'result') {
       if (m.subtype !== 'success' || m.is_error) throw new Error(`raw turn failed: ${JSON.stringify(m).slice(0, 300)}`);
       break;
     }
   }
   q.close();
-  return performance.now() - t0;
+  return { first, total: performance.now() - t0 };
 }
 
-if (want('cold')) {
-  const N = Number(process.env.BENCH_COLD_TURNS ?? 15);
-  console.log(`\n--- cold turn: API vs raw SDK query({resume}), ${N} turns each, interleaved ---`);
-  const s = await api('POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-cold' });
-  const rawId = randomUUID();
-  await rawTurn(rawId, s.cwd, 'Remember: my favorite color is blue', false);
+function compare(name: string, goal: number, apiMs: number[], rawMs: number[], lower = 'API', upper = 'raw') {
+  const ratio = median(apiMs) / median(rawMs);
+  console.log(`${lower}  median ${fmt(median(apiMs))} ms  p90 ${fmt(p90(apiMs))} ms`);
+  console.log(`${upper}  median ${fmt(median(rawMs))} ms  p90 ${fmt(p90(rawMs))} ms`);
+  console.log(`ratio median ${fmt(ratio, 3)}  p90 ${fmt(p90(apiMs) / p90(rawMs), 3)}`);
+  rows.push({
+    name,
+    figures: `${lower} median ${fmt(median(apiMs))} ms p90 ${fmt(p90(apiMs))} ms; ${upper} median ${fmt(median(rawMs))} ms p90 ${fmt(p90(rawMs))} ms; ratio ${fmt(ratio, 3)}`,
+    goal: `<= ${goal}`,
+    ok: ratio <= goal,
+  });
+}
+
+if (want('cold') || want('warm')) {
+  // WARM_IDLE_MS=0: every turn starts a CLI process, as a wrapper calling query({resume}) does.
+  for (const mode of ['cold', 'warm'] as const) {
+    if (!want(mode)) continue;
+    const N = Number(process.env[`BENCH_${mode.toUpperCase()}_TURNS`] ?? (mode === 'cold' ? 15 : 40));
+    console.log(`\n--- ${mode} turn: API vs raw SDK ${mode === 'cold' ? 'query({resume})' : 'streaming-input turn'}, ${N} turns each, interleaved ---`);
+    const srv = await startServerProcess(path.join(root, `srv-${mode}`), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace, WARM_IDLE_MS: mode === 'cold' ? '0' : '300000' });
+    const s = await api(srv.base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: `bench-${mode}` });
+    const rawId = randomUUID();
+    let rawWarm: ((p: string) => Promise<number>) | null = null;
+    let close = () => {};
+    if (mode === 'cold') await rawTurn(rawId, s.cwd, 'Remember: my favorite color is blue', false);
+    else {
+      // The raw baseline: one Query in streaming-input mode, prompts pushed one at a time.
+      const inbox = new Inbox();
+      const q = query({ prompt: inbox, options: { ...rawOptions, cwd: s.cwd, sessionId: rawId } });
+      const it = q[Symbol.asyncIterator]();
+      rawWarm = async (prompt) => {
+        const t0 = performance.now();
+        inbox.push(prompt);
+        for (;;) {
+          const { value, done } = await it.next();
+          if (done) throw new Error('raw query ended');
+          if (value.type === 'result') break;
+        }
+        return performance.now() - t0;
+      };
+      await rawWarm('Remember: my favorite color is blue');
+      close = () => {
+        inbox.end();
+        q.close();
+      };
+    }
+    const apiMs: number[] = [];
+    const rawMs: number[] = [];
+    for (let i = 0; i < N; i++) {
+      for (const who of i % 2 === 0 ? ['api', 'raw'] : ['raw', 'api']) {
+        const prompt = `${mode} ${i}: what is my favorite color?`;
+        if (who === 'api') {
+          const t0 = performance.now();
+          const t = await api(srv.base, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt });
+          apiMs.push(performance.now() - t0);
+          if (!/blue/.test(t.result)) throw new Error(`API turn lost the history: ${t.result}`);
+        } else rawMs.push(rawWarm ? await rawWarm(prompt) : (await rawTurn(rawId, s.cwd, prompt, true)).total);
+      }
+    }
+    close();
+    await srv.stop();
+    compare(mode === 'cold' ? 'cold turn (API / raw query({resume}))' : 'warm turn (API / raw streaming-input turn)', 1.1, apiMs, rawMs);
+  }
+}
+
+if (want('prewarm')) {
+  const N = Number(process.env.BENCH_PREWARM_SESSIONS ?? 10);
+  console.log(`\n--- new session, first event: API with a prewarmed spare vs a cold raw query(), ${N} each ---`);
+  const srv = await startServerProcess(path.join(root, 'srv-prewarm'), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace, PREWARM_SPARES: '1' });
+  const cwd = path.join(workspace, 'bench-prewarm');
+  fs.mkdirSync(cwd, { recursive: true });
   const apiMs: number[] = [];
   const rawMs: number[] = [];
   for (let i = 0; i < N; i++) {
-    const order = i % 2 === 0 ? ['api', 'raw'] : ['raw', 'api'];
-    for (const who of order) {
-      if (who === 'api') {
-        const t0 = performance.now();
-        const t = await api('POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `turn ${i}: what is my favorite color?` });
-        apiMs.push(performance.now() - t0);
-        if (!/blue/.test(t.result)) throw new Error(`API turn lost the history: ${t.result}`);
-      } else {
-        rawMs.push(await rawTurn(rawId, s.cwd, `turn ${i}: what is my favorite color?`, true));
-      }
+    const ready = Date.now() + 30_000;
+    while ((await gauge(srv.base, 'css_cli_spare_processes')) < 1 && Date.now() < ready) await new Promise((r) => setTimeout(r, 50));
+    // API: from the request that creates the session to the first SDK message on its stream.
+    const t0 = performance.now();
+    const res = await fetch(`${srv.base}/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ prompt: `hello ${i}`, project: 'bench-prewarm' }),
+    });
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    let first = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      if (!first && buf.includes('event: message')) first = performance.now() - t0;
+      if (buf.includes('event: done')) break;
     }
+    await reader.cancel().catch(() => {});
+    apiMs.push(first);
+    rawMs.push((await rawTurn(randomUUID(), cwd, `hello ${i}`, false)).first);
   }
-  const ratio = median(apiMs) / median(rawMs);
-  console.log(`API  median ${fmt(median(apiMs))} ms  p90 ${fmt(p90(apiMs))} ms`);
-  console.log(`raw  median ${fmt(median(rawMs))} ms  p90 ${fmt(p90(rawMs))} ms`);
-  console.log(`ratio median ${fmt(ratio, 3)}  p90 ${fmt(p90(apiMs) / p90(rawMs), 3)}`);
-  rows.push({
-    name: 'cold turn (API / raw query({resume}))',
-    figures: `API median ${fmt(median(apiMs))} ms p90 ${fmt(p90(apiMs))} ms; raw median ${fmt(median(rawMs))} ms p90 ${fmt(p90(rawMs))} ms; ratio ${fmt(ratio, 3)}`,
-    goal: '<= 1.10',
-    ok: ratio <= 1.1,
-  });
+  await srv.stop();
+  compare('new session first event (API with a spare / cold raw query())', 0.3, apiMs, rawMs, 'API (spare) first event', 'raw cold query() first message');
 }
 
 if (want('list')) {
   const N = Number(process.env.BENCH_LIST_SESSIONS ?? 10_000);
   console.log(`\n--- list: first page of ${N} sessions through the API vs SDK listSessions({dir, limit: 50}) ---`);
-  const seed = await api('POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-list' });
+  // Seeded through the app's own storage (rows) and the CLI's layout (transcripts), then served.
+  const dirs = { dataDir: path.join(root, 'list-data'), workspace, configDir };
+  const app = await buildApp(loadConfig({ DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: workspace, CLAUDE_CONFIG_DIR: configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', PREWARM_SPARES: '0' }), { offlineModel: model });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const seed = await api(base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-list' });
   const template = fs.readFileSync(seed.transcript.path, 'utf8');
   const t0 = performance.now();
   const now = Date.now();
   const batch: SessionRow[] = [];
-  const db = app.internals.storage.db;
   for (let i = 1; i < N; i++) {
     const id = randomUUID();
-    fs.writeFileSync(transcriptPath(config.claudeConfigDir, seed.cwd, id), template.replaceAll(seed.session_id, id));
+    fs.writeFileSync(transcriptPath(configDir, seed.cwd, id), template.replaceAll(seed.session_id, id));
     batch.push({
       session_id: id, user_id: 'local', session_name: `bench ${i}`, status: 'active', project: 'bench-list', cwd: seed.cwd,
       created_at: now - N + i, last_active: now - N + i, turn_count: 1, total_cost_usd: 0, input_tokens: 0, output_tokens: 0,
       first_prompt: 'Remember: my favorite color is blue', tag: null, permission_mode: 'default', model: null, system_prompt: null, started: 1,
     });
-    if (batch.length === 500 || i === N - 1) {
-      await db.insertInto('sessions').values(batch.splice(0)).execute();
-    }
+    if (batch.length === 500 || i === N - 1) await app.internals.storage.db.insertInto('sessions').values(batch.splice(0)).execute();
   }
   console.log(`seeded ${N} sessions (rows + transcripts of ${template.length} bytes each) in ${fmt((performance.now() - t0) / 1000)} s`);
-  const apiMs: number[] = [];
-  for (let i = 0; i < 30; i++) {
-    const t1 = performance.now();
-    const page = await api('GET', '/v1/sessions?limit=50');
-    apiMs.push(performance.now() - t1);
-    if (page.sessions.length !== 50) throw new Error('short page');
-  }
-  const filtered: number[] = [];
-  for (let i = 0; i < 30; i++) {
-    const t1 = performance.now();
-    await api('GET', '/v1/sessions?limit=50&project=bench-list&q=bench%2099');
-    filtered.push(performance.now() - t1);
-  }
-  const sdkMs: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t1 = performance.now();
-    const got = await listSessions({ dir: seed.cwd, limit: 50 });
-    sdkMs.push(performance.now() - t1);
-    if (got.length !== 50) throw new Error('SDK short page');
-  }
+  const timed = async (n: number, fn: () => Promise<void>) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t1 = performance.now();
+      await fn();
+      out.push(performance.now() - t1);
+    }
+    return out;
+  };
+  const apiMs = await timed(30, async () => {
+    if ((await api(base, 'GET', '/v1/sessions?limit=50')).sessions.length !== 50) throw new Error('short page');
+  });
+  const filtered = await timed(30, async () => void (await api(base, 'GET', '/v1/sessions?limit=50&project=bench-list&q=bench%2099')));
+  const sdkMs = await timed(3, async () => {
+    if ((await listSessions({ dir: seed.cwd, limit: 50 })).length !== 50) throw new Error('SDK short page');
+  });
+  await app.close();
   console.log(`API first page (50)       median ${fmt(median(apiMs))} ms  p90 ${fmt(p90(apiMs))} ms`);
   console.log(`API filtered page (q=...) median ${fmt(median(filtered))} ms  p90 ${fmt(p90(filtered))} ms`);
   console.log(`SDK listSessions limit 50 median ${fmt(median(sdkMs))} ms`);
   rows.push({
     name: `list first page of ${N} sessions`,
-    figures: `API median ${fmt(median(apiMs))} ms (filtered ${fmt(median(filtered))} ms); SDK listSessions({dir, limit: 50}) median ${fmt(median(sdkMs))} ms; speed-up x${fmt(median(sdkMs) / median(apiMs), 0)}`,
+    figures: `API median ${fmt(median(apiMs))} ms (filtered ${fmt(median(filtered))} ms); SDK listSessions({dir, limit: 50}) median ${fmt(median(sdkMs))} ms; x${fmt(median(sdkMs) / median(apiMs), 0)} faster`,
     goal: '< 20 ms',
     ok: median(apiMs) < 20,
   });
 }
 
-await app.close();
+if (want('load')) rows.push(await loadBench(model.url));
+
 await model.close();
 fs.rmSync(root, { recursive: true, force: true });
 printRows(rows);

@@ -143,7 +143,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   });
   const workspace = createWorkspace(config.workspaceRoot);
-  const events = createEventLog(createEventRepository(storage.db));
+  const events = createEventLog(createEventRepository(storage.db), app.log);
   const engine = createTurnEngine({
     sessions: sessionsRepo,
     turns: turnsRepo,
@@ -233,6 +233,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     await engine.stop(config.shutdownGraceMs);
   });
   app.addHook('onClose', async () => {
+    await events.flush();
     await storage.close();
     if (ownsOffline) await offline!.close();
   });

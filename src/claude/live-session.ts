@@ -49,7 +49,7 @@ export interface TurnOutcome {
 }
 
 interface Current {
-  onMessage: (m: SDKMessage) => void | Promise<void>;
+  onMessage: (m: SDKMessage) => unknown;
   resolve: (o: TurnOutcome) => void;
   started: number;
   interrupted: boolean;
@@ -95,11 +95,16 @@ export class LiveSession {
         if (m.type === 'result') {
           // A spare's refusal is handled by the runner (it retries cold): not the client's news.
           const refused = m.subtype !== 'success' && (m.errors ?? []).some((e) => /^not_claimed/.test(e));
-          if (!refused) await cur.onMessage(m);
+          if (!refused) {
+            const r = cur.onMessage(m);
+            if (r instanceof Promise) await r;
+          }
           this.finish(cur, m);
           continue;
         }
-        await cur.onMessage(m);
+        // Awaited only when the handler is asynchronous: the common path costs no extra turn of the loop.
+        const r = cur.onMessage(m);
+        if (r instanceof Promise) await r;
       }
     } catch (err) {
       thrown = err;

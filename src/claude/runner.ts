@@ -65,7 +65,7 @@ export interface TurnSpec {
   /** Title for a new session. */
   title?: string | null | undefined;
   /** Receives every SDK message of the turn as it arrives (awaited: messages stay in order). */
-  onMessage?: (m: SDKMessage) => void | Promise<void>;
+  onMessage?: (m: SDKMessage) => unknown;
 }
 
 export interface RunnerStats {

@@ -10,6 +10,8 @@ export type EventRow = Selectable<EventsTable>;
 
 export interface EventRepository {
   insert(row: EventRow): Promise<void>;
+  /** Writes several events in one statement. */
+  insertMany(rows: EventRow[]): Promise<void>;
   /** Highest seq of a session, 0 when it has none. */
   maxSeq(sessionId: string): Promise<number>;
   /** Events of a session (or of one turn) after `afterSeq`, oldest first. */
@@ -20,6 +22,9 @@ export function createEventRepository(db: Kysely<Database>): EventRepository {
   return {
     async insert(row) {
       await db.insertInto('events').values(row).execute();
+    },
+    async insertMany(rows) {
+      if (rows.length > 0) await db.insertInto('events').values(rows).execute();
     },
     async maxSeq(sessionId) {
       const r = await db.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).where('session_id', '=', sessionId).executeTakeFirst();

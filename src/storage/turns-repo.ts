@@ -15,8 +15,11 @@ export type TurnStatus = TurnRow['status'];
 export const FINISHED: TurnStatus[] = ['succeeded', 'failed', 'interrupted', 'cancelled'];
 
 export interface TurnRepository {
-  /** Inserts a turn with the next sequence number of its session (retrying on a race for the number). */
-  insert(turn: NewTurn): Promise<TurnRow>;
+  /**
+   * Inserts a turn with the next sequence number of its session (retrying on a race for the
+   * number). A turn inserted as `running` gets null when the session already has one running.
+   */
+  insert(turn: NewTurn): Promise<TurnRow | null>;
   get(turnId: string): Promise<TurnRow | undefined>;
   /** Removes a turn that never ran (a refused submission). */
   remove(turnId: string): Promise<void>;
@@ -62,6 +65,10 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
           return { ...r, seq: Number(r.seq) };
         } catch (err) {
           if (!isUniqueViolation(err) || attempt >= 50) throw err;
+          if (turn.status === 'running') {
+            const running = await db.selectFrom('turns').select('turn_id').where('session_id', '=', turn.session_id).where('status', '=', 'running').executeTakeFirst();
+            if (running) return null;
+          }
           await new Promise((r) => setTimeout(r, Math.random() * 5));
         }
       }

@@ -7,6 +7,8 @@
 export interface Admission {
   /** Waits for a slot; resolves with the function that gives it back. */
   acquire(userId: string): Promise<() => void>;
+  /** A slot now, or null when none is free (or others are already waiting). */
+  tryAcquire(userId: string): (() => void) | null;
   /** Turns running now. */
   readonly running: number;
   /** Turns waiting for a slot. */
@@ -43,6 +45,9 @@ export function createAdmission(max: number, perUser?: number): Admission {
     acquire(userId) {
       if (waiters.length === 0 && fits(userId)) return Promise.resolve(take(userId));
       return new Promise((resolve) => waiters.push({ userId, grant: () => resolve(take(userId)) }));
+    },
+    tryAcquire(userId) {
+      return waiters.length === 0 && fits(userId) ? take(userId) : null;
     },
     get running() {
       return running;

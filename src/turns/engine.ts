@@ -13,7 +13,7 @@ import { monotonicNow } from '../clock.js';
 import type { ClaudeRunner, TurnOutcome } from '../claude/runner.js';
 import type { PermissionMode } from '../claude/permission-mode.js';
 import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
-import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
+import type { NewTurn, TurnRepository, TurnRow } from '../storage/turns-repo.js';
 import type { EventLog } from './events.js';
 import type { Admission } from './admission.js';
 import { presentTurn } from './present.js';
@@ -72,6 +72,16 @@ interface Actor {
   done: Promise<void>;
 }
 
+/** A turn that was written as running at submission (idle session, free slot): run it first. */
+interface Claimed {
+  turn: TurnRow;
+  session: SessionRow;
+  release: () => void;
+}
+
+const busy = (sessionId: string) =>
+  new AppError('SESSION_BUSY', `session ${sessionId} is running a turn; retry when it ends, or send if_busy "queue" or "interrupt"`);
+
 export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
   const { sessions, turns, events, runner, admission, metrics, log } = d;
   const actors = new Map<string, Actor>();
@@ -99,35 +109,47 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     await events.append(row.session_id, row.turn_id, 'done', t);
   }
 
-  async function runClaimed(turn: TurnRow, startedAt: number) {
-    const session = (await sessions.get(turn.session_id))!;
+  async function runClaimed(turn: TurnRow, startedAt: number, fresh?: SessionRow) {
+    const session = fresh ?? (await sessions.get(turn.session_id))!;
     const running: TurnRow = { ...turn, status: 'running', started_at: startedAt };
-    await events.append(turn.session_id, turn.turn_id, 'turn', presentTurn(running));
+    const announced = events.append(turn.session_id, turn.turn_id, 'turn', presentTurn(running));
     metrics.turnStarted();
     let firstEvent = 0;
     let outcome: TurnOutcome;
     const resume = Boolean(session.started);
+    const patch: Parameters<SessionRepository['update']>[1] = { last_active: startedAt };
+    if (session.first_prompt === null) patch.first_prompt = turn.prompt.slice(0, 1000);
+    if (session.status === 'archived') patch.status = 'active';
     if (resume && !d.transcriptExists(session)) {
       outcome = { status: 'failed', result: null, error: { code: 'TRANSCRIPT_MISSING', message: 'the transcript vanished before this turn ran' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
+      await sessions.update(session.session_id, patch);
     } else {
+      // The prompt goes to the CLI first; the bookkeeping is written while it works.
+      const run = runner.runTurn({
+        sessionId: session.session_id,
+        cwd: session.cwd,
+        prompt: turn.prompt,
+        resume,
+        permissionMode: (turn.permission_mode ?? session.permission_mode) as PermissionMode,
+        model: session.model,
+        systemPrompt: session.system_prompt,
+        title: session.session_name,
+        onMessage: (m) => {
+          if (!firstEvent) {
+            firstEvent = Date.now();
+            metrics.firstEvent((firstEvent - startedAt) / 1000);
+          }
+          return events.append(turn.session_id, turn.turn_id, 'message', m);
+        },
+      });
       try {
-        outcome = await runner.runTurn({
-          sessionId: session.session_id,
-          cwd: session.cwd,
-          prompt: turn.prompt,
-          resume,
-          permissionMode: (turn.permission_mode ?? session.permission_mode) as PermissionMode,
-          model: session.model,
-          systemPrompt: session.system_prompt,
-          title: session.session_name,
-          onMessage: async (m) => {
-            if (!firstEvent) {
-              firstEvent = Date.now();
-              metrics.firstEvent((firstEvent - startedAt) / 1000);
-            }
-            await events.append(turn.session_id, turn.turn_id, 'message', m);
-          },
-        });
+        await announced;
+        await sessions.update(session.session_id, patch);
+      } catch (err) {
+        log.error({ err, turn_id: turn.turn_id }, 'could not record the start of a turn');
+      }
+      try {
+        outcome = await run;
       } catch (err) {
         const code = err instanceof AppError ? err.code : 'INTERNAL';
         if (code === 'INTERNAL') log.error({ err, turn_id: turn.turn_id }, 'turn failed');
@@ -166,7 +188,15 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     settle(done);
   }
 
-  async function loop(sessionId: string, actor: Actor) {
+  async function loop(sessionId: string, actor: Actor, first?: Claimed) {
+    if (first) {
+      try {
+        await runClaimed(first.turn, first.turn.started_at!, first.session);
+      } finally {
+        bump(first.turn.user_id, -1);
+        first.release();
+      }
+    }
     for (;;) {
       actor.again = false;
       if (draining) return;
@@ -199,7 +229,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     }
   }
 
-  function kick(sessionId: string) {
+  function kick(sessionId: string, first?: Claimed) {
     const existing = actors.get(sessionId);
     if (existing) {
       existing.again = true;
@@ -207,7 +237,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     }
     const actor: Actor = { again: false, done: Promise.resolve() };
     actors.set(sessionId, actor);
-    actor.done = loop(sessionId, actor)
+    actor.done = loop(sessionId, actor, first)
       .catch((err) => log.error({ err, session_id: sessionId }, 'session actor failed'))
       .finally(() => {
         if (actors.get(sessionId) === actor) actors.delete(sessionId);
@@ -225,7 +255,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         throw new AppError('CAPACITY_EXCEEDED', `user ${session.user_id} already has ${d.userMaxConcurrent} turns running or waiting`, { retryAfter: 5 });
       }
       const now = monotonicNow();
-      const row = await turns.insert({
+      const base: NewTurn = {
         turn_id: randomUUID(),
         session_id: session.session_id,
         user_id: session.user_id,
@@ -242,25 +272,55 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         cost_usd: null,
         input_tokens: null,
         output_tokens: null,
-      });
+      };
+      // Fast path: an idle session and a free slot. The turn is written as running (the database
+      // refuses it if another one runs) and its prompt reaches the CLI without more round trips.
+      if (!actors.has(session.session_id)) {
+        const release = admission.tryAcquire(session.user_id);
+        if (release) {
+          let claimed: TurnRow | null = null;
+          try {
+            claimed = await turns.insert({ ...base, status: 'running', started_at: now });
+          } catch (err) {
+            release();
+            throw err;
+          }
+          if (claimed && !actors.has(session.session_id)) {
+            bump(session.user_id, 1);
+            metrics.turnQueued();
+            kick(session.session_id, { turn: claimed, session, release });
+            return claimed;
+          }
+          release();
+          if (claimed) {
+            // An actor appeared meanwhile: hand the turn back to the queue.
+            await turns.update(claimed.turn_id, { status: 'queued', started_at: null });
+            return queue({ ...claimed, status: 'queued', started_at: null });
+          }
+          if (input.ifBusy === 'reject') throw busy(session.session_id);
+        }
+      }
+      const row = await turns.insert(base);
+      if (!row) throw new Error('a queued turn could not be written');
+      return queue(row);
+
+      async function queue(row: TurnRow): Promise<TurnRow> {
       const earlier = await turns.unfinishedBefore(session.session_id, row.seq);
       if (earlier.length > 0 && input.ifBusy === 'reject') {
         await turns.remove(row.turn_id);
-        throw new AppError('SESSION_BUSY', `session ${session.session_id} is running a turn; retry when it ends, or send if_busy "queue" or "interrupt"`);
+        throw busy(session.session_id);
       }
       queued++;
       bump(session.user_id, 1);
       metrics.turnQueued();
-      const patch: Parameters<SessionRepository['update']>[1] = { last_active: now };
-      if (session.first_prompt === null) patch.first_prompt = input.prompt.slice(0, 1000);
-      if (session.status === 'archived') patch.status = 'active';
-      await sessions.update(session.session_id, patch);
+      await sessions.update(session.session_id, { last_active: now });
       await events.append(session.session_id, row.turn_id, 'turn', presentTurn(row));
       if (input.ifBusy === 'interrupt' && earlier.some((t) => t.status === 'running')) {
         await runner.interrupt(session.session_id, { code: 'INTERRUPTED', message: 'interrupted by a newer turn (if_busy: interrupt)' });
       }
       kick(session.session_id);
       return row;
+      }
     },
 
     waitFor(turnId) {

@@ -1,13 +1,14 @@
 /**
  * @module turns/events
- * The event log of each session: every event is numbered (the session's sequence), stored,
- * then fanned out to live subscribers. Stored before it is announced, so a subscriber that
- * replays from the database and then follows live never misses one; a gap seen live is
- * filled from the database.
+ * The event log of each session: every event gets the session's next number, is announced to
+ * live subscribers at once, and is written to the database in small batches (one statement per
+ * batch, within a few milliseconds) so that a turn's dozens of stream events do not each wait
+ * for a write. Until written, an event stays readable from memory: `after()` reads memory
+ * first and the database second, so a replaying subscriber never falls between the two.
  */
 import { EventEmitter } from 'node:events';
+import type { FastifyBaseLogger } from 'fastify';
 import type { EventRepository, EventRow } from '../storage/events-repo.js';
-import { isUniqueViolation } from '../storage/db.js';
 
 export type EventType = 'turn' | 'message' | 'permission_request' | 'permission_resolved' | 'error' | 'done';
 
@@ -21,12 +22,19 @@ export interface SessionEvent {
 }
 
 export interface EventLog {
-  /** Stores an event with the session's next number and announces it. */
-  append(sessionId: string, turnId: string | null, type: EventType, data: unknown): Promise<SessionEvent>;
-  /** Stored events after `afterSeq` (of one turn, when given), oldest first. */
+  /**
+   * Numbers, announces and queues an event for writing. Returns the event itself when the
+   * session's numbering is already known (the common case), else a promise of it.
+   */
+  append(sessionId: string, turnId: string | null, type: EventType, data: unknown): SessionEvent | Promise<SessionEvent>;
+  /** Events after `afterSeq` (of one turn, when given), oldest first: written or not yet. */
   after(sessionId: string, afterSeq: number, opts?: { turnId?: string | undefined; limit?: number }): Promise<SessionEvent[]>;
   /** Live events of a session; returns the unsubscribe function. */
   subscribe(sessionId: string, fn: (e: SessionEvent) => void): () => void;
+  /** Writes everything still in memory (before the database closes). */
+  flush(): Promise<void>;
+  /** Forgets a session's numbering (another writer may have appended since): it is read again. */
+  forget(sessionId: string): void;
   /** Number of live subscriptions. */
   readonly subscribers: number;
 }
@@ -40,48 +48,90 @@ const toEvent = (r: EventRow): SessionEvent => ({
   created_at: Number(r.created_at),
 });
 
-export function createEventLog(repo: EventRepository): EventLog {
+interface Stream {
+  next: number;
+  /** Numbered, not yet written (includes the batch being written). */
+  unwritten: Array<{ event: SessionEvent; row: EventRow }>;
+  writing: Promise<void> | null;
+}
+
+const BATCH = 500;
+const WRITE_DELAY_MS = 100;
+const MAX_STREAMS = 10_000;
+
+export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): EventLog {
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
-  const next = new Map<string, number>();
-  // Appends of one session are chained, so numbers are stored and announced in order.
-  const chains = new Map<string, Promise<unknown>>();
+  const streams = new Map<string, Stream>();
+  /** Appends made while a session's numbering is being read, in call order. */
+  const opening = new Map<string, Array<{ turnId: string | null; type: EventType; data: unknown; resolve: (e: SessionEvent) => void; reject: (e: unknown) => void }>>();
   let subscribers = 0;
 
-  async function write(sessionId: string, turnId: string | null, type: EventType, data: unknown): Promise<SessionEvent> {
-    for (let attempt = 0; ; attempt++) {
-      let seq = next.get(sessionId);
-      if (seq === undefined) seq = (await repo.maxSeq(sessionId)) + 1;
-      const row: EventRow = { session_id: sessionId, seq, turn_id: turnId, type, data: JSON.stringify(data ?? null), created_at: Date.now() };
+  /** Reads the session's next number once, then numbers the appends that waited for it, in order. */
+  function open(sessionId: string) {
+    const calls: NonNullable<ReturnType<typeof opening.get>> = [];
+    opening.set(sessionId, calls);
+    repo.maxSeq(sessionId).then(
+      (max) => {
+        const st: Stream = { next: max + 1, unwritten: [], writing: null };
+        opening.delete(sessionId);
+        for (const c of calls) c.resolve(emit(sessionId, st, c.turnId, c.type, c.data));
+        streams.set(sessionId, st);
+      },
+      (err) => {
+        opening.delete(sessionId);
+        for (const c of calls) c.reject(err);
+      },
+    );
+    return calls;
+  }
+
+  async function write(sessionId: string, st: Stream): Promise<void> {
+    while (st.unwritten.length > 0) {
+      const batch = st.unwritten.slice(0, BATCH);
       try {
-        await repo.insert(row);
-        next.set(sessionId, seq + 1);
-        return toEvent(row);
+        await repo.insertMany(batch.map((b) => b.row));
       } catch (err) {
-        // Another writer (a previous owner of the session) used the number: read it again.
-        if (!isUniqueViolation(err) || attempt >= 5) throw err;
-        next.delete(sessionId);
+        log?.error({ err, session_id: sessionId, events: batch.length }, 'could not store events');
+      }
+      st.unwritten.splice(0, batch.length);
+    }
+    st.writing = null;
+    // Numbering stays known for active sessions; past a bound, idle ones are forgotten (re-read later).
+    if (streams.size > MAX_STREAMS) {
+      for (const [id, other] of streams) {
+        if (streams.size <= MAX_STREAMS / 2) break;
+        if (other.unwritten.length === 0 && !other.writing && bus.listenerCount(id) === 0) streams.delete(id);
       }
     }
   }
 
+  function emit(sessionId: string, st: Stream, turnId: string | null, type: EventType, data: unknown): SessionEvent {
+    const event: SessionEvent = { seq: st.next++, session_id: sessionId, turn_id: turnId, type, data: data ?? null, created_at: Date.now() };
+    st.unwritten.push({ event, row: { session_id: sessionId, seq: event.seq, turn_id: turnId, type, data: JSON.stringify(event.data), created_at: event.created_at } });
+    bus.emit(sessionId, event);
+    // Written a little later in one statement: a short turn costs one write, made after it ends.
+    if (!st.writing) st.writing = new Promise<void>((r) => setTimeout(r, WRITE_DELAY_MS)).then(() => write(sessionId, st));
+    return event;
+  }
+
   return {
     append(sessionId, turnId, type, data) {
-      const prev = chains.get(sessionId) ?? Promise.resolve();
-      const p = prev.then(async () => {
-        const e = await write(sessionId, turnId, type, data);
-        bus.emit(sessionId, e);
-        return e;
-      });
-      const tail = p.catch(() => {});
-      chains.set(sessionId, tail);
-      void tail.then(() => {
-        if (chains.get(sessionId) === tail) chains.delete(sessionId);
-      });
-      return p;
+      const st = streams.get(sessionId);
+      if (st) return emit(sessionId, st, turnId, type, data);
+      const calls = opening.get(sessionId) ?? open(sessionId);
+      return new Promise<SessionEvent>((resolve, reject) => calls.push({ turnId, type, data, resolve, reject }));
     },
     async after(sessionId, afterSeq, opts = {}) {
-      return (await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 })).map(toEvent);
+      const limit = opts.limit ?? 500;
+      // Memory first, then the database: an event being written is in one or the other.
+      const st = streams.get(sessionId);
+      const mem = (st?.unwritten ?? []).map((u) => u.event).filter((e) => e.seq > afterSeq && (!opts.turnId || e.turn_id === opts.turnId));
+      const stored = (await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit })).map(toEvent);
+      const bySeq = new Map<number, SessionEvent>();
+      for (const e of stored) bySeq.set(e.seq, e);
+      for (const e of mem) bySeq.set(e.seq, e);
+      return [...bySeq.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
     },
     subscribe(sessionId, fn) {
       bus.on(sessionId, fn);
@@ -93,6 +143,13 @@ export function createEventLog(repo: EventRepository): EventLog {
         subscribers--;
         bus.off(sessionId, fn);
       };
+    },
+    forget(sessionId) {
+      const st = streams.get(sessionId);
+      if (st && st.unwritten.length === 0 && !st.writing) streams.delete(sessionId);
+    },
+    async flush() {
+      await Promise.all([...streams.values()].map((s) => s.writing));
     },
     get subscribers() {
       return subscribers;

@@ -1,0 +1,96 @@
+/**
+ * The server under test, run as its own process (as `npm start` runs it), pointed at a model
+ * endpoint the bench shares with its raw-SDK baselines.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import http from 'node:http';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface ServerProcess {
+  base: string;
+  child: ChildProcess;
+  configDir: string;
+  stop(): Promise<void>;
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+
+export async function startServerProcess(root: string, modelUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const port = await freePort();
+  const configDir = env.CLAUDE_CONFIG_DIR ?? path.join(root, 'claude');
+  fs.mkdirSync(root, { recursive: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: path.join(root, 'data'),
+      WORKSPACE_ROOT: path.join(root, 'workspace'),
+      CLAUDE_CONFIG_DIR: configDir,
+      // The bench's own offline model, as a gateway: the server's CLIs and the raw baselines share it.
+      MODEL_BACKEND: 'anthropic',
+      ANTHROPIC_BASE_URL: modelUrl,
+      ANTHROPIC_API_KEY: 'offline-model',
+      LOG_LEVEL: 'warn',
+      PREWARM_SPARES: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    if ((await fetch(`${base}/health`).catch(() => null))?.ok) break;
+    if (child.exitCode !== null) throw new Error('server process exited');
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  return {
+    base,
+    child,
+    configDir,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** A JSON request over a kept-alive connection (node:http: less client overhead than fetch). */
+export function api(base: string, method: string, url: string, body?: unknown): Promise<any> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(base + url, { method, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: any;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = text;
+        }
+        if ((res.statusCode ?? 500) >= 300) reject(new Error(`${method} ${url}: ${res.statusCode} ${text.slice(0, 300)}`));
+        else resolve(json);
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** A gauge's value from /metrics. */
+export async function gauge(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}
