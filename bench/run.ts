@@ -66,7 +66,7 @@ if (want('cold') || want('warm')) {
   // WARM_IDLE_MS=0: every turn starts a CLI process, as a wrapper calling query({resume}) does.
   for (const mode of ['cold', 'warm'] as const) {
     if (!want(mode)) continue;
-    const N = Number(process.env[`BENCH_${mode.toUpperCase()}_TURNS`] ?? (mode === 'cold' ? 15 : 40));
+    const N = Number(process.env[`BENCH_${mode.toUpperCase()}_TURNS`] ?? (mode === 'cold' ? 15 : 80));
     console.log(`\n--- ${mode} turn: API vs raw SDK ${mode === 'cold' ? 'query({resume})' : 'streaming-input turn'}, ${N} turns each, interleaved ---`);
     const srv = await startServerProcess(path.join(root, `srv-${mode}`), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace, WARM_IDLE_MS: mode === 'cold' ? '0' : '300000' });
     const s = await api(srv.base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: `bench-${mode}` });

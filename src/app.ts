@@ -37,7 +37,11 @@ import { TurnSchema } from './turns/schemas.js';
 import { sessionRoutes } from './sessions/routes.js';
 import { turnRoutes } from './turns/routes.js';
 import { healthRoutes } from './health/routes.js';
-import { resolveCaller } from './auth/caller.js';
+import { createCallerResolver, isPublicPath, LOCAL_USER } from './auth/caller.js';
+import { createKeyAuth } from './auth/keys.js';
+import { createKeyRepository } from './storage/keys-repo.js';
+import rateLimit from '@fastify/rate-limit';
+import { isLoopback } from './config.js';
 import type { App } from './types.js';
 
 export const SERVER_VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -109,6 +113,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   const sessionsRepo = createSessionRepository(storage.db);
   const turnsRepo = createTurnRepository(storage.db);
+  const keyAuth = createKeyAuth({ apiKeys: config.apiKeys, adminUsers: config.adminUsers, keys: createKeyRepository(storage.db) });
+  const loopback = isLoopback(config.host);
+  if (!loopback && !(await keyAuth.anyKeys())) {
+    await storage.close();
+    throw new Error(
+      `refusing to start: HOST=${config.host} is not a loopback address and no API key is configured. ` +
+        'Set API_KEYS=user:key (or make keys with "npm run keys -- create --user <id>"), or bind to 127.0.0.1.',
+    );
+  }
+  const callers = createCallerResolver({ auth: keyAuth, loopback });
+  if (await callers.singleUser()) app.log.warn(`single-user mode: no API keys, bound to ${config.host}; every request acts as "${LOCAL_USER}"`);
   const abandoned = await turnsRepo.failRunning(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running');
   if (abandoned > 0) app.log.warn({ turns: abandoned }, 'marked turns left running by a previous run as failed');
   sweepTmpDir(tmpDir);
@@ -135,6 +150,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     warmIdleMs: config.warmIdleMs,
     maxWarm: config.maxWarmSessions,
     spares: config.prewarmSpares,
+    maxBudgetUsd: config.maxTurnBudgetUsd,
+    verbatimPrompts: !config.promptExpansion,
     processes,
     onEvent: (e) => {
       app.log.info(e, 'runner');
@@ -173,7 +190,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   app.decorate('internals', { storage, runner, engine, modelUrl: offline?.url ?? config.anthropicBaseUrl });
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req) => {
-    req.caller = resolveCaller(req);
+    req.caller = isPublicPath(req.url) ? { userId: '', admin: false } : await callers.resolve(req);
+  });
+  // Per key (per user) request rate, checked once the caller is known.
+  await app.register(rateLimit, {
+    hook: 'preHandler',
+    max: config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req) => (req.caller?.userId ? `user:${req.caller.userId}` : `ip:${req.ip}`),
+    allowList: (req) => isPublicPath(req.url),
+    errorResponseBuilder: (req, ctx) => {
+      const err = new AppError('RATE_LIMITED', `more than ${ctx.max} requests in ${ctx.after}; retry later`, { retryAfter: Math.ceil(ctx.ttl / 1000) });
+      (err as unknown as { statusCode: number }).statusCode = 429;
+      return err;
+    },
   });
   // Routes whose body is all optional accept an empty request body as {}.
   app.addHook('preValidation', async (req) => {

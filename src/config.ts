@@ -46,6 +46,14 @@ const EnvSchema = Type.Object({
   SSE_HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 10 }),
   /** An SSE client that takes no data for this long is dropped. */
   SSE_STALL_MS: Type.Integer({ default: 60_000, minimum: 10 }),
+  /** Permission modes clients may ask for; bypassPermissions and acceptEdits only when listed. */
+  ALLOWED_PERMISSION_MODES: Type.String({ default: 'default,plan,dontAsk' }),
+  /** Requests per minute for one API key (one user); 429 with Retry-After beyond. */
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 600, minimum: 1 }),
+  /** Most a turn may spend (SDK maxBudgetUsd); unset: no limit. */
+  MAX_TURN_BUDGET_USD: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  /** 1: prompts get @file expansion and slash commands (off: clients' text reaches the CLI verbatim). */
+  ALLOW_PROMPT_EXPANSION: Type.Optional(Type.String()),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -79,10 +87,30 @@ export interface Config {
   maxQueuedTurns: number;
   sseHeartbeatMs: number;
   sseStallMs: number;
+  allowedPermissionModes: PermissionModeName[];
+  rateLimitPerMinute: number;
+  maxTurnBudgetUsd: number | undefined;
+  promptExpansion: boolean;
 }
+
+export type PermissionModeName = (typeof PERMISSION_MODES)[number];
 
 /** Private memory of one CLI process (DESIGN.md: ~110 MB), used to size the defaults. */
 const CLI_PRIVATE_MB = 110;
+
+function parseModes(list: string): PermissionModeName[] {
+  const modes = list.split(',').map((m) => m.trim()).filter(Boolean);
+  for (const m of modes) {
+    if (!(PERMISSION_MODES as readonly string[]).includes(m)) throw new Error(`ALLOWED_PERMISSION_MODES: unknown mode "${m}" (known: ${PERMISSION_MODES.join(', ')})`);
+  }
+  if (!modes.includes('default')) modes.unshift('default');
+  return modes as PermissionModeName[];
+}
+
+/** True when `host` is a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 /**
  * Reads the configuration from `env` (default: `process.env`). Throws with a readable
@@ -125,5 +153,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxQueuedTurns: e.MAX_QUEUED_TURNS,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     sseStallMs: e.SSE_STALL_MS,
+    allowedPermissionModes: parseModes(e.ALLOWED_PERMISSION_MODES),
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    maxTurnBudgetUsd: e.MAX_TURN_BUDGET_USD,
+    promptExpansion: e.ALLOW_PROMPT_EXPANSION === '1' || e.ALLOW_PROMPT_EXPANSION === 'true',
   };
 }

@@ -18,7 +18,7 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
   let t: TestApp;
   let started: string;
   beforeAll(async () => {
-    t = await startApp({ env: { MAX_PROMPT_CHARS: '1000', BODY_LIMIT: '65536' } });
+    t = await startApp({ env: { MAX_PROMPT_CHARS: '1000', BODY_LIMIT: '65536', ALLOWED_PERMISSION_MODES: 'default,plan,bypassPermissions' } });
     started = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body.session_id;
   });
   afterAll(async () => t.close());
@@ -143,7 +143,7 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
 describe('bypassPermissions with the operator opt-in IS_SANDBOX=1', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startApp({ env: { IS_SANDBOX: '1' } });
+    t = await startApp({ env: { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
   });
   afterAll(async () => t.close());
 
@@ -154,6 +154,26 @@ describe('bypassPermissions with the operator opt-in IS_SANDBOX=1', () => {
     expect(r.body.turn.status).toBe('succeeded');
     expect(r.body.turn.result).toMatch(/The command ran/);
     expect(fs.existsSync(marker)).toBe(true);
+  });
+});
+
+describe('permission modes the operator has not allowed', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ env: { IS_SANDBOX: '1' } });
+  });
+  afterAll(async () => t.close());
+
+  it('refuses bypassPermissions and acceptEdits by default, even with the root opt-in, and writes nothing', async () => {
+    for (const mode of ['bypassPermissions', 'acceptEdits']) {
+      const r = await call(t.app, 'POST', '/v1/sessions', { permission_mode: mode, prompt: 'hi' });
+      expectError(r, 400, 'PERMISSION_MODE_REFUSED');
+      expect(r.body.error.message).toMatch(/ALLOWED_PERMISSION_MODES/);
+    }
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    expectError(await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'x', permission_mode: 'acceptEdits' }), 400, 'PERMISSION_MODE_REFUSED');
+    expect((await call(t.app, 'GET', '/v1/sessions')).body.sessions).toHaveLength(1);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns).toEqual([]);
   });
 });
 

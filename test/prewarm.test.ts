@@ -40,7 +40,7 @@ describe('prewarmed spare processes', () => {
 
   it('a refused claim falls back to a cold start without losing the prompt', async () => {
     // The spare is parked without bypass rights: a bypassPermissions claim is refused by the CLI.
-    const t = await startApp({ env: { PREWARM_SPARES: '1', IS_SANDBOX: '1' } });
+    const t = await startApp({ env: { PREWARM_SPARES: '1', IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
     apps.push(t);
     expect(await waitFor(() => t.app.internals.runner.stats().spares === 1, 20_000)).toBe(true);
     const s = (await call(t.app, 'POST', '/v1/sessions', { permission_mode: 'bypassPermissions', prompt: 'Remember: my favorite color is green' })).body;

@@ -1,14 +1,43 @@
 /**
  * @module auth/caller
- * Resolves who is calling. This version runs single-user: every request acts as `local`,
- * the operator of a loopback-bound server, with admin rights. API keys come with the
- * security issue; routes already receive a Caller, so they will not change.
+ * Resolves who is calling. With API keys (API_KEYS or the keys command) every request needs
+ * `Authorization: Bearer <key>`; with none, a server bound to loopback runs single-user as
+ * `local` (an admin: the operator on this machine). A server bound elsewhere with no keys does
+ * not start (see `assertAuthConfigured`), and never becomes open later: single-user mode is
+ * only ever granted on loopback.
  */
 import type { FastifyRequest } from 'fastify';
 import type { Caller } from '../sessions/access.js';
+import type { KeyAuth } from './keys.js';
 
 export const LOCAL_USER = 'local';
 
-export function resolveCaller(_req: FastifyRequest): Caller {
-  return { userId: LOCAL_USER, admin: true };
+/** Paths anyone may read: liveness, documentation, metrics and the web page's files. */
+export function isPublicPath(url: string): boolean {
+  const path = url.split('?')[0]!;
+  return path === '/health' || path === '/openapi.json' || path === '/metrics' || path === '/docs' || path.startsWith('/docs/') || !path.startsWith('/v1/');
+}
+
+export interface CallerResolver {
+  resolve(req: FastifyRequest): Promise<Caller>;
+  /** True when no key exists and the server is on loopback. */
+  singleUser(): Promise<boolean>;
+}
+
+export function createCallerResolver(opts: { auth: KeyAuth; loopback: boolean }): CallerResolver {
+  // Whether keys exist is read at most once a second (keys made with the command show up).
+  let cached: { at: number; any: boolean } | null = null;
+  const anyKeys = async () => {
+    if (!cached || Date.now() - cached.at > 1000) cached = { at: Date.now(), any: await opts.auth.anyKeys() };
+    return cached.any;
+  };
+  return {
+    async singleUser() {
+      return opts.loopback && !(await anyKeys());
+    },
+    async resolve(req) {
+      if (opts.loopback && !(await anyKeys())) return { userId: LOCAL_USER, admin: true };
+      return opts.auth.authenticate(req.headers.authorization);
+    },
+  };
 }

@@ -10,8 +10,14 @@ export type PermissionMode = 'default' | 'acceptEdits' | 'bypassPermissions' | '
 
 export const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
 
-/** Throws PERMISSION_MODE_REFUSED when the CLI would refuse `mode` here. */
-export function assertPermissionModeUsable(mode: PermissionMode, opts: { sandboxOptIn: boolean; root?: boolean }): void {
+/**
+ * Throws PERMISSION_MODE_REFUSED when the operator does not allow `mode`, or when the CLI would
+ * refuse it here (bypass as root without the opt-in).
+ */
+export function assertPermissionModeUsable(mode: PermissionMode, opts: { sandboxOptIn: boolean; allowed?: readonly string[]; root?: boolean }): void {
+  if (opts.allowed && !opts.allowed.includes(mode)) {
+    throw new AppError('PERMISSION_MODE_REFUSED', `permission_mode ${mode} is not allowed on this server (ALLOWED_PERMISSION_MODES: ${opts.allowed.join(', ')})`);
+  }
   const root = opts.root ?? isRoot();
   if (mode === 'bypassPermissions' && root && !opts.sandboxOptIn) {
     throw new AppError(

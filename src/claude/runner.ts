@@ -39,6 +39,10 @@ export interface RunnerOptions {
   maxWarm?: number;
   /** Prewarmed spare processes kept ready for new sessions. */
   spares?: number;
+  /** Most a turn may spend (SDK maxBudgetUsd). */
+  maxBudgetUsd?: number | undefined;
+  /** false: prompts get @file expansion and slash commands (default: verbatim). */
+  verbatimPrompts?: boolean;
   /** Starts CLI processes in their own process group and records them. */
   processes?: ProcessRegistry;
   /** Decides tool-permission requests of a session (SDK `canUseTool`). */
@@ -137,19 +141,23 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   const live = new Map<string, LiveSession>();
   const idleTimers = new Map<string, NodeJS.Timeout>();
   const spares = new Map<string, Spare>();
+  /** Sessions whose turn is being started (no busy process yet), and interrupts that arrived then. */
+  const starting = new Set<string>();
+  const wantInterrupt = new Map<string, { code: string; message: string } | undefined>();
   let closing = false;
 
   /** Options every CLI process gets, whatever the session. */
   function hostOptions(sessionIdForCallbacks: () => string): Options {
     const o: Options = {
       settingSources: [],
-      verbatimPrompts: true,
+      verbatimPrompts: opts.verbatimPrompts ?? true,
       includePartialMessages: true,
       env,
       stderr: (data) => {
         for (const line of data.split('\n')) if (line.trim()) opts.onStderr?.(line);
       },
     };
+    if (opts.maxBudgetUsd !== undefined) o.maxBudgetUsd = opts.maxBudgetUsd;
     if (opts.processes) o.spawnClaudeCodeProcess = (s) => opts.processes!.spawn(s);
     if (opts.canUseTool) {
       o.canUseTool = (name, input, ctx) => {
@@ -271,59 +279,81 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       );
     }, opts.turnTimeoutMs);
     try {
-      return await s.runTurn(spec.prompt, spec.onMessage ?? (() => {}));
+      const turn = s.runTurn(spec.prompt, spec.onMessage ?? (() => {}));
+      starting.delete(spec.sessionId);
+      if (wantInterrupt.has(spec.sessionId)) {
+        const reason = wantInterrupt.get(spec.sessionId);
+        wantInterrupt.delete(spec.sessionId);
+        void s.interrupt(reason);
+      }
+      return await turn;
     } finally {
       clearTimeout(timer);
     }
   }
 
+  async function runTurnNow(spec: TurnSpec): Promise<TurnOutcome> {
+    let s = live.get(spec.sessionId);
+    clearTimeout(idleTimers.get(spec.sessionId));
+    if (s && (!s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null))) {
+      s.close();
+      live.delete(spec.sessionId);
+      s = undefined;
+    }
+    if (s && !(await s.setMode(spec.permissionMode))) {
+      s.close();
+      live.delete(spec.sessionId);
+      s = undefined;
+    }
+    const spare = spares.get(spec.sessionId);
+    if (!s && spare && spare.ready && !spec.resume) {
+      spares.delete(spec.sessionId);
+      if (spare.timer) clearTimeout(spare.timer);
+      s = startFromSpare(spare, spec);
+    } else if (spare) {
+      dropSpare(spec.sessionId);
+    }
+    if (!s) s = startCold(spec);
+    live.set(spec.sessionId, s);
+    let outcome = await runOnce(s, spec);
+    if (outcome.notClaimed) {
+      // The spare could not take this session: the prompt has not run; start cold with it.
+      s.close();
+      s = startCold(spec);
+      live.set(spec.sessionId, s);
+      outcome = await runOnce(s, spec);
+    }
+    if (outcome.notFound) {
+      s.close();
+      live.delete(spec.sessionId);
+      throw new AppError('SESSION_NOT_FOUND', `the Claude Code CLI has no conversation with session id ${spec.sessionId} for ${spec.cwd}`);
+    }
+    if (outcome.status === 'failed' && !s.alive) live.delete(spec.sessionId);
+    park(s);
+    return outcome;
+  }
+
   return {
     async runTurn(spec) {
       if (closing) throw new AppError('SHUTTING_DOWN', 'the server is shutting down', { retryAfter: 5 });
-      let s = live.get(spec.sessionId);
-      clearTimeout(idleTimers.get(spec.sessionId));
-      if (s && (!s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null))) {
-        s.close();
-        live.delete(spec.sessionId);
-        s = undefined;
+      starting.add(spec.sessionId);
+      try {
+        return await runTurnNow(spec);
+      } finally {
+        starting.delete(spec.sessionId);
+        wantInterrupt.delete(spec.sessionId);
       }
-      if (s && !(await s.setMode(spec.permissionMode))) {
-        s.close();
-        live.delete(spec.sessionId);
-        s = undefined;
-      }
-      const spare = spares.get(spec.sessionId);
-      if (!s && spare && spare.ready && !spec.resume) {
-        spares.delete(spec.sessionId);
-        if (spare.timer) clearTimeout(spare.timer);
-        s = startFromSpare(spare, spec);
-      } else if (spare) {
-        dropSpare(spec.sessionId);
-      }
-      if (!s) s = startCold(spec);
-      live.set(spec.sessionId, s);
-      let outcome = await runOnce(s, spec);
-      if (outcome.notClaimed) {
-        // The spare could not take this session: the prompt has not run; start cold with it.
-        s.close();
-        s = startCold(spec);
-        live.set(spec.sessionId, s);
-        outcome = await runOnce(s, spec);
-      }
-      if (outcome.notFound) {
-        s.close();
-        live.delete(spec.sessionId);
-        throw new AppError('SESSION_NOT_FOUND', `the Claude Code CLI has no conversation with session id ${spec.sessionId} for ${spec.cwd}`);
-      }
-      if (outcome.status === 'failed' && !s.alive) live.delete(spec.sessionId);
-      park(s);
-      return outcome;
     },
 
     async interrupt(sessionId, reason) {
       const s = live.get(sessionId);
-      if (!s || !s.busy) return false;
-      return s.interrupt(reason);
+      if (s && s.busy) return s.interrupt(reason);
+      if (starting.has(sessionId)) {
+        // The turn is on its way to the process: stop it as soon as its prompt is sent.
+        wantInterrupt.set(sessionId, reason);
+        return true;
+      }
+      return false;
     },
 
     reserveSpare() {

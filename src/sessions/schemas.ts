@@ -65,6 +65,7 @@ export const ListSessionsQuerySchema = Type.Object(
     q: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "Admins only: another user's sessions" })),
   },
   { additionalProperties: false },
 );

@@ -32,7 +32,7 @@ export interface SessionService {
 }
 
 export interface SessionServiceDeps {
-  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars'>;
+  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes'>;
   sessions: SessionRepository;
   turns: TurnRepository;
   turnService: TurnService;
@@ -104,7 +104,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async create(caller, body) {
       const userId = ownerFor(caller, body.user_id);
       const mode: PermissionMode = body.permission_mode ?? 'default';
-      assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn });
+      assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
       if (body.prompt !== undefined && body.prompt.length > config.maxPromptChars) {
         throw new AppError('INVALID_REQUEST', `prompt is ${body.prompt.length} characters; the limit is ${config.maxPromptChars}`);
       }
@@ -140,7 +140,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async list(caller, q) {
       const after = q.cursor ? decodeCursor(q.cursor) : undefined;
-      const rows = await sessions.list({ userId: caller.userId, status: q.status, project: q.project, q: q.q, limit: q.limit + 1, after });
+      const rows = await sessions.list({ userId: ownerFor(caller, q.user_id), status: q.status, project: q.project, q: q.q, limit: q.limit + 1, after });
       const page = rows.slice(0, q.limit);
       const running = await turns.runningBySession(page.map((r) => r.session_id));
       return {

@@ -81,6 +81,52 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('turns_status').on('turns').columns(['status', 'session_id', 'seq']).execute();
     },
   },
+  '0003_api_keys_and_permissions': {
+    async up(db: Kysely<any>) {
+      // API keys made with `npm run keys`: only a SHA-256 of the key is kept.
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('key_id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(200)', (c) => c.notNull())
+        .addColumn('key_hash', 'varchar(64)', (c) => c.notNull().unique())
+        .addColumn('admin', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('label', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      // Tool-permission requests: stored, so that a pending one outlives the process.
+      await db.schema
+        .createTable('permission_requests')
+        .addColumn('request_id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('session_id', 'varchar(36)', (c) => c.notNull().references('sessions.session_id').onDelete('cascade'))
+        .addColumn('turn_id', 'varchar(36)', (c) => c.notNull())
+        .addColumn('user_id', 'varchar(200)', (c) => c.notNull())
+        .addColumn('tool_use_id', 'varchar(200)', (c) => c.notNull())
+        .addColumn('tool_name', 'varchar(200)', (c) => c.notNull())
+        .addColumn('input', 'text', (c) => c.notNull())
+        .addColumn('suggestions', 'text', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('scope', 'varchar(16)')
+        .addColumn('updated_input', 'text')
+        .addColumn('message', 'text')
+        .addColumn('decided_by', 'varchar(200)')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('decided_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('permission_requests_session').on('permission_requests').columns(['session_id', 'status']).execute();
+      await db.schema.createIndex('permission_requests_tool_use').on('permission_requests').columns(['session_id', 'tool_use_id']).execute();
+      // Rules allowed "for the rest of the session" (scope: session), kept across CLI processes.
+      await db.schema
+        .createTable('session_rules')
+        .addColumn('session_id', 'varchar(36)', (c) => c.notNull().references('sessions.session_id').onDelete('cascade'))
+        .addColumn('tool_name', 'varchar(200)', (c) => c.notNull())
+        .addColumn('rule_content', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('session_rules_pk', ['session_id', 'tool_name', 'rule_content'])
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

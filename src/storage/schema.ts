@@ -59,7 +59,49 @@ export interface EventsTable {
   created_at: number;
 }
 
+export interface ApiKeysTable {
+  key_id: string;
+  user_id: string;
+  /** SHA-256 of the key, hex. */
+  key_hash: string;
+  admin: number;
+  label: string | null;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface PermissionRequestsTable {
+  request_id: string;
+  session_id: string;
+  turn_id: string;
+  user_id: string;
+  tool_use_id: string;
+  tool_name: string;
+  /** JSON text. */
+  input: string;
+  /** JSON text: the SDK's permission suggestions. */
+  suggestions: string;
+  status: 'pending' | 'allowed' | 'denied' | 'expired';
+  scope: 'once' | 'session' | null;
+  updated_input: string | null;
+  message: string | null;
+  decided_by: string | null;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+}
+
+export interface SessionRulesTable {
+  session_id: string;
+  tool_name: string;
+  rule_content: string;
+  created_at: number;
+}
+
 export interface Database {
+  api_keys: ApiKeysTable;
+  permission_requests: PermissionRequestsTable;
+  session_rules: SessionRulesTable;
   sessions: SessionsTable;
   turns: TurnsTable;
   events: EventsTable;

@@ -87,6 +87,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
   const actors = new Map<string, Actor>();
   const waiters = new Map<string, Array<(t: TurnRow) => void>>();
   let queued = 0;
+  /** Running turns interrupted before their prompt reached a process: they end without running. */
+  const stopBeforeStart = new Set<string>();
   const activeByUser = new Map<string, number>();
   let draining = false;
 
@@ -120,7 +122,10 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     const patch: Parameters<SessionRepository['update']>[1] = { last_active: startedAt };
     if (session.first_prompt === null) patch.first_prompt = turn.prompt.slice(0, 1000);
     if (session.status === 'archived') patch.status = 'active';
-    if (resume && !d.transcriptExists(session)) {
+    if (stopBeforeStart.delete(turn.turn_id)) {
+      outcome = { status: 'interrupted', result: null, error: { code: 'INTERRUPTED', message: 'interrupted by a client before it started' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
+      await sessions.update(session.session_id, patch);
+    } else if (resume && !d.transcriptExists(session)) {
       outcome = { status: 'failed', result: null, error: { code: 'TRANSCRIPT_MISSING', message: 'the transcript vanished before this turn ran' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
       await sessions.update(session.session_id, patch);
     } else {
@@ -315,8 +320,9 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       metrics.turnQueued();
       await sessions.update(session.session_id, { last_active: now });
       await events.append(session.session_id, row.turn_id, 'turn', presentTurn(row));
-      if (input.ifBusy === 'interrupt' && earlier.some((t) => t.status === 'running')) {
-        await runner.interrupt(session.session_id, { code: 'INTERRUPTED', message: 'interrupted by a newer turn (if_busy: interrupt)' });
+      const runningTurn = earlier.find((t) => t.status === 'running');
+      if (input.ifBusy === 'interrupt' && runningTurn) {
+        if (!(await runner.interrupt(session.session_id, { code: 'INTERRUPTED', message: 'interrupted by a newer turn (if_busy: interrupt)' }))) stopBeforeStart.add(runningTurn.turn_id);
       }
       kick(session.session_id);
       return row;
@@ -341,7 +347,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     async interrupt(sessionId) {
       const running = (await turns.runningBySession([sessionId])).get(sessionId);
       if (!running) return null;
-      await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: 'interrupted by a client' });
+      if (!(await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: 'interrupted by a client' }))) stopBeforeStart.add(running);
       return (await turns.get(running)) ?? null;
     },
 

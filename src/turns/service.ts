@@ -35,7 +35,7 @@ export interface TurnService {
 }
 
 export interface TurnServiceDeps {
-  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars'>;
+  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes'>;
   sessions: SessionRepository;
   turns: TurnRepository;
   engine: TurnEngine;
@@ -51,7 +51,7 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
       throw new AppError('INVALID_REQUEST', `prompt is ${input.prompt.length} characters; the limit is ${config.maxPromptChars}`);
     }
     const mode = input.permissionMode ?? (session.permission_mode as PermissionMode);
-    assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn });
+    assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
     workspace.assertStillInside(session.cwd);
     const transcript = transcriptPath(config.claudeConfigDir, session.cwd, session.session_id);
     if (session.started && !fs.existsSync(transcript)) {
