@@ -40,6 +40,10 @@ import { healthRoutes } from './health/routes.js';
 import { createCallerResolver, isPublicPath, LOCAL_USER } from './auth/caller.js';
 import { createKeyAuth } from './auth/keys.js';
 import { createKeyRepository } from './storage/keys-repo.js';
+import { createPermissionRepository } from './storage/permissions-repo.js';
+import { createApprovals } from './permissions/service.js';
+import { permissionRoutes } from './permissions/routes.js';
+import type { HookJSONOutput } from '@anthropic-ai/claude-agent-sdk';
 import rateLimit from '@fastify/rate-limit';
 import { isLoopback } from './config.js';
 import type { App } from './types.js';
@@ -124,7 +128,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   }
   const callers = createCallerResolver({ auth: keyAuth, loopback });
   if (await callers.singleUser()) app.log.warn(`single-user mode: no API keys, bound to ${config.host}; every request acts as "${LOCAL_USER}"`);
-  const abandoned = await turnsRepo.failRunning(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running');
+  const permissionsRepo = createPermissionRepository(storage.db);
+  // Turns that wait for a tool approval survive a restart; any other running turn died with it.
+  const waiting = await permissionsRepo.allPending();
+  const abandoned = await turnsRepo.failRunning(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running', [...new Set(waiting.map((w) => w.turn_id))]);
   if (abandoned > 0) app.log.warn({ turns: abandoned }, 'marked turns left running by a previous run as failed');
   sweepTmpDir(tmpDir);
 
@@ -153,6 +160,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     maxBudgetUsd: config.maxTurnBudgetUsd,
     verbatimPrompts: !config.promptExpansion,
     processes,
+    onPreToolUse: async (sessionId, input) =>
+      (await approvals.preToolUse({
+        sessionId,
+        turnId: engine.currentTurn(sessionId) ?? '',
+        toolName: input.tool_name,
+        toolUseId: input.tool_use_id,
+        input: (input.tool_input ?? {}) as Record<string, unknown>,
+        mode: input.permission_mode,
+      })) as HookJSONOutput,
+    canUseTool: (sessionId) => async (toolName, input, ctx) =>
+      approvals.canUseTool({
+        sessionId,
+        turnId: engine.currentTurn(sessionId) ?? '',
+        toolName,
+        toolUseId: ctx.toolUseID,
+        input,
+        mode: undefined,
+        suggestions: ctx.suggestions ?? [],
+        signal: ctx.signal,
+      }),
     onEvent: (e) => {
       app.log.info(e, 'runner');
       if (e.type === 'spare_claimed') metrics.spareClaim('claimed');
@@ -161,6 +188,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   });
   const workspace = createWorkspace(config.workspaceRoot);
   const events = createEventLog(createEventRepository(storage.db), app.log);
+  const approvals = createApprovals({ repo: permissionsRepo, sessions: sessionsRepo, events, timeoutMs: config.permissionTimeoutMs, log: app.log });
   const engine = createTurnEngine({
     sessions: sessionsRepo,
     turns: turnsRepo,
@@ -171,6 +199,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     log: app.log,
     maxQueued: config.maxQueuedTurns,
     userMaxConcurrent: config.userMaxConcurrentTurns,
+    approvals,
     transcriptExists: (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)),
     // A tag set before the transcript existed is written to it now, so a terminal user sees it.
     onStarted: async (s) => {
@@ -252,6 +281,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   });
   await app.register(sessionRoutes, { sessions: sessionService, turns: turnService, stream });
   await app.register(turnRoutes, { turns: turnService, sessions: sessionService, stream });
+  await app.register(permissionRoutes, { approvals });
   await app.register(metricsRoutes, { metrics });
 
   // Before the listener closes: refuse new turns, give running ones the grace period, then
@@ -263,12 +293,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     await engine.stop(config.shutdownGraceMs);
   });
   app.addHook('onClose', async () => {
+    approvals.stop();
     await events.flush();
     await storage.close();
     if (ownsOffline) await offline!.close();
   });
   // Turns queued before a restart run now.
   app.addHook('onReady', async () => {
+    const pending = await approvals.start();
+    await engine.resumeWaiting(pending.map((p) => ({ turnId: p.turn_id, toolUseId: p.tool_use_id })));
     await engine.resumeQueued();
   });
   return app;

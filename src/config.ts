@@ -49,7 +49,7 @@ const EnvSchema = Type.Object({
   /** Permission modes clients may ask for; bypassPermissions and acceptEdits only when listed. */
   ALLOWED_PERMISSION_MODES: Type.String({ default: 'default,plan,dontAsk' }),
   /** Requests per minute for one API key (one user); 429 with Retry-After beyond. */
-  RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 600, minimum: 1 }),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 1200, minimum: 1 }),
   /** Most a turn may spend (SDK maxBudgetUsd); unset: no limit. */
   MAX_TURN_BUDGET_USD: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   /** 1: prompts get @file expansion and slash commands (off: clients' text reaches the CLI verbatim). */

@@ -176,18 +176,3 @@ describe('permission modes the operator has not allowed', () => {
     expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns).toEqual([]);
   });
 });
-
-describe('in default mode without an approver, a tool call is not run', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
-
-  it('the model asks for Bash, and the file is not created', async () => {
-    const marker = path.join(t.dirs.root, 'must-not-exist');
-    const r = await call(t.app, 'POST', '/v1/sessions', { prompt: `[[bash:touch ${marker}]]` });
-    expect(r.status).toBe(201);
-    expect(fs.existsSync(marker)).toBe(false);
-  });
-});

@@ -36,6 +36,8 @@ export function testConfig(dirs: TestDirs, env: Record<string, string> = {}): Co
     LOG_LEVEL: 'silent',
     PREWARM_SPARES: '0',
     MAX_WARM_SESSIONS: '4',
+    // Tests poll; the per-key rate limit has its own test.
+    RATE_LIMIT_PER_MINUTE: '1000000',
     ...env,
   });
 }

@@ -46,6 +46,8 @@ export interface TurnOutcome {
   notFound?: boolean;
   /** A prewarmed spare refused the claim before running the prompt. */
   notClaimed?: boolean;
+  /** The turn ended with a tool call deferred by a hook (it waits for a person's approval). */
+  deferred?: { id: string; name: string; input: Record<string, unknown> } | undefined;
 }
 
 interface Current {
@@ -54,6 +56,8 @@ interface Current {
   started: number;
   interrupted: boolean;
   stopReason: { code: string; message: string } | null;
+  /** Messages seen for this turn: an interrupt sent before the first one may be ignored by the CLI. */
+  seen: number;
 }
 
 const NOT_FOUND = /No conversation found with session ID/i;
@@ -71,6 +75,9 @@ export class LiveSession {
   turns = 0;
   private current: Current | null = null;
   private closedBy: { code: string; message: string } | null = null;
+  private markEnded!: () => void;
+  /** Settles once the process has ended and its last message was read. */
+  readonly ended = new Promise<void>((r) => (this.markEnded = r));
 
   constructor(
     readonly sessionId: string,
@@ -92,6 +99,10 @@ export class LiveSession {
       for await (const m of this.q) {
         const cur = this.current;
         if (!cur) continue; // between turns: nothing is waiting for it
+        if (cur.seen++ === 0 && cur.interrupted) {
+          // Interrupted before the CLI had begun the turn: say it again now that it has.
+          this.q.interrupt().catch(() => {});
+        }
         if (m.type === 'result') {
           // A spare's refusal is handled by the runner (it retries cold): not the client's news.
           const refused = m.subtype !== 'success' && (m.errors ?? []).some((e) => /^not_claimed/.test(e));
@@ -127,6 +138,7 @@ export class LiveSession {
       });
     }
     this.onEnd(this);
+    this.markEnded();
   }
 
   private finish(cur: Current, m: Extract<SDKMessage, { type: 'result' }>) {
@@ -142,7 +154,8 @@ export class LiveSession {
     const errors = m.subtype === 'success' ? [] : (m.errors ?? []);
     const text = m.subtype === 'success' ? m.result : errors.join('; ') || m.subtype;
     if (m.subtype === 'success' && !m.is_error) {
-      cur.resolve({ ...base, status: 'succeeded', result: m.result, error: null });
+      const deferred = m.terminal_reason === 'tool_deferred' ? m.deferred_tool_use : undefined;
+      cur.resolve({ ...base, status: 'succeeded', result: m.result, error: null, deferred });
       return;
     }
     if (errors.some((e) => NOT_FOUND.test(e)) || NOT_FOUND.test(text)) {
@@ -161,15 +174,19 @@ export class LiveSession {
     cur.resolve({ ...base, status: 'failed', result: m.subtype === 'success' ? m.result : null, error: { code, message: text } });
   }
 
-  /** Runs one turn: pushes the prompt and resolves when its `result` arrives (or the process ends). */
-  runTurn(prompt: string, onMessage: Current['onMessage']): Promise<TurnOutcome> {
+  /**
+   * Runs one turn: pushes the prompt and resolves when its `result` arrives (or the process
+   * ends). With no prompt, the process goes on by itself (a resumed session whose last turn
+   * deferred a tool call runs that call first).
+   */
+  runTurn(prompt: string | null, onMessage: Current['onMessage']): Promise<TurnOutcome> {
     if (!this.alive) return Promise.reject(new Error('the CLI process of this session has ended'));
     if (this.current) return Promise.reject(new Error('a turn is already running in this process'));
     this.busy = true;
     this.turns++;
     return new Promise<TurnOutcome>((resolve) => {
-      this.current = { onMessage, resolve, started: Date.now(), interrupted: false, stopReason: null };
-      this.inbox.push(prompt);
+      this.current = { onMessage, resolve, started: Date.now(), interrupted: false, stopReason: null, seen: 0 };
+      if (prompt !== null) this.inbox.push(prompt);
     });
   }
 

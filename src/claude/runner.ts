@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { prewarm, query, type CanUseTool, type Options, type SDKMessage, type SpareProcess } from '@anthropic-ai/claude-agent-sdk';
+import { prewarm, query, type CanUseTool, type HookJSONOutput, type Options, type PreToolUseHookInput, type SDKMessage, type SpareProcess } from '@anthropic-ai/claude-agent-sdk';
 import { AppError } from '../errors.js';
 import type { PermissionMode } from './permission-mode.js';
 import { Inbox, LiveSession, type TurnOutcome } from './live-session.js';
@@ -47,6 +47,8 @@ export interface RunnerOptions {
   processes?: ProcessRegistry;
   /** Decides tool-permission requests of a session (SDK `canUseTool`). */
   canUseTool?: (sessionId: string) => CanUseTool | undefined;
+  /** The PreToolUse hook of every session (tool approvals). */
+  onPreToolUse?: (sessionId: string, input: PreToolUseHookInput) => Promise<HookJSONOutput>;
   /** Called with each line the CLI writes on stderr. */
   onStderr?: (line: string) => void;
   onEvent?: (e: RunnerEvent) => void;
@@ -70,6 +72,8 @@ export interface TurnSpec {
   title?: string | null | undefined;
   /** Receives every SDK message of the turn as it arrives (awaited: messages stay in order). */
   onMessage?: (m: SDKMessage) => unknown;
+  /** Resume the session with no prompt: its last turn deferred a tool call, which now runs. */
+  continueDeferred?: boolean;
 }
 
 export interface RunnerStats {
@@ -159,6 +163,10 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     };
     if (opts.maxBudgetUsd !== undefined) o.maxBudgetUsd = opts.maxBudgetUsd;
     if (opts.processes) o.spawnClaudeCodeProcess = (s) => opts.processes!.spawn(s);
+    if (opts.onPreToolUse) {
+      const hook = opts.onPreToolUse;
+      o.hooks = { PreToolUse: [{ hooks: [(input) => hook(sessionIdForCallbacks(), input as PreToolUseHookInput)] }] };
+    }
     if (opts.canUseTool) {
       o.canUseTool = (name, input, ctx) => {
         const fn = opts.canUseTool!(sessionIdForCallbacks());
@@ -279,7 +287,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       );
     }, opts.turnTimeoutMs);
     try {
-      const turn = s.runTurn(spec.prompt, spec.onMessage ?? (() => {}));
+      const turn = s.runTurn(spec.continueDeferred ? null : spec.prompt, spec.onMessage ?? (() => {}));
       starting.delete(spec.sessionId);
       if (wantInterrupt.has(spec.sessionId)) {
         const reason = wantInterrupt.get(spec.sessionId);
@@ -295,6 +303,14 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   async function runTurnNow(spec: TurnSpec): Promise<TurnOutcome> {
     let s = live.get(spec.sessionId);
     clearTimeout(idleTimers.get(spec.sessionId));
+    if (s && spec.continueDeferred) {
+      // A deferred call is taken up by a resumed process, as the SDK documents it; the old one
+      // must be gone first, or its exit would write to the transcript under the new one.
+      s.close();
+      live.delete(spec.sessionId);
+      await Promise.race([s.ended, new Promise((r) => setTimeout(r, 5_000))]);
+      s = undefined;
+    }
     if (s && (!s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null))) {
       s.close();
       live.delete(spec.sessionId);
@@ -329,6 +345,12 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       throw new AppError('SESSION_NOT_FOUND', `the Claude Code CLI has no conversation with session id ${spec.sessionId} for ${spec.cwd}`);
     }
     if (outcome.status === 'failed' && !s.alive) live.delete(spec.sessionId);
+    if (outcome.deferred) {
+      // The turn waits for a person; its continuation runs in a resumed process, so this one goes.
+      s.close();
+      live.delete(spec.sessionId);
+      return outcome;
+    }
     park(s);
     return outcome;
   }

@@ -24,6 +24,7 @@ export default fp(async (app, opts: { version: string }) => {
       tags: [
         { name: 'sessions', description: 'Session metadata, transcripts, fork and import' },
         { name: 'turns', description: 'Running prompts in a session' },
+        { name: 'permissions', description: 'Tool approvals by people' },
         { name: 'system', description: 'Health and documentation' },
       ],
     },

@@ -41,8 +41,11 @@ export interface TurnRepository {
   runningBySession(sessionIds: string[]): Promise<Map<string, string>>;
   /** Sessions that have queued turns. */
   sessionsWithQueued(): Promise<string[]>;
-  /** Marks every turn left running (by a process that died) as failed; returns how many. */
-  failRunning(at: number, code: string, message: string): Promise<number>;
+  /**
+   * Marks every turn left running (by a process that died) as failed, except the given ones
+   * (turns waiting for a tool approval, which go on); returns how many.
+   */
+  failRunning(at: number, code: string, message: string, except?: string[]): Promise<number>;
 }
 
 export function createTurnRepository(db: Kysely<Database>): TurnRepository {
@@ -121,12 +124,10 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
       const rows = await db.selectFrom('turns').select('session_id').distinct().where('status', '=', 'queued').execute();
       return rows.map((r) => r.session_id);
     },
-    async failRunning(at, code, message) {
-      const r = await db
-        .updateTable('turns')
-        .set({ status: 'failed', error_code: code, error_message: message, finished_at: at })
-        .where('status', '=', 'running')
-        .executeTakeFirst();
+    async failRunning(at, code, message, except = []) {
+      let q = db.updateTable('turns').set({ status: 'failed', error_code: code, error_message: message, finished_at: at }).where('status', '=', 'running');
+      if (except.length > 0) q = q.where('turn_id', 'not in', except);
+      const r = await q.executeTakeFirst();
       return Number(r.numUpdatedRows);
     },
   };

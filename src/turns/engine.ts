@@ -18,6 +18,7 @@ import type { EventLog } from './events.js';
 import type { Admission } from './admission.js';
 import { presentTurn } from './present.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { Approvals } from '../permissions/service.js';
 
 export type IfBusy = 'reject' | 'queue' | 'interrupt';
 
@@ -42,6 +43,10 @@ export interface TurnEngine {
   release(sessionId: string): void;
   /** Starts the actors of sessions with turns queued by an earlier run. */
   resumeQueued(): Promise<void>;
+  /** Takes up turns of an earlier run that wait for a tool approval (tool_use ids by turn). */
+  resumeWaiting(waiting: Array<{ turnId: string; toolUseId: string }>): Promise<void>;
+  /** The turn running in a session now (for the tool-approval hook). */
+  currentTurn(sessionId: string): string | undefined;
   /** Stops taking turns (503); running ones go on. */
   drain(): void;
   /** Waits for running turns up to `graceMs`, then stops them and waits for their rows to be written. */
@@ -63,6 +68,8 @@ export interface TurnEngineDeps {
   userMaxConcurrent?: number | undefined;
   /** Whether the session's transcript exists (to resume it) */
   transcriptExists(session: SessionRow): boolean;
+  /** Tool approvals: a deferred tool call waits for its request to be settled. */
+  approvals: Pick<Approvals, 'settled' | 'denyPending'>;
   /** After a session's first turn wrote its transcript. */
   onStarted?(session: SessionRow): Promise<void>;
 }
@@ -76,7 +83,15 @@ interface Actor {
 interface Claimed {
   turn: TurnRow;
   session: SessionRow;
-  release: () => void;
+  release: (() => void) | null;
+  /** A turn of an earlier run that waits for the approval of this deferred tool call. */
+  waitingFor?: string;
+}
+
+/** An admission slot that a turn gives back while a person decides, and takes again after. */
+interface Slot {
+  release(): void;
+  reacquire(): Promise<void>;
 }
 
 const busy = (sessionId: string) =>
@@ -89,6 +104,23 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
   let queued = 0;
   /** Running turns interrupted before their prompt reached a process: they end without running. */
   const stopBeforeStart = new Set<string>();
+  /** Sessions whose turn waits for a person to approve a tool call, and turns interrupted then. */
+  const waitingApproval = new Map<string, string>();
+  const interruptedWhileWaiting = new Set<string>();
+  const current = new Map<string, string>();
+
+  function holdSlot(userId: string, release: (() => void) | null): Slot {
+    let rel = release;
+    return {
+      release() {
+        rel?.();
+        rel = null;
+      },
+      async reacquire() {
+        if (!rel) rel = await admission.acquire(userId);
+      },
+    };
+  }
   const activeByUser = new Map<string, number>();
   let draining = false;
 
@@ -111,8 +143,9 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     await events.append(row.session_id, row.turn_id, 'done', t);
   }
 
-  async function runClaimed(turn: TurnRow, startedAt: number, fresh?: SessionRow) {
+  async function runClaimed(turn: TurnRow, startedAt: number, slot: Slot, fresh?: SessionRow, waitingFor?: string) {
     const session = fresh ?? (await sessions.get(turn.session_id))!;
+    current.set(session.session_id, turn.turn_id);
     const running: TurnRow = { ...turn, status: 'running', started_at: startedAt };
     const announced = events.append(turn.session_id, turn.turn_id, 'turn', presentTurn(running));
     metrics.turnStarted();
@@ -122,7 +155,32 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     const patch: Parameters<SessionRepository['update']>[1] = { last_active: startedAt };
     if (session.first_prompt === null) patch.first_prompt = turn.prompt.slice(0, 1000);
     if (session.status === 'archived') patch.status = 'active';
-    if (stopBeforeStart.delete(turn.turn_id)) {
+    const spec = {
+      sessionId: session.session_id,
+      cwd: session.cwd,
+      prompt: turn.prompt,
+      resume,
+      permissionMode: (turn.permission_mode ?? session.permission_mode) as PermissionMode,
+      model: session.model,
+      systemPrompt: session.system_prompt,
+      title: session.session_name,
+      onMessage: (m: unknown) => {
+        if (!firstEvent) {
+          firstEvent = Date.now();
+          metrics.firstEvent((firstEvent - startedAt) / 1000);
+        }
+        return events.append(turn.session_id, turn.turn_id, 'message', m);
+      },
+    };
+    const failure = (err: unknown): TurnOutcome => {
+      const code = err instanceof AppError ? err.code : 'INTERNAL';
+      if (code === 'INTERNAL') log.error({ err, turn_id: turn.turn_id }, 'turn failed');
+      return { status: 'failed', result: null, error: { code, message: (err as Error).message }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: Date.now() - startedAt };
+    };
+    if (waitingFor) {
+      // Taken up after a restart: the CLI deferred this tool call before the server stopped.
+      outcome = { status: 'succeeded', result: null, error: null, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0, deferred: { id: waitingFor, name: '', input: {} } };
+    } else if (stopBeforeStart.delete(turn.turn_id)) {
       outcome = { status: 'interrupted', result: null, error: { code: 'INTERRUPTED', message: 'interrupted by a client before it started' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
       await sessions.update(session.session_id, patch);
     } else if (resume && !d.transcriptExists(session)) {
@@ -130,23 +188,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       await sessions.update(session.session_id, patch);
     } else {
       // The prompt goes to the CLI first; the bookkeeping is written while it works.
-      const run = runner.runTurn({
-        sessionId: session.session_id,
-        cwd: session.cwd,
-        prompt: turn.prompt,
-        resume,
-        permissionMode: (turn.permission_mode ?? session.permission_mode) as PermissionMode,
-        model: session.model,
-        systemPrompt: session.system_prompt,
-        title: session.session_name,
-        onMessage: (m) => {
-          if (!firstEvent) {
-            firstEvent = Date.now();
-            metrics.firstEvent((firstEvent - startedAt) / 1000);
-          }
-          return events.append(turn.session_id, turn.turn_id, 'message', m);
-        },
-      });
+      const run = runner.runTurn(spec);
       try {
         await announced;
         await sessions.update(session.session_id, patch);
@@ -156,11 +198,35 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       try {
         outcome = await run;
       } catch (err) {
-        const code = err instanceof AppError ? err.code : 'INTERNAL';
-        if (code === 'INTERNAL') log.error({ err, turn_id: turn.turn_id }, 'turn failed');
-        outcome = { status: 'failed', result: null, error: { code, message: (err as Error).message }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: Date.now() - startedAt };
+        outcome = failure(err);
       }
     }
+    // A tool call deferred for approval: wait for a person (holding no slot), then resume the
+    // session, whose CLI runs the call (or reports its denial) and goes on.
+    let interrupted = false;
+    while (outcome.status === 'succeeded' && outcome.deferred) {
+      // An interrupt that raced the deferral: what was asked meanwhile is denied too.
+      if (interruptedWhileWaiting.has(turn.turn_id)) await d.approvals.denyPending(session.session_id, 'interrupt');
+      slot.release();
+      waitingApproval.set(session.session_id, turn.turn_id);
+      await d.approvals.settled(session.session_id, outcome.deferred.id);
+      waitingApproval.delete(session.session_id);
+      if (interruptedWhileWaiting.delete(turn.turn_id)) interrupted = true;
+      await slot.reacquire();
+      const before = outcome;
+      let next: TurnOutcome;
+      try {
+        next = await runner.runTurn({ ...spec, resume: true, continueDeferred: true });
+      } catch (err) {
+        next = failure(err);
+      }
+      outcome = { ...next, costUsd: before.costUsd + next.costUsd, inputTokens: before.inputTokens + next.inputTokens, outputTokens: before.outputTokens + next.outputTokens };
+    }
+    if (interruptedWhileWaiting.delete(turn.turn_id)) interrupted = true;
+    if (interrupted && outcome.status === 'succeeded') {
+      outcome = { ...outcome, status: 'interrupted', error: { code: 'INTERRUPTED', message: 'interrupted while a tool call waited for approval (the call was denied)' } };
+    }
+    current.delete(session.session_id);
     const finished = monotonicNow();
     const done: TurnRow = {
       ...running,
@@ -195,11 +261,12 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
 
   async function loop(sessionId: string, actor: Actor, first?: Claimed) {
     if (first) {
+      const slot = holdSlot(first.turn.user_id, first.release);
       try {
-        await runClaimed(first.turn, first.turn.started_at!, first.session);
+        await runClaimed(first.turn, Number(first.turn.started_at), slot, first.session, first.waitingFor);
       } finally {
         bump(first.turn.user_id, -1);
-        first.release();
+        slot.release();
       }
     }
     for (;;) {
@@ -210,7 +277,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         if (actor.again) continue;
         return;
       }
-      const release = await admission.acquire(next.user_id);
+      const slot = holdSlot(next.user_id, await admission.acquire(next.user_id));
       try {
         const startedAt = monotonicNow();
         if (!(await turns.claim(next.turn_id, startedAt))) {
@@ -224,12 +291,12 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         }
         queued--;
         try {
-          await runClaimed(next, startedAt);
+          await runClaimed(next, startedAt, slot);
         } finally {
           bump(next.user_id, -1);
         }
       } finally {
-        release();
+        slot.release();
       }
     }
   }
@@ -347,7 +414,15 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     async interrupt(sessionId) {
       const running = (await turns.runningBySession([sessionId])).get(sessionId);
       if (!running) return null;
-      if (!(await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: 'interrupted by a client' }))) stopBeforeStart.add(running);
+      // Interrupting denies what is pending (a tool call deferred for approval is then reported
+      // to the model as denied, and the turn ends interrupted).
+      // A turn whose tool call is deferred is not stopped in the CLI: the denial is, and the
+      // CLI reports it to the model, which keeps the transcript whole.
+      interruptedWhileWaiting.add(running);
+      const denied = await d.approvals.denyPending(sessionId, 'interrupt');
+      if (denied === 0 && waitingApproval.get(sessionId) !== running && !(await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: 'interrupted by a client' }))) {
+        stopBeforeStart.add(running);
+      }
       return (await turns.get(running)) ?? null;
     },
 
@@ -385,6 +460,21 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       }
     },
 
+    async resumeWaiting(waiting) {
+      for (const w of waiting) {
+        const turn = await turns.get(w.turnId);
+        if (!turn || turn.status !== 'running' || actors.has(turn.session_id)) continue;
+        const session = await sessions.get(turn.session_id);
+        if (!session) continue;
+        bump(turn.user_id, 1);
+        kick(turn.session_id, { turn, session, release: null, waitingFor: w.toolUseId });
+      }
+    },
+
+    currentTurn(sessionId) {
+      return current.get(sessionId);
+    },
+
     drain() {
       draining = true;
     },
@@ -395,8 +485,10 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       while (runner.stats().busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (runner.stats().busy > 0) log.warn({ turns: runner.stats().busy }, 'grace period over: stopping running turns');
       await runner.closeAll();
-      // Let the actors write the outcome of what was stopped before storage closes.
-      await Promise.race([Promise.all([...actors.values()].map((a) => a.done)), new Promise((r) => setTimeout(r, 5_000))]);
+      // Let the actors write the outcome of what was stopped before storage closes. Turns that
+      // wait for an approval stay running: the next start takes them up.
+      const busyActors = [...actors.entries()].filter(([id]) => !waitingApproval.has(id)).map(([, a]) => a.done);
+      await Promise.race([Promise.all(busyActors), new Promise((r) => setTimeout(r, 5_000))]);
     },
 
     stats() {

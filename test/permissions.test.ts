@@ -1,0 +1,171 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, listen, makeDirs, readSse, startApp, transcriptPrompts, waitFor, type TestApp } from './helper.js';
+
+async function pending(t: TestApp, sessionId: string) {
+  return waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${sessionId}/permissions`)).body.requests[0], 20_000);
+}
+async function finished(t: TestApp, sessionId: string, turnId: string) {
+  return waitFor(async () => {
+    const x = (await call(t.app, 'GET', `/v1/sessions/${sessionId}/turns/${turnId}`)).body;
+    return ['succeeded', 'failed', 'interrupted'].includes(x.status) ? x : null;
+  }, 30_000);
+}
+
+describe('tool approvals over HTTP, through the real CLI', () => {
+  let t: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    t = await startApp();
+    base = await listen(t.app);
+  });
+  afterAll(async () => t.close());
+
+  it('the tool runs only after an allow; the request is announced, listed and decided once', async () => {
+    const marker = path.join(t.dirs.root, 'allowed-file');
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const stream = readSse(`${base}/v1/sessions/${s.session_id}/events`, { until: (evs) => evs.some((e) => e.event === 'done') });
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
+    const req = await pending(t, s.session_id);
+    expect(req).toMatchObject({ tool_name: 'Bash', status: 'pending', turn_id: turn.turn_id, input: { command: `touch ${marker}` } });
+    expect(req.suggestions[0]).toMatchObject({ type: 'addRules', behavior: 'allow', destination: 'session' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fs.existsSync(marker)).toBe(false);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status).toBe('running');
+
+    const d = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'allow' });
+    expect(d.status).toBe(200);
+    expect(d.body).toMatchObject({ status: 'allowed', scope: 'once', decided_by: 'local' });
+    const again = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'deny' });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('PERMISSION_ALREADY_DECIDED');
+
+    const fin = await finished(t, s.session_id, turn.turn_id);
+    expect(fin.status).toBe('succeeded');
+    expect(fin.result).toMatch(/The command ran/);
+    expect(fs.existsSync(marker)).toBe(true);
+    const evs = (await stream).events.filter((e) => e.id !== null);
+    const kinds = evs.map((e) => e.event);
+    expect(kinds.indexOf('permission_request')).toBeGreaterThan(0);
+    expect(kinds.indexOf('permission_resolved')).toBeGreaterThan(kinds.indexOf('permission_request'));
+    expect(evs.find((e) => e.event === 'permission_request')!.data).toMatchObject({ request_id: req.request_id, tool_name: 'Bash', turn_id: turn.turn_id });
+    expect(evs.find((e) => e.event === 'permission_resolved')!.data).toMatchObject({ request_id: req.request_id, behavior: 'allow', by: 'local' });
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/permissions`)).body.requests).toEqual([]);
+  });
+
+  it('a deny reaches the model as a denial and the tool does not run', async () => {
+    const marker = path.join(t.dirs.root, 'denied-file');
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
+    const req = await pending(t, s.session_id);
+    await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'deny', message: 'Not on this machine.' });
+    const fin = await finished(t, s.session_id, turn.turn_id);
+    expect(fin.status).toBe('succeeded');
+    expect(fin.result).toMatch(/refused or failed.*Not on this machine/);
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
+  it('scope session allows the same call again without a prompt', async () => {
+    const file = path.join(t.dirs.root, 'counted');
+    const cmd = `[[bash:echo x >> ${file}]]`;
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const first = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: cmd })).body;
+    const req = await pending(t, s.session_id);
+    await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'allow', scope: 'session' });
+    expect((await finished(t, s.session_id, first.turn_id)).status).toBe('succeeded');
+    const second = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: cmd });
+    expect(second.body.status).toBe('succeeded');
+    expect(second.body.result).toMatch(/The command ran/);
+    expect(fs.readFileSync(file, 'utf8')).toBe('x\nx\n');
+    // A different command still asks.
+    const other = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:echo y >> ${file}]]` })).body;
+    const req2 = await pending(t, s.session_id);
+    expect(req2.input.command).toBe(`echo y >> ${file}`);
+    await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req2.request_id}`, { behavior: 'deny' });
+    await finished(t, s.session_id, other.turn_id);
+  });
+
+  it('updated_input runs the tool with the input the person gave', async () => {
+    const asked = path.join(t.dirs.root, 'asked-for');
+    const given = path.join(t.dirs.root, 'given-instead');
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${asked}]]` })).body;
+    const req = await pending(t, s.session_id);
+    await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'allow', updated_input: { command: `touch ${given}`, description: 'safer' } });
+    expect((await finished(t, s.session_id, turn.turn_id)).status).toBe('succeeded');
+    expect(fs.existsSync(given)).toBe(true);
+    expect(fs.existsSync(asked)).toBe(false);
+  });
+
+  it('interrupting the turn denies what is pending; the session stays usable', async () => {
+    const marker = path.join(t.dirs.root, 'interrupted-file');
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
+    const req = await pending(t, s.session_id);
+    expect((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/interrupt`, {})).status).toBe(202);
+    const fin = await finished(t, s.session_id, turn.turn_id);
+    expect(fin.status).toBe('interrupted');
+    expect(fs.existsSync(marker)).toBe(false);
+    const decided = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'allow' });
+    expect(decided.status).toBe(409);
+    const next = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
+    expect(next.body.result).toMatch(/blue/);
+  });
+
+  it('bad decisions are 4xx: unknown request, wrong body', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const unknown = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/2f0c6c8e-1111-4222-8333-444455556666`, { behavior: 'allow' });
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, 'PERMISSION_REQUEST_NOT_FOUND']);
+    const bad = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/2f0c6c8e-1111-4222-8333-444455556666`, { behavior: 'maybe' });
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'INVALID_REQUEST']);
+    const notUuid = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/abc`, { behavior: 'allow' });
+    expect(notUuid.status).toBe(400);
+  });
+});
+
+describe('an unanswered request is denied after PERMISSION_TIMEOUT_MS', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ env: { PERMISSION_TIMEOUT_MS: '800' } });
+  });
+  afterAll(async () => t.close());
+
+  it('expires, the model sees the denial, the tool never runs', async () => {
+    const marker = path.join(t.dirs.root, 'expired-file');
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `[[bash:touch ${marker}]]` });
+    expect(r.body.status).toBe('succeeded');
+    expect(r.body.result).toMatch(/refused or failed/);
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+});
+
+describe('a pending approval survives a restart of the server', () => {
+  const dirs = makeDirs();
+  let t: TestApp;
+  afterAll(async () => t?.close());
+
+  it('is decided after the restart, and the turn goes on', async () => {
+    const marker = path.join(dirs.root, 'after-restart');
+    t = await startApp({ dirs });
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
+    const req = await pending(t, s.session_id);
+    await t.close();
+
+    t = await startApp({ dirs });
+    const still = await call(t.app, 'GET', `/v1/sessions/${s.session_id}/permissions`);
+    expect(still.body.requests.map((r: any) => r.request_id)).toEqual([req.request_id]);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status).toBe('running');
+    expect(fs.existsSync(marker)).toBe(false);
+    await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'allow' });
+    const fin = await finished(t, s.session_id, turn.turn_id);
+    expect(fin.status).toBe('succeeded');
+    expect(fin.result).toMatch(/The command ran/);
+    expect(fs.existsSync(marker)).toBe(true);
+    const next = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
+    expect(next.body.result).toMatch(/blue/);
+    expect(transcriptPrompts(s.transcript.path)).toEqual(['Remember: my favorite color is blue', `[[bash:touch ${marker}]]`, 'What is my favorite color?']);
+  });
+});
