@@ -95,6 +95,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     ajv: { customOptions: { removeAdditional: false } },
+    // Errors the router raises before any route runs (a malformed URL, a path parameter over
+    // maxParamLength) get the same JSON error shape as everything else.
+    frameworkErrors: (err, req, res) => {
+      const reply = res as unknown as { code(n: number): { send(b: unknown): unknown } };
+      void reply.code(400).send({ error: { code: 'INVALID_REQUEST', message: `invalid request URL: ${err.message}`, request_id: req.id } });
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);

@@ -19,6 +19,8 @@ export interface OfflineModel {
   readonly inFlight: number;
   readonly peakInFlight: number;
   resetPeak(): void;
+  /** The last requests' message lists (newest last), for tests that check what the CLI sent. */
+  readonly recent: ReadonlyArray<unknown[]>;
   close(): Promise<void>;
 }
 
@@ -106,6 +108,7 @@ export async function startOfflineModel(opts: { port?: number; host?: string } =
   let requests = 0;
   let inFlight = 0;
   let peak = 0;
+  const recent: unknown[][] = [];
   const server = http.createServer((req, res) => {
     const chunksIn: Buffer[] = [];
     req.on('data', (c: Buffer) => chunksIn.push(c));
@@ -124,6 +127,8 @@ export async function startOfflineModel(opts: { port?: number; host?: string } =
           return;
         }
         requests++;
+        recent.push(body.messages ?? []);
+        if (recent.length > 20) recent.shift();
         inFlight++;
         peak = Math.max(peak, inFlight);
         let counted = true;
@@ -159,6 +164,7 @@ export async function startOfflineModel(opts: { port?: number; host?: string } =
     resetPeak() {
       peak = inFlight;
     },
+    recent,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
