@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, listen, makeDirs, readSse, startApp, streamedText, waitFor, type SseEvent, type TestApp } from './helper.js';
+import { call, listen, makeDirs, readSse, startApp, streamedText, waitFor, type SseEvent, type TestApp } from '../helper.js';
 
 const ids = (evs: SseEvent[]) => evs.filter((e) => e.id !== null).map((e) => e.id!);
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getSessionInfo, listSessions } from '@anthropic-ai/claude-agent-sdk';
-import { call, startApp, transcriptPrompts, type TestApp } from './helper.js';
+import { call, startApp, transcriptPrompts, type TestApp } from '../helper.js';
 
 describe('session metadata', () => {
   let t: TestApp;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_CODES } from '../src/errors.js';
-import { call, startApp, type TestApp } from './helper.js';
+import { ERROR_CODES } from '../../src/errors.js';
+import { call, startApp, type TestApp } from '../helper.js';
 
 describe('OpenAPI document, docs page and health', () => {
   let t: TestApp;

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { call, makeDirs, startApp, type TestApp } from './helper.js';
+import { call, makeDirs, startApp, type TestApp } from '../helper.js';
 
 describe('continuity across a restart of the server', () => {
   const dirs = makeDirs();

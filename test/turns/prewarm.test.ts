@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { call, cliProcesses, makeDirs, startApp, transcriptPrompts, waitFor, type TestApp } from './helper.js';
+import { call, cliProcesses, makeDirs, startApp, transcriptPrompts, waitFor, type TestApp } from '../helper.js';
 
 describe('prewarmed spare processes', () => {
   const apps: TestApp[] = [];

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOfflineModel, type OfflineModel } from '../src/offline-model/server.js';
+import { startOfflineModel, type OfflineModel } from '../../src/offline-model/server.js';
 
 /** Reads an SSE body into its events. */
 async function events(res: Response): Promise<Array<{ event: string; data: any }>> {

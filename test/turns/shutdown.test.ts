@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cliProcesses, makeDirs, waitFor } from './helper.js';
+import { cliProcesses, makeDirs, waitFor } from '../helper.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

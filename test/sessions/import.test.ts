@@ -4,8 +4,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliBinaryPath } from '../src/claude/paths.js';
-import { call, offlineModel, startApp, type TestApp } from './helper.js';
+import { cliBinaryPath } from '../../src/claude/paths.js';
+import { call, offlineModel, startApp, type TestApp } from '../helper.js';
 
 /** Runs the Claude Code binary itself, as a person would from a terminal in `cwd`. */
 async function terminalSession(t: TestApp, cwd: string, prompt: string): Promise<string> {

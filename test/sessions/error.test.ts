@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClaudeRunner } from '../src/claude/runner.js';
-import { isRoot } from '../src/claude/permission-mode.js';
-import { AppError } from '../src/errors.js';
-import { call, offlineModel, startApp, type TestApp } from './helper.js';
+import { createClaudeRunner } from '../../src/claude/runner.js';
+import { isRoot } from '../../src/claude/permission-mode.js';
+import { AppError } from '../../src/errors.js';
+import { call, offlineModel, startApp, type TestApp } from '../helper.js';
 
 function expectError(r: { status: number; body: any }, status: number, code: string) {
   expect(r.status).toBe(status);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, offlineModel, startApp, waitFor, type TestApp } from './helper.js';
+import { call, offlineModel, startApp, waitFor, type TestApp } from '../helper.js';
 
 describe('admission control', () => {
   let t: TestApp;

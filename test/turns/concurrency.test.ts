@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startApp, transcriptPrompts, type TestApp } from './helper.js';
+import { call, startApp, transcriptPrompts, type TestApp } from '../helper.js';
 
 describe('one writer per session', () => {
   let t: TestApp;

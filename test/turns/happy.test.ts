@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cliProcesses, startApp, transcriptPrompts, waitFor, type TestApp } from './helper.js';
-
-const done = ['succeeded', 'failed', 'interrupted', 'cancelled'];
+import { call, cliProcesses, startApp, transcriptPrompts, waitFor, type TestApp } from '../helper.js';
 
 describe('turn engine: queue, interrupt, cancel, wait modes', () => {
   let t: TestApp;

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectDirName } from '../src/claude/paths.js';
-import { call, startApp, type TestApp } from './helper.js';
+import { projectDirName } from '../../src/claude/paths.js';
+import { call, startApp, type TestApp } from '../helper.js';
 
 describe('project folder names as the CLI makes them', () => {
   it('replaces every character that is not a letter or digit', () => {
