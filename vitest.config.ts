@@ -1,5 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
+// The whole suite runs once per storage dialect, as Kysely's own suite does. Narrow it with
+// TEST_DIALECTS=sqlite (or postgres); PostgreSQL is reached at TEST_PG_URL (default
+// postgres://postgres@127.0.0.1:5432/postgres), one fresh database per test app.
+const dialects = (process.env.TEST_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim()).filter(Boolean);
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
@@ -9,5 +14,6 @@ export default defineConfig({
     maxWorkers: 2,
     reporters: ['default', './test/summary-reporter.ts'],
     setupFiles: ['test/setup.ts'],
+    projects: dialects.map((d) => ({ extends: true, test: { name: d, env: { TEST_DIALECT: d } } })),
   },
 });

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
 import { buildApp } from '../src/app.js';
 import { startOfflineModel, type OfflineModel } from '../src/offline-model/server.js';
@@ -19,6 +20,45 @@ export interface TestDirs {
 
 /** Folders made by this test file; test/setup.ts removes them after the file's tests. */
 export const madeDirs: string[] = [];
+/** PostgreSQL databases made by this test file; test/setup.ts drops them. */
+export const madeDatabases: string[] = [];
+
+/** The dialect this run tests (the suite runs once per dialect: see vitest.config.ts). */
+export const DIALECT = (process.env.TEST_DIALECT ?? 'sqlite') as 'sqlite' | 'postgres';
+const PG_ADMIN = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A database for one set of test folders: its DATABASE_URL under PostgreSQL, nothing under SQLite. */
+export async function dbEnv(dirs: TestDirs): Promise<Record<string, string>> {
+  if (DIALECT !== 'postgres') return {};
+  const name = `css_${path.basename(dirs.root).replace(/[^a-zA-Z0-9]/g, '_').toLowerCase()}`;
+  if (!madeDatabases.includes(name)) {
+    const c = new pg.Client({ connectionString: PG_ADMIN });
+    await c.connect();
+    try {
+      await c.query(`create database ${name}`);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '42P04') throw err; // exists already
+    } finally {
+      await c.end();
+    }
+    madeDatabases.push(name);
+  }
+  const u = new URL(PG_ADMIN);
+  u.pathname = `/${name}`;
+  return { DATABASE_URL: u.toString() };
+}
+
+/** Drops the databases this file made. */
+export async function dropDatabases(): Promise<void> {
+  if (madeDatabases.length === 0) return;
+  const c = new pg.Client({ connectionString: PG_ADMIN });
+  await c.connect();
+  try {
+    for (const name of madeDatabases.splice(0)) await c.query(`drop database if exists ${name} with (force)`);
+  } finally {
+    await c.end();
+  }
+}
 
 /** A fresh set of folders under the system temp dir. */
 export function makeDirs(prefix = 'css-test-'): TestDirs {
@@ -59,7 +99,7 @@ export interface TestApp {
 /** Builds the app on `dirs` (fresh ones unless given). */
 export async function startApp(opts: { dirs?: TestDirs; env?: Record<string, string> } = {}): Promise<TestApp> {
   const dirs = opts.dirs ?? makeDirs();
-  const config = testConfig(dirs, opts.env);
+  const config = testConfig(dirs, { ...(await dbEnv(dirs)), ...opts.env });
   const app = await buildApp(config, { offlineModel: await offlineModel() });
   await app.ready();
   return { app, config, dirs, close: () => app.close() };

@@ -1,10 +1,8 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { call, makeDirs, offlineModel, startApp, testConfig, type TestApp } from '../helper.js';
+import { call, dbEnv, makeDirs, offlineModel, startApp, testConfig, type TestApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
@@ -30,9 +28,10 @@ describe('API keys', () => {
   });
 
   it('keys made with the keys command work, are listed without the key, and stop working when revoked', async () => {
+    const db = await dbEnv(t.dirs);
     const run = (args: string[]) =>
       promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/auth/keys-cli.ts', ...args], {
-        env: { ...process.env, DATA_DIR: t.dirs.dataDir, WORKSPACE_ROOT: t.dirs.workspace, CLAUDE_CONFIG_DIR: t.dirs.configDir },
+        env: { ...process.env, DATA_DIR: t.dirs.dataDir, WORKSPACE_ROOT: t.dirs.workspace, CLAUDE_CONFIG_DIR: t.dirs.configDir, ...db },
       });
     const made = JSON.parse((await run(['create', '--user', 'carol', '--label', 'laptop'])).stdout);
     expect(made.key).toMatch(/^css_/);
@@ -43,8 +42,10 @@ describe('API keys', () => {
     const listed = (await run(['list'])).stdout;
     expect(listed).toContain(made.key_id);
     expect(listed).not.toContain(made.key);
-    // Stored hashed: the key itself is nowhere in the database file.
-    expect(fs.readFileSync(path.join(t.dirs.dataDir, 'server.db')).includes(Buffer.from(made.key))).toBe(false);
+    // Stored hashed: the key itself is nowhere in the database.
+    const stored = JSON.stringify(await t.app.internals.storage.db.selectFrom('api_keys').selectAll().execute());
+    expect(stored).not.toContain(made.key);
+    expect(stored).toContain(made.key_id);
     await run(['revoke', made.key_id]);
     expect((await call(t.app, 'GET', '/v1/sessions', undefined, carol)).status).toBe(401);
     await expect(run(['create'])).rejects.toThrow();
@@ -54,11 +55,11 @@ describe('API keys', () => {
 describe('who may start the server', () => {
   it('refuses to start on a non-loopback address with no keys', async () => {
     const dirs = makeDirs();
-    await expect(buildApp(testConfig(dirs, { HOST: '0.0.0.0' }), { offlineModel: await offlineModel() })).rejects.toThrow(/refusing to start.*API_KEYS/);
+    await expect(buildApp(testConfig(dirs, { ...(await dbEnv(dirs)), HOST: '0.0.0.0' }), { offlineModel: await offlineModel() })).rejects.toThrow(/refusing to start.*API_KEYS/);
   });
   it('starts on a non-loopback address with keys, and then every request needs one', async () => {
     const dirs = makeDirs();
-    const app = await buildApp(testConfig(dirs, { HOST: '0.0.0.0', ...keysEnv }), { offlineModel: await offlineModel() });
+    const app = await buildApp(testConfig(dirs, { ...(await dbEnv(dirs)), HOST: '0.0.0.0', ...keysEnv }), { offlineModel: await offlineModel() });
     expect((await call(app, 'GET', '/v1/sessions')).status).toBe(401);
     expect((await call(app, 'GET', '/v1/sessions', undefined, BOB)).status).toBe(200);
     await app.close();

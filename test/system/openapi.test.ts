@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { call, startApp, type TestApp } from '../helper.js';
+import { call, DIALECT, startApp, type TestApp } from '../helper.js';
 
 describe('OpenAPI document, docs page and health', () => {
   let t: TestApp;
@@ -61,7 +61,7 @@ describe('OpenAPI document, docs page and health', () => {
     expect(r.body.cli_version).toMatch(/^\d+\.\d+\.\d+$/);
     expect(r.body.storage.config_dir).toEqual({ path: t.config.claudeConfigDir, exists: true, writable: true });
     expect(r.body.storage.workspace_root.writable).toBe(true);
-    expect(r.body.storage.database).toMatchObject({ dialect: 'sqlite', reachable: true });
+    expect(r.body.storage.database).toMatchObject({ dialect: DIALECT, reachable: true });
     expect(r.body.storage.projects_dir.path).toBe(`${t.config.claudeConfigDir}/projects/${t.dirs.workspace.replace(/[^a-zA-Z0-9]/g, '-')}`);
     expect(r.body.storage.projects_dir.exists).toBe(false);
     await call(t.app, 'POST', '/v1/sessions', { prompt: 'hi' });

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cliProcesses, makeDirs, waitFor } from '../helper.js';
+import { cliProcesses, dbEnv, makeDirs, waitFor } from '../helper.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -38,7 +38,7 @@ describe('graceful stop', () => {
 
   it('SIGTERM mid-turn: the server exits and leaves no CLI process behind', async () => {
     const dirs = makeDirs();
-    const srv = await startServer({ SHUTDOWN_GRACE_MS: '1000', DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir });
+    const srv = await startServer({ ...(await dbEnv(dirs)), SHUTDOWN_GRACE_MS: '1000', DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir });
     children.push(srv.child);
     const created = await (await fetch(`${srv.base}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json();
     const turn = fetch(`${srv.base}/v1/sessions/${created.session_id}/turns`, {
@@ -63,7 +63,7 @@ describe('graceful stop', () => {
 
   it('SIGKILL mid-turn, then a restart: the turn is failed, no orphan CLI is left, the session goes on', async () => {
     const dirs = makeDirs();
-    const env = { DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir };
+    const env = { ...(await dbEnv(dirs)), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir };
     const first = await startServer(env);
     children.push(first.child);
     const post = (base: string, url: string, body: unknown) =>
