@@ -143,6 +143,37 @@ export function createApprovals(deps: {
     timers.set(row.request_id, t);
   }
 
+  /** Whether a rule allowed "for the rest of the session" covers this call. */
+  async function allowedForSession(call: ToolCall, rule: string): Promise<boolean> {
+    return (await repo.rules(call.sessionId)).some((r) => r.tool_name === call.toolName && (r.rule_content === '*' || r.rule_content === rule));
+  }
+
+  /** Stores a pending request for a tool call, arms its expiry and announces it. */
+  async function open(call: ToolCall, suggestions: Suggestion[]): Promise<void> {
+    const now = monotonicNow();
+    const row: PermissionRow = {
+      request_id: randomUUID(),
+      session_id: call.sessionId,
+      turn_id: call.turnId,
+      user_id: (await sessions.get(call.sessionId))?.user_id ?? '',
+      tool_use_id: call.toolUseId,
+      tool_name: call.toolName,
+      input: JSON.stringify(call.input ?? {}),
+      suggestions: JSON.stringify(suggestions),
+      status: 'pending',
+      scope: null,
+      updated_input: null,
+      message: null,
+      decided_by: null,
+      created_at: now,
+      expires_at: now + deps.timeoutMs,
+      decided_at: null,
+    };
+    await repo.insert(row);
+    arm(row);
+    await events.append(call.sessionId, call.turnId, 'permission_request', present(row));
+  }
+
   const present = (row: PermissionRow) => ({
     request_id: row.request_id,
     turn_id: row.turn_id,
@@ -176,35 +207,10 @@ export function createApprovals(deps: {
         };
       }
       const rule = ruleFor(call.toolName, call.input);
-      const rules = await repo.rules(call.sessionId);
-      if (rules.some((r) => r.tool_name === call.toolName && (r.rule_content === '*' || r.rule_content === rule))) {
+      if (await allowedForSession(call, rule)) {
         return { hookSpecificOutput: { hookEventName: 'PreToolUse', permissionDecision: 'allow', permissionDecisionReason: 'allowed for this session' } };
       }
-      if (!earlier) {
-        const now = monotonicNow();
-        const suggestions: Suggestion[] = [{ type: 'addRules', rules: [{ toolName: call.toolName, ruleContent: rule }], behavior: 'allow', destination: 'session' }];
-        const row: PermissionRow = {
-          request_id: randomUUID(),
-          session_id: call.sessionId,
-          turn_id: call.turnId,
-          user_id: (await sessions.get(call.sessionId))?.user_id ?? '',
-          tool_use_id: call.toolUseId,
-          tool_name: call.toolName,
-          input: JSON.stringify(call.input ?? {}),
-          suggestions: JSON.stringify(suggestions),
-          status: 'pending',
-          scope: null,
-          updated_input: null,
-          message: null,
-          decided_by: null,
-          created_at: now,
-          expires_at: now + deps.timeoutMs,
-          decided_at: null,
-        };
-        await repo.insert(row);
-        arm(row);
-        await events.append(call.sessionId, call.turnId, 'permission_request', present(row));
-      }
+      if (!earlier) await open(call, [{ type: 'addRules', rules: [{ toolName: call.toolName, ruleContent: rule }], behavior: 'allow', destination: 'session' }]);
       // The turn ends here with the call deferred; the engine resumes it once it is decided.
       return { hookSpecificOutput: { hookEventName: 'PreToolUse', permissionDecision: 'defer', permissionDecisionReason: 'waiting for a person to approve' } };
     },
@@ -221,7 +227,7 @@ export function createApprovals(deps: {
       const decided = answer(await repo.byToolUse(call.sessionId, call.toolUseId));
       if (decided) return decided;
       const rule = ruleFor(call.toolName, call.input);
-      if ((await repo.rules(call.sessionId)).some((r) => r.tool_name === call.toolName && (r.rule_content === '*' || r.rule_content === rule))) {
+      if (await allowedForSession(call, rule)) {
         return { behavior: 'allow', updatedInput: call.input, toolUseID: call.toolUseId };
       }
       if (!(await repo.byToolUse(call.sessionId, call.toolUseId))) {
@@ -230,28 +236,7 @@ export function createApprovals(deps: {
           .filter((x) => x.type === 'addRules' && x.behavior === 'allow' && Array.isArray(x.rules))
           .map((x): Suggestion => ({ type: 'addRules', rules: x.rules!, behavior: 'allow', destination: 'session' }));
         const suggestions = fromSdk.length > 0 ? fromSdk : [{ type: 'addRules' as const, rules: [{ toolName: call.toolName, ruleContent: rule }], behavior: 'allow' as const, destination: 'session' as const }];
-        const now = monotonicNow();
-        const row: PermissionRow = {
-          request_id: randomUUID(),
-          session_id: call.sessionId,
-          turn_id: call.turnId,
-          user_id: (await sessions.get(call.sessionId))?.user_id ?? '',
-          tool_use_id: call.toolUseId,
-          tool_name: call.toolName,
-          input: JSON.stringify(call.input ?? {}),
-          suggestions: JSON.stringify(suggestions),
-          status: 'pending',
-          scope: null,
-          updated_input: null,
-          message: null,
-          decided_by: null,
-          created_at: now,
-          expires_at: now + deps.timeoutMs,
-          decided_at: null,
-        };
-        await repo.insert(row);
-        arm(row);
-        await events.append(call.sessionId, call.turnId, 'permission_request', present(row));
+        await open(call, suggestions);
       }
       const aborted = new Promise<'aborted'>((r) => call.signal.addEventListener('abort', () => r('aborted'), { once: true }));
       const how = await Promise.race([this.settled(call.sessionId, call.toolUseId), aborted]);

@@ -44,6 +44,9 @@ export interface SessionServiceDeps {
 
 const iso = (ms: number) => new Date(Number(ms)).toISOString();
 
+/** The activity columns of a session that has not run a turn yet, as of `now`. */
+const noActivity = (now: number) => ({ created_at: now, last_active: now, turn_count: 0, total_cost_usd: 0, input_tokens: 0, output_tokens: 0 });
+
 /** Opaque list cursor: the (last_active, session_id) of the last row of the page. */
 function encodeCursor(row: SessionRow): string {
   return Buffer.from(`${row.last_active}:${row.session_id}`).toString('base64url');
@@ -118,12 +121,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         status: 'active',
         project,
         cwd,
-        created_at: now,
-        last_active: now,
-        turn_count: 0,
-        total_cost_usd: 0,
-        input_tokens: 0,
-        output_tokens: 0,
+        ...noActivity(now),
         first_prompt: null,
         tag: null,
         permission_mode: mode,
@@ -204,12 +202,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         session_id: newId,
         session_name: name,
         status: 'active',
-        created_at: now,
-        last_active: now,
-        turn_count: 0,
-        total_cost_usd: 0,
-        input_tokens: 0,
-        output_tokens: 0,
+        ...noActivity(now),
         started: 1,
       };
       await sessions.insert(forked);
