@@ -29,6 +29,7 @@ import { createTurnEngine, type TurnEngine } from './turns/engine.js';
 import { createEventLog } from './turns/events.js';
 import { createAdmission } from './turns/admission.js';
 import type { StreamSettings } from './turns/respond.js';
+import { presentTurn } from './turns/present.js';
 import { createMetrics } from './metrics/metrics.js';
 import { metricsRoutes } from './metrics/routes.js';
 import { createSessionService } from './sessions/service.js';
@@ -37,7 +38,7 @@ import { TurnSchema } from './turns/schemas.js';
 import { sessionRoutes } from './sessions/routes.js';
 import { turnRoutes } from './turns/routes.js';
 import { healthRoutes } from './health/routes.js';
-import { createCallerResolver, isPublicPath, LOCAL_USER } from './auth/caller.js';
+import { createCallerResolver, isPublicRoute, LOCAL_USER } from './auth/caller.js';
 import { createKeyAuth } from './auth/keys.js';
 import { createKeyRepository } from './storage/keys-repo.js';
 import { createPermissionRepository } from './storage/permissions-repo.js';
@@ -138,7 +139,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   // Turns that wait for a tool approval survive a restart; any other running turn died with it.
   const waiting = await permissionsRepo.allPending();
   const abandoned = await turnsRepo.failRunning(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running', [...new Set(waiting.map((w) => w.turn_id))]);
-  if (abandoned > 0) app.log.warn({ turns: abandoned }, 'marked turns left running by a previous run as failed');
+  if (abandoned.length > 0) app.log.warn({ turns: abandoned.length }, 'marked turns left running by a previous run as failed');
   sweepTmpDir(tmpDir);
 
   const metrics = createMetrics();
@@ -194,6 +195,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   });
   const workspace = createWorkspace(config.workspaceRoot);
   const events = createEventLog(createEventRepository(storage.db), app.log);
+  // Streams of those turns end: their error, final state and `done` join the event log.
+  for (const t of abandoned) {
+    const shown = presentTurn(t);
+    await events.append(t.session_id, t.turn_id, 'error', shown.error);
+    await events.append(t.session_id, t.turn_id, 'turn', shown);
+    await events.append(t.session_id, t.turn_id, 'done', shown);
+  }
   const approvals = createApprovals({ repo: permissionsRepo, sessions: sessionsRepo, events, timeoutMs: config.permissionTimeoutMs, log: app.log });
   const engine = createTurnEngine({
     sessions: sessionsRepo,
@@ -225,7 +233,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   app.decorate('internals', { storage, runner, engine, modelUrl: offline?.url ?? config.anthropicBaseUrl });
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req) => {
-    req.caller = isPublicPath(req.url) ? { userId: '', admin: false } : await callers.resolve(req);
+    req.caller = isPublicRoute(req.routeOptions.url) ? { userId: '', admin: false } : await callers.resolve(req);
   });
   // Per key (per user) request rate, checked once the caller is known.
   await app.register(rateLimit, {
@@ -233,7 +241,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     max: config.rateLimitPerMinute,
     timeWindow: 60_000,
     keyGenerator: (req) => (req.caller?.userId ? `user:${req.caller.userId}` : `ip:${req.ip}`),
-    allowList: (req) => isPublicPath(req.url),
+    allowList: (req) => isPublicRoute(req.routeOptions.url),
     errorResponseBuilder: (req, ctx) => {
       const err = new AppError('RATE_LIMITED', `more than ${ctx.max} requests in ${ctx.after}; retry later`, { retryAfter: Math.ceil(ctx.ttl / 1000) });
       (err as unknown as { statusCode: number }).statusCode = 429;

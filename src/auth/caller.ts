@@ -12,10 +12,14 @@ import type { KeyAuth } from './keys.js';
 
 export const LOCAL_USER = 'local';
 
-/** Paths anyone may read: liveness, documentation, metrics and the web page's files. */
-export function isPublicPath(url: string): boolean {
-  const path = url.split('?')[0]!;
-  return path === '/health' || path === '/openapi.json' || path === '/metrics' || path === '/docs' || path.startsWith('/docs/') || !path.startsWith('/v1/');
+/**
+ * Whether a request needs no key, decided on the route the router matched (never on the raw
+ * URL, which may be percent-encoded: `/%761/sessions` reaches the `/v1/sessions` route). Only
+ * routes outside `/v1/` are public: liveness, documentation, metrics and the web page. A request
+ * that matched no route needs a key too (it gets 401 rather than a hint of what exists).
+ */
+export function isPublicRoute(routeUrl: string | undefined): boolean {
+  return routeUrl !== undefined && !routeUrl.startsWith('/v1/') && routeUrl !== '/v1';
 }
 
 export interface CallerResolver {

@@ -104,6 +104,9 @@ export interface ClaudeRunner {
   closeAll(reason?: { code: string; message: string }): Promise<void>;
 }
 
+/** Server settings that are secrets or that a tool could abuse: kept out of every CLI's environment. */
+export const SERVER_ONLY_ENV = ['API_KEYS', 'ADMIN_USERS', 'DATABASE_URL', 'IS_SANDBOX', 'TEST_PG_URL', 'ALLOWED_PERMISSION_MODES'];
+
 /** The environment of every CLI process: the server's, plus what the CLI must see. */
 export function childEnv(o: Pick<RunnerOptions, 'configDir' | 'tmpDir' | 'model' | 'sandboxOptIn'>): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {
@@ -114,7 +117,8 @@ export function childEnv(o: Pick<RunnerOptions, 'configDir' | 'tmpDir' | 'model'
     TMPDIR: o.tmpDir,
     CLAUDE_AGENT_SDK_CLIENT_APP: 'claude-session-server',
   };
-  delete env.IS_SANDBOX;
+  // What the server alone may know never reaches a CLI (nor the tools it runs for users).
+  for (const k of SERVER_ONLY_ENV) delete env[k];
   if (o.sandboxOptIn) env.IS_SANDBOX = '1';
   if (o.model.backend === 'offline') {
     env.ANTHROPIC_BASE_URL = o.model.baseUrl;
@@ -281,10 +285,14 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   }
 
   async function runOnce(s: LiveSession, spec: TurnSpec): Promise<TurnOutcome> {
+    let kill: NodeJS.Timeout | undefined;
+    let over = false;
     const timer = setTimeout(() => {
-      void s.interrupt({ code: 'TURN_TIMEOUT', message: `the turn ran longer than ${opts.turnTimeoutMs} ms and was stopped` }).then(() =>
-        setTimeout(() => s.close({ code: 'TURN_TIMEOUT', message: 'the turn did not stop after an interrupt' }), 5_000).unref(),
-      );
+      void s.interrupt({ code: 'TURN_TIMEOUT', message: `the turn ran longer than ${opts.turnTimeoutMs} ms and was stopped` }).then(() => {
+        if (over) return; // the turn ended meanwhile: its process may already serve the next one
+        kill = setTimeout(() => s.close({ code: 'TURN_TIMEOUT', message: 'the turn did not stop after an interrupt' }), 5_000);
+        kill.unref();
+      });
     }, opts.turnTimeoutMs);
     try {
       const turn = s.runTurn(spec.continueDeferred ? null : spec.prompt, spec.onMessage ?? (() => {}));
@@ -296,7 +304,9 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       }
       return await turn;
     } finally {
+      over = true;
       clearTimeout(timer);
+      clearTimeout(kill);
     }
   }
 

@@ -70,6 +70,8 @@ export interface Approvals {
   list(caller: Caller, sessionId: string): Promise<PermissionRow[]>;
   /** Decides a pending request (409 if it is not pending any more). */
   decide(caller: Caller, sessionId: string, requestId: string, d: DecideInput): Promise<PermissionRow>;
+  /** Turns an allowed, not yet run, tool call into a denied one (its turn was interrupted). */
+  revoke(sessionId: string, toolUseId: string, by: string): Promise<void>;
   /** Denies every pending request of a session (the turn was interrupted); returns how many. */
   denyPending(sessionId: string, by: string): Promise<number>;
   /** Re-arms the expiry of requests left pending by an earlier run; returns them. */
@@ -288,6 +290,13 @@ export function createApprovals(deps: {
         }
       }
       return done;
+    },
+
+    async revoke(sessionId, toolUseId, by) {
+      const row = await repo.byToolUse(sessionId, toolUseId);
+      if (row && row.status === 'allowed') {
+        await repo.override(row.request_id, { status: 'denied', message: 'The turn was interrupted before this tool call ran.', decided_by: by, decided_at: Date.now() });
+      }
     },
 
     async denyPending(sessionId, by) {

@@ -131,7 +131,16 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       };
       await sessions.insert(row);
       let turn: TurnRow | null = null;
-      if (body.prompt !== undefined) turn = await turnService.startOn(row, { prompt: body.prompt });
+      if (body.prompt !== undefined) {
+        try {
+          turn = await turnService.startOn(row, { prompt: body.prompt });
+        } catch (err) {
+          // A refused first turn (capacity, shutdown) leaves no session behind.
+          await sessions.remove(row.session_id);
+          engine.release(row.session_id);
+          throw err;
+        }
+      }
       const fresh = (await sessions.get(row.session_id))!;
       return { session: await present(fresh), turn };
     },

@@ -19,6 +19,8 @@ export interface PermissionRepository {
   allPending(): Promise<PermissionRow[]>;
   /** Decides a pending request; false when it was no longer pending. */
   decide(requestId: string, d: Pick<PermissionRow, 'status' | 'scope' | 'updated_input' | 'message' | 'decided_by' | 'decided_at'>): Promise<boolean>;
+  /** Replaces the decision of a request that was allowed but whose call never ran. */
+  override(requestId: string, d: Pick<PermissionRow, 'status' | 'message' | 'decided_by' | 'decided_at'>): Promise<void>;
   addRule(sessionId: string, toolName: string, ruleContent: string, at: number): Promise<void>;
   rules(sessionId: string): Promise<Array<{ tool_name: string; rule_content: string }>>;
 }
@@ -43,6 +45,9 @@ export function createPermissionRepository(db: Kysely<Database>): PermissionRepo
     async decide(requestId, d) {
       const r = await db.updateTable('permission_requests').set(d).where('request_id', '=', requestId).where('status', '=', 'pending').executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
+    },
+    async override(requestId, d) {
+      await db.updateTable('permission_requests').set(d).where('request_id', '=', requestId).where('status', '=', 'allowed').execute();
     },
     async addRule(sessionId, toolName, ruleContent, at) {
       await db

@@ -28,6 +28,8 @@ export interface SessionRepository {
   get(sessionId: string): Promise<SessionRow | undefined>;
   /** A user's sessions, newest activity first; deleted ones only when asked by status. */
   list(q: ListSessionsQuery): Promise<SessionRow[]>;
+  /** Removes a session row that never ran anything (its creation was refused). */
+  remove(sessionId: string): Promise<void>;
   /** Changes the given columns. */
   update(sessionId: string, patch: Updateable<SessionsTable>): Promise<void>;
   /** Adds a finished turn's figures to the session's totals. */
@@ -73,6 +75,9 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
         );
       }
       return query.orderBy('last_active', 'desc').orderBy('session_id', 'desc').limit(q.limit).execute();
+    },
+    async remove(sessionId) {
+      await db.deleteFrom('sessions').where('session_id', '=', sessionId).execute();
     },
     async update(sessionId, patch) {
       await db.updateTable('sessions').set(patch).where('session_id', '=', sessionId).execute();

@@ -21,8 +21,8 @@ export interface TurnRepository {
    */
   insert(turn: NewTurn): Promise<TurnRow | null>;
   get(turnId: string): Promise<TurnRow | undefined>;
-  /** Removes a turn that never ran (a refused submission). */
-  remove(turnId: string): Promise<void>;
+  /** Removes a turn that is still queued (a refused submission); false if it already started. */
+  removeQueued(turnId: string): Promise<boolean>;
   /** Turns of a session in order, optionally of one status, after a sequence number. */
   listBySession(sessionId: string, opts: { status?: TurnStatus | undefined; limit: number; afterSeq?: number | undefined }): Promise<TurnRow[]>;
   /** Unfinished (queued or running) turns of a session before `seq`, oldest first. */
@@ -45,7 +45,7 @@ export interface TurnRepository {
    * Marks every turn left running (by a process that died) as failed, except the given ones
    * (turns waiting for a tool approval, which go on); returns how many.
    */
-  failRunning(at: number, code: string, message: string, except?: string[]): Promise<number>;
+  failRunning(at: number, code: string, message: string, except?: string[]): Promise<TurnRow[]>;
 }
 
 export function createTurnRepository(db: Kysely<Database>): TurnRepository {
@@ -79,8 +79,9 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     async get(turnId) {
       return db.selectFrom('turns').selectAll().where('turn_id', '=', turnId).executeTakeFirst();
     },
-    async remove(turnId) {
-      await db.deleteFrom('turns').where('turn_id', '=', turnId).execute();
+    async removeQueued(turnId) {
+      const r = await db.deleteFrom('turns').where('turn_id', '=', turnId).where('status', '=', 'queued').executeTakeFirst();
+      return Number(r.numDeletedRows) === 1;
     },
     async listBySession(sessionId, opts) {
       let q = db.selectFrom('turns').selectAll().where('session_id', '=', sessionId);
@@ -127,8 +128,7 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     async failRunning(at, code, message, except = []) {
       let q = db.updateTable('turns').set({ status: 'failed', error_code: code, error_message: message, finished_at: at }).where('status', '=', 'running');
       if (except.length > 0) q = q.where('turn_id', 'not in', except);
-      const r = await q.executeTakeFirst();
-      return Number(r.numUpdatedRows);
+      return (await q.returningAll().execute()).map((r) => ({ ...r, seq: Number(r.seq) }));
     },
   };
 }

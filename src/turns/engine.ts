@@ -69,7 +69,7 @@ export interface TurnEngineDeps {
   /** Whether the session's transcript exists (to resume it) */
   transcriptExists(session: SessionRow): boolean;
   /** Tool approvals: a deferred tool call waits for its request to be settled. */
-  approvals: Pick<Approvals, 'settled' | 'denyPending'>;
+  approvals: Pick<Approvals, 'settled' | 'denyPending' | 'revoke'>;
   /** After a session's first turn wrote its transcript. */
   onStarted?(session: SessionRow): Promise<void>;
 }
@@ -109,6 +109,19 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
   const interruptedWhileWaiting = new Set<string>();
   const current = new Map<string, string>();
 
+  /**
+   * Stops the running turn of a session. A turn whose tool call is deferred is not stopped in
+   * the CLI: the pending request is denied, the CLI reports the denial to the model (which
+   * keeps the transcript whole), and the turn ends interrupted.
+   */
+  async function interruptTurn(sessionId: string, turnId: string, why: string) {
+    interruptedWhileWaiting.add(turnId);
+    const denied = await d.approvals.denyPending(sessionId, 'interrupt');
+    if (denied === 0 && waitingApproval.get(sessionId) !== turnId && !(await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: why }))) {
+      stopBeforeStart.add(turnId);
+    }
+  }
+
   function holdSlot(userId: string, release: (() => void) | null): Slot {
     let rel = release;
     return {
@@ -143,11 +156,33 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     await events.append(row.session_id, row.turn_id, 'done', t);
   }
 
+  /** Runs a claimed turn; whatever breaks, the turn is recorded as failed and its waiters answered. */
   async function runClaimed(turn: TurnRow, startedAt: number, slot: Slot, fresh?: SessionRow, waitingFor?: string) {
+    try {
+      await runClaimedUnsafe(turn, startedAt, slot, fresh, waitingFor);
+    } catch (err) {
+      log.error({ err, turn_id: turn.turn_id }, 'turn bookkeeping failed; recording the turn as failed');
+      current.delete(turn.session_id);
+      waitingApproval.delete(turn.session_id);
+      const at = monotonicNow();
+      const failed: TurnRow = { ...turn, status: 'failed', started_at: startedAt, finished_at: at, duration_ms: at - startedAt, error_code: 'INTERNAL', error_message: 'the server could not record this turn' };
+      try {
+        await turns.update(turn.turn_id, { status: 'failed', finished_at: at, duration_ms: failed.duration_ms, error_code: 'INTERNAL', error_message: failed.error_message });
+        await announceEnd(failed);
+      } catch (err2) {
+        log.error({ err: err2, turn_id: turn.turn_id }, 'could not record a failed turn');
+      }
+      settle(failed);
+    }
+  }
+
+  async function runClaimedUnsafe(turn: TurnRow, startedAt: number, slot: Slot, fresh?: SessionRow, waitingFor?: string) {
     const session = fresh ?? (await sessions.get(turn.session_id))!;
     current.set(session.session_id, turn.turn_id);
     const running: TurnRow = { ...turn, status: 'running', started_at: startedAt };
-    const announced = events.append(turn.session_id, turn.turn_id, 'turn', presentTurn(running));
+    const announced = Promise.resolve(events.append(turn.session_id, turn.turn_id, 'turn', presentTurn(running))).catch((err) => {
+      log.error({ err, turn_id: turn.turn_id }, 'could not announce a turn');
+    });
     metrics.turnStarted();
     let firstEvent = 0;
     let outcome: TurnOutcome;
@@ -204,7 +239,9 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     // A tool call deferred for approval: wait for a person (holding no slot), then resume the
     // session, whose CLI runs the call (or reports its denial) and goes on.
     let interrupted = false;
+    let deferredOnce = false;
     while (outcome.status === 'succeeded' && outcome.deferred) {
+      deferredOnce = true;
       // An interrupt that raced the deferral: what was asked meanwhile is denied too.
       if (interruptedWhileWaiting.has(turn.turn_id)) await d.approvals.denyPending(session.session_id, 'interrupt');
       slot.release();
@@ -213,6 +250,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       waitingApproval.delete(session.session_id);
       if (interruptedWhileWaiting.delete(turn.turn_id)) interrupted = true;
       await slot.reacquire();
+      if (interruptedWhileWaiting.delete(turn.turn_id) || stopBeforeStart.delete(turn.turn_id)) {
+        // Interrupted after the decision, before the call ran: it is denied after all.
+        interrupted = true;
+        await d.approvals.revoke(session.session_id, outcome.deferred.id, 'interrupt');
+      }
       const before = outcome;
       let next: TurnOutcome;
       try {
@@ -222,7 +264,9 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       }
       outcome = { ...next, costUsd: before.costUsd + next.costUsd, inputTokens: before.inputTokens + next.inputTokens, outputTokens: before.outputTokens + next.outputTokens };
     }
-    if (interruptedWhileWaiting.delete(turn.turn_id)) interrupted = true;
+    // An interrupt that came too late to matter (the turn had finished) changes nothing.
+    if (interruptedWhileWaiting.delete(turn.turn_id) && deferredOnce) interrupted = true;
+    stopBeforeStart.delete(turn.turn_id);
     if (interrupted && outcome.status === 'succeeded') {
       outcome = { ...outcome, status: 'interrupted', error: { code: 'INTERRUPTED', message: 'interrupted while a tool call waited for approval (the call was denied)' } };
     }
@@ -278,6 +322,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         return;
       }
       const slot = holdSlot(next.user_id, await admission.acquire(next.user_id));
+      if (draining) {
+        // Shutting down: what is still queued stays queued, for the next start.
+        slot.release();
+        return;
+      }
       try {
         const startedAt = monotonicNow();
         if (!(await turns.claim(next.turn_id, startedAt))) {
@@ -378,19 +427,15 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
 
       async function queue(row: TurnRow): Promise<TurnRow> {
       const earlier = await turns.unfinishedBefore(session.session_id, row.seq);
-      if (earlier.length > 0 && input.ifBusy === 'reject') {
-        await turns.remove(row.turn_id);
-        throw busy(session.session_id);
-      }
+      // Refused only if it is still queued: had the earlier turn just ended, it may be running now.
+      if (earlier.length > 0 && input.ifBusy === 'reject' && (await turns.removeQueued(row.turn_id))) throw busy(session.session_id);
       queued++;
       bump(session.user_id, 1);
       metrics.turnQueued();
       await sessions.update(session.session_id, { last_active: now });
       await events.append(session.session_id, row.turn_id, 'turn', presentTurn(row));
       const runningTurn = earlier.find((t) => t.status === 'running');
-      if (input.ifBusy === 'interrupt' && runningTurn) {
-        if (!(await runner.interrupt(session.session_id, { code: 'INTERRUPTED', message: 'interrupted by a newer turn (if_busy: interrupt)' }))) stopBeforeStart.add(runningTurn.turn_id);
-      }
+      if (input.ifBusy === 'interrupt' && runningTurn) await interruptTurn(session.session_id, runningTurn.turn_id, 'interrupted by a newer turn (if_busy: interrupt)');
       kick(session.session_id);
       return row;
       }

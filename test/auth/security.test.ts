@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
+import { childEnv } from '../../src/claude/runner.js';
 import { call, dbEnv, makeDirs, offlineModel, startApp, testConfig, type TestApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
@@ -25,6 +26,29 @@ describe('API keys', () => {
     expect((await call(t.app, 'GET', '/health')).status).toBe(200);
     expect((await call(t.app, 'GET', '/openapi.json')).status).toBe(200);
     expect((await call(t.app, 'GET', '/v1/sessions', undefined, ALICE)).status).toBe(200);
+    // The router decodes %76 to "v": a percent-encoded path reaches the same route, and needs a key too.
+    for (const url of ['/%761/sessions', '/v1/%73essions', '/%76%31/sessions']) {
+      const r = await call(t.app, 'POST', url, {});
+      expect([r.status, r.body.error.code], url).toEqual([401, 'UNAUTHORIZED']);
+    }
+    expect((await call(t.app, 'GET', '/v1/sessions', undefined, ALICE)).body.sessions).toEqual([]);
+  });
+
+  it("server secrets never reach a CLI's environment", () => {
+    const set = { API_KEYS: 'x:secret-key-1', DATABASE_URL: 'postgres://u:p@h/db', ADMIN_USERS: 'x', IS_SANDBOX: 'yes' };
+    const saved = Object.fromEntries(Object.keys(set).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, set);
+    try {
+      const env = childEnv({ configDir: '/c', tmpDir: '/t', model: { backend: 'offline', baseUrl: 'http://127.0.0.1:1' }, sandboxOptIn: false });
+      for (const k of ['API_KEYS', 'DATABASE_URL', 'ADMIN_USERS', 'IS_SANDBOX']) expect(env[k], k).toBeUndefined();
+      expect(env).toMatchObject({ CLAUDE_CONFIG_DIR: '/c', TMPDIR: '/t', CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', ANTHROPIC_BASE_URL: 'http://127.0.0.1:1' });
+      expect(childEnv({ configDir: '/c', tmpDir: '/t', model: { backend: 'offline' }, sandboxOptIn: true }).IS_SANDBOX).toBe('1');
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 
   it('keys made with the keys command work, are listed without the key, and stop working when revoked', async () => {

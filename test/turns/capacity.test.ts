@@ -45,6 +45,11 @@ describe('a bounded waiting line', () => {
     expect(c.body.error.code).toBe('CAPACITY_EXCEEDED');
     expect(Number(c.headers['retry-after'])).toBeGreaterThan(0);
     expect((await call(t.app, 'GET', `/v1/sessions/${ids[2]}/turns`)).body.turns).toEqual([]);
+    // A new session whose first turn is refused is not left behind.
+    const before = (await call(t.app, 'GET', '/v1/sessions')).body.sessions.length;
+    const created = await call(t.app, 'POST', '/v1/sessions', { prompt: 'd' });
+    expect([created.status, created.body.error.code]).toEqual([429, 'CAPACITY_EXCEEDED']);
+    expect((await call(t.app, 'GET', '/v1/sessions')).body.sessions.length).toBe(before);
     const fb = await waitFor(async () => {
       const x = (await call(t.app, 'GET', `/v1/sessions/${ids[1]}/turns/${b.body.turn_id}`)).body;
       return x.status === 'succeeded' ? x : null;

@@ -86,6 +86,11 @@ describe('graceful stop', () => {
     const after = await (await fetch(`${second.base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).json();
     expect(after.status).toBe('failed');
     expect(after.error.code).toBe('SERVER_RESTARTED');
+    // Its event stream ends, with the failure, instead of waiting forever.
+    const stream = await fetch(`${second.base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events`, { headers: { accept: 'text/event-stream' } });
+    const text = await stream.text();
+    expect(text).toMatch(/event: error\ndata: \{"code":"SERVER_RESTARTED"/);
+    expect(text.trimEnd()).toMatch(/event: done\ndata: .*"status":"failed"/);
     const next = await post(second.base, `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
     expect(next.status).toBe('succeeded');
     expect(next.result).toMatch(/blue/);
