@@ -13,6 +13,7 @@ import type { Config } from './config.js';
 import { AppError, ERROR_STATUS, ErrorBodySchema, type ErrorCode } from './errors.js';
 import { addSharedSchema, validatorCompiler } from './plugins/validation.js';
 import swaggerPlugin from './plugins/swagger.js';
+import webPage from './plugins/web-page.js';
 import { openStorage, type Storage } from './storage/db.js';
 import { createSessionRepository } from './storage/sessions-repo.js';
 import { createTurnRepository } from './storage/turns-repo.js';
@@ -296,6 +297,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(sessionRoutes, { sessions: sessionService, turns: turnService, stream });
   await app.register(turnRoutes, { turns: turnService, sessions: sessionService, stream });
   await app.register(permissionRoutes, { approvals });
+  await app.register(webPage);
   await app.register(metricsRoutes, { metrics });
 
   // Before the listener closes: refuse new turns, give running ones the grace period, then

@@ -1,0 +1,98 @@
+/**
+ * The web page in real Chromium (Debian's package, driven by playwright-core) against the real
+ * server, CLI and offline model.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listen, startApp, type TestApp } from '../helper.js';
+
+const ARTIFACTS = path.resolve('test-results');
+
+async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return errors;
+}
+
+describe('the web page', () => {
+  let t: TestApp;
+  let base: string;
+  let browser: Browser;
+  beforeAll(async () => {
+    t = await startApp();
+    base = await listen(t.app);
+    browser = await launch();
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t.close();
+  });
+
+  it("a new user's path: create a session, see the answer stream in, reload, ask again, see blue", async () => {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const errors = watchErrors(page);
+    await page.goto(base);
+    await page.getByRole('button', { name: 'New session' }).click();
+    await page.getByLabel('Session name').fill('Colors');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'Colors' }).waitFor();
+    await page.getByLabel('Prompt').fill('Remember: my favorite color is blue');
+    await page.getByLabel('Prompt').press('Enter');
+    await page.locator('.bubble.assistant', { hasText: 'I will remember that your favorite color is blue' }).waitFor({ timeout: 20_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'conversation-1440.png') });
+
+    await page.reload();
+    await page.getByRole('button', { name: /Colors/ }).click();
+    await page.locator('.bubble.user', { hasText: 'Remember: my favorite color is blue' }).waitFor();
+    await page.getByLabel('Prompt').fill('What is my favorite color?');
+    await page.getByLabel('Prompt').press('Enter');
+    await page.locator('.bubble.assistant', { hasText: 'Your favorite color is blue.' }).waitFor({ timeout: 20_000 });
+
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'conversation-375.png'), fullPage: true });
+    expect(await page.getByLabel('Prompt').isVisible()).toBe(true);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('an approval: the dialog appears in every tab, Allow runs the tool, the other tab closes its dialog', async () => {
+    const marker = path.join(t.dirs.root, 'from-the-page');
+    const one = await browser.newPage();
+    const errors = watchErrors(one);
+    await one.goto(base);
+    await one.getByRole('button', { name: 'New session' }).click();
+    await one.getByLabel('Session name').fill('Approvals');
+    await one.getByRole('button', { name: 'Create' }).click();
+    await one.getByRole('heading', { name: 'Approvals' }).waitFor();
+    const two = await browser.newPage();
+    await two.goto(base);
+    await two.getByRole('button', { name: /Approvals/ }).click();
+
+    await one.getByLabel('Prompt').fill(`[[bash:touch ${marker}]]`);
+    await one.getByLabel('Prompt').press('Enter');
+    await one.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
+    await two.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
+    expect(await one.getByRole('dialog').textContent()).toContain(`touch ${marker}`);
+    expect(fs.existsSync(marker)).toBe(false);
+
+    await one.getByRole('button', { name: 'Allow once' }).click();
+    await two.getByRole('dialog', { name: 'Tool approval' }).waitFor({ state: 'detached', timeout: 20_000 });
+    await one.locator('.bubble.assistant', { hasText: 'The command ran' }).waitFor({ timeout: 20_000 });
+    expect(fs.existsSync(marker)).toBe(true);
+    expect(errors).toEqual([]);
+  });
+});

@@ -1,0 +1,95 @@
+/** The HTTP API as the page uses it: JSON calls and an SSE reader that resumes after the last id. */
+export interface ApiError {
+  status: number;
+  code: string;
+  message: string;
+}
+
+const KEY = 'css-api-key';
+export const getKey = () => sessionStorage.getItem(KEY) ?? '';
+export const setKey = (k: string) => (k ? sessionStorage.setItem(KEY, k) : sessionStorage.removeItem(KEY));
+
+function headers(json: boolean): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (json) h['content-type'] = 'application/json';
+  const k = getKey();
+  if (k) h.authorization = `Bearer ${k}`;
+  return h;
+}
+
+export async function api<T = any>(method: string, url: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url, { method, headers: headers(body !== undefined), body: body === undefined ? null : JSON.stringify(body) });
+  } catch {
+    throw { status: 0, code: 'OFFLINE', message: 'The server cannot be reached.' } satisfies ApiError;
+  }
+  const text = await res.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!res.ok) throw { status: res.status, code: json?.error?.code ?? 'ERROR', message: json?.error?.message ?? res.statusText } satisfies ApiError;
+  return json as T;
+}
+
+export interface StreamEvent {
+  id: number;
+  event: string;
+  data: any;
+}
+
+/**
+ * Follows an SSE URL with fetch, calling `onEvent` for each event; on a dropped connection it
+ * reconnects with Last-Event-ID, so nothing is missed or doubled. Returns a stop function.
+ */
+export function follow(url: string, onEvent: (e: StreamEvent) => void, onState?: (s: 'live' | 'reconnecting') => void): () => void {
+  let last = 0;
+  let stopped = false;
+  let ctrl: AbortController | null = null;
+  const run = async () => {
+    while (!stopped) {
+      ctrl = new AbortController();
+      try {
+        const h = headers(false);
+        h.accept = 'text/event-stream';
+        if (last) h['last-event-id'] = String(last);
+        const res = await fetch(url, { headers: h, signal: ctrl.signal });
+        if (!res.ok || !res.body) throw new Error(String(res.status));
+        onState?.('live');
+        const reader = res.body.getReader();
+        const dec = new TextDecoder();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += dec.decode(value, { stream: true });
+          let i: number;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            let id = 0;
+            let event = '';
+            let data: any = null;
+            for (const line of block.split('\n')) {
+              if (line.startsWith('id: ')) id = Number(line.slice(4));
+              else if (line.startsWith('event: ')) event = line.slice(7);
+              else if (line.startsWith('data: ')) data = JSON.parse(line.slice(6));
+            }
+            if (event && id > last) {
+              last = id;
+              onEvent({ id, event, data });
+            }
+          }
+        }
+      } catch {
+        // dropped: reconnect below
+      }
+      if (stopped) return;
+      onState?.('reconnecting');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  };
+  void run();
+  return () => {
+    stopped = true;
+    ctrl?.abort();
+  };
+}

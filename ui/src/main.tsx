@@ -1,0 +1,411 @@
+/**
+ * The web page: sign in with a key (or none on a single-user server), list and manage sessions,
+ * read a conversation, send prompts, follow the running turn live, answer tool approvals.
+ */
+import { render } from 'preact';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { api, follow, getKey, setKey, type ApiError } from './api';
+import { Markdown } from './markdown';
+import './style.css';
+
+interface Session {
+  session_id: string;
+  session_name: string | null;
+  status: string;
+  project: string;
+  last_active: string;
+  turn_count: number;
+  running_turn_id: string | null;
+  first_prompt: string | null;
+  permission_mode: string;
+}
+interface Turn {
+  turn_id: string;
+  status: string;
+  prompt: string;
+  result: string | null;
+}
+interface Message {
+  type: string;
+  uuid: string;
+  message: { role: string; content: unknown };
+}
+interface Approval {
+  request_id: string;
+  tool_name: string;
+  input: Record<string, unknown>;
+}
+
+const title = (s: Session) => s.session_name || s.first_prompt?.slice(0, 60) || 'New session';
+
+function ErrorBanner({ error, onClose }: { error: ApiError | null; onClose: () => void }) {
+  if (!error) return null;
+  const hint: Record<string, string> = {
+    SESSION_BUSY: 'The session is running a turn. Choose "queue" or "interrupt", or wait.',
+    RATE_LIMITED: 'Too many requests: wait a moment.',
+    CAPACITY_EXCEEDED: 'The server is at capacity: try again shortly.',
+    OFFLINE: 'Check that the server is running.',
+    UNAUTHORIZED: 'Sign in with a valid API key.',
+  };
+  return (
+    <div class="error" role="alert">
+      <strong>{error.code}</strong> {error.message} {hint[error.code] ? <em>{hint[error.code]}</em> : null}
+      <button class="link" onClick={onClose} aria-label="Dismiss error">
+        ×
+      </button>
+    </div>
+  );
+}
+
+function SignIn({ onDone }: { onDone: () => void }) {
+  const [key, setK] = useState('');
+  return (
+    <form
+      class="signin"
+      onSubmit={(e) => {
+        e.preventDefault();
+        setKey(key.trim());
+        onDone();
+      }}
+    >
+      <h1>Claude sessions</h1>
+      <label>
+        API key
+        <input type="password" value={key} onInput={(e) => setK((e.target as HTMLInputElement).value)} autoFocus placeholder="Bearer key" />
+      </label>
+      <button type="submit">Sign in</button>
+      <p class="muted">The key stays in this tab only.</p>
+    </form>
+  );
+}
+
+/** One transcript message: text as markdown, tool calls and results folded. */
+function Bubble({ m }: { m: Message }) {
+  const content = m.message?.content;
+  const blocks: any[] = typeof content === 'string' ? [{ type: 'text', text: content }] : Array.isArray(content) ? content : [];
+  const parts = blocks
+    .filter((b) => !(b.type === 'text' && String(b.text).trimStart().startsWith('<system-reminder>')))
+    .map((b, i) => {
+      if (b.type === 'text') return <Markdown key={i} text={String(b.text)} />;
+      if (b.type === 'tool_use')
+        return (
+          <details key={i} class="tool">
+            <summary>Tool call: {b.name}</summary>
+            <pre>{JSON.stringify(b.input, null, 2)}</pre>
+          </details>
+        );
+      if (b.type === 'tool_result')
+        return (
+          <details key={i} class="tool">
+            <summary>Tool result{b.is_error ? ' (error)' : ''}</summary>
+            <pre>{typeof b.content === 'string' ? b.content : JSON.stringify(b.content, null, 2)}</pre>
+          </details>
+        );
+      return null;
+    })
+    .filter(Boolean);
+  if (parts.length === 0) return null;
+  return <div class={`bubble ${m.type}`}>{parts}</div>;
+}
+
+function Conversation({ session, onError, onChanged }: { session: Session; onError: (e: ApiError) => void; onChanged: () => void }) {
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [live, setLive] = useState('');
+  const [running, setRunning] = useState<string | null>(session.running_turn_id);
+  const [queue, setQueue] = useState<Turn[]>([]);
+  const [approvals, setApprovals] = useState<Approval[]>([]);
+  const [prompt, setPrompt] = useState('');
+  const [ifBusy, setIfBusy] = useState<'queue' | 'interrupt'>('queue');
+  const [conn, setConn] = useState<'live' | 'reconnecting'>('live');
+  const endRef = useRef<HTMLDivElement>(null);
+  const id = session.session_id;
+
+  const load = async () => {
+    try {
+      const page = await api<{ messages: Message[] }>('GET', `/v1/sessions/${id}/messages?limit=500`);
+      setMessages(page.messages);
+      setQueue((await api<{ turns: Turn[] }>('GET', `/v1/sessions/${id}/turns?status=queued`)).turns);
+      setApprovals((await api<{ requests: Approval[] }>('GET', `/v1/sessions/${id}/permissions`)).requests);
+    } catch (e) {
+      onError(e as ApiError);
+    }
+  };
+
+  useEffect(() => {
+    setMessages([]);
+    setLive('');
+    void load();
+    // Live text of the running turn; the transcript is reloaded when a turn ends.
+    let text = '';
+    const stop = follow(
+      `/v1/sessions/${id}/events`,
+      (e) => {
+        if (e.event === 'turn') {
+          if (e.data.status === 'running') setRunning(e.data.turn_id);
+          if (e.data.status === 'queued') setQueue((q) => (q.some((t) => t.turn_id === e.data.turn_id) ? q : [...q, e.data]));
+          else setQueue((q) => q.filter((t) => t.turn_id !== e.data.turn_id));
+        } else if (e.event === 'message' && e.data?.type === 'stream_event') {
+          const ev = e.data.event;
+          if (ev?.type === 'message_start' && text) text += '\n\n';
+          if (ev?.type === 'content_block_delta' && ev.delta?.type === 'text_delta') {
+            text += ev.delta.text;
+            setLive(text);
+          }
+        } else if (e.event === 'permission_request') {
+          setApprovals((a) => (a.some((x) => x.request_id === e.data.request_id) ? a : [...a, e.data]));
+        } else if (e.event === 'permission_resolved') {
+          setApprovals((a) => a.filter((x) => x.request_id !== e.data.request_id));
+        } else if (e.event === 'done') {
+          text = '';
+          setLive('');
+          setRunning(null);
+          void load();
+          onChanged();
+        }
+      },
+      setConn,
+    );
+    return stop;
+  }, [id]);
+
+  useEffect(() => endRef.current?.scrollIntoView({ block: 'end' }), [messages, live]);
+
+  const send = async () => {
+    const text = prompt.trim();
+    if (!text) return;
+    setPrompt('');
+    try {
+      await api('POST', `/v1/sessions/${id}/turns?wait=false`, { prompt: text, if_busy: ifBusy });
+      onChanged();
+    } catch (e) {
+      setPrompt(text);
+      onError(e as ApiError);
+    }
+  };
+  const decide = async (a: Approval, behavior: 'allow' | 'deny', scope?: 'once' | 'session') => {
+    try {
+      await api('POST', `/v1/sessions/${id}/permissions/${a.request_id}`, { behavior, ...(scope ? { scope } : {}) });
+      setApprovals((x) => x.filter((y) => y.request_id !== a.request_id));
+    } catch (e) {
+      onError(e as ApiError);
+    }
+  };
+
+  return (
+    <section class="conversation" aria-label="Conversation">
+      <div class="messages">
+        {messages.map((m) => (
+          <Bubble key={m.uuid} m={m} />
+        ))}
+        {live ? (
+          <div class="bubble assistant live" aria-live="polite">
+            <Markdown text={live} />
+          </div>
+        ) : null}
+        <div ref={endRef} />
+      </div>
+      {queue.length > 0 ? (
+        <div class="queue" aria-label="Queued turns">
+          <strong>Queued</strong>
+          {queue.map((t) => (
+            <div key={t.turn_id} class="queued">
+              <span>{t.prompt.slice(0, 80)}</span>
+              <button class="link" onClick={() => api('DELETE', `/v1/sessions/${id}/turns/${t.turn_id}`).then(load, onError)}>
+                Cancel
+              </button>
+            </div>
+          ))}
+        </div>
+      ) : null}
+      <form
+        class="composer"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void send();
+        }}
+      >
+        <textarea
+          aria-label="Prompt"
+          placeholder="Ask Claude… (Enter to send, Shift+Enter for a new line)"
+          value={prompt}
+          onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)}
+          onKeyDown={(e) => {
+            if (e.key === 'Enter' && !e.shiftKey) {
+              e.preventDefault();
+              void send();
+            }
+          }}
+        />
+        <div class="row">
+          <label>
+            When busy{' '}
+            <select value={ifBusy} onChange={(e) => setIfBusy((e.target as HTMLSelectElement).value as 'queue' | 'interrupt')}>
+              <option value="queue">queue</option>
+              <option value="interrupt">interrupt</option>
+            </select>
+          </label>
+          <span class={`conn ${conn}`}>{running ? 'running…' : conn === 'live' ? 'idle' : 'reconnecting…'}</span>
+          <button type="button" disabled={!running} onClick={() => api('POST', `/v1/sessions/${id}/interrupt`, {}).catch(onError)}>
+            Interrupt
+          </button>
+          <button type="submit">Send</button>
+        </div>
+      </form>
+      {approvals.length > 0 ? (
+        <div class="modal" role="dialog" aria-modal="true" aria-label="Tool approval">
+          <div class="card">
+            <h2>Claude wants to use {approvals[0]!.tool_name}</h2>
+            <pre>{JSON.stringify(approvals[0]!.input, null, 2)}</pre>
+            <div class="row">
+              <button onClick={() => decide(approvals[0]!, 'allow', 'once')}>Allow once</button>
+              <button onClick={() => decide(approvals[0]!, 'allow', 'session')}>Allow for session</button>
+              <button class="danger" onClick={() => decide(approvals[0]!, 'deny')}>
+                Deny
+              </button>
+            </div>
+          </div>
+        </div>
+      ) : null}
+    </section>
+  );
+}
+
+function App() {
+  const [signedIn, setSignedIn] = useState(true);
+  const [sessions, setSessions] = useState<Session[]>([]);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [q, setQ] = useState('');
+  const [status, setStatus] = useState('');
+  const [project, setProject] = useState('');
+  const [error, setError] = useState<ApiError | null>(null);
+  const [creating, setCreating] = useState(false);
+  const [form, setForm] = useState({ session_name: '', project: '', permission_mode: 'default' });
+
+  const onError = (e: ApiError) => {
+    if (e.code === 'UNAUTHORIZED') setSignedIn(false);
+    setError(e);
+  };
+  const refresh = async () => {
+    const params = new URLSearchParams({ limit: '100' });
+    if (q) params.set('q', q);
+    if (status) params.set('status', status);
+    if (project) params.set('project', project);
+    try {
+      const r = await api<{ sessions: Session[] }>('GET', `/v1/sessions?${params}`);
+      setSessions(r.sessions);
+      setSignedIn(true);
+    } catch (e) {
+      onError(e as ApiError);
+    }
+  };
+  useEffect(() => {
+    void refresh();
+  }, [q, status, project, signedIn]);
+
+  const current = useMemo(() => sessions.find((s) => s.session_id === selected) ?? null, [sessions, selected]);
+
+  if (!signedIn && !getKey()) return <SignIn onDone={() => setSignedIn(true)} />;
+  if (!signedIn) {
+    setKey('');
+    return <SignIn onDone={() => setSignedIn(true)} />;
+  }
+
+  const create = async (e: Event) => {
+    e.preventDefault();
+    try {
+      const body: Record<string, string> = { permission_mode: form.permission_mode };
+      if (form.session_name.trim()) body.session_name = form.session_name.trim();
+      if (form.project.trim()) body.project = form.project.trim();
+      const s = await api<Session>('POST', '/v1/sessions', body);
+      setCreating(false);
+      setForm({ session_name: '', project: '', permission_mode: 'default' });
+      await refresh();
+      setSelected(s.session_id);
+    } catch (err) {
+      onError(err as ApiError);
+    }
+  };
+  const act = (fn: () => Promise<unknown>) => fn().then(refresh, onError);
+
+  return (
+    <div class="app">
+      <aside class="sidebar" aria-label="Sessions">
+        <div class="row">
+          <button onClick={() => setCreating((c) => !c)}>New session</button>
+          <button onClick={() => act(() => api('POST', '/v1/sessions/import', {}))}>Import</button>
+        </div>
+        {creating ? (
+          <form class="create" onSubmit={create}>
+            <input aria-label="Session name" placeholder="Name" value={form.session_name} onInput={(e) => setForm({ ...form, session_name: (e.target as HTMLInputElement).value })} />
+            <input aria-label="Project folder" placeholder="Project folder (optional)" value={form.project} onInput={(e) => setForm({ ...form, project: (e.target as HTMLInputElement).value })} />
+            <select aria-label="Permission mode" value={form.permission_mode} onChange={(e) => setForm({ ...form, permission_mode: (e.target as HTMLSelectElement).value })}>
+              {['default', 'plan', 'dontAsk', 'acceptEdits', 'bypassPermissions'].map((m) => (
+                <option key={m} value={m}>
+                  {m}
+                </option>
+              ))}
+            </select>
+            <button type="submit">Create</button>
+          </form>
+        ) : null}
+        <input type="search" aria-label="Search sessions" placeholder="Search" value={q} onInput={(e) => setQ((e.target as HTMLInputElement).value)} />
+        <div class="row">
+          <select aria-label="Filter by status" value={status} onChange={(e) => setStatus((e.target as HTMLSelectElement).value)}>
+            <option value="">active + archived</option>
+            <option value="active">active</option>
+            <option value="archived">archived</option>
+          </select>
+          <input aria-label="Filter by project" placeholder="Project" value={project} onInput={(e) => setProject((e.target as HTMLInputElement).value)} />
+        </div>
+        <ul class="list">
+          {sessions.map((s) => (
+            <li key={s.session_id}>
+              <button class={`item ${s.session_id === selected ? 'selected' : ''}`} onClick={() => setSelected(s.session_id)}>
+                <span class="name">{title(s)}</span>
+                <span class="meta">
+                  {s.project} · {s.turn_count} turns · {s.status}
+                  {s.running_turn_id ? ' · running' : ''}
+                </span>
+              </button>
+            </li>
+          ))}
+          {sessions.length === 0 ? <li class="muted">No sessions yet.</li> : null}
+        </ul>
+      </aside>
+      <main>
+        <ErrorBanner error={error} onClose={() => setError(null)} />
+        {current ? (
+          <>
+            <header class="row">
+              <h1>{title(current)}</h1>
+              <button
+                onClick={() => {
+                  const name = prompt('New name', current.session_name ?? '');
+                  if (name) void act(() => api('PATCH', `/v1/sessions/${current.session_id}`, { session_name: name }));
+                }}
+              >
+                Rename
+              </button>
+              <button onClick={() => act(() => api('PATCH', `/v1/sessions/${current.session_id}`, { status: current.status === 'archived' ? 'active' : 'archived' }))}>
+                {current.status === 'archived' ? 'Unarchive' : 'Archive'}
+              </button>
+              <button
+                class="danger"
+                onClick={() => {
+                  if (confirm('Delete this session?')) void act(() => api('DELETE', `/v1/sessions/${current.session_id}`)).then(() => setSelected(null));
+                }}
+              >
+                Delete
+              </button>
+            </header>
+            <Conversation key={current.session_id} session={current} onError={onError} onChanged={refresh} />
+          </>
+        ) : (
+          <p class="muted empty">Choose a session, or make a new one.</p>
+        )}
+      </main>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
