@@ -46,6 +46,10 @@ describe('the web page', () => {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const errors = watchErrors(page);
     await page.goto(base);
+    await page.getByRole('button', { name: 'New session' }).waitFor();
+    const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1);
+    console.log(`web page: first contentful paint ${fcp.toFixed(0)} ms`);
+    expect(fcp).toBeGreaterThan(0);
     await page.getByRole('button', { name: 'New session' }).click();
     await page.getByLabel('Session name').fill('Colors');
     await page.getByRole('button', { name: 'Create' }).click();
@@ -67,6 +71,35 @@ describe('the web page', () => {
     expect(await page.getByLabel('Prompt').isVisible()).toBe(true);
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it('a dropped stream reconnects: the text ends complete and not doubled', async () => {
+    const page = await browser.newPage();
+    const errors = watchErrors(page);
+    await page.goto(base);
+    await page.getByRole('button', { name: 'New session' }).click();
+    await page.getByLabel('Session name').fill('Reconnect');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'Reconnect' }).waitFor();
+    const words = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+    await page.getByLabel('Prompt').fill(`[[slow:3000]] [[say:${words}]]`);
+    await page.getByLabel('Prompt').press('Enter');
+    const live = page.locator('.bubble.live');
+    await live.waitFor({ timeout: 20_000 });
+    // Drop every connection mid-stream; the page reconnects with Last-Event-ID.
+    t.app.server.closeAllConnections();
+    const samples: string[] = [];
+    const sampler = setInterval(() => {
+      live.textContent({ timeout: 100 }).then((x) => x && samples.push(x), () => {});
+    }, 50);
+    await page.locator('.bubble.assistant:not(.live)', { hasText: 'word59' }).waitFor({ timeout: 30_000 });
+    clearInterval(sampler);
+    expect(samples.length).toBeGreaterThan(0);
+    for (const sample of samples) expect(words.startsWith(sample.trim()), sample).toBe(true);
+    const final = await page.locator('.bubble.assistant:not(.live)').last().textContent();
+    expect(final?.trim()).toBe(words);
+    await page.getByText('idle').waitFor();
+    expect(errors.filter((e) => !/network|Failed to fetch|ERR_/i.test(e))).toEqual([]);
   });
 
   it('an approval: the dialog appears in every tab, Allow runs the tool, the other tab closes its dialog', async () => {
