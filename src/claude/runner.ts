@@ -190,7 +190,10 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   function startCold(spec: TurnSpec): LiveSession {
     const inbox = new Inbox();
     const o: Options = { ...hostOptions(() => spec.sessionId), cwd: spec.cwd, permissionMode: spec.permissionMode };
-    if (spec.permissionMode === 'bypassPermissions') o.allowDangerouslySkipPermissions = true;
+    if (spec.permissionMode === 'bypassPermissions') {
+      o.allowDangerouslySkipPermissions = true;
+      delete o.canUseTool; // never consulted in this mode (the SDK warns when it is set)
+    }
     if (spec.resume) o.resume = spec.sessionId;
     else {
       o.sessionId = spec.sessionId;

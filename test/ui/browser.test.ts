@@ -27,6 +27,20 @@ function watchErrors(page: Page): string[] {
   return errors;
 }
 
+/** Makes a session through the page's form and waits until it is open. */
+async function newSession(page: Page, name: string) {
+  await page.getByRole('button', { name: 'New session' }).click();
+  await page.getByLabel('Session name').fill(name);
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('heading', { name }).waitFor();
+}
+
+/** Types a prompt and sends it with Enter. */
+async function send(page: Page, text: string) {
+  await page.getByLabel('Prompt').fill(text);
+  await page.getByLabel('Prompt').press('Enter');
+}
+
 describe('the web page', () => {
   let t: TestApp;
   let base: string;
@@ -50,20 +64,15 @@ describe('the web page', () => {
     const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1);
     console.log(`web page: first contentful paint ${fcp.toFixed(0)} ms`);
     expect(fcp).toBeGreaterThan(0);
-    await page.getByRole('button', { name: 'New session' }).click();
-    await page.getByLabel('Session name').fill('Colors');
-    await page.getByRole('button', { name: 'Create' }).click();
-    await page.getByRole('heading', { name: 'Colors' }).waitFor();
-    await page.getByLabel('Prompt').fill('Remember: my favorite color is blue');
-    await page.getByLabel('Prompt').press('Enter');
+    await newSession(page, 'Colors');
+    await send(page, 'Remember: my favorite color is blue');
     await page.locator('.bubble.assistant', { hasText: 'I will remember that your favorite color is blue' }).waitFor({ timeout: 20_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'conversation-1440.png') });
 
     await page.reload();
     await page.getByRole('button', { name: /Colors/ }).click();
     await page.locator('.bubble.user', { hasText: 'Remember: my favorite color is blue' }).waitFor();
-    await page.getByLabel('Prompt').fill('What is my favorite color?');
-    await page.getByLabel('Prompt').press('Enter');
+    await send(page, 'What is my favorite color?');
     await page.locator('.bubble.assistant', { hasText: 'Your favorite color is blue.' }).waitFor({ timeout: 20_000 });
 
     await page.setViewportSize({ width: 375, height: 800 });
@@ -77,13 +86,9 @@ describe('the web page', () => {
     const page = await browser.newPage();
     const errors = watchErrors(page);
     await page.goto(base);
-    await page.getByRole('button', { name: 'New session' }).click();
-    await page.getByLabel('Session name').fill('Reconnect');
-    await page.getByRole('button', { name: 'Create' }).click();
-    await page.getByRole('heading', { name: 'Reconnect' }).waitFor();
+    await newSession(page, 'Reconnect');
     const words = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
-    await page.getByLabel('Prompt').fill(`[[slow:3000]] [[say:${words}]]`);
-    await page.getByLabel('Prompt').press('Enter');
+    await send(page, `[[slow:3000]] [[say:${words}]]`);
     const live = page.locator('.bubble.live');
     await live.waitFor({ timeout: 20_000 });
     // Drop every connection mid-stream; the page reconnects with Last-Event-ID.
@@ -107,16 +112,12 @@ describe('the web page', () => {
     const one = await browser.newPage();
     const errors = watchErrors(one);
     await one.goto(base);
-    await one.getByRole('button', { name: 'New session' }).click();
-    await one.getByLabel('Session name').fill('Approvals');
-    await one.getByRole('button', { name: 'Create' }).click();
-    await one.getByRole('heading', { name: 'Approvals' }).waitFor();
+    await newSession(one, 'Approvals');
     const two = await browser.newPage();
     await two.goto(base);
     await two.getByRole('button', { name: /Approvals/ }).click();
 
-    await one.getByLabel('Prompt').fill(`[[bash:touch ${marker}]]`);
-    await one.getByLabel('Prompt').press('Enter');
+    await send(one, `[[bash:touch ${marker}]]`);
     await one.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
     await two.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
     expect(await one.getByRole('dialog').textContent()).toContain(`touch ${marker}`);
