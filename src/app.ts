@@ -19,7 +19,8 @@ import { createSessionRepository } from './storage/sessions-repo.js';
 import { createTurnRepository } from './storage/turns-repo.js';
 import { createEventRepository } from './storage/events-repo.js';
 import { startOfflineModel, type OfflineModel } from './offline-model/server.js';
-import { createClaudeRunner, sweepTmpDir, type ClaudeRunner } from './claude/runner.js';
+import { createClaudeRunner, sweepTmpDir, type ClaudeRunner, type RunnerOptions } from './claude/runner.js';
+import { createTranscriptStore } from './storage/transcript-store.js';
 import { createProcessRegistry, reapOrphans } from './claude/processes.js';
 import { transcriptPath } from './claude/paths.js';
 import { bindConfigDir, claudeSessions } from './claude/sessions.js';
@@ -139,7 +140,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const permissionsRepo = createPermissionRepository(storage.db);
   // Turns that wait for a tool approval survive a restart; any other running turn died with it.
   const waiting = await permissionsRepo.allPending();
-  const abandoned = await turnsRepo.failRunning(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running', [...new Set(waiting.map((w) => w.turn_id))]);
+  // This process's id as a runner of turns. The previous process on this DATA_DIR is dead (we
+  // replaced it): its turns failed. Other replicas' turns in a shared PostgreSQL are theirs.
+  const runnerId = randomUUID();
+  const idFile = path.join(config.dataDir, 'runner-id');
+  const previousRunner = fs.existsSync(idFile) ? fs.readFileSync(idFile, 'utf8').trim() : null;
+  fs.writeFileSync(idFile, runnerId);
+  const abandoned = await turnsRepo.failRunning(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running', {
+    except: [...new Set(waiting.map((w) => w.turn_id))],
+    ...(storage.dialect === 'postgres' ? { runners: [previousRunner, null] } : {}),
+  });
   if (abandoned.length > 0) app.log.warn({ turns: abandoned.length }, 'marked turns left running by a previous run as failed');
   sweepTmpDir(tmpDir);
 
@@ -152,6 +162,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     app.log.warn({ url: offline.url }, `OFFLINE MODEL: ${why}; sessions talk to the built-in scripted model, not to Claude`);
   }
 
+  // TRANSCRIPT_STORE=database: transcripts are mirrored into PostgreSQL, so that a replica whose
+  // disk never saw a session can resume it.
+  const transcripts = config.transcriptStore === 'database' ? createTranscriptStore(storage.db, storage.dialect) : null;
   const versions = await claudeVersions();
   const runner = createClaudeRunner({
     configDir: config.claudeConfigDir,
@@ -166,6 +179,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     maxWarm: config.maxWarmSessions,
     spares: config.prewarmSpares,
     maxBudgetUsd: config.maxTurnBudgetUsd,
+    ...(transcripts ? { sessionStore: transcripts as unknown as NonNullable<RunnerOptions['sessionStore']> } : {}),
     verbatimPrompts: !config.promptExpansion,
     processes,
     onPreToolUse: async (sessionId, input) =>
@@ -215,13 +229,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     maxQueued: config.maxQueuedTurns,
     userMaxConcurrent: config.userMaxConcurrentTurns,
     approvals,
-    transcriptExists: (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)),
+    transcriptExists: async (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)) || (transcripts ? await transcripts.has(s.session_id) : false),
+    runnerId,
     // A tag set before the transcript existed is written to it now, so a terminal user sees it.
     onStarted: async (s) => {
       if (s.tag) await claudeSessions.tag(s.session_id, s.cwd, s.tag).catch((err) => app.log.warn({ err }, 'could not tag the transcript'));
     },
   });
-  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace });
+  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace, ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
   const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log });
   let sse = 0;
   const stream: StreamSettings = { events, heartbeatMs: config.sseHeartbeatMs, stallMs: config.sseStallMs, onOpen: () => sse++, onClose: () => sse-- };

@@ -52,6 +52,8 @@ const EnvSchema = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 1200, minimum: 1 }),
   /** Most a turn may spend (SDK maxBudgetUsd); unset: no limit. */
   MAX_TURN_BUDGET_USD: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  /** `database`: mirror transcripts into PostgreSQL (the SDK's sessionStore) so another replica can resume them. */
+  TRANSCRIPT_STORE: Type.Union([Type.Literal('local'), Type.Literal('database')], { default: 'local' }),
   /** 1: prompts get @file expansion and slash commands (off: clients' text reaches the CLI verbatim). */
   ALLOW_PROMPT_EXPANSION: Type.Optional(Type.String()),
 });
@@ -91,6 +93,7 @@ export interface Config {
   rateLimitPerMinute: number;
   maxTurnBudgetUsd: number | undefined;
   promptExpansion: boolean;
+  transcriptStore: 'local' | 'database';
 }
 
 export type PermissionModeName = (typeof PERMISSION_MODES)[number];
@@ -124,7 +127,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // Half of memory for CLI processes; each running turn also spends CPU, so cap by cores.
   const byMemory = Math.max(1, Math.floor((memMb * 0.5) / CLI_PRIVATE_MB));
   const cores = os.availableParallelism();
-  return {
+  const config: Config = {
     host: e.HOST,
     port: e.PORT,
     dataDir: path.resolve(e.DATA_DIR),
@@ -157,5 +160,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     maxTurnBudgetUsd: e.MAX_TURN_BUDGET_USD,
     promptExpansion: e.ALLOW_PROMPT_EXPANSION === '1' || e.ALLOW_PROMPT_EXPANSION === 'true',
+    transcriptStore: e.TRANSCRIPT_STORE,
   };
+  if (config.transcriptStore === 'database' && !config.databaseUrl) {
+    throw new Error('TRANSCRIPT_STORE=database needs DATABASE_URL (PostgreSQL): replicas share transcripts through it');
+  }
+  return config;
 }

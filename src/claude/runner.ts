@@ -39,6 +39,8 @@ export interface RunnerOptions {
   maxWarm?: number;
   /** Prewarmed spare processes kept ready for new sessions. */
   spares?: number;
+  /** Mirrors transcripts for other replicas (the SDK's sessionStore). */
+  sessionStore?: Options['sessionStore'];
   /** Most a turn may spend (SDK maxBudgetUsd). */
   maxBudgetUsd?: number | undefined;
   /** false: prompts get @file expansion and slash commands (default: verbatim). */
@@ -166,6 +168,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       },
     };
     if (opts.maxBudgetUsd !== undefined) o.maxBudgetUsd = opts.maxBudgetUsd;
+    if (opts.sessionStore) o.sessionStore = opts.sessionStore;
     if (opts.processes) o.spawnClaudeCodeProcess = (s) => opts.processes!.spawn(s);
     if (opts.onPreToolUse) {
       const hook = opts.onPreToolUse;

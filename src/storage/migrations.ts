@@ -127,6 +127,26 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_replicas_and_transcript_store': {
+    async up(db: Kysely<any>) {
+      // Which server process runs a turn: after a crash, only its own turns are failed.
+      await db.schema.alterTable('turns').addColumn('runner_id', 'varchar(36)').execute();
+      // Transcripts mirrored through the SDK's sessionStore, so another replica can resume them.
+      await db.schema
+        .createTable('transcript_entries')
+        .addColumn('project_key', 'varchar(300)', (c) => c.notNull())
+        .addColumn('session_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('subpath', 'varchar(300)', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('uuid', 'varchar(64)')
+        .addColumn('entry', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('transcript_entries_pk', ['project_key', 'session_id', 'subpath', 'seq'])
+        .execute();
+      await db.schema.createIndex('transcript_entries_uuid').on('transcript_entries').columns(['project_key', 'session_id', 'subpath', 'uuid']).unique().where(sql.ref('uuid'), 'is not', null).execute();
+      await db.schema.createIndex('transcript_entries_session').on('transcript_entries').columns(['session_id']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -46,6 +46,8 @@ export interface TurnsTable {
   output_tokens: number | null;
   /** Order of turns within a session. */
   seq: number;
+  /** The server process (replica) that runs or ran it. */
+  runner_id: string | null;
 }
 
 export interface EventsTable {
@@ -98,7 +100,20 @@ export interface SessionRulesTable {
   created_at: number;
 }
 
+export interface TranscriptEntriesTable {
+  project_key: string;
+  session_id: string;
+  /** '' for the main transcript, else the SDK's subpath (subagents). */
+  subpath: string;
+  seq: number;
+  uuid: string | null;
+  /** JSON text of one transcript line. */
+  entry: string;
+  created_at: number;
+}
+
 export interface Database {
+  transcript_entries: TranscriptEntriesTable;
   api_keys: ApiKeysTable;
   permission_requests: PermissionRequestsTable;
   session_rules: SessionRulesTable;

@@ -33,7 +33,7 @@ export interface TurnRepository {
    * Moves a queued turn to running. False when it is no longer queued (cancelled) or when the
    * session already has a running turn (the database refuses a second one).
    */
-  claim(turnId: string, at: number): Promise<boolean>;
+  claim(turnId: string, at: number, runnerId: string): Promise<boolean>;
   /** Cancels a turn only if it is still queued. */
   cancelQueued(turnId: string, at: number): Promise<boolean>;
   update(turnId: string, patch: Updateable<TurnsTable>): Promise<void>;
@@ -45,7 +45,7 @@ export interface TurnRepository {
    * Marks every turn left running (by a process that died) as failed, except the given ones
    * (turns waiting for a tool approval, which go on); returns how many.
    */
-  failRunning(at: number, code: string, message: string, except?: string[]): Promise<TurnRow[]>;
+  failRunning(at: number, code: string, message: string, opts?: { except?: string[]; runners?: Array<string | null> }): Promise<TurnRow[]>;
 }
 
 export function createTurnRepository(db: Kysely<Database>): TurnRepository {
@@ -95,9 +95,9 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     async nextQueued(sessionId) {
       return db.selectFrom('turns').selectAll().where('session_id', '=', sessionId).where('status', '=', 'queued').orderBy('seq', 'asc').limit(1).executeTakeFirst();
     },
-    async claim(turnId, at) {
+    async claim(turnId, at, runnerId) {
       try {
-        const r = await db.updateTable('turns').set({ status: 'running', started_at: at }).where('turn_id', '=', turnId).where('status', '=', 'queued').executeTakeFirst();
+        const r = await db.updateTable('turns').set({ status: 'running', started_at: at, runner_id: runnerId }).where('turn_id', '=', turnId).where('status', '=', 'queued').executeTakeFirst();
         return Number(r.numUpdatedRows) === 1;
       } catch (err) {
         if (isUniqueViolation(err)) return false;
@@ -125,9 +125,14 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
       const rows = await db.selectFrom('turns').select('session_id').distinct().where('status', '=', 'queued').execute();
       return rows.map((r) => r.session_id);
     },
-    async failRunning(at, code, message, except = []) {
+    async failRunning(at, code, message, opts = {}) {
       let q = db.updateTable('turns').set({ status: 'failed', error_code: code, error_message: message, finished_at: at }).where('status', '=', 'running');
-      if (except.length > 0) q = q.where('turn_id', 'not in', except);
+      if (opts.except && opts.except.length > 0) q = q.where('turn_id', 'not in', opts.except);
+      if (opts.runners) {
+        const ids = opts.runners.filter((r): r is string => r !== null);
+        const orNull = opts.runners.includes(null);
+        q = q.where((eb) => eb.or([...(ids.length > 0 ? [eb('runner_id', 'in', ids)] : []), ...(orNull ? [eb('runner_id', 'is', null)] : [])]));
+      }
       return (await q.returningAll().execute()).map((r) => ({ ...r, seq: Number(r.seq) }));
     },
   };

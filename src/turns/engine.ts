@@ -66,8 +66,10 @@ export interface TurnEngineDeps {
   maxQueued: number;
   /** Per-user cap on turns running or waiting for a slot; 429 beyond. */
   userMaxConcurrent?: number | undefined;
-  /** Whether the session's transcript exists (to resume it) */
-  transcriptExists(session: SessionRow): boolean;
+  /** Whether the session's transcript exists (on this disk or in the transcript store). */
+  transcriptExists(session: SessionRow): Promise<boolean>;
+  /** This server process, recorded on the turns it runs. */
+  runnerId: string;
   /** Tool approvals: a deferred tool call waits for its request to be settled. */
   approvals: Pick<Approvals, 'settled' | 'denyPending' | 'revoke'>;
   /** After a session's first turn wrote its transcript. */
@@ -218,7 +220,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     } else if (stopBeforeStart.delete(turn.turn_id)) {
       outcome = { status: 'interrupted', result: null, error: { code: 'INTERRUPTED', message: 'interrupted by a client before it started' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
       await sessions.update(session.session_id, patch);
-    } else if (resume && !d.transcriptExists(session)) {
+    } else if (resume && !(await d.transcriptExists(session))) {
       outcome = { status: 'failed', result: null, error: { code: 'TRANSCRIPT_MISSING', message: 'the transcript vanished before this turn ran' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
       await sessions.update(session.session_id, patch);
     } else {
@@ -295,7 +297,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       input_tokens: done.input_tokens,
       output_tokens: done.output_tokens,
     });
-    const startedNow = !session.started && d.transcriptExists(session);
+    const startedNow = !session.started && (await d.transcriptExists(session));
     await sessions.addTurn(session.session_id, { at: finished, costUsd: outcome.costUsd, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens, started: startedNow });
     if (startedNow) await d.onStarted?.(session);
     metrics.turnFinished(done.status, (done.duration_ms ?? 0) / 1000);
@@ -329,7 +331,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       }
       try {
         const startedAt = monotonicNow();
-        if (!(await turns.claim(next.turn_id, startedAt))) {
+        if (!(await turns.claim(next.turn_id, startedAt, d.runnerId))) {
           // Cancelled while it waited, or another writer holds the session: look again.
           const now = await turns.get(next.turn_id);
           if (now?.status === 'queued') {
@@ -393,6 +395,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         cost_usd: null,
         input_tokens: null,
         output_tokens: null,
+        runner_id: null,
       };
       // Fast path: an idle session and a free slot. The turn is written as running (the database
       // refuses it if another one runs) and its prompt reaches the CLI without more round trips.
@@ -401,10 +404,16 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         if (release) {
           let claimed: TurnRow | null = null;
           try {
-            claimed = await turns.insert({ ...base, status: 'running', started_at: now });
+            claimed = await turns.insert({ ...base, status: 'running', started_at: now, runner_id: d.runnerId });
           } catch (err) {
             release();
             throw err;
+          }
+          // A turn queued just before (its actor not started yet) goes first: this one waits its turn.
+          if (claimed && (await turns.unfinishedBefore(session.session_id, claimed.seq)).length > 0) {
+            release();
+            await turns.update(claimed.turn_id, { status: 'queued', started_at: null, runner_id: null });
+            return queue({ ...claimed, status: 'queued', started_at: null, runner_id: null });
           }
           if (claimed && !actors.has(session.session_id)) {
             bump(session.user_id, 1);
@@ -415,8 +424,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           release();
           if (claimed) {
             // An actor appeared meanwhile: hand the turn back to the queue.
-            await turns.update(claimed.turn_id, { status: 'queued', started_at: null });
-            return queue({ ...claimed, status: 'queued', started_at: null });
+            await turns.update(claimed.turn_id, { status: 'queued', started_at: null, runner_id: null });
+            return queue({ ...claimed, status: 'queued', started_at: null, runner_id: null });
           }
           if (input.ifBusy === 'reject') throw busy(session.session_id);
         }

@@ -40,6 +40,8 @@ export interface TurnServiceDeps {
   turns: TurnRepository;
   engine: TurnEngine;
   workspace: Workspace;
+  /** Whether a transcript missing on this disk is in the transcript store (several replicas). */
+  storedElsewhere?: (sessionId: string) => Promise<boolean>;
 }
 
 export function createTurnService(deps: TurnServiceDeps): TurnService {
@@ -54,7 +56,7 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
     assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
     workspace.assertStillInside(session.cwd);
     const transcript = transcriptPath(config.claudeConfigDir, session.cwd, session.session_id);
-    if (session.started && !fs.existsSync(transcript)) {
+    if (session.started && !fs.existsSync(transcript) && !(await deps.storedElsewhere?.(session.session_id))) {
       throw new AppError('TRANSCRIPT_MISSING', `the transcript of session ${session.session_id} is missing: it was expected at ${transcript}`, {
         details: { path: transcript },
       });

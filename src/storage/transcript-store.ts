@@ -1,0 +1,105 @@
+/**
+ * @module storage/transcript-store
+ * A transcript store for the SDK's `sessionStore` option, kept in the server's database, so that
+ * a replica whose disk never saw a session can still resume it. Appends are idempotent on the
+ * entry's `uuid` and serialized per session (a transaction; under PostgreSQL an advisory lock).
+ * The shapes mirror the SDK's SessionStore contract structurally; only `claude/` imports the SDK.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './schema.js';
+import type { Dialect } from './db.js';
+
+export interface StoreKey {
+  projectKey: string;
+  sessionId: string;
+  subpath?: string;
+}
+export interface StoreEntry {
+  type: string;
+  uuid?: string;
+  [k: string]: unknown;
+}
+
+export interface TranscriptStore {
+  append(key: StoreKey, entries: StoreEntry[]): Promise<void>;
+  load(key: StoreKey): Promise<StoreEntry[] | null>;
+  listSessions(projectKey: string): Promise<Array<{ sessionId: string; mtime: number }>>;
+  delete(key: StoreKey): Promise<void>;
+  listSubkeys(key: { projectKey: string; sessionId: string }): Promise<string[]>;
+  /** Whether any transcript of this session is stored (whatever its project key). */
+  has(sessionId: string): Promise<boolean>;
+}
+
+export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): TranscriptStore {
+  const sub = (k: StoreKey) => k.subpath ?? '';
+  return {
+    async append(key, entries) {
+      if (entries.length === 0) return;
+      await db.transaction().execute(async (tx) => {
+        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${`${key.projectKey}/${key.sessionId}/${sub(key)}`}))`.execute(tx);
+        const last = await tx
+          .selectFrom('transcript_entries')
+          .select((eb) => eb.fn.max('seq').as('m'))
+          .where('project_key', '=', key.projectKey)
+          .where('session_id', '=', key.sessionId)
+          .where('subpath', '=', sub(key))
+          .executeTakeFirst();
+        let seq = Number(last?.m ?? 0);
+        const now = Date.now();
+        const rows = entries.map((e) => ({
+          project_key: key.projectKey,
+          session_id: key.sessionId,
+          subpath: sub(key),
+          seq: ++seq,
+          uuid: typeof e.uuid === 'string' ? e.uuid : null,
+          entry: JSON.stringify(e),
+          created_at: now,
+        }));
+        for (let i = 0; i < rows.length; i += 500) {
+          // A replayed entry (same uuid) is skipped, not duplicated.
+          await tx.insertInto('transcript_entries').values(rows.slice(i, i + 500)).onConflict((oc) => oc.doNothing()).execute();
+        }
+      });
+    },
+    async load(key) {
+      const rows = await db
+        .selectFrom('transcript_entries')
+        .select('entry')
+        .where('project_key', '=', key.projectKey)
+        .where('session_id', '=', key.sessionId)
+        .where('subpath', '=', sub(key))
+        .orderBy('seq', 'asc')
+        .execute();
+      return rows.length === 0 ? null : rows.map((r) => JSON.parse(r.entry) as StoreEntry);
+    },
+    async listSessions(projectKey) {
+      const rows = await db
+        .selectFrom('transcript_entries')
+        .select(['session_id', (eb) => eb.fn.max('created_at').as('mtime')])
+        .where('project_key', '=', projectKey)
+        .where('subpath', '=', '')
+        .groupBy('session_id')
+        .execute();
+      return rows.map((r) => ({ sessionId: r.session_id, mtime: Math.floor(Number(r.mtime)) }));
+    },
+    async delete(key) {
+      let q = db.deleteFrom('transcript_entries').where('project_key', '=', key.projectKey).where('session_id', '=', key.sessionId);
+      if (key.subpath) q = q.where('subpath', '=', key.subpath);
+      await q.execute();
+    },
+    async listSubkeys(key) {
+      const rows = await db
+        .selectFrom('transcript_entries')
+        .select('subpath')
+        .distinct()
+        .where('project_key', '=', key.projectKey)
+        .where('session_id', '=', key.sessionId)
+        .where('subpath', '!=', '')
+        .execute();
+      return rows.map((r) => r.subpath);
+    },
+    async has(sessionId) {
+      return Boolean(await db.selectFrom('transcript_entries').select('seq').where('session_id', '=', sessionId).limit(1).executeTakeFirst());
+    },
+  };
+}
