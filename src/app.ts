@@ -46,7 +46,6 @@ import { createKeyRepository } from './storage/keys-repo.js';
 import { createPermissionRepository } from './storage/permissions-repo.js';
 import { createApprovals } from './permissions/service.js';
 import { permissionRoutes } from './permissions/routes.js';
-import type { HookJSONOutput } from '@anthropic-ai/claude-agent-sdk';
 import rateLimit from '@fastify/rate-limit';
 import { isLoopback } from './config.js';
 import type { App } from './types.js';
@@ -190,7 +189,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
         toolUseId: input.tool_use_id,
         input: (input.tool_input ?? {}) as Record<string, unknown>,
         mode: input.permission_mode,
-      })) as HookJSONOutput,
+      })),
     canUseTool: (sessionId) => async (toolName, input, ctx) =>
       approvals.canUseTool({
         sessionId,

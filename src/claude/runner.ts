@@ -16,6 +16,7 @@ import { Inbox, LiveSession, type TurnOutcome } from './live-session.js';
 import type { ProcessRegistry } from './processes.js';
 
 export type { TurnOutcome } from './live-session.js';
+export type { PreToolUseHookInput } from '@anthropic-ai/claude-agent-sdk';
 
 /** How the CLI reaches a model. */
 export interface ModelEndpoint {
@@ -49,8 +50,8 @@ export interface RunnerOptions {
   processes?: ProcessRegistry;
   /** Decides tool-permission requests of a session (SDK `canUseTool`). */
   canUseTool?: (sessionId: string) => CanUseTool | undefined;
-  /** The PreToolUse hook of every session (tool approvals). */
-  onPreToolUse?: (sessionId: string, input: PreToolUseHookInput) => Promise<HookJSONOutput>;
+  /** The PreToolUse hook of every session (tool approvals); answers the SDK's hook output shape. */
+  onPreToolUse?: (sessionId: string, input: PreToolUseHookInput) => Promise<object>;
   /** Called with each line the CLI writes on stderr. */
   onStderr?: (line: string) => void;
   onEvent?: (e: RunnerEvent) => void;
@@ -172,7 +173,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     if (opts.processes) o.spawnClaudeCodeProcess = (s) => opts.processes!.spawn(s);
     if (opts.onPreToolUse) {
       const hook = opts.onPreToolUse;
-      o.hooks = { PreToolUse: [{ hooks: [(input) => hook(sessionIdForCallbacks(), input as PreToolUseHookInput)] }] };
+      o.hooks = { PreToolUse: [{ hooks: [async (input) => (await hook(sessionIdForCallbacks(), input as PreToolUseHookInput)) as HookJSONOutput] }] };
     }
     if (opts.canUseTool) {
       o.canUseTool = (name, input, ctx) => {
