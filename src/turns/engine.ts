@@ -335,8 +335,10 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           // Cancelled while it waited, or another writer holds the session: look again.
           const now = await turns.get(next.turn_id);
           if (now?.status === 'queued') {
-            log.warn({ session_id: sessionId }, 'session has a running turn elsewhere; its actor stops');
-            return;
+            // Another turn holds the session for a moment (a fast-path turn giving way, or another
+            // replica's): look again shortly rather than leave this one waiting for a kick.
+            slot.release();
+            await new Promise((r) => setTimeout(r, 100));
           }
           continue;
         }
@@ -413,6 +415,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           if (claimed && (await turns.unfinishedBefore(session.session_id, claimed.seq)).length > 0) {
             release();
             await turns.update(claimed.turn_id, { status: 'queued', started_at: null, runner_id: null });
+            kick(session.session_id); // the earlier turn's actor may have seen this one as running
             return queue({ ...claimed, status: 'queued', started_at: null, runner_id: null });
           }
           if (claimed && !actors.has(session.session_id)) {

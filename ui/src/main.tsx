@@ -57,7 +57,7 @@ function ErrorBanner({ error, onClose }: { error: ApiError | null; onClose: () =
   );
 }
 
-function SignIn({ onDone }: { onDone: () => void }) {
+function SignIn({ onDone, failed }: { onDone: () => void; failed: boolean }) {
   const [key, setK] = useState('');
   return (
     <form
@@ -74,6 +74,11 @@ function SignIn({ onDone }: { onDone: () => void }) {
         <input type="password" value={key} onInput={(e) => setK((e.target as HTMLInputElement).value)} autoFocus placeholder="Bearer key" />
       </label>
       <button type="submit">Sign in</button>
+      {failed ? (
+        <p class="error" role="alert">
+          That key was not accepted.
+        </p>
+      ) : null}
       <p class="muted">The key stays in this tab only.</p>
     </form>
   );
@@ -281,8 +286,14 @@ function App() {
   const [creating, setCreating] = useState(false);
   const [form, setForm] = useState({ session_name: '', project: '', permission_mode: 'default' });
 
+  const [refused, setRefused] = useState(false);
   const onError = (e: ApiError) => {
-    if (e.code === 'UNAUTHORIZED') setSignedIn(false);
+    if (e.code === 'UNAUTHORIZED') {
+      // A key that was refused is forgotten; the sign-in form says so.
+      if (getKey()) setRefused(true);
+      setKey('');
+      setSignedIn(false);
+    }
     setError(e);
   };
   const refresh = async () => {
@@ -304,10 +315,17 @@ function App() {
 
   const current = useMemo(() => sessions.find((s) => s.session_id === selected) ?? null, [sessions, selected]);
 
-  if (!signedIn && !getKey()) return <SignIn onDone={() => setSignedIn(true)} />;
   if (!signedIn) {
-    setKey('');
-    return <SignIn onDone={() => setSignedIn(true)} />;
+    return (
+      <SignIn
+        failed={refused}
+        onDone={() => {
+          setError(null);
+          setRefused(false);
+          setSignedIn(true);
+        }}
+      />
+    );
   }
 
   const create = async (e: Event) => {
