@@ -13,6 +13,7 @@ import type { ClaudeSessions, SessionMessage } from '../claude/sessions.js';
 import { transcriptPath } from '../claude/paths.js';
 import { assertPermissionModeUsable, type PermissionMode } from '../claude/permission-mode.js';
 import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
+import { isUniqueViolation } from '../storage/db.js';
 import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
 import type { Workspace } from '../workspace/workspace.js';
 import type { TurnService } from '../turns/service.js';
@@ -214,7 +215,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         ...noActivity(now),
         started: 1,
       };
-      await sessions.insert(forked);
+      try {
+        await sessions.insert(forked);
+      } catch (err) {
+        // The new transcript was adopted meanwhile (an import of the same folder): it is not ours to claim.
+        if (isUniqueViolation(err)) throw new AppError('SESSION_BUSY', `the fork ${newId} was adopted by an import meanwhile; fork again`, { cause: err });
+        throw err;
+      }
       log.info({ session_id: sessionId, fork: newId }, 'session forked');
       return present(forked, null);
     },
