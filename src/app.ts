@@ -62,7 +62,6 @@ export interface AppInternals {
   storage: Storage;
   runner: ClaudeRunner;
   engine: TurnEngine;
-  modelUrl: string | undefined;
 }
 
 declare module 'fastify' {
@@ -245,7 +244,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     return { running: e.running, waiting: e.waiting, queued: e.queued, warm: r.warm, busy: r.busy, spares: r.spares, sse };
   });
 
-  app.decorate('internals', { storage, runner, engine, modelUrl: offline?.url ?? config.anthropicBaseUrl });
+  app.decorate('internals', { storage, runner, engine });
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req) => {
     req.caller = isPublicRoute(req.routeOptions.url) ? { userId: '', admin: false } : await callers.resolve(req);

@@ -173,18 +173,9 @@ export function createApprovals(deps: {
     };
     await repo.insert(row);
     arm(row);
-    await events.append(call.sessionId, call.turnId, 'permission_request', present(row));
+    await events.append(call.sessionId, call.turnId, 'permission_request', presentRequest(row));
   }
 
-  const present = (row: PermissionRow) => ({
-    request_id: row.request_id,
-    turn_id: row.turn_id,
-    tool_name: row.tool_name,
-    tool_use_id: row.tool_use_id,
-    input: JSON.parse(row.input) as unknown,
-    suggestions: JSON.parse(row.suggestions) as unknown,
-    expires_at: new Date(Number(row.expires_at)).toISOString(),
-  });
 
   return {
     async preToolUse(call) {
@@ -320,7 +311,7 @@ export function createApprovals(deps: {
   };
 }
 
-export type PresentedRequest = ReturnType<typeof presentRequest>;
+/** A request as the API and the `permission_request` event show it. */
 export function presentRequest(row: PermissionRow) {
   return {
     request_id: row.request_id,

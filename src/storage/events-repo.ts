@@ -9,7 +9,6 @@ import type { Database, EventsTable } from './schema.js';
 export type EventRow = Selectable<EventsTable>;
 
 export interface EventRepository {
-  insert(row: EventRow): Promise<void>;
   /** Writes several events in one statement. */
   insertMany(rows: EventRow[]): Promise<void>;
   /** Highest seq of a session, 0 when it has none. */
@@ -20,9 +19,6 @@ export interface EventRepository {
 
 export function createEventRepository(db: Kysely<Database>): EventRepository {
   return {
-    async insert(row) {
-      await db.insertInto('events').values(row).execute();
-    },
     async insertMany(rows) {
       if (rows.length > 0) await db.insertInto('events').values(rows).execute();
     },
