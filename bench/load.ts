@@ -1,11 +1,13 @@
 /**
  * Load: 50 sessions x 5 turns from 8 clients at once, against the server run as its own
- * process (as `npm start` runs it), with the peak memory of the server and its CLI processes.
+ * process (as `npm start` runs it), or against several replicas of it over one PostgreSQL, with
+ * the peak memory of the servers and their CLI processes. Lost turns are counted from the
+ * transcripts as the API reads them.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServerProcess } from './server.js';
+import { freshDatabase, startServerProcess, type ServerProcess } from './server.js';
 import { fmt, median, p90, type Row } from './stats.js';
 
 const SESSIONS = Number(process.env.BENCH_LOAD_SESSIONS ?? 50);
@@ -36,22 +38,52 @@ function cliPids(configDir: string): number[] {
   return out;
 }
 
-export async function loadBench(modelUrl: string): Promise<Row> {
-  console.log(`\n--- load: ${SESSIONS} sessions x ${TURNS} turns, ${CLIENTS} clients at once, server as its own process ---`);
+/** User prompts in a page of GET .../messages (what the model was asked), system reminders left out. */
+function countPrompts(messages: Array<{ type: string; message?: { content?: unknown } }>): number {
+  return messages.filter((m) => {
+    if (m.type !== 'user') return false;
+    const c = m.message?.content;
+    if (typeof c === 'string') return !c.startsWith('<system-reminder>');
+    return Array.isArray(c) && c.some((b: { type?: string; text?: string }) => b.type === 'text' && !(b.text ?? '').startsWith('<system-reminder>'));
+  }).length;
+}
+
+export interface LoadResult {
+  row: Row;
+  turnsPerSecond: number;
+  p50: number;
+  p90: number;
+}
+
+/**
+ * `replicas` 0: one server on SQLite (the default setup). `replicas` >= 1: that many server
+ * processes over one fresh PostgreSQL database with the transcript store, each with its own
+ * CLAUDE_CONFIG_DIR; turn k of session n goes to replica (n + k) mod replicas.
+ */
+export async function loadBench(modelUrl: string, opts: { replicas?: number } = {}): Promise<LoadResult> {
+  const replicas = opts.replicas ?? 0;
+  const label = replicas === 0 ? 'one server, SQLite' : `${replicas} replica${replicas > 1 ? 's' : ''}, PostgreSQL`;
+  console.log(`\n--- load: ${SESSIONS} sessions x ${TURNS} turns, ${CLIENTS} clients at once, ${label} ---`);
   const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'css-load-')));
-  const srv = await startServerProcess(root, modelUrl, { PREWARM_SPARES: '1' });
-  const { base, child, configDir } = srv;
+  const db = replicas > 0 ? await freshDatabase('css_bench_load') : null;
+  const servers: ServerProcess[] = [];
+  for (let i = 0; i < Math.max(1, replicas); i++) {
+    const env: Record<string, string> = { PREWARM_SPARES: '1' };
+    if (db) Object.assign(env, { DATABASE_URL: db.url, TRANSCRIPT_STORE: 'database', WORKSPACE_ROOT: path.join(root, 'workspace') });
+    servers.push(await startServerProcess(path.join(root, `r${i}`), modelUrl, env));
+  }
   let peak = { rss: 0, pss: 0, processes: 0 };
   const sampler = setInterval(() => {
-    const pids = [child.pid!, ...cliPids(configDir)];
+    const pids = servers.flatMap((s) => [s.child.pid!, ...cliPids(s.configDir)]);
     const m = pids.map(memOf).reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss }), { rss: 0, pss: 0 });
-    if (m.pss > peak.pss) peak = { ...m, processes: pids.length - 1 };
+    if (m.pss > peak.pss) peak = { ...m, processes: pids.length - servers.length };
   }, 250);
 
-  const post = async (url: string, body: unknown) => {
+  const post = async (base: string, url: string, body: unknown) => {
     const r = await fetch(base + url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: r.status, body: (await r.json()) as any };
   };
+  const baseFor = (n: number, k: number) => servers[(n + k) % servers.length]!.base;
   const latencies: number[] = [];
   const sessions: string[] = [];
   let next = 0;
@@ -66,8 +98,8 @@ export async function loadBench(modelUrl: string): Promise<Row> {
           const t1 = performance.now();
           const r =
             k === 0
-              ? await post('/v1/sessions', { prompt: `Remember: my favorite number is ${n}`, project: `load-${n % 5}` })
-              : await post(`/v1/sessions/${sessions[n]}/turns`, { prompt: k === TURNS - 1 ? 'What is my favorite number?' : `turn ${k}` });
+              ? await post(baseFor(n, k), '/v1/sessions', { prompt: `Remember: my favorite number is ${n}`, project: `load-${n % 5}` })
+              : await post(baseFor(n, k), `/v1/sessions/${sessions[n]}/turns`, { prompt: k === TURNS - 1 ? 'What is my favorite number?' : `turn ${k}` });
           latencies.push(performance.now() - t1);
           if (k === 0) sessions[n] = r.body.session_id;
           const turn = k === 0 ? r.body.turn : r.body;
@@ -80,31 +112,34 @@ export async function loadBench(modelUrl: string): Promise<Row> {
   const wall = (performance.now() - t0) / 1000;
   clearInterval(sampler);
 
-  // Lost turns: every session's transcript must hold its turns.
+  // Lost turns: every session's transcript (as the API reads it) must hold its turns, once each.
   let lost = 0;
-  for (const id of sessions) {
+  for (const [n, id] of sessions.entries()) {
+    const base = baseFor(n, 1);
     const s = (await (await fetch(`${base}/v1/sessions/${id}`)).json()) as any;
-    const prompts = fs
-      .readFileSync(s.transcript.path, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l))
-      .filter((e) => e.type === 'user' && !e.isMeta && (typeof e.message?.content === 'string' || e.message?.content?.some((b: any) => b.type === 'text' && !b.text.startsWith('<system-reminder>'))));
-    lost += Math.max(0, TURNS - prompts.length);
+    const page = (await (await fetch(`${base}/v1/sessions/${id}/messages?limit=500`)).json()) as any;
+    lost += Math.abs(TURNS - countPrompts(page.messages ?? []));
     if (s.turn_count !== TURNS) lost += Math.abs(TURNS - s.turn_count);
   }
-  await srv.stop();
+  for (const s of servers) await s.stop();
+  await db?.drop();
   fs.rmSync(root, { recursive: true, force: true });
 
   const total = SESSIONS * TURNS;
   const mb = (b: number) => fmt(b / 1_048_576, 0);
-  console.log(`${total} turns in ${fmt(wall)} s: ${fmt(total / wall)} turns/s; latency p50 ${fmt(median(latencies))} ms, p90 ${fmt(p90(latencies))} ms`);
-  console.log(`peak memory of server + ${peak.processes} CLI processes: RSS ${mb(peak.rss)} MB, PSS ${mb(peak.pss)} MB`);
+  const tps = total / wall;
+  console.log(`${total} turns in ${fmt(wall)} s: ${fmt(tps)} turns/s; latency p50 ${fmt(median(latencies))} ms, p90 ${fmt(p90(latencies))} ms`);
+  console.log(`peak memory of ${servers.length} server process(es) + ${peak.processes} CLI processes: RSS ${mb(peak.rss)} MB, PSS ${mb(peak.pss)} MB`);
   console.log(`errors ${errors}, lost turns ${lost}`);
   return {
-    name: `load ${SESSIONS} sessions x ${TURNS} turns, ${CLIENTS} clients`,
-    figures: `${fmt(total / wall)} turns/s; p50 ${fmt(median(latencies))} ms p90 ${fmt(p90(latencies))} ms; peak RSS ${mb(peak.rss)} MB (PSS ${mb(peak.pss)} MB, ${peak.processes} CLI processes); errors ${errors}; lost ${lost}`,
-    goal: '0 lost',
-    ok: lost === 0 && errors === 0,
+    turnsPerSecond: tps,
+    p50: median(latencies),
+    p90: p90(latencies),
+    row: {
+      name: `load ${SESSIONS} sessions x ${TURNS} turns, ${CLIENTS} clients, ${label}`,
+      figures: `${fmt(tps)} turns/s; p50 ${fmt(median(latencies))} ms p90 ${fmt(p90(latencies))} ms; peak RSS ${mb(peak.rss)} MB (PSS ${mb(peak.pss)} MB, ${peak.processes} CLI processes); errors ${errors}; lost ${lost}`,
+      goal: '0 lost',
+      ok: lost === 0 && errors === 0,
+    },
   };
 }

@@ -17,7 +17,8 @@ import { Inbox } from '../src/claude/live-session.js';
 import { transcriptPath } from '../src/claude/paths.js';
 import type { SessionRow } from '../src/storage/sessions-repo.js';
 import { fmt, median, p90, printRows, type Row } from './stats.js';
-import { api, gauge, startServerProcess } from './server.js';
+import { api, freshDatabase, gauge, startServerProcess } from './server.js';
+import { sql } from 'kysely';
 import { loadBench } from './load.js';
 
 const sections = process.argv.slice(2);
@@ -203,7 +204,78 @@ if (want('list')) {
   });
 }
 
-if (want('load')) rows.push(await loadBench(model.url));
+if (want('pglist')) {
+  const N = Number(process.env.BENCH_PG_SESSIONS ?? 100_000);
+  console.log(`\n--- list and get with ${N} sessions in PostgreSQL ---`);
+  const pgdb = await freshDatabase('css_bench_list');
+  const app = await buildApp(
+    loadConfig({ DATA_DIR: path.join(root, 'pglist-data'), DATABASE_URL: pgdb.url, WORKSPACE_ROOT: workspace, CLAUDE_CONFIG_DIR: configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', PREWARM_SPARES: '0' }),
+    { offlineModel: model },
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const seed = await api(base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-pg' });
+  const t0 = performance.now();
+  const now = Date.now();
+  const ids: string[] = [];
+  const batch: SessionRow[] = [];
+  for (let i = 1; i < N; i++) {
+    const id = randomUUID();
+    ids.push(id);
+    batch.push({
+      session_id: id, user_id: 'local', session_name: `bench ${i}`, status: 'active', project: `bench-pg-${i % 10}`, cwd: seed.cwd,
+      created_at: now - N + i, last_active: now - N + i, turn_count: 1, total_cost_usd: 0, input_tokens: 0, output_tokens: 0,
+      first_prompt: 'Remember: my favorite color is blue', tag: null, permission_mode: 'default', model: null, system_prompt: null, started: 1,
+    });
+    if (batch.length === 2000 || i === N - 1) await app.internals.storage.db.insertInto('sessions').values(batch.splice(0)).execute();
+  }
+  await sql`analyze sessions`.execute(app.internals.storage.db);
+  console.log(`seeded ${N} session rows in ${fmt((performance.now() - t0) / 1000)} s`);
+  const timed = async (n: number, fn: (i: number) => Promise<void>) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t1 = performance.now();
+      await fn(i);
+      out.push(performance.now() - t1);
+    }
+    return out;
+  };
+  const first = await timed(50, async () => {
+    if ((await api(base, 'GET', '/v1/sessions?limit=50')).sessions.length !== 50) throw new Error('short page');
+  });
+  const byProject = await timed(50, async () => {
+    if ((await api(base, 'GET', '/v1/sessions?limit=50&project=bench-pg-3')).sessions.length !== 50) throw new Error('short page');
+  });
+  const searched = await timed(50, async () => void (await api(base, 'GET', '/v1/sessions?limit=50&q=bench%209999')));
+  const got = await timed(50, async (i) => {
+    const id = ids[(i * 7919) % ids.length]!;
+    if ((await api(base, 'GET', `/v1/sessions/${id}`)).session_id !== id) throw new Error('wrong session');
+  });
+  await app.close();
+  await pgdb.drop();
+  console.log(`first page (50)            median ${fmt(median(first))} ms  p90 ${fmt(p90(first))} ms`);
+  console.log(`page of one project        median ${fmt(median(byProject))} ms  p90 ${fmt(p90(byProject))} ms`);
+  console.log(`page of a text search (q)  median ${fmt(median(searched))} ms  p90 ${fmt(p90(searched))} ms`);
+  console.log(`get one session            median ${fmt(median(got))} ms  p90 ${fmt(p90(got))} ms`);
+  rows.push({
+    name: `PostgreSQL, ${N} sessions: list and get`,
+    figures: `first page median ${fmt(median(first))} ms; filtered by project ${fmt(median(byProject))} ms; text search ${fmt(median(searched))} ms; get ${fmt(median(got))} ms`,
+    goal: '< 20 ms (first page, filtered page, get)',
+    ok: median(first) < 20 && median(byProject) < 20 && median(got) < 20,
+  });
+}
+
+if (want('load')) rows.push((await loadBench(model.url)).row);
+
+if (want('replicas')) {
+  const one = await loadBench(model.url, { replicas: 1 });
+  const two = await loadBench(model.url, { replicas: 2 });
+  rows.push(one.row, two.row);
+  rows.push({
+    name: '2 replicas vs 1 (same machine, one PostgreSQL)',
+    figures: `throughput x${fmt(two.turnsPerSecond / one.turnsPerSecond, 2)}; p50 x${fmt(two.p50 / one.p50, 2)}, p90 x${fmt(two.p90 / one.p90, 2)}`,
+  });
+}
 
 await model.close();
 fs.rmSync(root, { recursive: true, force: true });

@@ -23,12 +23,14 @@ import { createClaudeRunner, sweepTmpDir, type ClaudeRunner, type RunnerOptions 
 import { createTranscriptStore } from './storage/transcript-store.js';
 import { createProcessRegistry, reapOrphans } from './claude/processes.js';
 import { transcriptPath } from './claude/paths.js';
-import { bindConfigDir, claudeSessions } from './claude/sessions.js';
+import { bindConfigDir, claudeSessionFunctions } from './claude/sessions.js';
 import { claudeVersions } from './claude/version.js';
 import { createWorkspace } from './workspace/workspace.js';
 import { createTurnService } from './turns/service.js';
 import { createTurnEngine, type TurnEngine } from './turns/engine.js';
-import { createEventLog } from './turns/events.js';
+import { createEventLog, createSharedEventLog } from './turns/events.js';
+import { createLocalCluster, createPgCluster, type Cluster } from './cluster/cluster.js';
+import { createLeaseRepository } from './storage/leases-repo.js';
 import { createAdmission } from './turns/admission.js';
 import type { StreamSettings } from './turns/respond.js';
 import { presentTurn } from './turns/present.js';
@@ -163,6 +165,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   // TRANSCRIPT_STORE=database: transcripts are mirrored into PostgreSQL, so that a replica whose
   // disk never saw a session can resume it.
   const transcripts = config.transcriptStore === 'database' ? createTranscriptStore(storage.db, storage.dialect) : null;
+  const claudeSessions = claudeSessionFunctions(transcripts ? (transcripts as unknown as Parameters<typeof claudeSessionFunctions>[0]) : undefined);
   const versions = await claudeVersions();
   const runner = createClaudeRunner({
     configDir: config.claudeConfigDir,
@@ -207,7 +210,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   });
   const workspace = createWorkspace(config.workspaceRoot);
-  const events = createEventLog(createEventRepository(storage.db), app.log);
+  // With PostgreSQL other replicas may share the database: leases say who runs a session, and
+  // the event log is numbered where it is written. With SQLite this process is the only one.
+  const cluster: Cluster =
+    storage.dialect === 'postgres' && config.databaseUrl
+      ? createPgCluster({ leases: createLeaseRepository(storage.db), databaseUrl: config.databaseUrl, replicaId: runnerId, leaseMs: config.replicaLeaseMs, log: app.log })
+      : createLocalCluster(runnerId);
+  if (previousRunner) await cluster.inherit(previousRunner);
+  const eventRepo = createEventRepository(storage.db);
+  const events = cluster.shared ? createSharedEventLog(eventRepo, (s) => cluster.publish({ k: 'events', s }), app.log) : createEventLog(eventRepo, app.log);
   // Streams of those turns end: their error, final state and `done` join the event log.
   for (const t of abandoned) {
     const shown = presentTurn(t);
@@ -215,7 +226,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     await events.append(t.session_id, t.turn_id, 'turn', shown);
     await events.append(t.session_id, t.turn_id, 'done', shown);
   }
-  const approvals = createApprovals({ repo: permissionsRepo, sessions: sessionsRepo, events, timeoutMs: config.permissionTimeoutMs, log: app.log });
+  const approvals = createApprovals({
+    repo: permissionsRepo,
+    sessions: sessionsRepo,
+    events,
+    timeoutMs: config.permissionTimeoutMs,
+    log: app.log,
+    onSettled: (s, tu) => cluster.publish({ k: 'settled', s, tu }),
+  });
   const engine = createTurnEngine({
     sessions: sessionsRepo,
     turns: turnsRepo,
@@ -229,13 +247,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     approvals,
     transcriptExists: async (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)) || (transcripts ? await transcripts.has(s.session_id) : false),
     runnerId,
+    cluster,
     // A tag set before the transcript existed is written to it now, so a terminal user sees it.
     onStarted: async (s) => {
       if (s.tag) await claudeSessions.tag(s.session_id, s.cwd, s.tag).catch((err) => app.log.warn({ err }, 'could not tag the transcript'));
     },
   });
   const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace, ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
-  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log });
+  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined });
   let sse = 0;
   const stream: StreamSettings = { events, heartbeatMs: config.sseHeartbeatMs, stallMs: config.sseStallMs, onOpen: () => sse++, onClose: () => sse-- };
   metrics.observe(() => {
@@ -320,6 +339,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   app.addHook('preClose', async () => {
     closing = true;
     await engine.stop(config.shutdownGraceMs);
+    await cluster.stop();
   });
   app.addHook('onClose', async () => {
     approvals.stop();
@@ -332,6 +352,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const pending = await approvals.start();
     await engine.resumeWaiting(pending.map((p) => ({ turnId: p.turn_id, toolUseId: p.tool_use_id })));
     await engine.resumeQueued();
+    cluster.onMessage((m) => {
+      if (m.k === 'events') events.poke(m.s);
+      else if (m.k === 'settled') void approvals.recheck(m.s, m.tu).catch((err: unknown) => app.log.warn({ err }, 'could not read a decided permission request'));
+      else engine.onClusterMessage(m);
+    });
+    await cluster.start({ active: () => engine.activeSessions(), lost: (ids) => engine.leasesLost(ids), sweep: () => engine.sweep() });
   });
   return app;
 }

@@ -54,6 +54,8 @@ const EnvSchema = Type.Object({
   MAX_TURN_BUDGET_USD: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   /** `database`: mirror transcripts into PostgreSQL (the SDK's sessionStore) so another replica can resume them. */
   TRANSCRIPT_STORE: Type.Union([Type.Literal('local'), Type.Literal('database')], { default: 'local' }),
+  /** With PostgreSQL: a replica that stops renewing its sessions' leases loses them after this long (another takes over). */
+  REPLICA_LEASE_MS: Type.Integer({ default: 15_000, minimum: 500, maximum: 300_000 }),
   /** 1: prompts get @file expansion and slash commands (off: clients' text reaches the CLI verbatim). */
   ALLOW_PROMPT_EXPANSION: Type.Optional(Type.String()),
 });
@@ -94,6 +96,7 @@ export interface Config {
   maxTurnBudgetUsd: number | undefined;
   promptExpansion: boolean;
   transcriptStore: 'local' | 'database';
+  replicaLeaseMs: number;
 }
 
 export type PermissionModeName = (typeof PERMISSION_MODES)[number];
@@ -161,6 +164,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxTurnBudgetUsd: e.MAX_TURN_BUDGET_USD,
     promptExpansion: e.ALLOW_PROMPT_EXPANSION === '1' || e.ALLOW_PROMPT_EXPANSION === 'true',
     transcriptStore: e.TRANSCRIPT_STORE,
+    replicaLeaseMs: e.REPLICA_LEASE_MS,
   };
   if (config.transcriptStore === 'database' && !config.databaseUrl) {
     throw new Error('TRANSCRIPT_STORE=database needs DATABASE_URL (PostgreSQL): replicas share transcripts through it');

@@ -6,6 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import net from 'node:net';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomUUID } from 'node:crypto';
+import { cliBinaryPath } from '../src/claude/paths.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { buildApp } from '../src/app.js';
 import { startOfflineModel, type OfflineModel } from '../src/offline-model/server.js';
@@ -246,4 +251,50 @@ export function streamedText(events: SseEvent[]): string {
     .filter((e) => e.event === 'message' && e.data?.type === 'stream_event' && e.data.event?.type === 'content_block_delta' && e.data.event.delta?.type === 'text_delta')
     .map((e) => e.data.event.delta.text)
     .join('');
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the real server process, as `npm start` does (from source, through tsx). */
+export async function startServer(env: Record<string, string>) {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
+  const base = `http://127.0.0.1:${port}`;
+  const up = await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 30_000, 200);
+  if (!up) throw new Error(`server did not start: ${log}`);
+  return { child, base, log: () => log };
+}
+
+export const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
+
+/** Runs the Claude Code binary itself, as a person would from a terminal in `cwd`. */
+export async function terminalSession(t: TestApp, cwd: string, prompt: string): Promise<string> {
+  const id = randomUUID();
+  const model = await offlineModel();
+  fs.mkdirSync(cwd, { recursive: true });
+  await promisify(execFile)(cliBinaryPath(), ['-p', prompt, '--session-id', id, '--permission-mode', 'default'], {
+    cwd,
+    timeout: 60_000,
+    env: {
+      ...process.env,
+      CLAUDE_CONFIG_DIR: t.config.claudeConfigDir,
+      ANTHROPIC_BASE_URL: model.url,
+      ANTHROPIC_API_KEY: 'offline-model',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    },
+  });
+  return id;
 }

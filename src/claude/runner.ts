@@ -103,6 +103,8 @@ export interface ClaudeRunner {
   /** Closes the process of a session (warm or reserved spare), if any. */
   release(sessionId: string): void;
   stats(): RunnerStats;
+  /** Sessions with a live process here (warm or running a turn). */
+  liveSessions(): string[];
   /** Closes every live process; running turns end `interrupted` with `reason`. */
   closeAll(reason?: { code: string; message: string }): Promise<void>;
 }
@@ -414,6 +416,10 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
         s.close();
         live.delete(sessionId);
       }
+    },
+
+    liveSessions() {
+      return [...live.keys()];
     },
 
     stats() {

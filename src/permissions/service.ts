@@ -74,6 +74,10 @@ export interface Approvals {
   revoke(sessionId: string, toolUseId: string, by: string): Promise<void>;
   /** Denies every pending request of a session (the turn was interrupted); returns how many. */
   denyPending(sessionId: string, by: string): Promise<number>;
+  /** Takes charge of a session's pending requests (their replica is gone): arms their expiry; returns them. */
+  adopt(sessionId: string): Promise<PermissionRow[]>;
+  /** Another replica decided the request for this tool call: what waits for it here reads it. */
+  recheck(sessionId: string, toolUseId: string): Promise<void>;
   /** Re-arms the expiry of requests left pending by an earlier run; returns them. */
   start(): Promise<PermissionRow[]>;
   stop(): void;
@@ -98,6 +102,8 @@ export function createApprovals(deps: {
   events: EventLog;
   timeoutMs: number;
   log: FastifyBaseLogger;
+  /** Told when a request is decided (other replicas may wait for it). */
+  onSettled?: (sessionId: string, toolUseId: string) => void;
 }): Approvals {
   const { repo, sessions, events, log } = deps;
   const waiters = new Map<string, Array<(s: Settlement) => void>>();
@@ -125,6 +131,7 @@ export function createApprovals(deps: {
       status: d.status,
     });
     settle(done);
+    deps.onSettled?.(row.session_id, row.tool_use_id);
     return done;
   }
 
@@ -296,6 +303,18 @@ export function createApprovals(deps: {
         if (await resolve(row, { status: 'denied', scope: null, updated_input: null, message: 'The turn was interrupted before this tool call was approved.', decided_by: by, decided_at: Date.now() })) n++;
       }
       return n;
+    },
+
+    async adopt(sessionId) {
+      const rows = await repo.pending(sessionId);
+      for (const r of rows) arm(r);
+      return rows;
+    },
+
+    async recheck(sessionId, toolUseId) {
+      if (!waiters.has(key(sessionId, toolUseId))) return;
+      const row = await repo.byToolUse(sessionId, toolUseId);
+      if (row && row.status !== 'pending') settle(row);
     },
 
     async start() {

@@ -41,6 +41,8 @@ export interface SessionServiceDeps {
   claude: ClaudeSessions;
   workspace: Workspace;
   log: FastifyBaseLogger;
+  /** With a transcript store: whether it holds the session (another replica may have run it). */
+  storedElsewhere?: ((sessionId: string) => Promise<boolean>) | undefined;
 }
 
 const iso = (ms: number) => new Date(Number(ms)).toISOString();
@@ -88,10 +90,15 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     };
   }
 
+  /** Whether the session's transcript exists, on this disk or in the transcript store. */
+  async function hasTranscript(row: SessionRow): Promise<boolean> {
+    return fs.existsSync(pathOf(row)) || Boolean(await deps.storedElsewhere?.(row.session_id));
+  }
+
   /** The transcript must be there for operations that read or copy it. */
-  function requireTranscript(row: SessionRow): string {
+  async function requireTranscript(row: SessionRow): Promise<string> {
     const p = pathOf(row);
-    if (!fs.existsSync(p)) {
+    if (!(await hasTranscript(row))) {
       const why = row.started ? 'is missing' : 'does not exist yet: the session has had no turn';
       throw new AppError('TRANSCRIPT_MISSING', `the transcript of session ${row.session_id} ${why}; it is expected at ${p}`, { details: { path: p } });
     }
@@ -164,7 +171,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async patch(caller, sessionId, body) {
       const row = await ownedSession(sessions, caller, sessionId);
       if (row.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${sessionId} is deleted`);
-      const onDisk = row.started === 1 && fs.existsSync(pathOf(row));
+      const onDisk = row.started === 1 && (await hasTranscript(row));
       // The transcript first, so a terminal user sees the same title, tag and archive state.
       if (onDisk) {
         if (body.session_name !== undefined) await claude.rename(sessionId, row.cwd, body.session_name);
@@ -185,7 +192,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       if (purge) {
         const running = await turns.runningBySession([sessionId]);
         if (running.size > 0) throw new AppError('SESSION_BUSY', `session ${sessionId} is running a turn; interrupt it before purging`);
-        if (fs.existsSync(pathOf(row))) await claude.remove(sessionId, row.cwd);
+        if (await hasTranscript(row)) await claude.remove(sessionId, row.cwd);
       }
       await sessions.update(sessionId, { status: 'deleted' });
       engine.release(sessionId);
@@ -195,7 +202,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async fork(caller, sessionId, body) {
       const row = await ownedSession(sessions, caller, sessionId);
       if (row.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${sessionId} is deleted`);
-      requireTranscript(row);
+      await requireTranscript(row);
       const name = body.session_name ?? `${row.session_name ?? row.first_prompt?.slice(0, 80) ?? 'session'} (fork)`;
       let newId: string;
       try {
@@ -228,8 +235,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async messages(caller, sessionId, page) {
       const row = await ownedSession(sessions, caller, sessionId);
-      if (!row.started && !fs.existsSync(pathOf(row))) return { messages: [], offset: page.offset, limit: page.limit, next_offset: null };
-      requireTranscript(row);
+      if (!row.started && !(await hasTranscript(row))) return { messages: [], offset: page.offset, limit: page.limit, next_offset: null };
+      await requireTranscript(row);
       const got = await claude.messages(sessionId, row.cwd, { limit: page.limit + 1, offset: page.offset });
       const messages = got.slice(0, page.limit);
       return { messages, offset: page.offset, limit: page.limit, next_offset: got.length > page.limit ? page.offset + page.limit : null };
@@ -274,6 +281,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           system_prompt: null,
           started: 1,
         });
+      }
+      // With a transcript store, what is adopted goes into it first: any replica can then resume it.
+      if (deps.storedElsewhere) {
+        for (const c of candidates) if (!(await deps.storedElsewhere(c.session_id))) await claude.share(c.session_id, c.cwd);
       }
       const inserted = new Set(await sessions.insertMissing(candidates));
       const adopted = candidates.filter((c) => inserted.has(c.session_id));

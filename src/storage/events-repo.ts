@@ -3,7 +3,7 @@
  * The stored event log. Events are numbered per session (`seq`); the primary key
  * (session_id, seq) makes a second writer of the same number fail instead of interleaving.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, EventsTable } from './schema.js';
 
 export type EventRow = Selectable<EventsTable>;
@@ -11,6 +11,12 @@ export type EventRow = Selectable<EventsTable>;
 export interface EventRepository {
   /** Writes several events in one statement. */
   insertMany(rows: EventRow[]): Promise<void>;
+  /**
+   * Numbers and writes events in one transaction that holds the session's lock (several
+   * replicas may write to one session's log): numbers are given in commit order, so a reader
+   * that has seen number n has seen every number below it.
+   */
+  appendNumbered(sessionId: string, rows: Array<Omit<EventRow, 'seq'>>): Promise<EventRow[]>;
   /** Highest seq of a session, 0 when it has none. */
   maxSeq(sessionId: string): Promise<number>;
   /** Events of a session (or of one turn) after `afterSeq`, oldest first. */
@@ -21,6 +27,17 @@ export function createEventRepository(db: Kysely<Database>): EventRepository {
   return {
     async insertMany(rows) {
       if (rows.length > 0) await db.insertInto('events').values(rows).execute();
+    },
+    async appendNumbered(sessionId, rows) {
+      if (rows.length === 0) return [];
+      return db.transaction().execute(async (tx) => {
+        await sql`select pg_advisory_xact_lock(hashtext(${`events/${sessionId}`}))`.execute(tx);
+        const r = await tx.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).where('session_id', '=', sessionId).executeTakeFirst();
+        let seq = Number(r?.m ?? 0);
+        const numbered = rows.map((row) => ({ ...row, seq: ++seq }));
+        for (let i = 0; i < numbered.length; i += 500) await tx.insertInto('events').values(numbered.slice(i, i + 500)).execute();
+        return numbered;
+      });
     },
     async maxSeq(sessionId) {
       const r = await db.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).where('session_id', '=', sessionId).executeTakeFirst();

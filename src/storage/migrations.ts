@@ -147,6 +147,34 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('transcript_entries_session').on('transcript_entries').columns(['session_id']).execute();
     },
   },
+  '0005_session_leases': {
+    async up(db: Kysely<any>) {
+      // Which replica runs a session: renewed by its heartbeat, taken over once expired.
+      await db.schema
+        .createTable('session_leases')
+        .addColumn('session_id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('replica_id', 'varchar(36)', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('session_leases_replica').on('session_leases').columns(['replica_id']).execute();
+    },
+  },
+  '0006_session_search_trigrams': {
+    async up(db: Kysely<any>) {
+      // PostgreSQL only, and only where pg_trgm can be had: the list's text search (`q`) then uses
+      // trigram indexes instead of reading every session of the user. Elsewhere it scans, correctly.
+      const pgVersion = await sql<{ v: string }>`select version() as v`.execute(db).catch(() => null);
+      if (!pgVersion || !/PostgreSQL/i.test(pgVersion.rows[0]?.v ?? '')) return;
+      const can = await sql<{ ok: boolean }>`
+        select exists (select 1 from pg_extension where extname = 'pg_trgm')
+            or (exists (select 1 from pg_available_extensions where name = 'pg_trgm')
+                and (select rolsuper from pg_roles where rolname = current_user)) as ok`.execute(db);
+      if (!can.rows[0]?.ok) return;
+      await sql`create extension if not exists pg_trgm`.execute(db);
+      await sql`create index sessions_name_trgm on sessions using gin (lower(coalesce(session_name, '')) gin_trgm_ops)`.execute(db);
+      await sql`create index sessions_prompt_trgm on sessions using gin (lower(coalesce(first_prompt, '')) gin_trgm_ops)`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -112,7 +112,15 @@ export interface TranscriptEntriesTable {
   created_at: number;
 }
 
+/** The replica that runs a session, until `expires_at` (the database's clock, ms). */
+export interface SessionLeasesTable {
+  session_id: string;
+  replica_id: string;
+  expires_at: number;
+}
+
 export interface Database {
+  session_leases: SessionLeasesTable;
   transcript_entries: TranscriptEntriesTable;
   api_keys: ApiKeysTable;
   permission_requests: PermissionRequestsTable;

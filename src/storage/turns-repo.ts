@@ -37,6 +37,10 @@ export interface TurnRepository {
   /** Cancels a turn only if it is still queued. */
   cancelQueued(turnId: string, at: number): Promise<boolean>;
   update(turnId: string, patch: Updateable<TurnsTable>): Promise<void>;
+  /** Records the end of a turn that `runnerId` runs; false when it no longer does (taken over). */
+  finish(turnId: string, runnerId: string, patch: Updateable<TurnsTable>): Promise<boolean>;
+  /** Ends a running turn of a dead runner as this runner's; the row, or null if it moved meanwhile. */
+  takeOver(turnId: string, fromRunner: string | null, toRunner: string, patch: Updateable<TurnsTable>): Promise<TurnRow | null>;
   /** The running turn id of each of the given sessions that has one. */
   runningBySession(sessionIds: string[]): Promise<Map<string, string>>;
   /** Sessions that have queued turns. */
@@ -115,6 +119,21 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     },
     async update(turnId, patch) {
       await db.updateTable('turns').set(patch).where('turn_id', '=', turnId).execute();
+    },
+    async finish(turnId, runnerId, patch) {
+      const r = await db.updateTable('turns').set(patch).where('turn_id', '=', turnId).where('status', '=', 'running').where('runner_id', '=', runnerId).executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    async takeOver(turnId, fromRunner, toRunner, patch) {
+      const r = await db
+        .updateTable('turns')
+        .set({ ...patch, runner_id: toRunner })
+        .where('turn_id', '=', turnId)
+        .where('status', '=', 'running')
+        .where((eb) => (fromRunner === null ? eb('runner_id', 'is', null) : eb('runner_id', '=', fromRunner)))
+        .returningAll()
+        .executeTakeFirst();
+      return r ? { ...r, seq: Number(r.seq) } : null;
     },
     async runningBySession(sessionIds) {
       if (sessionIds.length === 0) return new Map();

@@ -19,6 +19,7 @@ import type { Admission } from './admission.js';
 import { presentTurn } from './present.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Approvals } from '../permissions/service.js';
+import type { Cluster, ClusterMessage } from '../cluster/cluster.js';
 
 export type IfBusy = 'reject' | 'queue' | 'interrupt';
 
@@ -47,6 +48,14 @@ export interface TurnEngine {
   resumeWaiting(waiting: Array<{ turnId: string; toolUseId: string }>): Promise<void>;
   /** The turn running in a session now (for the tool-approval hook). */
   currentTurn(sessionId: string): string | undefined;
+  /** Lets the engine react to another replica's message. */
+  onClusterMessage(m: ClusterMessage): void;
+  /** Sessions with something live here (an actor, a process, a turn waiting for approval). */
+  activeSessions(): Set<string>;
+  /** Leases another replica took over: stop what runs here for those sessions. */
+  leasesLost(sessionIds: string[]): void;
+  /** Takes up what dead replicas left: fails their running turns, runs their queued ones. */
+  sweep(): Promise<void>;
   /** Stops taking turns (503); running ones go on. */
   drain(): void;
   /** Waits for running turns up to `graceMs`, then stops them and waits for their rows to be written. */
@@ -71,7 +80,9 @@ export interface TurnEngineDeps {
   /** This server process, recorded on the turns it runs. */
   runnerId: string;
   /** Tool approvals: a deferred tool call waits for its request to be settled. */
-  approvals: Pick<Approvals, 'settled' | 'denyPending' | 'revoke'>;
+  approvals: Pick<Approvals, 'settled' | 'denyPending' | 'revoke' | 'adopt'>;
+  /** The replicas' leases and messages (with SQLite, a cluster of one). */
+  cluster: Cluster;
   /** After a session's first turn wrote its transcript. */
   onStarted?(session: SessionRow): Promise<void>;
 }
@@ -116,7 +127,12 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
    * the CLI: the pending request is denied, the CLI reports the denial to the model (which
    * keeps the transcript whole), and the turn ends interrupted.
    */
-  async function interruptTurn(sessionId: string, turnId: string, why: string) {
+  async function interruptTurn(sessionId: string, turnId: string, why: string, runnerId?: string | null) {
+    if (runnerId && runnerId !== d.runnerId) {
+      // Running on another replica: that one stops it.
+      d.cluster.publish({ k: 'interrupt', s: sessionId, t: turnId });
+      return;
+    }
     interruptedWhileWaiting.add(turnId);
     const denied = await d.approvals.denyPending(sessionId, 'interrupt');
     if (denied === 0 && waitingApproval.get(sessionId) !== turnId && !(await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: why }))) {
@@ -144,11 +160,50 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     if (v <= 0) activeByUser.delete(userId);
     else activeByUser.set(userId, v);
   };
+  /**
+   * Turns this replica counts against its bounds: queued here (MAX_QUEUED_TURNS) and running
+   * or waiting here (the per-user cap). A turn queued here for a session another replica holds
+   * is counted by the replica that runs it, once it runs.
+   */
+  const tracked = new Map<string, { userId: string; queued: boolean }>();
+  function track(turnId: string, userId: string, isQueued: boolean) {
+    if (tracked.has(turnId)) return;
+    tracked.set(turnId, { userId, queued: isQueued });
+    bump(userId, 1);
+    if (isQueued) queued++;
+  }
+  function started(turnId: string, userId: string) {
+    const t = tracked.get(turnId);
+    if (!t) return track(turnId, userId, false);
+    if (t.queued) {
+      t.queued = false;
+      queued--;
+    }
+  }
+  function untrack(turnId: string) {
+    const t = tracked.get(turnId);
+    if (!t) return;
+    tracked.delete(turnId);
+    if (t.queued) queued--;
+    bump(t.userId, -1);
+  }
+
+  /** Reads a turn and answers its waiters if it has ended. */
+  async function recheck(turnId: string) {
+    const row = await turns.get(turnId);
+    if (row && ['succeeded', 'failed', 'interrupted', 'cancelled'].includes(row.status)) settle(row);
+  }
 
   function settle(row: TurnRow) {
     const ws = waiters.get(row.turn_id);
     waiters.delete(row.turn_id);
     for (const w of ws ?? []) w(row);
+  }
+
+  /** The turn's end, told to waiters here and on the other replicas. */
+  function ended(row: TurnRow) {
+    settle(row);
+    d.cluster.publish({ k: 'finished', s: row.session_id, t: row.turn_id });
   }
 
   async function announceEnd(row: TurnRow) {
@@ -169,12 +224,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       const at = monotonicNow();
       const failed: TurnRow = { ...turn, status: 'failed', started_at: startedAt, finished_at: at, duration_ms: at - startedAt, error_code: 'INTERNAL', error_message: 'the server could not record this turn' };
       try {
-        await turns.update(turn.turn_id, { status: 'failed', finished_at: at, duration_ms: failed.duration_ms, error_code: 'INTERNAL', error_message: failed.error_message });
-        await announceEnd(failed);
+        if (await turns.finish(turn.turn_id, d.runnerId, { status: 'failed', finished_at: at, duration_ms: failed.duration_ms, error_code: 'INTERNAL', error_message: failed.error_message })) await announceEnd(failed);
       } catch (err2) {
         log.error({ err: err2, turn_id: turn.turn_id }, 'could not record a failed turn');
       }
-      settle(failed);
+      ended((await turns.get(turn.turn_id).catch(() => undefined)) ?? failed);
     }
   }
 
@@ -206,7 +260,9 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           firstEvent = Date.now();
           metrics.firstEvent((firstEvent - startedAt) / 1000);
         }
-        return events.append(turn.session_id, turn.turn_id, 'message', m);
+        // Not awaited: the log keeps the session's events in order, and the CLI's output keeps flowing.
+        const e = events.append(turn.session_id, turn.turn_id, 'message', m);
+        if (e instanceof Promise) e.catch((err: unknown) => log.error({ err, turn_id: turn.turn_id }, 'could not log an event'));
       },
     };
     const failure = (err: unknown): TurnOutcome => {
@@ -286,7 +342,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       input_tokens: outcome.inputTokens,
       output_tokens: outcome.outputTokens,
     };
-    await turns.update(turn.turn_id, {
+    // The turn no longer counts against the bounds once its outcome is known, before it is
+    // visible as ended: a client that saw it end may start the next one at once.
+    untrack(turn.turn_id);
+    slot.release();
+    const recorded = await turns.finish(turn.turn_id, d.runnerId, {
       status: done.status,
       result: done.result,
       error_code: done.error_code,
@@ -297,12 +357,20 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       input_tokens: done.input_tokens,
       output_tokens: done.output_tokens,
     });
+    if (!recorded) {
+      // Another replica took the session over (this one lost its lease): its record stands, and
+      // this process's view of the conversation is stale.
+      log.warn({ turn_id: turn.turn_id, session_id: session.session_id }, 'turn ended after another replica took its session over');
+      runner.release(session.session_id);
+      ended((await turns.get(turn.turn_id)) ?? done);
+      return;
+    }
     const startedNow = !session.started && (await d.transcriptExists(session));
     await sessions.addTurn(session.session_id, { at: finished, costUsd: outcome.costUsd, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens, started: startedNow });
     if (startedNow) await d.onStarted?.(session);
     metrics.turnFinished(done.status, (done.duration_ms ?? 0) / 1000);
     await announceEnd(done);
-    settle(done);
+    ended(done);
   }
 
   async function loop(sessionId: string, actor: Actor, first?: Claimed) {
@@ -311,7 +379,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       try {
         await runClaimed(first.turn, Number(first.turn.started_at), slot, first.session, first.waitingFor);
       } finally {
-        bump(first.turn.user_id, -1);
+        untrack(first.turn.turn_id);
         slot.release();
       }
     }
@@ -321,6 +389,12 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       const next = await turns.nextQueued(sessionId);
       if (!next) {
         if (actor.again) continue;
+        return;
+      }
+      if (!(await d.cluster.acquire(sessionId))) {
+        // Another replica runs this session: it takes its queued turns, and what this one kept
+        // warm for it is out of date.
+        runner.release(sessionId);
         return;
       }
       const slot = holdSlot(next.user_id, await admission.acquire(next.user_id));
@@ -342,11 +416,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           }
           continue;
         }
-        queued--;
+        started(next.turn_id, next.user_id);
         try {
           await runClaimed(next, startedAt, slot);
         } finally {
-          bump(next.user_id, -1);
+          untrack(next.turn_id);
         }
       } finally {
         slot.release();
@@ -368,6 +442,19 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         if (actors.get(sessionId) === actor) actors.delete(sessionId);
         if (actor.again && !draining) kick(sessionId);
       });
+  }
+
+  async function takeUpWaiting(waiting: Array<{ turnId: string; toolUseId: string }>) {
+    for (const w of waiting) {
+      const turn = await turns.get(w.turnId);
+      if (!turn || turn.status !== 'running' || actors.has(turn.session_id)) continue;
+      const session = await sessions.get(turn.session_id);
+      if (!session || !(await d.cluster.acquire(turn.session_id))) continue;
+      // Taken up here: this replica records its end.
+      await turns.update(turn.turn_id, { runner_id: d.runnerId });
+      track(turn.turn_id, turn.user_id, false);
+      kick(turn.session_id, { turn: { ...turn, runner_id: d.runnerId }, session, release: null, waitingFor: w.toolUseId });
+    }
   }
 
   return {
@@ -399,9 +486,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         output_tokens: null,
         runner_id: null,
       };
+      // Only the replica holding the session's lease runs it; any other queues the turn for it.
+      const mine = await d.cluster.acquire(session.session_id);
       // Fast path: an idle session and a free slot. The turn is written as running (the database
       // refuses it if another one runs) and its prompt reaches the CLI without more round trips.
-      if (!actors.has(session.session_id)) {
+      if (mine && !actors.has(session.session_id)) {
         const release = admission.tryAcquire(session.user_id);
         if (release) {
           let claimed: TurnRow | null = null;
@@ -419,7 +508,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
             return queue({ ...claimed, status: 'queued', started_at: null, runner_id: null });
           }
           if (claimed && !actors.has(session.session_id)) {
-            bump(session.user_id, 1);
+            track(claimed.turn_id, session.user_id, false);
             metrics.turnQueued();
             kick(session.session_id, { turn: claimed, session, release });
             return claimed;
@@ -441,46 +530,45 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       const earlier = await turns.unfinishedBefore(session.session_id, row.seq);
       // Refused only if it is still queued: had the earlier turn just ended, it may be running now.
       if (earlier.length > 0 && input.ifBusy === 'reject' && (await turns.removeQueued(row.turn_id))) throw busy(session.session_id);
-      queued++;
-      bump(session.user_id, 1);
+      if (mine) track(row.turn_id, session.user_id, true);
       metrics.turnQueued();
       await sessions.update(session.session_id, { last_active: now });
       await events.append(session.session_id, row.turn_id, 'turn', presentTurn(row));
       const runningTurn = earlier.find((t) => t.status === 'running');
-      if (input.ifBusy === 'interrupt' && runningTurn) await interruptTurn(session.session_id, runningTurn.turn_id, 'interrupted by a newer turn (if_busy: interrupt)');
-      kick(session.session_id);
+      if (input.ifBusy === 'interrupt' && runningTurn) await interruptTurn(session.session_id, runningTurn.turn_id, 'interrupted by a newer turn (if_busy: interrupt)', runningTurn.runner_id);
+      if (mine) kick(session.session_id);
+      else d.cluster.publish({ k: 'queued', s: session.session_id });
       return row;
       }
     },
 
     waitFor(turnId) {
       return new Promise<TurnRow>((resolve, reject) => {
+        let poll: NodeJS.Timeout | undefined;
         const list = waiters.get(turnId) ?? [];
-        list.push(resolve);
+        list.push((row) => {
+          clearInterval(poll);
+          resolve(row);
+        });
         waiters.set(turnId, list);
         // It may have finished before we started waiting.
-        turns
-          .get(turnId)
-          .then((row) => {
-            if (row && ['succeeded', 'failed', 'interrupted', 'cancelled'].includes(row.status)) settle(row);
-          })
-          .catch(reject);
+        recheck(turnId).catch((err: unknown) => {
+          clearInterval(poll);
+          reject(err);
+        });
+        // Run by another replica: its end is notified; a look now and then covers a lost notice.
+        if (d.cluster.shared) poll = setInterval(() => void recheck(turnId).catch(() => {}), 1_000);
       });
     },
 
     async interrupt(sessionId) {
-      const running = (await turns.runningBySession([sessionId])).get(sessionId);
+      const runningId = (await turns.runningBySession([sessionId])).get(sessionId);
+      const running = runningId ? await turns.get(runningId) : undefined;
       if (!running) return null;
       // Interrupting denies what is pending (a tool call deferred for approval is then reported
-      // to the model as denied, and the turn ends interrupted).
-      // A turn whose tool call is deferred is not stopped in the CLI: the denial is, and the
-      // CLI reports it to the model, which keeps the transcript whole.
-      interruptedWhileWaiting.add(running);
-      const denied = await d.approvals.denyPending(sessionId, 'interrupt');
-      if (denied === 0 && waitingApproval.get(sessionId) !== running && !(await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: 'interrupted by a client' }))) {
-        stopBeforeStart.add(running);
-      }
-      return (await turns.get(running)) ?? null;
+      // to the model as denied, and the turn ends interrupted); on another replica, that one does.
+      await interruptTurn(sessionId, running.turn_id, 'interrupted by a client', running.runner_id);
+      return (await turns.get(running.turn_id)) ?? null;
     },
 
     async cancel(turn) {
@@ -491,12 +579,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         const now = await turns.get(turn.turn_id);
         throw new AppError('TURN_NOT_CANCELLABLE', `turn ${turn.turn_id} is ${now?.status ?? 'gone'} and can no longer be cancelled`);
       }
-      queued--;
-      bump(turn.user_id, -1);
+      untrack(turn.turn_id);
       const row = (await turns.get(turn.turn_id))!;
       metrics.turnFinished('cancelled', 0);
       await announceEnd(row);
-      settle(row);
+      ended(row);
       return row;
     },
 
@@ -506,30 +593,77 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
 
     release(sessionId) {
       runner.release(sessionId);
+      d.cluster.release(sessionId).catch((err: unknown) => log.warn({ err, session_id: sessionId }, 'could not release a lease'));
     },
 
     async resumeQueued() {
       for (const sessionId of await turns.sessionsWithQueued()) {
+        // Another live replica's session: that one runs (and counts) its queued turns.
+        if (!(await d.cluster.acquire(sessionId))) continue;
         const rows = await turns.listBySession(sessionId, { status: 'queued', limit: 10_000 });
-        queued += rows.length;
-        for (const r of rows) bump(r.user_id, 1);
+        for (const r of rows) track(r.turn_id, r.user_id, true);
         kick(sessionId);
       }
     },
 
-    async resumeWaiting(waiting) {
-      for (const w of waiting) {
-        const turn = await turns.get(w.turnId);
-        if (!turn || turn.status !== 'running' || actors.has(turn.session_id)) continue;
-        const session = await sessions.get(turn.session_id);
-        if (!session) continue;
-        bump(turn.user_id, 1);
-        kick(turn.session_id, { turn, session, release: null, waitingFor: w.toolUseId });
-      }
-    },
+    resumeWaiting: takeUpWaiting,
 
     currentTurn(sessionId) {
       return current.get(sessionId);
+    },
+
+    onClusterMessage(m) {
+      if (m.k === 'queued' && d.cluster.holds(m.s) && !draining) kick(m.s);
+      else if (m.k === 'finished') {
+        // Queued here, run elsewhere: it no longer counts against this replica's bounds.
+        untrack(m.t);
+        if (waiters.has(m.t)) void recheck(m.t).catch(() => {});
+      }
+      else if (m.k === 'interrupt' && (actors.has(m.s) || current.get(m.s) === m.t)) {
+        void interruptTurn(m.s, m.t, 'interrupted by a client (through another replica)').catch((err: unknown) => log.error({ err, turn_id: m.t }, 'could not interrupt a turn'));
+      }
+    },
+
+    activeSessions() {
+      return new Set([...actors.keys(), ...waitingApproval.keys(), ...runner.liveSessions()]);
+    },
+
+    leasesLost(ids) {
+      for (const id of ids) {
+        runner.release(id);
+        // A turn still running here is another replica's business now: stop it.
+        const t = current.get(id);
+        if (t) void runner.interrupt(id, { code: 'REPLICA_LOST', message: 'another replica took this session over' });
+      }
+    },
+
+    async sweep() {
+      if (draining) return;
+      for (const t of await d.cluster.abandonedRunning(50)) {
+        if (actors.has(t.session_id) || !(await d.cluster.acquire(t.session_id))) continue;
+        const pending = (await d.approvals.adopt(t.session_id)).filter((p) => p.turn_id === t.turn_id);
+        if (pending.length > 0) {
+          // Waiting for a person: the transcript holds the deferred call, so the turn goes on here.
+          log.warn({ turn_id: t.turn_id, from: t.runner_id }, 'taking up a turn that waits for approval from a replica that is gone');
+          await takeUpWaiting([{ turnId: t.turn_id, toolUseId: pending[0]!.tool_use_id }]);
+          continue;
+        }
+        const at = monotonicNow();
+        const failed = await turns.takeOver(t.turn_id, t.runner_id, d.runnerId, {
+          status: 'failed',
+          finished_at: at,
+          duration_ms: t.started_at === null ? null : at - Number(t.started_at),
+          error_code: 'REPLICA_LOST',
+          error_message: 'the replica running this turn stopped answering; its lease expired and another replica took the session over',
+        });
+        if (!failed) continue;
+        log.warn({ turn_id: t.turn_id, session_id: t.session_id, from: t.runner_id }, 'failed a turn of a replica that is gone');
+        metrics.turnFinished('failed', 0);
+        await announceEnd(failed);
+        ended(failed);
+        kick(t.session_id);
+      }
+      for (const id of await d.cluster.queuedUnowned(100)) if (!actors.has(id)) kick(id);
     },
 
     drain() {

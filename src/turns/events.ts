@@ -29,8 +29,18 @@ export interface EventLog {
   append(sessionId: string, turnId: string | null, type: EventType, data: unknown): SessionEvent | Promise<SessionEvent>;
   /** Events after `afterSeq` (of one turn, when given), oldest first: written or not yet. */
   after(sessionId: string, afterSeq: number, opts?: { turnId?: string | undefined; limit?: number }): Promise<SessionEvent[]>;
-  /** Live events of a session; returns the unsubscribe function. */
-  subscribe(sessionId: string, fn: (e: SessionEvent) => void): () => void;
+  /**
+   * Live events of a session; returns the unsubscribe function. `null` means "events were
+   * stored elsewhere (another replica): read them with `after()`".
+   */
+  subscribe(sessionId: string, fn: (e: SessionEvent | null) => void): () => void;
+  /** Tells the session's live subscribers that another replica stored events. */
+  poke(sessionId: string): void;
+  /**
+   * True when live events arrive complete and in order (one writer per log), so a subscriber
+   * may send them as they come; false when it must read them back in order with `after()`.
+   */
+  readonly direct: boolean;
   /** Writes everything still in memory (before the database closes). */
   flush(): Promise<void>;
   /** Forgets a session's numbering (another writer may have appended since): it is read again. */
@@ -133,6 +143,10 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
       for (const e of mem) bySeq.set(e.seq, e);
       return [...bySeq.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
     },
+    poke(sessionId) {
+      bus.emit(sessionId, null);
+    },
+    direct: true,
     subscribe(sessionId, fn) {
       bus.on(sessionId, fn);
       subscribers++;
@@ -150,6 +164,84 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
     },
     async flush() {
       await Promise.all([...streams.values()].map((s) => s.writing));
+    },
+    get subscribers() {
+      return subscribers;
+    },
+  };
+}
+
+/**
+ * The event log shared by several replicas (PostgreSQL): an event is numbered where it is
+ * written, in a transaction holding the session's lock, then announced here and to the other
+ * replicas. Appends to one session are written in order, several at a time: while one write is
+ * in flight the next ones gather, so a burst costs a few transactions, not one each.
+ */
+export function createSharedEventLog(repo: EventRepository, notify: (sessionId: string) => void, log?: FastifyBaseLogger): EventLog {
+  const bus = new EventEmitter();
+  bus.setMaxListeners(0);
+  interface Pending {
+    row: Omit<EventRow, 'seq'>;
+    resolve: (e: SessionEvent) => void;
+    reject: (err: unknown) => void;
+  }
+  const queues = new Map<string, { pending: Pending[]; writing: Promise<void> }>();
+  let subscribers = 0;
+
+  async function drain(sessionId: string, q: { pending: Pending[] }): Promise<void> {
+    while (q.pending.length > 0) {
+      const batch = q.pending.splice(0, BATCH);
+      try {
+        const rows = await repo.appendNumbered(sessionId, batch.map((b) => b.row));
+        const events = rows.map(toEvent);
+        events.forEach((e, i) => {
+          bus.emit(sessionId, e);
+          batch[i]!.resolve(e);
+        });
+        notify(sessionId);
+      } catch (err) {
+        log?.error({ err, session_id: sessionId, events: batch.length }, 'could not store events');
+        for (const b of batch) b.reject(err);
+      }
+    }
+    queues.delete(sessionId);
+  }
+
+  return {
+    direct: false,
+    append(sessionId, turnId, type, data) {
+      return new Promise<SessionEvent>((resolve, reject) => {
+        const row = { session_id: sessionId, turn_id: turnId, type, data: JSON.stringify(data ?? null), created_at: Date.now() };
+        const q = queues.get(sessionId);
+        if (q) {
+          q.pending.push({ row, resolve, reject });
+          return;
+        }
+        const fresh = { pending: [{ row, resolve, reject }], writing: Promise.resolve() };
+        queues.set(sessionId, fresh);
+        fresh.writing = drain(sessionId, fresh);
+      });
+    },
+    async after(sessionId, afterSeq, opts = {}) {
+      return (await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 })).map(toEvent);
+    },
+    subscribe(sessionId, fn) {
+      bus.on(sessionId, fn);
+      subscribers++;
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        subscribers--;
+        bus.off(sessionId, fn);
+      };
+    },
+    poke(sessionId) {
+      bus.emit(sessionId, null);
+    },
+    forget() {},
+    async flush() {
+      await Promise.all([...queues.values()].map((q) => q.writing));
     },
     get subscribers() {
       return subscribers;

@@ -109,6 +109,12 @@ export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOpt
 
   // Subscribe first, then replay: anything announced meanwhile is caught by the re-check.
   const unsubscribe = o.events.subscribe(o.sessionId, (e) => {
+    // Several writers (replicas): events are read back in order rather than sent as they come.
+    if (!e || !o.events.direct) {
+      if (paused) dirty = true;
+      else void pump();
+      return;
+    }
     if (o.turnId && e.turn_id !== o.turnId) return;
     if (paused || pumping) {
       dirty = true;

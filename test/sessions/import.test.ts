@@ -1,30 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliBinaryPath } from '../../src/claude/paths.js';
-import { call, offlineModel, startApp, type TestApp } from '../helper.js';
-
-/** Runs the Claude Code binary itself, as a person would from a terminal in `cwd`. */
-async function terminalSession(t: TestApp, cwd: string, prompt: string): Promise<string> {
-  const id = randomUUID();
-  const model = await offlineModel();
-  fs.mkdirSync(cwd, { recursive: true });
-  await promisify(execFile)(cliBinaryPath(), ['-p', prompt, '--session-id', id, '--permission-mode', 'default'], {
-    cwd,
-    timeout: 60_000,
-    env: {
-      ...process.env,
-      CLAUDE_CONFIG_DIR: t.config.claudeConfigDir,
-      ANTHROPIC_BASE_URL: model.url,
-      ANTHROPIC_API_KEY: 'offline-model',
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    },
-  });
-  return id;
-}
+import { call, startApp, terminalSession, type TestApp } from '../helper.js';
 
 describe('import of sessions started from a terminal', () => {
   let t: TestApp;

@@ -1,0 +1,228 @@
+/**
+ * @module cluster/cluster
+ * Several replicas over one PostgreSQL, with nothing else shared. A session is run by the
+ * replica holding its lease (a row in `session_leases`, renewed by that replica's heartbeat and
+ * free for the taking once expired, by the database's clock); replicas tell each other what
+ * happened through LISTEN/NOTIFY on one channel. Notifications only wake replicas up: every
+ * decision is read back from the database, and a periodic sweep covers any notification lost
+ * to a dropped connection.
+ *
+ * With SQLite there is one replica: `createLocalCluster` holds every lease and sends nothing.
+ */
+import pg from 'pg';
+import type { FastifyBaseLogger } from 'fastify';
+import type { LeaseRepository } from '../storage/leases-repo.js';
+import type { TurnRow } from '../storage/turns-repo.js';
+
+/** What one replica tells the others (a NOTIFY payload, well under its 8000-byte limit). */
+export type ClusterMessage =
+  /** A turn was queued on a session this replica may hold: its actor should look. */
+  | { k: 'queued'; s: string }
+  /** Stop turn `t` of session `s` (sent to the replica running it). */
+  | { k: 'interrupt'; s: string; t: string }
+  /** New events of session `s` are stored: live subscribers read them. */
+  | { k: 'events'; s: string }
+  /** The permission request for tool call `tu` of session `s` was decided. */
+  | { k: 'settled'; s: string; tu: string }
+  /** Turn `t` of session `s` ended (or was cancelled): whoever waits for it reads it. */
+  | { k: 'finished'; s: string; t: string };
+
+/** What the cluster asks of the rest of the server at each heartbeat. */
+export interface ClusterHooks {
+  /** Sessions with something live here (an actor, a warm process): their leases are kept. */
+  active(): Set<string>;
+  /** Leases another replica took: what runs or stays warm here for them must stop. */
+  lost(sessionIds: string[]): void;
+  /** After the heartbeat: take up what dead replicas left (their running and queued turns). */
+  sweep(): Promise<void>;
+}
+
+export interface Cluster {
+  readonly replicaId: string;
+  /** True when other replicas may share the database (PostgreSQL). */
+  readonly shared: boolean;
+  readonly leaseMs: number;
+  /** Takes or renews the lease of a session; true when this replica holds it now. */
+  acquire(sessionId: string): Promise<boolean>;
+  /** Whether this replica believes it holds the lease (no round trip). */
+  holds(sessionId: string): boolean;
+  /** Lets a session's lease go at once (the session was deleted). */
+  release(sessionId: string): Promise<void>;
+  /** Takes over every lease still held under `replicaId` (this data folder's previous process). */
+  inherit(replicaId: string): Promise<void>;
+  /** Running turns of other replicas whose lease expired (their replica died). */
+  abandonedRunning(limit: number): Promise<TurnRow[]>;
+  /** Sessions with queued turns that no other live replica holds. */
+  queuedUnowned(limit: number): Promise<string[]>;
+  /** Sends a message to the other replicas (not to this one); errors are logged, not thrown. */
+  publish(m: ClusterMessage): void;
+  /** Receives the other replicas' messages. */
+  onMessage(fn: (m: ClusterMessage) => void): void;
+  start(hooks: ClusterHooks): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const CHANNEL = 'css_cluster';
+
+/** One replica: every lease is this one's, nothing is sent. */
+export function createLocalCluster(replicaId: string): Cluster {
+  return {
+    replicaId,
+    shared: false,
+    leaseMs: 0,
+    acquire: async () => true,
+    holds: () => true,
+    release: async () => {},
+    inherit: async () => {},
+    abandonedRunning: async () => [],
+    queuedUnowned: async () => [],
+    publish: () => {},
+    onMessage: () => {},
+    start: async () => {},
+    stop: async () => {},
+  };
+}
+
+export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: string; replicaId: string; leaseMs: number; log: FastifyBaseLogger }): Cluster {
+  const { leases, replicaId, leaseMs, log } = o;
+  /** Leases this replica holds: when each was last renewed, and last asked for. */
+  const held = new Map<string, { renewedAt: number; usedAt: number }>();
+  const handlers: Array<(m: ClusterMessage) => void> = [];
+  let listener: pg.Client | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  let hooks: ClusterHooks | null = null;
+  let beating: Promise<void> | null = null;
+
+  async function listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: o.databaseUrl });
+    client.on('notification', (n) => {
+      if (n.channel !== CHANNEL || !n.payload) return;
+      let m: (ClusterMessage & { from?: string }) | null = null;
+      try {
+        m = JSON.parse(n.payload) as ClusterMessage & { from?: string };
+      } catch {
+        return;
+      }
+      if (m.from === replicaId) return;
+      for (const h of handlers) {
+        try {
+          h(m);
+        } catch (err) {
+          log.error({ err }, 'cluster message handler failed');
+        }
+      }
+    });
+    client.on('error', (err) => {
+      log.warn({ err }, 'cluster listener connection lost; reconnecting');
+      if (listener === client) listener = null;
+      client.end().catch(() => {});
+      if (!stopped) setTimeout(() => void listen().catch((e) => log.error({ err: e }, 'cluster listener could not reconnect')), 500).unref();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${CHANNEL}`);
+    listener = client;
+  }
+
+  async function heartbeat(): Promise<void> {
+    if (!hooks) return;
+    const mine = [...held.keys()];
+    if (mine.length > 0) {
+      const before = Date.now();
+      const kept = new Set(await leases.renew(replicaId, mine, leaseMs));
+      for (const id of kept) {
+        const h = held.get(id);
+        if (h) h.renewedAt = before;
+      }
+      const lost = mine.filter((id) => !kept.has(id));
+      for (const id of lost) held.delete(id);
+      if (lost.length > 0) {
+        log.warn({ sessions: lost.length }, 'leases taken over by another replica');
+        hooks.lost(lost);
+      }
+      // Leases of sessions with nothing live here any more go back (not one taken a moment ago).
+      const active = hooks.active();
+      const idle = [...held.entries()].filter(([id, h]) => !active.has(id) && Date.now() - h.usedAt > leaseMs / 3).map(([id]) => id);
+      if (idle.length > 0) {
+        for (const id of idle) held.delete(id);
+        await leases.release(replicaId, idle);
+      }
+    }
+    await hooks.sweep();
+  }
+
+  const cluster: Cluster = {
+    replicaId,
+    shared: true,
+    leaseMs,
+
+    async acquire(sessionId) {
+      const now = Date.now();
+      const h = held.get(sessionId);
+      // Renewed a moment ago (well within the lease): no round trip.
+      if (h && now - h.renewedAt < leaseMs / 3) {
+        h.usedAt = now;
+        return true;
+      }
+      const ok = await leases.acquire(sessionId, replicaId, leaseMs);
+      if (ok) held.set(sessionId, { renewedAt: now, usedAt: now });
+      else held.delete(sessionId);
+      return ok;
+    },
+
+    abandonedRunning: (limit) => leases.abandonedRunning(replicaId, limit),
+    queuedUnowned: (limit) => leases.queuedUnowned(replicaId, limit),
+
+    holds(sessionId) {
+      return held.has(sessionId);
+    },
+
+    async release(sessionId) {
+      held.delete(sessionId);
+      await leases.release(replicaId, [sessionId]);
+    },
+
+    async inherit(previous) {
+      const now = Date.now();
+      for (const id of await leases.transfer(previous, replicaId, leaseMs)) held.set(id, { renewedAt: now, usedAt: now });
+    },
+
+    publish(m) {
+      if (stopped) return;
+      leases.notify(CHANNEL, JSON.stringify({ ...m, from: replicaId })).catch((err) => log.warn({ err, kind: m.k }, 'could not notify the other replicas'));
+    },
+
+    onMessage(fn) {
+      handlers.push(fn);
+    },
+
+    async start(h) {
+      hooks = h;
+      await listen();
+      const every = Math.max(100, Math.floor(leaseMs / 3));
+      timer = setInterval(() => {
+        if (beating) return;
+        beating = heartbeat()
+          .catch((err) => log.error({ err }, 'cluster heartbeat failed'))
+          .finally(() => {
+            beating = null;
+          });
+      }, every);
+      timer.unref();
+    },
+
+    async stop() {
+      stopped = true;
+      if (timer) clearInterval(timer);
+      await beating;
+      // Leases go back at once: another replica can take the sessions up without waiting.
+      const mine = [...held.keys()];
+      held.clear();
+      await leases.release(replicaId, mine).catch(() => {});
+      const l = listener;
+      listener = null;
+      await l?.end().catch(() => {});
+    },
+  };
+  return cluster;
+}

@@ -1,0 +1,87 @@
+/**
+ * @module storage/leases-repo
+ * Session leases (PostgreSQL only): which replica runs a session, until when. Times are the
+ * database's clock, so replicas with skewed clocks still agree on who holds what.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './schema.js';
+import type { TurnRow } from './turns-repo.js';
+
+/** The database's clock in ms. */
+const dbNow = sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+
+export interface LeaseRepository {
+  /** Takes a free or expired lease, or renews one's own; true when `replicaId` holds it now. */
+  acquire(sessionId: string, replicaId: string, leaseMs: number): Promise<boolean>;
+  /** Renews the given leases of a replica; returns those it still held. */
+  renew(replicaId: string, sessionIds: string[], leaseMs: number): Promise<string[]>;
+  release(replicaId: string, sessionIds: string[]): Promise<void>;
+  /** Moves every lease of `from` to `to`, renewed; returns the sessions. */
+  transfer(from: string, to: string, leaseMs: number): Promise<string[]>;
+  /** Running turns of other runners whose session has no live lease: their replica died. */
+  abandonedRunning(runnerId: string, limit: number): Promise<TurnRow[]>;
+  /** Sessions with queued turns whose lease is free, expired or `runnerId`'s own. */
+  queuedUnowned(runnerId: string, limit: number): Promise<string[]>;
+  /** Announces to every listening replica (NOTIFY). */
+  notify(channel: string, payload: string): Promise<void>;
+}
+
+export function createLeaseRepository(db: Kysely<Database>): LeaseRepository {
+  return {
+    async acquire(sessionId, replicaId, leaseMs) {
+      const r = await sql<{ replica_id: string }>`
+        insert into session_leases (session_id, replica_id, expires_at)
+        values (${sessionId}, ${replicaId}, ${dbNow} + ${leaseMs})
+        on conflict (session_id) do update set replica_id = excluded.replica_id, expires_at = excluded.expires_at
+        where session_leases.replica_id = excluded.replica_id or session_leases.expires_at < ${dbNow}
+        returning replica_id`.execute(db);
+      return r.rows.length === 1;
+    },
+    async renew(replicaId, sessionIds, leaseMs) {
+      if (sessionIds.length === 0) return [];
+      const rows = await db
+        .updateTable('session_leases')
+        .set({ expires_at: sql<number>`${dbNow} + ${leaseMs}` })
+        .where('replica_id', '=', replicaId)
+        .where('session_id', 'in', sessionIds)
+        .returning('session_id')
+        .execute();
+      return rows.map((r) => r.session_id);
+    },
+    async release(replicaId, sessionIds) {
+      if (sessionIds.length === 0) return;
+      await db.deleteFrom('session_leases').where('replica_id', '=', replicaId).where('session_id', 'in', sessionIds).execute();
+    },
+    async transfer(from, to, leaseMs) {
+      const rows = await db.updateTable('session_leases').set({ replica_id: to, expires_at: sql<number>`${dbNow} + ${leaseMs}` }).where('replica_id', '=', from).returning('session_id').execute();
+      return rows.map((r) => r.session_id);
+    },
+    async abandonedRunning(runnerId, limit) {
+      const rows = await db
+        .selectFrom('turns as t')
+        .leftJoin('session_leases as l', 'l.session_id', 't.session_id')
+        .selectAll('t')
+        .where('t.status', '=', 'running')
+        .where((eb) => eb.or([eb('t.runner_id', 'is', null), eb('t.runner_id', '!=', runnerId)]))
+        .where((eb) => eb.or([eb('l.session_id', 'is', null), eb('l.expires_at', '<', dbNow)]))
+        .limit(limit)
+        .execute();
+      return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+    },
+    async queuedUnowned(runnerId, limit) {
+      const rows = await db
+        .selectFrom('turns as t')
+        .leftJoin('session_leases as l', 'l.session_id', 't.session_id')
+        .select('t.session_id')
+        .distinct()
+        .where('t.status', '=', 'queued')
+        .where((eb) => eb.or([eb('l.session_id', 'is', null), eb('l.expires_at', '<', dbNow), eb('l.replica_id', '=', runnerId)]))
+        .limit(limit)
+        .execute();
+      return rows.map((r) => r.session_id);
+    },
+    async notify(channel, payload) {
+      await sql`select pg_notify(${channel}, ${payload})`.execute(db);
+    },
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * Two replicas over one PostgreSQL, each with its own CLAUDE_CONFIG_DIR (no shared disk) and the
+ * same WORKSPACE_ROOT path, transcripts shared through the database. A session runs on the
+ * replica holding its lease; whatever the other replica receives (turns, streams, interrupts,
+ * decisions) reaches it through the database.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, cliProcesses, dbEnv, DIALECT, exited, listen, makeDirs, readSse, startApp, startServer, streamedText, terminalSession, waitFor, type TestApp } from '../helper.js';
+
+/** The user prompts of a session's messages (as GET .../messages answers them), in order. */
+function userPrompts(messages: Array<{ type: string; message?: { content?: unknown } }>): string[] {
+  return messages
+    .filter((m) => m.type === 'user')
+    .map((m) => {
+      const c = m.message?.content;
+      return typeof c === 'string' ? c : Array.isArray(c) ? c.filter((b: { type?: string }) => b.type === 'text').map((b: { text?: string }) => b.text ?? '').join('') : '';
+    })
+    .filter((t) => t && !t.trimStart().startsWith('<system-reminder>'));
+}
+
+async function leaseRows(url: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return Number((await c.query('select count(*) as n from session_leases')).rows[0].n);
+  } finally {
+    await c.end();
+  }
+}
+
+if (DIALECT !== 'postgres') {
+  describe(`one replica (${DIALECT})`, () => {
+    it('with SQLite the one process runs every session: no lease is written', async () => {
+      const t = await startApp();
+      try {
+        const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
+        expect(s.turn.status).toBe('succeeded');
+        const { sql } = await import('kysely');
+        const n = await sql<{ n: number }>`select count(*) as n from session_leases`.execute(t.app.internals.storage.db);
+        expect(Number(n.rows[0]!.n)).toBe(0);
+      } finally {
+        await t.close();
+      }
+    });
+  });
+} else {
+  describe('two replicas over one PostgreSQL', () => {
+    let A: TestApp;
+    let B: TestApp;
+    let baseB = '';
+    let blue = '';
+    beforeAll(async () => {
+      const a = makeDirs();
+      const b = makeDirs();
+      const env = { ...(await dbEnv(a)), TRANSCRIPT_STORE: 'database', REPLICA_LEASE_MS: '2000' };
+      A = await startApp({ dirs: a, env });
+      B = await startApp({ dirs: { ...b, workspace: a.workspace }, env });
+      await listen(A.app);
+      baseB = await listen(B.app);
+      const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+      expect(s.turn.status).toBe('succeeded');
+      blue = s.session_id;
+    });
+    afterAll(async () => {
+      await A?.close().catch(() => {});
+      await B?.close().catch(() => {});
+    });
+
+    it('10 queued turns sent alternately to A and B: all 10 kept, in order', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const r = await call(i % 2 ? B.app : A.app, 'POST', `/v1/sessions/${blue}/turns?wait=false`, { prompt: `[[slow:50]] step ${i}`, if_busy: 'queue' });
+        expect(r.status).toBe(202);
+        ids.push(r.body.turn_id);
+      }
+      const ended = await waitFor(async () => {
+        const rows = await Promise.all(ids.map(async (id) => (await call(B.app, 'GET', `/v1/sessions/${blue}/turns/${id}`)).body));
+        return rows.every((t) => t.status === 'succeeded') ? rows : null;
+      }, 60_000, 200);
+      expect(ended).toBeTruthy();
+      // Read on B from the shared transcript: every prompt once, in the order they were sent.
+      const msgs = (await call(B.app, 'GET', `/v1/sessions/${blue}/messages?limit=500`)).body.messages;
+      const steps = userPrompts(msgs).filter((p) => /step \d/.test(p));
+      expect(steps).toEqual(ids.map((_, i) => `[[slow:50]] step ${i}`));
+    });
+
+    it('SSE on B follows, live, a turn running on A; and replays after Last-Event-ID', async () => {
+      const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
+      const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] tell me about streams' })).body;
+      let statusAtFirstMessage: Promise<string> | null = null;
+      const live = await readSse(`${baseB}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events`, {
+        until: (evs) => {
+          if (!statusAtFirstMessage && evs.some((e) => e.event === 'message')) {
+            statusAtFirstMessage = call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`).then((r) => r.body.status);
+          }
+          return evs.some((e) => e.event === 'done');
+        },
+      });
+      expect(live.status).toBe(200);
+      // The first message reached B while the turn still ran on A: followed live, not replayed at the end.
+      expect(await statusAtFirstMessage).toBe('running');
+      const evs = live.events.filter((e) => e.event);
+      expect(evs.at(-1)).toMatchObject({ event: 'done', data: { status: 'succeeded' } });
+      expect(streamedText(evs).length).toBeGreaterThan(0);
+      const ids = evs.map((e) => e.id!);
+      expect(ids).toEqual([...ids].sort((x, y) => x - y));
+      expect(new Set(ids).size).toBe(ids.length);
+      // Replay from the middle, on B.
+      const mid = ids[Math.floor(ids.length / 2)]!;
+      const again = await readSse(`${baseB}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events`, {
+        headers: { 'last-event-id': String(mid) },
+        until: (e) => e.some((x) => x.event === 'done'),
+      });
+      expect(again.events.filter((e) => e.event).map((e) => e.id)).toEqual(ids.filter((i) => i > mid));
+    });
+
+    it('an interrupt sent to B stops the turn running on A; the session goes on with its history', async () => {
+      const turn = (await call(A.app, 'POST', `/v1/sessions/${blue}/turns?wait=false`, { prompt: '[[slow:30000]] a long job' })).body;
+      const running = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${blue}/turns/${turn.turn_id}`)).body.status === 'running', 20_000);
+      expect(running).toBe(true);
+      const t0 = Date.now();
+      const r = await call(B.app, 'POST', `/v1/sessions/${blue}/interrupt`);
+      expect(r.status).toBe(202);
+      expect(r.body.turn_id).toBe(turn.turn_id);
+      const stopped = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${blue}/turns/${turn.turn_id}`)).body.status === 'interrupted', 10_000);
+      expect(stopped).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      const next = await call(B.app, 'POST', `/v1/sessions/${blue}/turns`, { prompt: 'What is my favorite color?' });
+      expect(next.status).toBe(200);
+      expect(next.body.result).toMatch(/blue/);
+    });
+
+    it('if_busy reject, interrupt and a cancel sent to B act on the session A runs', async () => {
+      const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is green' })).body;
+      const slow = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:30000]] a long job' })).body;
+      expect(await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${slow.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
+      const refused = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'not now' });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('SESSION_BUSY');
+      // Queued on B behind the slow turn, then cancelled on B: it never runs.
+      const queued = (await call(B.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'never run', if_busy: 'queue' })).body;
+      expect(queued.status).toBe('queued');
+      const cancelled = await call(B.app, 'DELETE', `/v1/sessions/${s.session_id}/turns/${queued.turn_id}`);
+      expect(cancelled.status).toBe(200);
+      expect(cancelled.body.status).toBe('cancelled');
+      // if_busy interrupt on B: A's turn stops, the new one runs (on A) and answers B.
+      const r = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?', if_busy: 'interrupt' });
+      expect(r.status).toBe(200);
+      expect(r.body.result).toMatch(/green/);
+      expect((await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${slow.turn_id}`)).body.status).toBe('interrupted');
+      const list = (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns?limit=50`)).body;
+      expect(list.turns.map((t: { status: string }) => t.status)).toEqual(['succeeded', 'interrupted', 'cancelled', 'succeeded']);
+    });
+
+    it('a tool call on A is approved on B: the call runs and the turn ends', async () => {
+      const s = (await call(A.app, 'POST', '/v1/sessions', { permission_mode: 'default' })).body;
+      const marker = path.join(s.cwd, 'approved-on-b');
+      const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
+      const pending = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/permissions`)).body.requests?.[0], 20_000);
+      expect(pending).toMatchObject({ tool_name: 'Bash', turn_id: turn.turn_id });
+      expect(fs.existsSync(marker)).toBe(false);
+      const decided = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${pending.request_id}`, { behavior: 'allow' });
+      expect(decided.status).toBe(200);
+      const done = await waitFor(async () => {
+        const t = (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body;
+        return t.status === 'succeeded' ? t : null;
+      }, 20_000);
+      expect(done).toBeTruthy();
+      expect(fs.existsSync(marker)).toBe(true);
+    });
+
+    it('a turn waited for on B, run on A, answers B with its result', async () => {
+      const r = await call(B.app, 'POST', `/v1/sessions/${blue}/turns`, { prompt: 'What is my favorite color?' });
+      expect(r.status).toBe(200);
+      expect(r.body.status).toBe('succeeded');
+      expect(r.body.result).toMatch(/blue/);
+    });
+
+    it('a terminal session imported on B is resumed on A', async () => {
+      // (B: the SDK's session functions read CLAUDE_CONFIG_DIR from the process, bound by the app built last.)
+      const id = await terminalSession(B, path.join(B.dirs.workspace, 'term-shared'), 'Remember: my favorite color is purple');
+      const r = await call(B.app, 'POST', '/v1/sessions/import', { project: 'term-shared' });
+      expect(r.body.imported).toBe(1);
+      const turn = await call(A.app, 'POST', `/v1/sessions/${id}/turns`, { prompt: 'What is my favorite color?' });
+      expect(turn.status).toBe(200);
+      expect(turn.body.result).toMatch(/purple/);
+    });
+
+    it('the lease of a session with nothing live is given back', async () => {
+      const url = A.config.databaseUrl!;
+      expect(await leaseRows(url)).toBeGreaterThan(0);
+      // Let the warm processes go: the leases follow within a heartbeat or two.
+      for (const id of A.app.internals.runner.liveSessions()) A.app.internals.runner.release(id);
+      for (const id of B.app.internals.runner.liveSessions()) B.app.internals.runner.release(id);
+      expect(await waitFor(async () => (await leaseRows(url)) === 0, 10_000, 100)).toBe(true);
+    });
+  });
+
+  describe('a replica killed mid-turn', () => {
+    const children: ChildProcess[] = [];
+    let B: TestApp | null = null;
+    let aConfigDir = '';
+    afterAll(async () => {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+      // The killed replica's CLI outlives it (DESIGN.md): end it here.
+      for (const pid of cliProcesses(aConfigDir)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await B?.close().catch(() => {});
+    });
+
+    it('B fails its turn within the lease time and runs the queued next turn with the history intact', async () => {
+      const a = makeDirs();
+      const b = makeDirs();
+      aConfigDir = a.configDir;
+      const shared = { ...(await dbEnv(a)), TRANSCRIPT_STORE: 'database', REPLICA_LEASE_MS: '3000' };
+      const srv = await startServer({ ...shared, DATA_DIR: a.dataDir, WORKSPACE_ROOT: a.workspace, CLAUDE_CONFIG_DIR: a.configDir });
+      children.push(srv.child);
+      B = await startApp({ dirs: { ...b, workspace: a.workspace }, env: shared });
+      const post = (url: string, body: unknown) =>
+        fetch(`${srv.base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+      const s = await post('/v1/sessions', { prompt: 'Remember: my favorite color is blue' });
+      expect(s.turn.status).toBe('succeeded');
+      const doomed = await post(`/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:60000]] a long job' });
+      const next = await post(`/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'What is my favorite color?', if_busy: 'queue' });
+      expect(next.status).toBe('queued');
+      const running = await waitFor(async () => (await call(B!.app, 'GET', `/v1/sessions/${s.session_id}/turns/${doomed.turn_id}`)).body.status === 'running', 20_000);
+      expect(running).toBe(true);
+
+      srv.child.kill('SIGKILL');
+      await exited(srv.child);
+      const t0 = Date.now();
+      const failed = await waitFor(async () => {
+        const t = (await call(B!.app, 'GET', `/v1/sessions/${s.session_id}/turns/${doomed.turn_id}`)).body;
+        return t.status === 'failed' ? t : null;
+      }, 15_000, 100);
+      expect(failed).toMatchObject({ status: 'failed', error: { code: 'REPLICA_LOST' } });
+      // Lease 3 s, heartbeat every second: the takeover comes within about 4 s.
+      expect(Date.now() - t0).toBeLessThan(6_000);
+      const after = await waitFor(async () => {
+        const t = (await call(B!.app, 'GET', `/v1/sessions/${s.session_id}/turns/${next.turn_id}`)).body;
+        return t.status === 'succeeded' ? t : null;
+      }, 30_000, 100);
+      expect(after).toBeTruthy();
+      expect(after.result).toMatch(/blue/);
+      // The session keeps working on B.
+      const more = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
+      expect(more.body.result).toMatch(/blue/);
+    });
+  });
+}
