@@ -165,7 +165,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   // TRANSCRIPT_STORE=database: transcripts are mirrored into PostgreSQL, so that a replica whose
   // disk never saw a session can resume it.
   const transcripts = config.transcriptStore === 'database' ? createTranscriptStore(storage.db, storage.dialect) : null;
-  const claudeSessions = claudeSessionFunctions(transcripts ? (transcripts as unknown as Parameters<typeof claudeSessionFunctions>[0]) : undefined);
+  const claudeSessions = claudeSessionFunctions(transcripts ? { store: transcripts as unknown as NonNullable<Parameters<typeof claudeSessionFunctions>[0]>['store'], has: (id) => transcripts.has(id) } : undefined);
   const versions = await claudeVersions();
   const runner = createClaudeRunner({
     configDir: config.claudeConfigDir,
@@ -246,6 +246,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     userMaxConcurrent: config.userMaxConcurrentTurns,
     approvals,
     transcriptExists: async (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)) || (transcripts ? await transcripts.has(s.session_id) : false),
+    // With the store, a transcript only this disk has goes into it before a resume (the CLI resumes from the store).
+    ...(transcripts ? { prepareResume: async (s: { session_id: string; cwd: string }) => void (await claudeSessions.ensureShared(s.session_id, s.cwd)) } : {}),
     runnerId,
     cluster,
     // A tag set before the transcript existed is written to it now, so a terminal user sees it.
@@ -254,7 +256,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   });
   const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace, ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
-  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined });
+  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined, onPurged: (s, cwd) => cluster.publish({ k: 'purged', s, cwd }) });
   let sse = 0;
   const stream: StreamSettings = { events, heartbeatMs: config.sseHeartbeatMs, stallMs: config.sseStallMs, onOpen: () => sse++, onClose: () => sse-- };
   metrics.observe(() => {
@@ -354,10 +356,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     await engine.resumeQueued();
     cluster.onMessage((m) => {
       if (m.k === 'events') events.poke(m.s);
+      else if (m.k === 'purged') void claudeSessions.removeLocal(m.s, m.cwd).catch((err: unknown) => app.log.warn({ err }, 'could not remove a purged transcript'));
       else if (m.k === 'settled') void approvals.recheck(m.s, m.tu).catch((err: unknown) => app.log.warn({ err }, 'could not read a decided permission request'));
       else engine.onClusterMessage(m);
     });
-    await cluster.start({ active: () => engine.activeSessions(), lost: (ids) => engine.leasesLost(ids), sweep: () => engine.sweep() });
+    await cluster.start({
+      active: () => engine.activeSessions(),
+      lost: (ids) => engine.leasesLost(ids),
+      sweep: () => engine.sweep(),
+      taken: (id) => engine.leaseTaken(id),
+      resync: () => {
+        engine.resync();
+        events.pokeAll();
+      },
+    });
   });
   return app;
 }

@@ -103,6 +103,8 @@ export interface ClaudeRunner {
   /** Closes the process of a session (warm or reserved spare), if any. */
   release(sessionId: string): void;
   stats(): RunnerStats;
+  /** Closes a session's warm process (not a reserved spare, not one running a turn): its view is stale. */
+  discardWarm(sessionId: string): void;
   /** Sessions with a live process here (warm or running a turn). */
   liveSessions(): string[];
   /** Closes every live process; running turns end `interrupted` with `reason`. */
@@ -413,6 +415,15 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       dropSpare(sessionId);
       const s = live.get(sessionId);
       if (s && !s.busy) {
+        s.close();
+        live.delete(sessionId);
+      }
+    },
+
+    discardWarm(sessionId) {
+      const s = live.get(sessionId);
+      if (s && !s.busy) {
+        clearTimeout(idleTimers.get(sessionId));
         s.close();
         live.delete(sessionId);
       }

@@ -36,34 +36,56 @@ export function bindConfigDir(dir: string): void {
  * changed there, where every replica's turns land; the archive mark, which the SDK keeps only
  * beside a local transcript, is set where a local transcript exists.
  */
-export function claudeSessionFunctions(store?: SessionStore) {
-  const where = (cwd: string) => (store ? { dir: cwd, sessionStore: store } : { dir: cwd });
+export function claudeSessionFunctions(shared?: { store: SessionStore; has(sessionId: string): Promise<boolean> }) {
+  const store = shared?.store;
+  const local = (id: string, cwd: string) => fs.existsSync(transcriptPath(configDir(), cwd, id));
+  /**
+   * Whether the session's transcript exists; with the store, one found only on this disk (made
+   * before the store was on, or imported from a terminal) is copied into it first.
+   */
+  const ensureShared = async (id: string, cwd: string): Promise<boolean> => {
+    if (!shared) return local(id, cwd);
+    if (await shared.has(id)) return true;
+    if (!local(id, cwd)) return false;
+    await importSessionToStore(id, shared.store, { dir: cwd });
+    return true;
+  };
+  const where = async (id: string, cwd: string) => {
+    if (!store) return { dir: cwd };
+    await ensureShared(id, cwd);
+    return { dir: cwd, sessionStore: store };
+  };
   const localOnly = async (id: string, cwd: string, fn: () => Promise<void>) => {
-    if (store && !fs.existsSync(transcriptPath(configDir(), cwd, id))) return;
+    if (store && !local(id, cwd)) return;
     await fn();
   };
   return {
-    info: (id: string, cwd: string): Promise<SDKSessionInfo | undefined> => getSessionInfo(id, where(cwd)),
-    messages: (id: string, cwd: string, page: { limit: number; offset: number }): Promise<SessionMessage[]> =>
-      getSessionMessages(id, { ...where(cwd), limit: page.limit, offset: page.offset }),
+    ensureShared,
+    info: async (id: string, cwd: string): Promise<SDKSessionInfo | undefined> => getSessionInfo(id, await where(id, cwd)),
+    messages: async (id: string, cwd: string, page: { limit: number; offset: number }): Promise<SessionMessage[]> =>
+      getSessionMessages(id, { ...(await where(id, cwd)), limit: page.limit, offset: page.offset }),
     /** Sessions whose transcripts sit in the project folder of `cwd` (or everywhere, without it), on this disk. */
     list: (opts: { cwd?: string; limit?: number }): Promise<SDKSessionInfo[]> =>
       listSessions({ ...(opts.cwd ? { dir: opts.cwd, includeWorktrees: false } : {}), ...(opts.limit ? { limit: opts.limit } : {}) }),
-    rename: (id: string, cwd: string, title: string): Promise<void> => renameSession(id, title, where(cwd)),
-    tag: (id: string, cwd: string, tag: string | null): Promise<void> => tagSession(id, tag, where(cwd)),
+    rename: async (id: string, cwd: string, title: string): Promise<void> => renameSession(id, title, await where(id, cwd)),
+    tag: async (id: string, cwd: string, tag: string | null): Promise<void> => tagSession(id, tag, await where(id, cwd)),
     archive: (id: string, cwd: string): Promise<void> => localOnly(id, cwd, () => archiveSession(id, { dir: cwd })),
     unarchive: (id: string, cwd: string): Promise<void> => localOnly(id, cwd, () => unarchiveSession(id, { dir: cwd })),
     remove: async (id: string, cwd: string): Promise<void> => {
-      await deleteSession(id, where(cwd));
-      // The store's copy is gone; this disk's copy (if this replica ran it) goes too.
-      if (store) await localOnly(id, cwd, () => deleteSession(id, { dir: cwd }));
+      if (store) await deleteSession(id, { dir: cwd, sessionStore: store });
+      // The store's copy is gone; this disk's copy goes too (other replicas remove theirs: removeLocal).
+      await localOnly(id, cwd, () => deleteSession(id, { dir: cwd }));
+    },
+    /** Removes this disk's copy of a transcript, if it has one. */
+    removeLocal: async (id: string, cwd: string): Promise<void> => {
+      if (local(id, cwd)) await deleteSession(id, { dir: cwd });
     },
     /** With a transcript store: copies a transcript found on this disk into it, so every replica can resume it. */
     share: async (id: string, cwd: string): Promise<void> => {
-      if (store) await importSessionToStore(id, store, { dir: cwd });
+      await ensureShared(id, cwd);
     },
     fork: async (id: string, cwd: string, opts: { upToMessageId?: string | undefined; title?: string | undefined }): Promise<string> => {
-      const r = await forkSession(id, { ...where(cwd), ...(opts.upToMessageId ? { upToMessageId: opts.upToMessageId } : {}), ...(opts.title ? { title: opts.title } : {}) });
+      const r = await forkSession(id, { ...(await where(id, cwd)), ...(opts.upToMessageId ? { upToMessageId: opts.upToMessageId } : {}), ...(opts.title ? { title: opts.title } : {}) });
       return r.sessionId;
     },
   };

@@ -25,7 +25,9 @@ export type ClusterMessage =
   /** The permission request for tool call `tu` of session `s` was decided. */
   | { k: 'settled'; s: string; tu: string }
   /** Turn `t` of session `s` ended (or was cancelled): whoever waits for it reads it. */
-  | { k: 'finished'; s: string; t: string };
+  | { k: 'finished'; s: string; t: string }
+  /** Session `s` (folder `cwd`) was purged: every replica removes its own copy of the transcript. */
+  | { k: 'purged'; s: string; cwd: string };
 
 /** What the cluster asks of the rest of the server at each heartbeat. */
 export interface ClusterHooks {
@@ -33,8 +35,12 @@ export interface ClusterHooks {
   active(): Set<string>;
   /** Leases another replica took: what runs or stays warm here for them must stop. */
   lost(sessionIds: string[]): void;
-  /** After the heartbeat: take up what dead replicas left (their running and queued turns). */
+  /** Periodically: take up what dead replicas left (their running and queued turns), reconcile. */
   sweep(): Promise<void>;
+  /** A lease newly taken (not renewed): what this replica kept of the session is stale. */
+  taken(sessionId: string): void;
+  /** The listener reconnected: notices may have been lost, so everything waiting looks again. */
+  resync(): void;
 }
 
 export interface Cluster {
@@ -48,6 +54,8 @@ export interface Cluster {
   holds(sessionId: string): boolean;
   /** Lets a session's lease go at once (the session was deleted). */
   release(sessionId: string): Promise<void>;
+  /** Lets every lease go but those of `keep` (shutting down: others may take the idle sessions). */
+  releaseExcept(keep: Set<string>): Promise<void>;
   /** Takes over every lease still held under `replicaId` (this data folder's previous process). */
   inherit(replicaId: string): Promise<void>;
   /** Running turns of other replicas whose lease expired (their replica died). */
@@ -73,6 +81,7 @@ export function createLocalCluster(replicaId: string): Cluster {
     acquire: async () => true,
     holds: () => true,
     release: async () => {},
+    releaseExcept: async () => {},
     inherit: async () => {},
     abandonedRunning: async () => [],
     queuedUnowned: async () => [],
@@ -89,13 +98,26 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
   const held = new Map<string, { renewedAt: number; usedAt: number }>();
   const handlers: Array<(m: ClusterMessage) => void> = [];
   let listener: pg.Client | null = null;
-  let timer: NodeJS.Timeout | null = null;
+  const timers: NodeJS.Timeout[] = [];
   let stopped = false;
   let hooks: ClusterHooks | null = null;
-  let beating: Promise<void> | null = null;
+  /** When every held lease was last renewed together (the fence: past 2/3 of a lease, this replica stops). */
+  let lastRenewal = Date.now();
 
-  async function listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: o.databaseUrl });
+  function deliver(m: ClusterMessage) {
+    for (const h of handlers) {
+      try {
+        h(m);
+      } catch (err) {
+        log.error({ err }, 'cluster message handler failed');
+      }
+    }
+  }
+
+  /** Connects the listener, retrying with backoff until it works or the cluster stops. */
+  async function listen(attempt = 0): Promise<void> {
+    if (stopped) return;
+    const client = new pg.Client({ connectionString: o.databaseUrl, keepAlive: true });
     client.on('notification', (n) => {
       if (n.channel !== CHANNEL || !n.payload) return;
       let m: (ClusterMessage & { from?: string }) | null = null;
@@ -104,52 +126,83 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
       } catch {
         return;
       }
-      if (m.from === replicaId) return;
-      for (const h of handlers) {
-        try {
-          h(m);
-        } catch (err) {
-          log.error({ err }, 'cluster message handler failed');
-        }
-      }
+      if (m.from !== replicaId) deliver(m);
     });
     client.on('error', (err) => {
+      if (listener !== client) return;
+      listener = null;
       log.warn({ err }, 'cluster listener connection lost; reconnecting');
-      if (listener === client) listener = null;
       client.end().catch(() => {});
-      if (!stopped) setTimeout(() => void listen().catch((e) => log.error({ err: e }, 'cluster listener could not reconnect')), 500).unref();
+      void listen(1);
     });
-    await client.connect();
-    await client.query(`LISTEN ${CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (err) {
+      client.end().catch(() => {});
+      if (stopped) return;
+      const wait = Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
+      log.warn({ err, retry_ms: wait }, 'cluster listener could not connect; retrying');
+      await new Promise((r) => setTimeout(r, wait).unref());
+      return listen(attempt + 1);
+    }
     listener = client;
+    // Notices sent while it was away are lost: everyone waiting here looks again.
+    if (attempt > 0) hooks?.resync();
   }
 
-  async function heartbeat(): Promise<void> {
+  async function renew(): Promise<void> {
     if (!hooks) return;
     const mine = [...held.keys()];
-    if (mine.length > 0) {
-      const before = Date.now();
-      const kept = new Set(await leases.renew(replicaId, mine, leaseMs));
-      for (const id of kept) {
-        const h = held.get(id);
-        if (h) h.renewedAt = before;
-      }
-      const lost = mine.filter((id) => !kept.has(id));
-      for (const id of lost) held.delete(id);
-      if (lost.length > 0) {
-        log.warn({ sessions: lost.length }, 'leases taken over by another replica');
-        hooks.lost(lost);
-      }
-      // Leases of sessions with nothing live here any more go back (not one taken a moment ago).
-      const active = hooks.active();
-      const idle = [...held.entries()].filter(([id, h]) => !active.has(id) && Date.now() - h.usedAt > leaseMs / 3).map(([id]) => id);
-      if (idle.length > 0) {
-        for (const id of idle) held.delete(id);
-        await leases.release(replicaId, idle);
-      }
+    const before = Date.now();
+    let kept: Set<string>;
+    try {
+      kept = new Set(await leases.renew(replicaId, mine, leaseMs));
+    } catch (err) {
+      // Not renewed: past 2/3 of a lease another replica may soon take these sessions, so this one
+      // stops running them first (a fence against two replicas running one session).
+      if (mine.length > 0 && Date.now() - lastRenewal > (leaseMs * 2) / 3) {
+        log.error({ err, sessions: mine.length }, 'could not renew leases in time; stopping the sessions held here');
+        held.clear();
+        hooks.lost(mine);
+      } else log.warn({ err }, 'could not renew leases; retrying');
+      return;
     }
-    await hooks.sweep();
+    lastRenewal = before;
+    for (const id of kept) {
+      const h = held.get(id);
+      if (h) h.renewedAt = before;
+    }
+    const lost = mine.filter((id) => !kept.has(id));
+    for (const id of lost) held.delete(id);
+    if (lost.length > 0) {
+      log.warn({ sessions: lost.length }, 'leases taken over by another replica');
+      hooks.lost(lost);
+    }
+    // Leases of sessions with nothing live here any more go back (not one taken a moment ago).
+    const active = hooks.active();
+    const idle = [...held.entries()].filter(([id, h]) => !active.has(id) && Date.now() - h.usedAt > leaseMs / 3).map(([id]) => id);
+    if (idle.length > 0) {
+      for (const id of idle) held.delete(id);
+      await leases.release(replicaId, idle);
+    }
   }
+
+  /** Runs `fn` every `ms` unless its previous run is still going. */
+  function every(ms: number, fn: () => Promise<void>, what: string, slot: { p: Promise<void> | null }) {
+    const t = setInterval(() => {
+      if (slot.p || stopped) return;
+      slot.p = fn()
+        .catch((err) => log.error({ err }, `cluster ${what} failed`))
+        .finally(() => {
+          slot.p = null;
+        });
+    }, ms);
+    t.unref();
+    timers.push(t);
+  }
+  const renewSlot = { p: null as Promise<void> | null };
+  const sweepSlot = { p: null as Promise<void> | null };
 
   const cluster: Cluster = {
     replicaId,
@@ -165,8 +218,11 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
         return true;
       }
       const ok = await leases.acquire(sessionId, replicaId, leaseMs);
-      if (ok) held.set(sessionId, { renewedAt: now, usedAt: now });
-      else held.delete(sessionId);
+      if (ok) {
+        held.set(sessionId, { renewedAt: now, usedAt: now });
+        // Newly taken: whatever this replica kept of the session from an earlier hold is stale.
+        if (!h) hooks?.taken(sessionId);
+      } else held.delete(sessionId);
       return ok;
     },
 
@@ -180,6 +236,12 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
     async release(sessionId) {
       held.delete(sessionId);
       await leases.release(replicaId, [sessionId]);
+    },
+
+    async releaseExcept(keep) {
+      const idle = [...held.keys()].filter((id) => !keep.has(id));
+      for (const id of idle) held.delete(id);
+      await leases.release(replicaId, idle);
     },
 
     async inherit(previous) {
@@ -199,22 +261,17 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
     async start(h) {
       hooks = h;
       await listen();
-      const every = Math.max(100, Math.floor(leaseMs / 3));
-      timer = setInterval(() => {
-        if (beating) return;
-        beating = heartbeat()
-          .catch((err) => log.error({ err }, 'cluster heartbeat failed'))
-          .finally(() => {
-            beating = null;
-          });
-      }, every);
-      timer.unref();
+      const period = Math.max(100, Math.floor(leaseMs / 3));
+      // Renewal on its own timer: a long sweep never delays it.
+      every(period, renew, 'lease renewal', renewSlot);
+      every(period, () => hooks!.sweep(), 'sweep', sweepSlot);
     },
 
     async stop() {
       stopped = true;
-      if (timer) clearInterval(timer);
-      await beating;
+      for (const t of timers) clearInterval(t);
+      await renewSlot.p;
+      await sweepSlot.p;
       // Leases go back at once: another replica can take the sessions up without waiting.
       const mine = [...held.keys()];
       held.clear();

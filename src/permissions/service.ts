@@ -78,6 +78,8 @@ export interface Approvals {
   adopt(sessionId: string): Promise<PermissionRow[]>;
   /** Another replica decided the request for this tool call: what waits for it here reads it. */
   recheck(sessionId: string, toolUseId: string): Promise<void>;
+  /** Everything waiting here for a decision reads its request again (a notice may have been lost). */
+  recheckAll(): Promise<void>;
   /** Re-arms the expiry of requests left pending by an earlier run; returns them. */
   start(): Promise<PermissionRow[]>;
   stop(): void;
@@ -139,17 +141,30 @@ export function createApprovals(deps: {
     clearTimeout(timers.get(row.request_id));
     const t = setTimeout(() => {
       timers.delete(row.request_id);
-      void resolve(row, {
+      void expire(row);
+    }, Math.max(0, Number(row.expires_at) - Date.now()));
+    t.unref();
+    timers.set(row.request_id, t);
+  }
+
+  /** Expires a request; decided meanwhile (perhaps elsewhere), what waits for it here reads the decision. */
+  async function expire(row: PermissionRow) {
+    try {
+      const done = await resolve(row, {
         status: 'expired',
         scope: null,
         updated_input: null,
         message: `No one answered this permission request within ${deps.timeoutMs} ms.`,
         decided_by: 'timeout',
         decided_at: Date.now(),
-      }).catch((err) => log.error({ err }, 'could not expire a permission request'));
-    }, Math.max(0, Number(row.expires_at) - Date.now()));
-    t.unref();
-    timers.set(row.request_id, t);
+      });
+      if (!done) {
+        const now = await repo.get(row.request_id);
+        if (now && now.status !== 'pending') settle(now);
+      }
+    } catch (err) {
+      log.error({ err }, 'could not expire a permission request');
+    }
   }
 
   /** Whether a rule allowed "for the rest of the session" covers this call. */
@@ -315,6 +330,14 @@ export function createApprovals(deps: {
       if (!waiters.has(key(sessionId, toolUseId))) return;
       const row = await repo.byToolUse(sessionId, toolUseId);
       if (row && row.status !== 'pending') settle(row);
+    },
+
+    async recheckAll() {
+      for (const k of [...waiters.keys()]) {
+        const [sessionId, toolUseId] = k.split('\u0000') as [string, string];
+        const row = await repo.byToolUse(sessionId, toolUseId);
+        if (!row || row.status !== 'pending') settle(row ?? ({ session_id: sessionId, tool_use_id: toolUseId, status: 'denied', request_id: '' } as PermissionRow));
+      }
     },
 
     async start() {

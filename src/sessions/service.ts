@@ -43,6 +43,8 @@ export interface SessionServiceDeps {
   log: FastifyBaseLogger;
   /** With a transcript store: whether it holds the session (another replica may have run it). */
   storedElsewhere?: ((sessionId: string) => Promise<boolean>) | undefined;
+  /** After a purge: other replicas remove their own copies of the transcript. */
+  onPurged?: ((sessionId: string, cwd: string) => void) | undefined;
 }
 
 const iso = (ms: number) => new Date(Number(ms)).toISOString();
@@ -193,6 +195,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         const running = await turns.runningBySession([sessionId]);
         if (running.size > 0) throw new AppError('SESSION_BUSY', `session ${sessionId} is running a turn; interrupt it before purging`);
         if (await hasTranscript(row)) await claude.remove(sessionId, row.cwd);
+        deps.onPurged?.(sessionId, row.cwd);
       }
       await sessions.update(sessionId, { status: 'deleted' });
       engine.release(sessionId);
@@ -282,12 +285,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           started: 1,
         });
       }
-      // With a transcript store, what is adopted goes into it first: any replica can then resume it.
-      if (deps.storedElsewhere) {
-        for (const c of candidates) if (!(await deps.storedElsewhere(c.session_id))) await claude.share(c.session_id, c.cwd);
-      }
       const inserted = new Set(await sessions.insertMissing(candidates));
       const adopted = candidates.filter((c) => inserted.has(c.session_id));
+      // With a transcript store, what is adopted goes into it: any replica can then resume it.
+      for (const c of adopted) await claude.share(c.session_id, c.cwd);
       return {
         imported: adopted.length,
         already_known: candidates.length - adopted.length,

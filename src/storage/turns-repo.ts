@@ -39,6 +39,10 @@ export interface TurnRepository {
   update(turnId: string, patch: Updateable<TurnsTable>): Promise<void>;
   /** Records the end of a turn that `runnerId` runs; false when it no longer does (taken over). */
   finish(turnId: string, runnerId: string, patch: Updateable<TurnsTable>): Promise<boolean>;
+  /** Moves a running turn from one runner to another; false if it is no longer `from`'s. */
+  reassign(turnId: string, from: string | null, to: string): Promise<boolean>;
+  /** Which of these turns have ended (or no longer exist). */
+  endedAmong(turnIds: string[]): Promise<string[]>;
   /** Ends a running turn of a dead runner as this runner's; the row, or null if it moved meanwhile. */
   takeOver(turnId: string, fromRunner: string | null, toRunner: string, patch: Updateable<TurnsTable>): Promise<TurnRow | null>;
   /** The running turn id of each of the given sessions that has one. */
@@ -123,6 +127,25 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     async finish(turnId, runnerId, patch) {
       const r = await db.updateTable('turns').set(patch).where('turn_id', '=', turnId).where('status', '=', 'running').where('runner_id', '=', runnerId).executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
+    },
+    async reassign(turnId, from, to) {
+      const r = await db
+        .updateTable('turns')
+        .set({ runner_id: to })
+        .where('turn_id', '=', turnId)
+        .where('status', '=', 'running')
+        .where((eb) => (from === null ? eb('runner_id', 'is', null) : eb('runner_id', '=', from)))
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    async endedAmong(turnIds) {
+      const ended: string[] = [];
+      for (let i = 0; i < turnIds.length; i += 500) {
+        const ids = turnIds.slice(i, i + 500);
+        const open = new Set((await db.selectFrom('turns').select('turn_id').where('turn_id', 'in', ids).where('status', 'in', ['queued', 'running']).execute()).map((r) => r.turn_id));
+        for (const id of ids) if (!open.has(id)) ended.push(id);
+      }
+      return ended;
     },
     async takeOver(turnId, fromRunner, toRunner, patch) {
       const r = await db

@@ -56,6 +56,10 @@ export interface TurnEngine {
   leasesLost(sessionIds: string[]): void;
   /** Takes up what dead replicas left: fails their running turns, runs their queued ones. */
   sweep(): Promise<void>;
+  /** A lease newly taken by this replica: a process it kept for the session is out of date. */
+  leaseTaken(sessionId: string): void;
+  /** Notices from other replicas may have been lost: whatever waits here looks again. */
+  resync(): void;
   /** Stops taking turns (503); running ones go on. */
   drain(): void;
   /** Waits for running turns up to `graceMs`, then stops them and waits for their rows to be written. */
@@ -80,9 +84,11 @@ export interface TurnEngineDeps {
   /** This server process, recorded on the turns it runs. */
   runnerId: string;
   /** Tool approvals: a deferred tool call waits for its request to be settled. */
-  approvals: Pick<Approvals, 'settled' | 'denyPending' | 'revoke' | 'adopt'>;
+  approvals: Pick<Approvals, 'settled' | 'denyPending' | 'revoke' | 'adopt' | 'recheckAll'>;
   /** The replicas' leases and messages (with SQLite, a cluster of one). */
   cluster: Cluster;
+  /** Before a session is resumed in a new process (the transcript store copies a local-only transcript). */
+  prepareResume?(session: SessionRow): Promise<void>;
   /** After a session's first turn wrote its transcript. */
   onStarted?(session: SessionRow): Promise<void>;
 }
@@ -135,8 +141,14 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     }
     interruptedWhileWaiting.add(turnId);
     const denied = await d.approvals.denyPending(sessionId, 'interrupt');
-    if (denied === 0 && waitingApproval.get(sessionId) !== turnId && !(await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: why }))) {
-      stopBeforeStart.add(turnId);
+    if (denied === 0 && waitingApproval.get(sessionId) === turnId) {
+      // Decided meanwhile (perhaps on another replica, its notice not here yet): wake the turn.
+      await d.approvals.recheckAll();
+      return;
+    }
+    if (denied === 0 && !(await runner.interrupt(sessionId, { code: 'INTERRUPTED', message: why }))) {
+      if (current.get(sessionId) === turnId || actors.has(sessionId)) stopBeforeStart.add(turnId);
+      else interruptedWhileWaiting.delete(turnId);
     }
   }
 
@@ -280,6 +292,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       outcome = { status: 'failed', result: null, error: { code: 'TRANSCRIPT_MISSING', message: 'the transcript vanished before this turn ran' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
       await sessions.update(session.session_id, patch);
     } else {
+      if (resume && d.prepareResume && !runner.liveSessions().includes(session.session_id)) await d.prepareResume(session);
       // The prompt goes to the CLI first; the bookkeeping is written while it works.
       const run = runner.runTurn(spec);
       try {
@@ -306,6 +319,18 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       waitingApproval.set(session.session_id, turn.turn_id);
       await d.approvals.settled(session.session_id, outcome.deferred.id);
       waitingApproval.delete(session.session_id);
+      if (!(await d.cluster.acquire(session.session_id))) {
+        // Another replica took the session over while a person decided: it resumes the call.
+        log.warn({ turn_id: turn.turn_id, session_id: session.session_id }, 'lease lost while a tool call waited for approval; leaving the turn to the replica holding it');
+        current.delete(session.session_id);
+        interruptedWhileWaiting.delete(turn.turn_id);
+        stopBeforeStart.delete(turn.turn_id);
+        untrack(turn.turn_id);
+        slot.release();
+        const now = await turns.get(turn.turn_id);
+        if (now && ['succeeded', 'failed', 'interrupted', 'cancelled'].includes(now.status)) settle(now);
+        return;
+      }
       if (interruptedWhileWaiting.delete(turn.turn_id)) interrupted = true;
       await slot.reacquire();
       if (interruptedWhileWaiting.delete(turn.turn_id) || stopBeforeStart.delete(turn.turn_id)) {
@@ -394,7 +419,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       if (!(await d.cluster.acquire(sessionId))) {
         // Another replica runs this session: it takes its queued turns, and what this one kept
         // warm for it is out of date.
-        runner.release(sessionId);
+        runner.discardWarm(sessionId);
         return;
       }
       const slot = holdSlot(next.user_id, await admission.acquire(next.user_id));
@@ -450,8 +475,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       if (!turn || turn.status !== 'running' || actors.has(turn.session_id)) continue;
       const session = await sessions.get(turn.session_id);
       if (!session || !(await d.cluster.acquire(turn.session_id))) continue;
-      // Taken up here: this replica records its end.
-      await turns.update(turn.turn_id, { runner_id: d.runnerId });
+      // Taken up here: this replica records its end (unless another one took it up meanwhile).
+      if (turn.runner_id !== d.runnerId && !(await turns.reassign(turn.turn_id, turn.runner_id, d.runnerId))) continue;
       track(turn.turn_id, turn.user_id, false);
       kick(turn.session_id, { turn: { ...turn, runner_id: d.runnerId }, session, release: null, waitingFor: w.toolUseId });
     }
@@ -530,7 +555,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       const earlier = await turns.unfinishedBefore(session.session_id, row.seq);
       // Refused only if it is still queued: had the earlier turn just ended, it may be running now.
       if (earlier.length > 0 && input.ifBusy === 'reject' && (await turns.removeQueued(row.turn_id))) throw busy(session.session_id);
-      if (mine) track(row.turn_id, session.user_id, true);
+      // Counted here until it ends, wherever it runs (the holder's `finished` notice, or the sweep).
+      track(row.turn_id, session.user_id, true);
       metrics.turnQueued();
       await sessions.update(session.session_id, { last_active: now });
       await events.append(session.session_id, row.turn_id, 'turn', presentTurn(row));
@@ -557,7 +583,10 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           reject(err);
         });
         // Run by another replica: its end is notified; a look now and then covers a lost notice.
-        if (d.cluster.shared) poll = setInterval(() => void recheck(turnId).catch(() => {}), 1_000);
+        if (d.cluster.shared) {
+          poll = setInterval(() => void recheck(turnId).catch(() => {}), 1_000);
+          poll.unref();
+        }
       });
     },
 
@@ -593,6 +622,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
 
     release(sessionId) {
       runner.release(sessionId);
+      // A turn still running or waiting here keeps the lease; the heartbeat gives it back later.
+      if (actors.has(sessionId) || current.has(sessionId) || waitingApproval.has(sessionId)) return;
       d.cluster.release(sessionId).catch((err: unknown) => log.warn({ err, session_id: sessionId }, 'could not release a lease'));
     },
 
@@ -619,7 +650,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         untrack(m.t);
         if (waiters.has(m.t)) void recheck(m.t).catch(() => {});
       }
-      else if (m.k === 'interrupt' && (actors.has(m.s) || current.get(m.s) === m.t)) {
+      else if (m.k === 'interrupt' && (current.get(m.s) === m.t || waitingApproval.get(m.s) === m.t)) {
         void interruptTurn(m.s, m.t, 'interrupted by a client (through another replica)').catch((err: unknown) => log.error({ err, turn_id: m.t }, 'could not interrupt a turn'));
       }
     },
@@ -637,8 +668,25 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       }
     },
 
+    leaseTaken(sessionId) {
+      if (!actors.has(sessionId)) runner.discardWarm(sessionId);
+    },
+
+    resync() {
+      for (const id of waiters.keys()) void recheck(id).catch(() => {});
+      void d.approvals.recheckAll().catch(() => {});
+    },
+
     async sweep() {
       if (draining) return;
+      // What waits here for another replica's notice looks again (a notice may have been lost).
+      await d.approvals.recheckAll();
+      const counted = [...tracked.keys()];
+      if (counted.length > 0) {
+        const ended = await turns.endedAmong(counted);
+        for (const id of ended) untrack(id);
+        for (const id of ended) if (waiters.has(id)) void recheck(id).catch(() => {});
+      }
       for (const t of await d.cluster.abandonedRunning(50)) {
         if (actors.has(t.session_id) || !(await d.cluster.acquire(t.session_id))) continue;
         const pending = (await d.approvals.adopt(t.session_id)).filter((p) => p.turn_id === t.turn_id);
@@ -668,10 +716,13 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
 
     drain() {
       draining = true;
+      // Sessions with nothing running here may be taken up by another replica at once.
+      const busyHere = new Set([...actors.keys(), ...waitingApproval.keys()]);
+      d.cluster.releaseExcept(busyHere).catch((err: unknown) => log.warn({ err }, 'could not give back leases'));
     },
 
     async stop(graceMs) {
-      draining = true;
+      if (!draining) this.drain();
       const deadline = Date.now() + graceMs;
       while (runner.stats().busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (runner.stats().busy > 0) log.warn({ turns: runner.stats().busy }, 'grace period over: stopping running turns');

@@ -36,6 +36,8 @@ export interface EventLog {
   subscribe(sessionId: string, fn: (e: SessionEvent | null) => void): () => void;
   /** Tells the session's live subscribers that another replica stored events. */
   poke(sessionId: string): void;
+  /** Tells every live subscriber to read the log again (notices from other replicas may have been lost). */
+  pokeAll(): void;
   /**
    * True when live events arrive complete and in order (one writer per log), so a subscriber
    * may send them as they come; false when it must read them back in order with `after()`.
@@ -146,6 +148,9 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
     poke(sessionId) {
       bus.emit(sessionId, null);
     },
+    pokeAll() {
+      for (const name of bus.eventNames()) bus.emit(name, null);
+    },
     direct: true,
     subscribe(sessionId, fn) {
       bus.on(sessionId, fn);
@@ -238,6 +243,9 @@ export function createSharedEventLog(repo: EventRepository, notify: (sessionId: 
     },
     poke(sessionId) {
       bus.emit(sessionId, null);
+    },
+    pokeAll() {
+      for (const name of bus.eventNames()) bus.emit(name, null);
     },
     forget() {},
     async flush() {

@@ -111,7 +111,9 @@ export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOpt
   const unsubscribe = o.events.subscribe(o.sessionId, (e) => {
     // Several writers (replicas): events are read back in order rather than sent as they come.
     if (!e || !o.events.direct) {
-      if (paused) dirty = true;
+      // The next number and nothing pending: nothing can be missing before it, send it as it comes.
+      if (e && !paused && !pumping && e.seq === last + 1 && (!o.turnId || e.turn_id === o.turnId)) send(e);
+      else if (paused) dirty = true;
       else void pump();
       return;
     }

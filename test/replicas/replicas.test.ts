@@ -190,6 +190,46 @@ if (DIALECT !== 'postgres') {
       expect(turn.body.result).toMatch(/purple/);
     });
 
+    it('a decision made while the replicas cannot hear each other still reaches the turn; they reconnect', async () => {
+      const url = A.config.databaseUrl!;
+      const s = (await call(A.app, 'POST', '/v1/sessions', { permission_mode: 'default' })).body;
+      const marker = path.join(s.cwd, 'decided-while-deaf');
+      const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
+      const pending = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/permissions`)).body.requests?.[0], 20_000);
+      expect(pending).toBeTruthy();
+      // Cut both replicas' LISTEN connections, and decide at once: A never gets that notice.
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const cut = await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query ilike 'LISTEN%'`);
+        expect(cut.rowCount).toBe(2);
+        expect((await call(B.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${pending.request_id}`, { behavior: 'allow' })).status).toBe(200);
+        const done = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'succeeded', 20_000);
+        expect(done).toBe(true);
+        expect(fs.existsSync(marker)).toBe(true);
+        // Both listen again, and follow each other again: a turn waited for on B runs on A.
+        const listening = await waitFor(async () => Number((await c.query(`select count(*) as n from pg_stat_activity where datname = current_database() and query ilike 'LISTEN%'`)).rows[0].n) === 2, 10_000, 100);
+        expect(listening).toBe(true);
+        const r = await call(B.app, 'POST', `/v1/sessions/${blue}/turns`, { prompt: 'What is my favorite color?' });
+        expect(r.body.result).toMatch(/blue/);
+      } finally {
+        await c.end();
+      }
+    });
+
+    it('deleting a session on the replica running its turn does not hand the turn to another replica', async () => {
+      const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
+      const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:3500]] finishing up' })).body;
+      expect(await waitFor(async () => (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
+      expect((await call(A.app, 'DELETE', `/v1/sessions/${s.session_id}`)).status).toBe(200);
+      // Longer than the lease (2 s): B's sweep must not take the running turn for a dead replica's.
+      const end = await waitFor(async () => {
+        const t = (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body;
+        return t.status !== 'running' ? t : null;
+      }, 20_000, 100);
+      expect(end.status).toBe('succeeded');
+    });
+
     it('the lease of a session with nothing live is given back', async () => {
       const url = A.config.databaseUrl!;
       expect(await leaseRows(url)).toBeGreaterThan(0);
