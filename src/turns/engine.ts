@@ -105,6 +105,8 @@ interface Claimed {
   release: (() => void) | null;
   /** A turn of an earlier run that waits for the approval of this deferred tool call. */
   waitingFor?: string;
+  /** A turn whose prompt went to the CLI before its row was written: the row, once it is (null: refused). */
+  written?: Promise<TurnRow | null>;
 }
 
 /** An admission slot that a turn gives back while a person decides, and takes again after. */
@@ -177,28 +179,39 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
    * or waiting here (the per-user cap). A turn queued here for a session another replica holds
    * is counted by the replica that runs it, once it runs.
    */
-  const tracked = new Map<string, { userId: string; queued: boolean }>();
-  function track(turnId: string, userId: string, isQueued: boolean) {
+  const tracked = new Map<string, { userId: string; sessionId: string; queued: boolean }>();
+  /** Turns queued here, by session (with one process, every queued turn of the database). */
+  const queuedBySession = new Map<string, number>();
+  const countQueued = (sessionId: string, n: number) => {
+    queued += n;
+    const v = (queuedBySession.get(sessionId) ?? 0) + n;
+    if (v <= 0) queuedBySession.delete(sessionId);
+    else queuedBySession.set(sessionId, v);
+  };
+  function track(turnId: string, userId: string, isQueued: boolean, sessionId = '') {
     if (tracked.has(turnId)) return;
-    tracked.set(turnId, { userId, queued: isQueued });
+    tracked.set(turnId, { userId, sessionId, queued: isQueued });
     bump(userId, 1);
-    if (isQueued) queued++;
+    if (isQueued) countQueued(sessionId, 1);
   }
-  function started(turnId: string, userId: string) {
+  function started(turnId: string, userId: string, sessionId: string) {
     const t = tracked.get(turnId);
-    if (!t) return track(turnId, userId, false);
+    if (!t) return track(turnId, userId, false, sessionId);
     if (t.queued) {
       t.queued = false;
-      queued--;
+      countQueued(t.sessionId, -1);
     }
   }
   function untrack(turnId: string) {
     const t = tracked.get(turnId);
     if (!t) return;
     tracked.delete(turnId);
-    if (t.queued) queued--;
+    if (t.queued) countQueued(t.sessionId, -1);
     bump(t.userId, -1);
   }
+  /** Submissions in progress, by session; and the row being written of a turn whose prompt went first. */
+  const submitting = new Map<string, number>();
+  const rowPending = new Map<string, Promise<unknown>>();
 
   /** Reads a turn and answers its waiters if it has ended. */
   async function recheck(turnId: string) {
@@ -226,10 +239,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
   }
 
   /** Runs a claimed turn; whatever breaks, the turn is recorded as failed and its waiters answered. */
-  async function runClaimed(turn: TurnRow, startedAt: number, slot: Slot, fresh?: SessionRow, waitingFor?: string) {
+  async function runClaimed(turn: TurnRow, startedAt: number, slot: Slot, fresh?: SessionRow, waitingFor?: string, written?: Promise<TurnRow | null>) {
     try {
-      await runClaimedUnsafe(turn, startedAt, slot, fresh, waitingFor);
+      await runClaimedUnsafe(turn, startedAt, slot, fresh, waitingFor, written);
     } catch (err) {
+      if (written && !(await written.catch(() => null))) return; // never recorded: nothing to fail
       log.error({ err, turn_id: turn.turn_id }, 'turn bookkeeping failed; recording the turn as failed');
       current.delete(turn.session_id);
       waitingApproval.delete(turn.session_id);
@@ -244,7 +258,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     }
   }
 
-  async function runClaimedUnsafe(turn: TurnRow, startedAt: number, slot: Slot, fresh?: SessionRow, waitingFor?: string) {
+  async function runClaimedUnsafe(turn: TurnRow, startedAt: number, slot: Slot, fresh?: SessionRow, waitingFor?: string, written?: Promise<TurnRow | null>) {
     const session = fresh ?? (await sessions.get(turn.session_id))!;
     current.set(session.session_id, turn.turn_id);
     const running: TurnRow = { ...turn, status: 'running', started_at: startedAt };
@@ -371,6 +385,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     // visible as ended: a client that saw it end may start the next one at once.
     untrack(turn.turn_id);
     slot.release();
+    if (written && !(await written.catch(() => null))) {
+      // Its row could not be written (the submission failed): nothing to record.
+      current.delete(session.session_id);
+      return;
+    }
     const recorded = await turns.finish(turn.turn_id, d.runnerId, {
       status: done.status,
       result: done.result,
@@ -402,7 +421,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     if (first) {
       const slot = holdSlot(first.turn.user_id, first.release);
       try {
-        await runClaimed(first.turn, Number(first.turn.started_at), slot, first.session, first.waitingFor);
+        await runClaimed(first.turn, Number(first.turn.started_at), slot, first.session, first.waitingFor, first.written);
       } finally {
         untrack(first.turn.turn_id);
         slot.release();
@@ -441,7 +460,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           }
           continue;
         }
-        started(next.turn_id, next.user_id);
+        started(next.turn_id, next.user_id, next.session_id);
         try {
           await runClaimed(next, startedAt, slot);
         } finally {
@@ -477,13 +496,12 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       if (!session || !(await d.cluster.acquire(turn.session_id))) continue;
       // Taken up here: this replica records its end (unless another one took it up meanwhile).
       if (turn.runner_id !== d.runnerId && !(await turns.reassign(turn.turn_id, turn.runner_id, d.runnerId))) continue;
-      track(turn.turn_id, turn.user_id, false);
+      track(turn.turn_id, turn.user_id, false, turn.session_id);
       kick(turn.session_id, { turn: { ...turn, runner_id: d.runnerId }, session, release: null, waitingFor: w.toolUseId });
     }
   }
 
-  return {
-    async submit(session, input) {
+  async function submit(session: SessionRow, input: SubmitInput): Promise<TurnRow> {
       if (draining) throw new AppError('SHUTTING_DOWN', 'the server is shutting down; try again shortly', { retryAfter: 5 });
       if (queued >= d.maxQueued) {
         throw new AppError('CAPACITY_EXCEEDED', `${queued} turns are already waiting; try again shortly`, { retryAfter: 5 });
@@ -511,8 +529,39 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         output_tokens: null,
         runner_id: null,
       };
+      // One process (no other replica): an idle session, nothing queued or being submitted for it,
+      // and a free slot. This process is then the only one that can write a turn of the session,
+      // so the prompt goes to the CLI first and the row is written while the CLI works.
+      if (!d.cluster.shared && !actors.has(session.session_id) && !queuedBySession.has(session.session_id) && submitting.get(session.session_id) === 1) {
+        const release = admission.tryAcquire(session.user_id);
+        if (release) {
+          const row: TurnRow = { ...base, seq: 0, status: 'running', started_at: now, runner_id: d.runnerId };
+          let settleWritten: (r: TurnRow | null) => void = () => {};
+          const written = new Promise<TurnRow | null>((r) => (settleWritten = r));
+          rowPending.set(session.session_id, written);
+          track(row.turn_id, session.user_id, false, session.session_id);
+          metrics.turnQueued();
+          kick(session.session_id, { turn: row, session, release, written });
+          let inserted: TurnRow | null = null;
+          try {
+            inserted = await turns.insert({ ...base, status: 'running', started_at: now, runner_id: d.runnerId });
+          } finally {
+            settleWritten(inserted);
+            rowPending.delete(session.session_id);
+          }
+          if (!inserted) {
+            // Cannot happen with one process (its actors are the only writers); stop the prompt sent.
+            log.error({ session_id: session.session_id }, 'a running turn of this session exists that no actor of this process runs');
+            void runner.interrupt(session.session_id, { code: 'SESSION_BUSY', message: 'another turn of this session is running' });
+            throw busy(session.session_id);
+          }
+          return inserted;
+        }
+      }
       // Only the replica holding the session's lease runs it; any other queues the turn for it.
       const mine = await d.cluster.acquire(session.session_id);
+      // A turn whose prompt went first is having its row written: turns after it wait for that.
+      for (let p = rowPending.get(session.session_id); p; p = rowPending.get(session.session_id)) await p;
       // Fast path: an idle session and a free slot. The turn is written as running (the database
       // refuses it if another one runs) and its prompt reaches the CLI without more round trips.
       if (mine && !actors.has(session.session_id)) {
@@ -533,7 +582,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
             return queue({ ...claimed, status: 'queued', started_at: null, runner_id: null });
           }
           if (claimed && !actors.has(session.session_id)) {
-            track(claimed.turn_id, session.user_id, false);
+            track(claimed.turn_id, session.user_id, false, session.session_id);
             metrics.turnQueued();
             kick(session.session_id, { turn: claimed, session, release });
             return claimed;
@@ -556,7 +605,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       // Refused only if it is still queued: had the earlier turn just ended, it may be running now.
       if (earlier.length > 0 && input.ifBusy === 'reject' && (await turns.removeQueued(row.turn_id))) throw busy(session.session_id);
       // Counted here until it ends, wherever it runs (the holder's `finished` notice, or the sweep).
-      track(row.turn_id, session.user_id, true);
+      track(row.turn_id, session.user_id, true, session.session_id);
       metrics.turnQueued();
       await sessions.update(session.session_id, { last_active: now });
       await events.append(session.session_id, row.turn_id, 'turn', presentTurn(row));
@@ -565,6 +614,18 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       if (mine) kick(session.session_id);
       else d.cluster.publish({ k: 'queued', s: session.session_id });
       return row;
+      }
+  }
+
+  return {
+    async submit(session, input) {
+      submitting.set(session.session_id, (submitting.get(session.session_id) ?? 0) + 1);
+      try {
+        return await submit(session, input);
+      } finally {
+        const n = (submitting.get(session.session_id) ?? 1) - 1;
+        if (n <= 0) submitting.delete(session.session_id);
+        else submitting.set(session.session_id, n);
       }
     },
 
@@ -632,7 +693,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         // Another live replica's session: that one runs (and counts) its queued turns.
         if (!(await d.cluster.acquire(sessionId))) continue;
         const rows = await turns.listBySession(sessionId, { status: 'queued', limit: 10_000 });
-        for (const r of rows) track(r.turn_id, r.user_id, true);
+        for (const r of rows) track(r.turn_id, r.user_id, true, r.session_id);
         kick(sessionId);
       }
     },

@@ -29,6 +29,25 @@ describe('one writer per session', () => {
     expect(again.body.result).toMatch(/blue/);
   });
 
+  it('a burst of rejects and queues on an idle session: refused ones never run, the rest run in their recorded order', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const sent = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `[[slow:100]] burst ${i}`, if_busy: i % 2 ? 'queue' : 'reject' })),
+    );
+    const ran = sent.filter((r) => r.status === 200);
+    const refused = sent.filter((r) => r.status === 409);
+    expect(ran.length + refused.length).toBe(8);
+    expect(refused.every((r) => r.body.error.code === 'SESSION_BUSY')).toBe(true);
+    // Every queued one ran; at most one reject got in (the first to reach an idle session).
+    expect(ran.filter((r) => /burst \d*[13579]$/.test(r.body.prompt)).length).toBe(4);
+    expect(ran.length).toBeLessThanOrEqual(5);
+    expect(ran.every((r) => r.body.status === 'succeeded')).toBe(true);
+    // The recorded order (turn sequence) is the order the transcript shows them in.
+    const turns = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns?limit=50`)).body.turns.slice(1);
+    expect(turns.map((x: any) => x.status).every((x: string) => x === 'succeeded')).toBe(true);
+    expect(transcriptPrompts(s.transcript.path).slice(1)).toEqual(turns.map((x: any) => x.prompt));
+  });
+
   it('shows the running turn on the session while it runs', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
     expect(s.running_turn_id).toBeNull();
