@@ -210,6 +210,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   });
   const workspace = createWorkspace(config.workspaceRoot);
+  // Sessions keep their absolute folder, and the transcript store keys them by it: every replica
+  // (and every restart) must use the same WORKSPACE_ROOT path, or sessions cannot resume here.
+  const recent = await sessionsRepo.latest();
+  if (recent && workspace.projectOf(recent.cwd) === null) {
+    app.log.error(
+      { session_id: recent.session_id, cwd: recent.cwd, workspace_root: workspace.root },
+      'sessions in the database live outside this WORKSPACE_ROOT: every replica must use the same WORKSPACE_ROOT path as the one sessions were created under',
+    );
+  }
   // With PostgreSQL other replicas may share the database: leases say who runs a session, and
   // the event log is numbered where it is written. With SQLite this process is the only one.
   const cluster: Cluster =
@@ -318,6 +327,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(swaggerPlugin, { version: SERVER_VERSION });
   await app.register(healthRoutes, {
     storage,
+    replica: () => cluster.state(),
     facts: {
       version: SERVER_VERSION,
       sdkVersion: versions.sdk,

@@ -62,6 +62,8 @@ export interface Cluster {
   abandonedRunning(limit: number): Promise<TurnRow[]>;
   /** Sessions with queued turns that no other live replica holds. */
   queuedUnowned(limit: number): Promise<string[]>;
+  /** For /health: whether this replica hears the others, and how many leases it holds. */
+  state(): { id: string; shared: boolean; listening: boolean; leases: number };
   /** Sends a message to the other replicas (not to this one); errors are logged, not thrown. */
   publish(m: ClusterMessage): void;
   /** Receives the other replicas' messages. */
@@ -83,6 +85,7 @@ export function createLocalCluster(replicaId: string): Cluster {
     release: async () => {},
     releaseExcept: async () => {},
     inherit: async () => {},
+    state: () => ({ id: replicaId, shared: false, listening: true, leases: 0 }),
     abandonedRunning: async () => [],
     queuedUnowned: async () => [],
     publish: () => {},
@@ -226,6 +229,7 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
       return ok;
     },
 
+    state: () => ({ id: replicaId, shared: true, listening: listener !== null || !hooks, leases: held.size }),
     abandonedRunning: (limit) => leases.abandonedRunning(replicaId, limit),
     queuedUnowned: (limit) => leases.queuedUnowned(replicaId, limit),
 

@@ -25,6 +25,15 @@ const HealthSchema = Type.Object({
     data_dir: DirCheck,
     database: Type.Object({ dialect: Type.String(), location: Type.String(), reachable: Type.Boolean(), error: Type.Optional(Type.String()) }),
   }),
+  replica: Type.Object(
+    {
+      id: Type.String({ description: 'This server process, as recorded on the turns it runs' }),
+      shared: Type.Boolean({ description: 'True with PostgreSQL: other replicas may share the database' }),
+      listening: Type.Boolean({ description: 'Hears the other replicas (LISTEN/NOTIFY); always true alone' }),
+      leases: Type.Integer({ description: 'Sessions this replica holds the lease of' }),
+    },
+    { description: 'Several replicas: degraded while this one cannot hear the others' },
+  ),
 });
 
 /** Writes and removes a probe file: as root, access(W_OK) says yes even on a read-only mount. */
@@ -44,6 +53,13 @@ function dirCheck(dir: string) {
   return { path: dir, exists, writable };
 }
 
+export interface ReplicaState {
+  id: string;
+  shared: boolean;
+  listening: boolean;
+  leases: number;
+}
+
 export interface HealthFacts {
   version: string;
   sdkVersion: string;
@@ -54,7 +70,7 @@ export interface HealthFacts {
   dataDir: string;
 }
 
-export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage: Storage }) {
+export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage: Storage; replica: () => ReplicaState }) {
   const { facts, storage } = opts;
   app.get('/health', {
     schema: { tags: ['system'], operationId: 'health', summary: 'Liveness and storage verification', response: { 200: HealthSchema, 503: HealthSchema } },
@@ -71,7 +87,8 @@ export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage
       const workspace = dirCheck(facts.workspaceRoot);
       const dataDir = dirCheck(facts.dataDir);
       const projects = projectDir(facts.configDir, facts.workspaceRoot);
-      const ok = reachable && configDir.writable && workspace.writable && dataDir.writable && facts.cliVersion !== null;
+      const replica = opts.replica();
+      const ok = reachable && configDir.writable && workspace.writable && dataDir.writable && facts.cliVersion !== null && replica.listening;
       return reply.code(ok ? 200 : 503).send({
         status: ok ? 'ok' : 'degraded',
         version: facts.version,
@@ -85,6 +102,7 @@ export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage
           data_dir: dataDir,
           database: { dialect: storage.dialect, location: storage.location, reachable, ...(error ? { error } : {}) },
         },
+        replica,
       });
     },
   });

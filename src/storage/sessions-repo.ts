@@ -26,6 +26,8 @@ export interface SessionRepository {
   insertMissing(rows: SessionRow[]): Promise<string[]>;
   /** One session, whatever its owner or status. */
   get(sessionId: string): Promise<SessionRow | undefined>;
+  /** The most recently active session, whoever's (a startup check of the workspace root). */
+  latest(): Promise<SessionRow | undefined>;
   /** A user's sessions, newest activity first; deleted ones only when asked by status. */
   list(q: ListSessionsQuery): Promise<SessionRow[]>;
   /** Removes a session row that never ran anything (its creation was refused). */
@@ -51,6 +53,9 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
         }
       });
       return inserted;
+    },
+    async latest() {
+      return db.selectFrom('sessions').selectAll().where('status', '!=', 'deleted').orderBy('last_active', 'desc').limit(1).executeTakeFirst();
     },
     async get(sessionId) {
       return db.selectFrom('sessions').selectAll().where('session_id', '=', sessionId).executeTakeFirst();

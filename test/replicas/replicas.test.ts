@@ -39,6 +39,7 @@ if (DIALECT !== 'postgres') {
       try {
         const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
         expect(s.turn.status).toBe('succeeded');
+        expect((await call(t.app, 'GET', '/health')).body.replica).toMatchObject({ shared: false, listening: true, leases: 0 });
         const { sql } = await import('kysely');
         const n = await sql<{ n: number }>`select count(*) as n from session_leases`.execute(t.app.internals.storage.db);
         expect(Number(n.rows[0]!.n)).toBe(0);
@@ -228,6 +229,18 @@ if (DIALECT !== 'postgres') {
         return t.status !== 'running' ? t : null;
       }, 20_000, 100);
       expect(end.status).toBe('succeeded');
+    });
+
+    it('/health shows each replica, that it hears the others, and the leases it holds', async () => {
+      const a = (await call(A.app, 'GET', '/health')).body;
+      const b = (await call(B.app, 'GET', '/health')).body;
+      expect(a.status).toBe('ok');
+      expect(a.replica).toMatchObject({ shared: true, listening: true });
+      expect(b.replica).toMatchObject({ shared: true, listening: true });
+      expect(a.replica.id).not.toBe(b.replica.id);
+      // A ran every session of this file: it holds their leases while their processes are warm.
+      expect(a.replica.leases).toBeGreaterThan(0);
+      expect(b.replica.leases).toBe(0);
     });
 
     it('the lease of a session with nothing live is given back', async () => {
