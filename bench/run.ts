@@ -12,7 +12,7 @@ import { query, listSessions, type Options } from '@anthropic-ai/claude-agent-sd
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/app.js';
 import { startOfflineModel } from '../src/offline-model/server.js';
-import { childEnv } from '../src/claude/runner.js';
+import { childEnv, createClaudeRunner } from '../src/claude/runner.js';
 import { Inbox } from '../src/claude/live-session.js';
 import { transcriptPath } from '../src/claude/paths.js';
 import type { SessionRow } from '../src/storage/sessions-repo.js';
@@ -113,6 +113,74 @@ if (want('cold') || want('warm')) {
     await srv.stop();
     compare(mode === 'cold' ? 'cold turn (API / raw query({resume}))' : 'warm turn (API / raw streaming-input turn)', 1.1, apiMs, rawMs);
   }
+}
+
+if (want('breakdown')) {
+  // Where a warm turn's time goes, all interleaved in one run: the raw SDK; our runner alone (the
+  // same Query in streaming-input mode, our options); the whole app in this process through inject
+  // and through HTTP on loopback; and the server as its own process (what the warm section measures).
+  const N = Number(process.env.BENCH_BREAKDOWN_TURNS ?? 60);
+  console.log(`\n--- warm turn breakdown: ${N} turns each, interleaved ---`);
+  const cwd = path.join(workspace, 'bench-breakdown');
+  fs.mkdirSync(cwd, { recursive: true });
+  const inbox = new Inbox();
+  const q = query({ prompt: inbox, options: { ...rawOptions, cwd, sessionId: randomUUID() } });
+  const it = q[Symbol.asyncIterator]();
+  const raw = async (p: string) => {
+    inbox.push(p);
+    for (;;) {
+      const { value, done } = await it.next();
+      if (done) throw new Error('raw query ended');
+      if (value.type === 'result') return;
+    }
+  };
+  const runner = createClaudeRunner({ configDir, tmpDir: path.join(root, 'runner-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false, turnTimeoutMs: 600_000, warmIdleMs: 300_000, maxWarm: 8, spares: 0 });
+  const runnerId = randomUUID();
+  let runnerStarted = false;
+  const viaRunner = async (p: string) => {
+    const o = await runner.runTurn({ sessionId: runnerId, cwd, prompt: p, resume: runnerStarted, permissionMode: 'default', model: null, systemPrompt: null, title: null, onMessage: () => {} });
+    if (o.status !== 'succeeded') throw new Error(`runner turn ${o.status}`);
+    runnerStarted = true;
+  };
+  const app = await buildApp(loadConfig({ DATA_DIR: path.join(root, 'breakdown-data'), WORKSPACE_ROOT: workspace, CLAUDE_CONFIG_DIR: configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', PREWARM_SPARES: '0' }), { offlineModel: model });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const inApp = await api(base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-breakdown-app' });
+  const srv = await startServerProcess(path.join(root, 'srv-breakdown'), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace });
+  const inProc = await api(srv.base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-breakdown-proc' });
+  const ways: Array<[string, (p: string) => Promise<void>]> = [
+    ['raw SDK', raw],
+    ['our runner alone', viaRunner],
+    ['app in this process, inject', async (p) => {
+      const r = await app.inject({ method: 'POST', url: `/v1/sessions/${inApp.session_id}/turns`, payload: { prompt: p } });
+      if (r.statusCode !== 200) throw new Error(r.body);
+    }],
+    ['app in this process, HTTP', async (p) => void (await api(base, 'POST', `/v1/sessions/${inApp.session_id}/turns`, { prompt: p }))],
+    ['server as its own process, HTTP', async (p) => void (await api(srv.base, 'POST', `/v1/sessions/${inProc.session_id}/turns`, { prompt: p }))],
+  ];
+  await raw('Remember: my favorite color is blue');
+  await viaRunner('Remember: my favorite color is blue');
+  const times = new Map<string, number[]>(ways.map(([n]) => [n, []]));
+  for (let i = 0; i < N; i++) {
+    for (let k = 0; k < ways.length; k++) {
+      const [name, fn] = ways[(k + i) % ways.length]!;
+      const t0 = performance.now();
+      await fn(`breakdown ${i}: what is my favorite color?`);
+      times.get(name)!.push(performance.now() - t0);
+    }
+  }
+  inbox.end();
+  q.close();
+  await runner.closeAll();
+  await app.close();
+  await srv.stop();
+  const rawMedian = median(times.get('raw SDK')!);
+  const parts: string[] = [];
+  for (const [name, xs] of times) {
+    console.log(`${name.padEnd(34)} median ${fmt(median(xs))} ms  p90 ${fmt(p90(xs))} ms  x${fmt(median(xs) / rawMedian, 3)}`);
+    parts.push(`${name} x${fmt(median(xs) / rawMedian, 2)}`);
+  }
+  rows.push({ name: 'warm turn breakdown (median vs raw SDK, same run)', figures: parts.join('; ') });
 }
 
 if (want('prewarm')) {

@@ -60,10 +60,12 @@ const toEvent = (r: EventRow): SessionEvent => ({
   created_at: Number(r.created_at),
 });
 
+const toRow = (e: SessionEvent): EventRow => ({ session_id: e.session_id, seq: e.seq, turn_id: e.turn_id, type: e.type, data: JSON.stringify(e.data), created_at: e.created_at });
+
 interface Stream {
   next: number;
-  /** Numbered, not yet written (includes the batch being written). */
-  unwritten: Array<{ event: SessionEvent; row: EventRow }>;
+  /** Numbered, not yet written (includes the batch being written); serialized only when written. */
+  unwritten: SessionEvent[];
   writing: Promise<void> | null;
 }
 
@@ -102,7 +104,7 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
     while (st.unwritten.length > 0) {
       const batch = st.unwritten.slice(0, BATCH);
       try {
-        await repo.insertMany(batch.map((b) => b.row));
+        await repo.insertMany(batch.map(toRow));
       } catch (err) {
         log?.error({ err, session_id: sessionId, events: batch.length }, 'could not store events');
       }
@@ -120,7 +122,8 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
 
   function emit(sessionId: string, st: Stream, turnId: string | null, type: EventType, data: unknown): SessionEvent {
     const event: SessionEvent = { seq: st.next++, session_id: sessionId, turn_id: turnId, type, data: data ?? null, created_at: Date.now() };
-    st.unwritten.push({ event, row: { session_id: sessionId, seq: event.seq, turn_id: turnId, type, data: JSON.stringify(event.data), created_at: event.created_at } });
+    // Serialized when written, after the turn has moved on: the CLI's output is not held up by it.
+    st.unwritten.push(event);
     bus.emit(sessionId, event);
     // Written a little later in one statement: a short turn costs one write, made after it ends.
     if (!st.writing) st.writing = new Promise<void>((r) => setTimeout(r, WRITE_DELAY_MS)).then(() => write(sessionId, st));
@@ -138,7 +141,7 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
       const limit = opts.limit ?? 500;
       // Memory first, then the database: an event being written is in one or the other.
       const st = streams.get(sessionId);
-      const mem = (st?.unwritten ?? []).map((u) => u.event).filter((e) => e.seq > afterSeq && (!opts.turnId || e.turn_id === opts.turnId));
+      const mem = (st?.unwritten ?? []).filter((e) => e.seq > afterSeq && (!opts.turnId || e.turn_id === opts.turnId));
       const stored = (await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit })).map(toEvent);
       const bySeq = new Map<number, SessionEvent>();
       for (const e of stored) bySeq.set(e.seq, e);
