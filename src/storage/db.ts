@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
 import { migrateToLatest } from './migrations.js';
 
@@ -48,7 +48,7 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   await migrateToLatest(db);
   return {
     db,
@@ -56,6 +56,33 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
     location: file,
     ping: async () => void (await sql`select 1`.execute(db)),
     close: () => db.destroy(),
+  };
+}
+
+/**
+ * better-sqlite3 with its statements kept: Kysely prepares every query it runs, and the same few
+ * statements make up a turn, so each is prepared once (bounded; the oldest go first).
+ */
+function withStatementCache(sqlite: SQLite.Database, max = 500): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    prepare(sqlText: string) {
+      let st = cache.get(sqlText);
+      if (st) {
+        // Most recently used last: the first key is the one to drop.
+        cache.delete(sqlText);
+        cache.set(sqlText, st);
+        return st;
+      }
+      st = sqlite.prepare(sqlText);
+      cache.set(sqlText, st);
+      if (cache.size > max) cache.delete(cache.keys().next().value!);
+      return st;
+    },
+    close() {
+      cache.clear();
+      sqlite.close();
+    },
   };
 }
 

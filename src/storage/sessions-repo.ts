@@ -5,6 +5,7 @@
  */
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import { sql } from 'kysely';
+import { prepared } from './prepared.js';
 import type { Database, SessionsTable } from './schema.js';
 
 export type SessionRow = Selectable<SessionsTable>;
@@ -39,6 +40,25 @@ export interface SessionRepository {
 }
 
 export function createSessionRepository(db: Kysely<Database>): SessionRepository {
+  // The queries of every turn, compiled once (storage/prepared.ts).
+  const getOne = prepared<{ id: string }, SessionRow>(db, ['id'], (p) => db.selectFrom('sessions').selectAll().where('session_id', '=', p.id));
+  type AddTurn = { id: string; cost: number; input: number; output: number; at: number };
+  const addTurnQuery = (started: boolean) =>
+    prepared<AddTurn, never>(db, ['id', 'cost', 'input', 'output', 'at'], (p) =>
+      db
+        .updateTable('sessions')
+        .set((eb) => ({
+          turn_count: eb('turn_count', '+', 1),
+          total_cost_usd: eb('total_cost_usd', '+', p.cost),
+          input_tokens: eb('input_tokens', '+', p.input),
+          output_tokens: eb('output_tokens', '+', p.output),
+          last_active: p.at,
+          ...(started ? { started: 1 } : {}),
+        }))
+        .where('session_id', '=', p.id),
+    );
+  const addTurnOnly = addTurnQuery(false);
+  const addTurnStarted = addTurnQuery(true);
   return {
     async insert(row) {
       await db.insertInto('sessions').values(row).execute();
@@ -58,7 +78,7 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
       return db.selectFrom('sessions').selectAll().where('status', '!=', 'deleted').orderBy('last_active', 'desc').limit(1).executeTakeFirst();
     },
     async get(sessionId) {
-      return db.selectFrom('sessions').selectAll().where('session_id', '=', sessionId).executeTakeFirst();
+      return (await getOne({ id: sessionId })).rows[0];
     },
     async list(q) {
       let query = db.selectFrom('sessions').selectAll().where('user_id', '=', q.userId);
@@ -88,18 +108,7 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
       await db.updateTable('sessions').set(patch).where('session_id', '=', sessionId).execute();
     },
     async addTurn(sessionId, t) {
-      await db
-        .updateTable('sessions')
-        .set((eb) => ({
-          turn_count: eb('turn_count', '+', 1),
-          total_cost_usd: eb('total_cost_usd', '+', t.costUsd),
-          input_tokens: eb('input_tokens', '+', t.inputTokens),
-          output_tokens: eb('output_tokens', '+', t.outputTokens),
-          last_active: t.at,
-          ...(t.started ? { started: 1 } : {}),
-        }))
-        .where('session_id', '=', sessionId)
-        .execute();
+      await (t.started ? addTurnStarted : addTurnOnly)({ id: sessionId, cost: t.costUsd, input: t.inputTokens, output: t.outputTokens, at: t.at });
     },
   };
 }

@@ -8,6 +8,7 @@
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database, TurnsTable } from './schema.js';
 import { isUniqueViolation } from './db.js';
+import { prepared } from './prepared.js';
 
 export type TurnRow = Selectable<TurnsTable>;
 export type NewTurn = Omit<TurnRow, 'seq'>;
@@ -56,23 +57,38 @@ export interface TurnRepository {
   failRunning(at: number, code: string, message: string, opts?: { except?: string[]; runners?: Array<string | null> }): Promise<TurnRow[]>;
 }
 
+/** The columns a turn's end sets (the common case, compiled once). */
+const END_KEYS = ['status', 'result', 'error_code', 'error_message', 'finished_at', 'duration_ms', 'cost_usd', 'input_tokens', 'output_tokens'] as const;
+const NEW_KEYS = [
+  'turn_id', 'session_id', 'user_id', 'status', 'prompt', 'permission_mode', 'result', 'error_code', 'error_message',
+  'created_at', 'started_at', 'finished_at', 'duration_ms', 'cost_usd', 'input_tokens', 'output_tokens', 'runner_id',
+] as const satisfies ReadonlyArray<keyof NewTurn>;
+
 export function createTurnRepository(db: Kysely<Database>): TurnRepository {
+  // The queries of every turn, compiled once (storage/prepared.ts).
+  const getOne = prepared<{ id: string }, TurnRow>(db, ['id'], (p) => db.selectFrom('turns').selectAll().where('turn_id', '=', p.id));
+  const insertOne = prepared<NewTurn, TurnRow>(db, NEW_KEYS, (p) =>
+    db
+      .insertInto('turns')
+      .values({ ...p, seq: db.selectFrom('turns').select(sql<number>`coalesce(max(seq), 0) + 1`.as('next')).where('session_id', '=', p.session_id) })
+      .returningAll(),
+  );
+  type End = Record<(typeof END_KEYS)[number], unknown> & { id: string; runner: string };
+  const finishOne = prepared<End, never>(db, [...END_KEYS, 'id', 'runner'], (p) =>
+    db
+      .updateTable('turns')
+      .set(Object.fromEntries(END_KEYS.map((k) => [k, p[k]])) as Updateable<TurnsTable>)
+      .where('turn_id', '=', p.id)
+      .where('status', '=', 'running')
+      .where('runner_id', '=', p.runner),
+  );
   return {
     async insert(turn) {
       for (let attempt = 0; ; attempt++) {
         try {
           // One statement: the sequence number is computed where the row is written.
-          const r = await db
-            .insertInto('turns')
-            .values({
-              ...turn,
-              seq: db
-                .selectFrom('turns')
-                .select(sql<number>`coalesce(max(seq), 0) + 1`.as('next'))
-                .where('session_id', '=', turn.session_id),
-            })
-            .returningAll()
-            .executeTakeFirstOrThrow();
+          const r = (await insertOne(turn)).rows[0];
+          if (!r) throw new Error('a turn insert returned no row');
           return { ...r, seq: Number(r.seq) };
         } catch (err) {
           if (!isUniqueViolation(err) || attempt >= 50) throw err;
@@ -85,7 +101,7 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
       }
     },
     async get(turnId) {
-      return db.selectFrom('turns').selectAll().where('turn_id', '=', turnId).executeTakeFirst();
+      return (await getOne({ id: turnId })).rows[0];
     },
     async removeQueued(turnId) {
       const r = await db.deleteFrom('turns').where('turn_id', '=', turnId).where('status', '=', 'queued').executeTakeFirst();
@@ -125,6 +141,11 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
       await db.updateTable('turns').set(patch).where('turn_id', '=', turnId).execute();
     },
     async finish(turnId, runnerId, patch) {
+      const keys = Object.keys(patch);
+      if (keys.length === END_KEYS.length && END_KEYS.every((k) => k in patch)) {
+        const r = await finishOne({ ...(patch as Record<(typeof END_KEYS)[number], unknown>), id: turnId, runner: runnerId });
+        return Number(r.numAffectedRows ?? 0) === 1;
+      }
       const r = await db.updateTable('turns').set(patch).where('turn_id', '=', turnId).where('status', '=', 'running').where('runner_id', '=', runnerId).executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },
