@@ -37,7 +37,7 @@ export interface SessionServiceDeps {
   sessions: SessionRepository;
   turns: TurnRepository;
   turnService: TurnService;
-  engine: Pick<TurnEngine, 'newSessionId' | 'release'>;
+  engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'busy'>;
   claude: ClaudeSessions;
   workspace: Workspace;
   log: FastifyBaseLogger;
@@ -193,7 +193,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const row = await ownedSession(sessions, caller, sessionId);
       if (purge) {
         const running = await turns.runningBySession([sessionId]);
-        if (running.size > 0) throw new AppError('SESSION_BUSY', `session ${sessionId} is running a turn; interrupt it before purging`);
+        if (running.size > 0 || engine.busy(sessionId)) throw new AppError('SESSION_BUSY', `session ${sessionId} is running a turn; interrupt it before purging`);
         if (await hasTranscript(row)) await claude.remove(sessionId, row.cwd);
         deps.onPurged?.(sessionId, row.cwd);
       }

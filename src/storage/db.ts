@@ -63,7 +63,9 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
  * better-sqlite3 with its statements kept: Kysely prepares every query it runs, and the same few
  * statements make up a turn, so each is prepared once (bounded; the oldest go first).
  */
-function withStatementCache(sqlite: SQLite.Database, max = 500): SqliteDatabase {
+const MAX_CACHED_PARAMS = 32;
+
+function withStatementCache(sqlite: SQLite.Database, max = 300): SqliteDatabase {
   const cache = new Map<string, SQLite.Statement>();
   return {
     prepare(sqlText: string) {
@@ -75,6 +77,8 @@ function withStatementCache(sqlite: SQLite.Database, max = 500): SqliteDatabase 
         return st;
       }
       st = sqlite.prepare(sqlText);
+      // Statements with long value lists (event batches, `in` lists) vary with their length: not kept.
+      if ((sqlText.match(/\?/g)?.length ?? 0) > MAX_CACHED_PARAMS) return st;
       cache.set(sqlText, st);
       if (cache.size > max) cache.delete(cache.keys().next().value!);
       return st;

@@ -4,7 +4,8 @@
  * values. Kysely otherwise builds and compiles a query on each call, which on this path costs
  * more CPU than the database does. Works on both dialects (the template is compiled by the
  * database's own compiler). For queries whose shape does not change with their values: plain
- * comparisons and assignments, no `in` lists.
+ * comparisons and assignments, no `in` lists. Runs on the root connection (not inside a
+ * transaction's), and binds every key given, an undefined value as NULL.
  */
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
 

@@ -56,6 +56,8 @@ export interface TurnEngine {
   leasesLost(sessionIds: string[]): void;
   /** Takes up what dead replicas left: fails their running turns, runs their queued ones. */
   sweep(): Promise<void>;
+  /** Whether this process is running (or about to run, or waiting on) a turn of the session. */
+  busy(sessionId: string): boolean;
   /** A lease newly taken by this replica: a process it kept for the session is out of date. */
   leaseTaken(sessionId: string): void;
   /** Notices from other replicas may have been lost: whatever waits here looks again. */
@@ -212,6 +214,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
   /** Submissions in progress, by session; and the row being written of a turn whose prompt went first. */
   const submitting = new Map<string, number>();
   const rowPending = new Map<string, Promise<unknown>>();
+  /** Sessions whose prompt-first row was refused once: their turns are written first from then on. */
+  const writeFirst = new Set<string>();
 
   /** Reads a turn and answers its waiters if it has ended. */
   async function recheck(turnId: string) {
@@ -243,7 +247,12 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     try {
       await runClaimedUnsafe(turn, startedAt, slot, fresh, waitingFor, written);
     } catch (err) {
-      if (written && !(await written.catch(() => null))) return; // never recorded: nothing to fail
+      if (written && !(await written.catch(() => null))) {
+        // Never recorded: nothing to fail.
+        current.delete(turn.session_id);
+        waitingApproval.delete(turn.session_id);
+        return;
+      }
       log.error({ err, turn_id: turn.turn_id }, 'turn bookkeeping failed; recording the turn as failed');
       current.delete(turn.session_id);
       waitingApproval.delete(turn.session_id);
@@ -386,8 +395,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     untrack(turn.turn_id);
     slot.release();
     if (written && !(await written.catch(() => null))) {
-      // Its row could not be written (the submission failed): nothing to record.
+      // Its row could not be written (the submission failed, the CLI was stopped): nothing to
+      // record, but whoever follows the session's events sees the turn end.
       current.delete(session.session_id);
+      waitingApproval.delete(session.session_id);
+      await announceEnd({ ...done, status: 'failed', error_code: 'INTERNAL', error_message: 'the turn could not be recorded and was stopped' });
       return;
     }
     const recorded = await turns.finish(turn.turn_id, d.runnerId, {
@@ -532,7 +544,13 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       // One process (no other replica): an idle session, nothing queued or being submitted for it,
       // and a free slot. This process is then the only one that can write a turn of the session,
       // so the prompt goes to the CLI first and the row is written while the CLI works.
-      if (!d.cluster.shared && !actors.has(session.session_id) && !queuedBySession.has(session.session_id) && submitting.get(session.session_id) === 1) {
+      if (
+        !d.cluster.shared &&
+        !writeFirst.has(session.session_id) &&
+        !actors.has(session.session_id) &&
+        !queuedBySession.has(session.session_id) &&
+        submitting.get(session.session_id) === 1
+      ) {
         const release = admission.tryAcquire(session.user_id);
         if (release) {
           const row: TurnRow = { ...base, seq: 0, status: 'running', started_at: now, runner_id: d.runnerId };
@@ -543,16 +561,22 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           metrics.turnQueued();
           kick(session.session_id, { turn: row, session, release, written });
           let inserted: TurnRow | null = null;
+          let failure: unknown = null;
           try {
             inserted = await turns.insert({ ...base, status: 'running', started_at: now, runner_id: d.runnerId });
+          } catch (err) {
+            failure = err;
           } finally {
             settleWritten(inserted);
             rowPending.delete(session.session_id);
           }
           if (!inserted) {
-            // Cannot happen with one process (its actors are the only writers); stop the prompt sent.
+            // The prompt already went to the CLI: stop it, and write this session's turns first from now on.
+            writeFirst.add(session.session_id);
+            await interruptTurn(session.session_id, row.turn_id, 'the turn could not be recorded', d.runnerId);
+            if (failure) throw failure;
+            // A running row no actor of this process runs (left by a failed bookkeeping).
             log.error({ session_id: session.session_id }, 'a running turn of this session exists that no actor of this process runs');
-            void runner.interrupt(session.session_id, { code: 'SESSION_BUSY', message: 'another turn of this session is running' });
             throw busy(session.session_id);
           }
           return inserted;
@@ -601,11 +625,15 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       return queue(row);
 
       async function queue(row: TurnRow): Promise<TurnRow> {
+      // Counted here until it ends, wherever it runs (the holder's `finished` notice, or the sweep);
+      // counted before anything is awaited, so an actor that runs it meanwhile finds it counted.
+      track(row.turn_id, session.user_id, true, session.session_id);
       const earlier = await turns.unfinishedBefore(session.session_id, row.seq);
       // Refused only if it is still queued: had the earlier turn just ended, it may be running now.
-      if (earlier.length > 0 && input.ifBusy === 'reject' && (await turns.removeQueued(row.turn_id))) throw busy(session.session_id);
-      // Counted here until it ends, wherever it runs (the holder's `finished` notice, or the sweep).
-      track(row.turn_id, session.user_id, true, session.session_id);
+      if (earlier.length > 0 && input.ifBusy === 'reject' && (await turns.removeQueued(row.turn_id))) {
+        untrack(row.turn_id);
+        throw busy(session.session_id);
+      }
       metrics.turnQueued();
       await sessions.update(session.session_id, { last_active: now });
       await events.append(session.session_id, row.turn_id, 'turn', presentTurn(row));
@@ -652,6 +680,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     },
 
     async interrupt(sessionId) {
+      // A turn whose prompt went first: its row is on its way.
+      await rowPending.get(sessionId)?.catch(() => {});
       const runningId = (await turns.runningBySession([sessionId])).get(sessionId);
       const running = runningId ? await turns.get(runningId) : undefined;
       if (!running) return null;
@@ -727,6 +757,10 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
         const t = current.get(id);
         if (t) void runner.interrupt(id, { code: 'REPLICA_LOST', message: 'another replica took this session over' });
       }
+    },
+
+    busy(sessionId) {
+      return actors.has(sessionId) || current.has(sessionId) || waitingApproval.has(sessionId) || rowPending.has(sessionId);
     },
 
     leaseTaken(sessionId) {

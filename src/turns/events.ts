@@ -23,7 +23,8 @@ export interface SessionEvent {
 
 export interface EventLog {
   /**
-   * Numbers, announces and queues an event for writing. Returns the event itself when the
+   * Numbers, announces and queues an event for writing. `data` is stored as it is when written
+   * (a little later): callers hand it over and do not change it afterwards. Returns the event itself when the
    * session's numbering is already known (the common case), else a promise of it.
    */
   append(sessionId: string, turnId: string | null, type: EventType, data: unknown): SessionEvent | Promise<SessionEvent>;
@@ -60,7 +61,16 @@ const toEvent = (r: EventRow): SessionEvent => ({
   created_at: Number(r.created_at),
 });
 
-const toRow = (e: SessionEvent): EventRow => ({ session_id: e.session_id, seq: e.seq, turn_id: e.turn_id, type: e.type, data: JSON.stringify(e.data), created_at: e.created_at });
+/** An event as stored; one whose data cannot be serialized is stored as a note of that, not lost with its batch. */
+function toRow(e: SessionEvent): EventRow {
+  let data: string;
+  try {
+    data = JSON.stringify(e.data) ?? 'null';
+  } catch (err) {
+    data = JSON.stringify({ unserializable: true, reason: String((err as Error).message ?? err) });
+  }
+  return { session_id: e.session_id, seq: e.seq, turn_id: e.turn_id, type: e.type, data, created_at: e.created_at };
+}
 
 interface Stream {
   next: number;
