@@ -83,13 +83,42 @@ const BATCH = 500;
 const WRITE_DELAY_MS = 100;
 const MAX_STREAMS = 10_000;
 
-export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): EventLog {
+/** The live side of a session log: who follows which session (the same for both logs). */
+function createLiveBus() {
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
+  let subscribers = 0;
+  return {
+    emit: (sessionId: string, e: SessionEvent | null) => bus.emit(sessionId, e),
+    listeners: (sessionId: string) => bus.listenerCount(sessionId),
+    subscribe(sessionId: string, fn: (e: SessionEvent | null) => void): () => void {
+      bus.on(sessionId, fn);
+      subscribers++;
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        subscribers--;
+        bus.off(sessionId, fn);
+      };
+    },
+    poke(sessionId: string) {
+      bus.emit(sessionId, null);
+    },
+    pokeAll() {
+      for (const name of bus.eventNames()) bus.emit(name, null);
+    },
+    get subscribers() {
+      return subscribers;
+    },
+  };
+}
+
+export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): EventLog {
+  const live = createLiveBus();
   const streams = new Map<string, Stream>();
   /** Appends made while a session's numbering is being read, in call order. */
   const opening = new Map<string, Array<{ turnId: string | null; type: EventType; data: unknown; resolve: (e: SessionEvent) => void; reject: (e: unknown) => void }>>();
-  let subscribers = 0;
 
   /** Reads the session's next number once, then numbers the appends that waited for it, in order. */
   function open(sessionId: string) {
@@ -125,7 +154,7 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
     if (streams.size > MAX_STREAMS) {
       for (const [id, other] of streams) {
         if (streams.size <= MAX_STREAMS / 2) break;
-        if (other.unwritten.length === 0 && !other.writing && bus.listenerCount(id) === 0) streams.delete(id);
+        if (other.unwritten.length === 0 && !other.writing && live.listeners(id) === 0) streams.delete(id);
       }
     }
   }
@@ -134,7 +163,7 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
     const event: SessionEvent = { seq: st.next++, session_id: sessionId, turn_id: turnId, type, data: data ?? null, created_at: Date.now() };
     // Serialized when written, after the turn has moved on: the CLI's output is not held up by it.
     st.unwritten.push(event);
-    bus.emit(sessionId, event);
+    live.emit(sessionId, event);
     // Written a little later in one statement: a short turn costs one write, made after it ends.
     if (!st.writing) st.writing = new Promise<void>((r) => setTimeout(r, WRITE_DELAY_MS)).then(() => write(sessionId, st));
     return event;
@@ -158,24 +187,10 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
       for (const e of mem) bySeq.set(e.seq, e);
       return [...bySeq.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
     },
-    poke(sessionId) {
-      bus.emit(sessionId, null);
-    },
-    pokeAll() {
-      for (const name of bus.eventNames()) bus.emit(name, null);
-    },
+    poke: live.poke,
+    pokeAll: live.pokeAll,
     direct: true,
-    subscribe(sessionId, fn) {
-      bus.on(sessionId, fn);
-      subscribers++;
-      let done = false;
-      return () => {
-        if (done) return;
-        done = true;
-        subscribers--;
-        bus.off(sessionId, fn);
-      };
-    },
+    subscribe: live.subscribe,
     forget(sessionId) {
       const st = streams.get(sessionId);
       if (st && st.unwritten.length === 0 && !st.writing) streams.delete(sessionId);
@@ -184,7 +199,7 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
       await Promise.all([...streams.values()].map((s) => s.writing));
     },
     get subscribers() {
-      return subscribers;
+      return live.subscribers;
     },
   };
 }
@@ -196,15 +211,13 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
  * in flight the next ones gather, so a burst costs a few transactions, not one each.
  */
 export function createSharedEventLog(repo: EventRepository, notify: (sessionId: string) => void, log?: FastifyBaseLogger): EventLog {
-  const bus = new EventEmitter();
-  bus.setMaxListeners(0);
+  const live = createLiveBus();
   interface Pending {
     row: Omit<EventRow, 'seq'>;
     resolve: (e: SessionEvent) => void;
     reject: (err: unknown) => void;
   }
   const queues = new Map<string, { pending: Pending[]; writing: Promise<void> }>();
-  let subscribers = 0;
 
   async function drain(sessionId: string, q: { pending: Pending[] }): Promise<void> {
     while (q.pending.length > 0) {
@@ -213,7 +226,7 @@ export function createSharedEventLog(repo: EventRepository, notify: (sessionId: 
         const rows = await repo.appendNumbered(sessionId, batch.map((b) => b.row));
         const events = rows.map(toEvent);
         events.forEach((e, i) => {
-          bus.emit(sessionId, e);
+          live.emit(sessionId, e);
           batch[i]!.resolve(e);
         });
         notify(sessionId);
@@ -243,29 +256,15 @@ export function createSharedEventLog(repo: EventRepository, notify: (sessionId: 
     async after(sessionId, afterSeq, opts = {}) {
       return (await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 })).map(toEvent);
     },
-    subscribe(sessionId, fn) {
-      bus.on(sessionId, fn);
-      subscribers++;
-      let done = false;
-      return () => {
-        if (done) return;
-        done = true;
-        subscribers--;
-        bus.off(sessionId, fn);
-      };
-    },
-    poke(sessionId) {
-      bus.emit(sessionId, null);
-    },
-    pokeAll() {
-      for (const name of bus.eventNames()) bus.emit(name, null);
-    },
+    subscribe: live.subscribe,
+    poke: live.poke,
+    pokeAll: live.pokeAll,
     forget() {},
     async flush() {
       await Promise.all([...queues.values()].map((q) => q.writing));
     },
     get subscribers() {
-      return subscribers;
+      return live.subscribers;
     },
   };
 }
