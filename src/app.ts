@@ -14,7 +14,7 @@ import { AppError, ERROR_STATUS, ErrorBodySchema, type ErrorCode } from './error
 import { addSharedSchema, validatorCompiler } from './plugins/validation.js';
 import swaggerPlugin from './plugins/swagger.js';
 import webPage from './plugins/web-page.js';
-import { openStorage, type Storage } from './storage/db.js';
+import { isConnectionLoss, openStorage, type Storage } from './storage/db.js';
 import { createSessionRepository } from './storage/sessions-repo.js';
 import { createTurnRepository } from './storage/turns-repo.js';
 import { createEventRepository } from './storage/events-repo.js';
@@ -123,7 +123,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   if (reaped > 0) app.log.warn({ processes: reaped }, 'ended CLI processes left running by a previous run');
   const processes = createProcessRegistry(pidDir, (line) => app.log.debug({ cli: line }, 'cli stderr'));
 
-  const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, log: app.log });
   const sessionsRepo = createSessionRepository(storage.db);
   const turnsRepo = createTurnRepository(storage.db);
   const keyAuth = createKeyAuth({ apiKeys: config.apiKeys, adminUsers: config.adminUsers, keys: createKeyRepository(storage.db) });
@@ -309,6 +309,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     if (err instanceof AppError) {
       code = err.code;
       if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
+    } else if (isConnectionLoss(err)) {
+      code = 'UNAVAILABLE';
+      message = 'the database connection was lost; retry shortly';
+      reply.header('retry-after', '1');
     } else {
       code = codeForFastifyError(err);
       if (err.validation) message = `invalid request: ${err.message}`;

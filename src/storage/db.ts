@@ -24,11 +24,14 @@ export interface Storage {
 }
 
 /** Opens the database and runs migrations. */
-export async function openStorage(opts: { dataDir: string; databaseUrl?: string | undefined }): Promise<Storage> {
+export async function openStorage(opts: { dataDir: string; databaseUrl?: string | undefined; log?: { warn(obj: object, msg: string): void } }): Promise<Storage> {
   if (opts.databaseUrl) {
     // BIGINT (int8) columns hold millisecond times and counters: read them as numbers.
     pg.types.setTypeParser(20, (v) => Number(v));
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
+    // An idle connection the server drops (a restart, a failover, an administrator) is replaced on the
+    // next query; unheard, its error would end the process.
+    pool.on('error', (err) => opts.log?.warn({ err }, 'a database connection was closed by the server'));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     await migrateToLatest(db);
     const u = new URL(opts.databaseUrl);
@@ -88,6 +91,18 @@ function withStatementCache(sqlite: SQLite.Database, max = 300): SqliteDatabase 
       sqlite.close();
     },
   };
+}
+
+/**
+ * True when `err` says the database connection was lost (a restart, a failover, an administrator):
+ * the request may succeed if sent again, so it is a 503, not a 500.
+ */
+export function isConnectionLoss(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  return (
+    ['57P01', '57P02', '57P03', '08000', '08003', '08006', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE'].includes(e?.code ?? '') ||
+    /Connection terminated|connection .*closed|Client has encountered a connection error/i.test(e?.message ?? '')
+  );
 }
 
 /** True when `err` is a unique-constraint violation on either dialect. */

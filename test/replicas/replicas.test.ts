@@ -198,13 +198,24 @@ if (DIALECT !== 'postgres') {
       const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
       const pending = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/permissions`)).body.requests?.[0], 20_000);
       expect(pending).toBeTruthy();
-      // Cut both replicas' LISTEN connections, and decide at once: A never gets that notice.
+      // Cut every connection both replicas have to the database (their LISTEN ones and their pools',
+      // as a database restart would), and decide at once: A never gets that notice.
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       try {
-        const cut = await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query ilike 'LISTEN%'`);
-        expect(cut.rowCount).toBe(2);
-        expect((await call(B.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${pending.request_id}`, { behavior: 'allow' })).status).toBe(200);
+        const cut = await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`);
+        expect(cut.rowCount).toBeGreaterThanOrEqual(2);
+        // A connection cut under a request answers 503 with Retry-After, as the database restarting would; a client retries.
+        const decided = await waitFor(async () => {
+          const r = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${pending.request_id}`, { behavior: 'allow' });
+          if (r.status === 503) {
+            expect(r.body.error.code).toBe('UNAVAILABLE');
+            expect(r.headers['retry-after']).toBe('1');
+            return null;
+          }
+          return r;
+        }, 10_000, 200);
+        expect(decided?.status).toBe(200);
         const done = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'succeeded', 20_000);
         expect(done).toBe(true);
         expect(fs.existsSync(marker)).toBe(true);

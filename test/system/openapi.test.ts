@@ -70,10 +70,14 @@ describe('OpenAPI document, docs page and health', () => {
 
   it('reports a database it cannot reach as degraded (503)', async () => {
     const other = await startApp();
-    await other.app.internals.storage.close();
-    const r = await call(other.app, 'GET', '/health');
-    expect(r.status).toBe(503);
-    expect(r.body.status).toBe('degraded');
-    expect(r.body.storage.database.reachable).toBe(false);
+    try {
+      await other.app.internals.storage.close();
+      const r = await call(other.app, 'GET', '/health');
+      expect(r.status).toBe(503);
+      expect(r.body.status).toBe('degraded');
+      expect(r.body.storage.database.reachable).toBe(false);
+    } finally {
+      await other.close().catch(() => {});
+    }
   });
 });
