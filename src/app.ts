@@ -271,7 +271,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   metrics.observe(() => {
     const e = engine.stats();
     const r = runner.stats();
-    return { running: e.running, waiting: e.waiting, queued: e.queued, warm: r.warm, busy: r.busy, spares: r.spares, sse };
+    const c = cluster.state();
+    return { running: e.running, waiting: e.waiting, queued: e.queued, warm: r.warm, busy: r.busy, spares: r.spares, sse, leases: c.leases, listening: c.listening ? 1 : 0 };
   });
 
   app.decorate('internals', { storage, runner, engine });

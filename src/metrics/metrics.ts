@@ -14,7 +14,7 @@ export interface Metrics {
   /** A prewarmed spare was claimed by a new session, or refused the claim. */
   spareClaim(outcome: 'claimed' | 'refused'): void;
   /** Gauges read from live state at scrape time. */
-  observe(read: () => { running: number; waiting: number; queued: number; warm: number; busy: number; spares: number; sse: number }): void;
+  observe(read: () => { running: number; waiting: number; queued: number; warm: number; busy: number; spares: number; sse: number; leases: number; listening: number }): void;
 }
 
 export function createMetrics(): Metrics {
@@ -34,7 +34,7 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   const claims = new Counter({ name: 'css_spare_claims_total', help: 'Prewarmed spare processes claimed by new sessions, by outcome', labelNames: ['outcome'], registers: [registry] });
-  let read: Parameters<Metrics['observe']>[0] = () => ({ running: 0, waiting: 0, queued: 0, warm: 0, busy: 0, spares: 0, sse: 0 });
+  let read: Parameters<Metrics['observe']>[0] = () => ({ running: 0, waiting: 0, queued: 0, warm: 0, busy: 0, spares: 0, sse: 0, leases: 0, listening: 1 });
   const gauge = (name: string, help: string, key: keyof ReturnType<typeof read>) =>
     new Gauge({
       name,
@@ -51,6 +51,8 @@ export function createMetrics(): Metrics {
   gauge('css_cli_busy_processes', 'CLI processes running a turn', 'busy');
   gauge('css_cli_spare_processes', 'Prewarmed spare CLI processes ready', 'spares');
   gauge('css_sse_subscribers', 'Open event streams', 'sse');
+  gauge('css_replica_leases', 'Sessions whose lease this replica holds (PostgreSQL)', 'leases');
+  gauge('css_replica_listening', '1 while this replica hears the others (LISTEN/NOTIFY); always 1 alone', 'listening');
   return {
     registry,
     turnQueued: () => turns.inc({ status: 'queued' }),

@@ -252,6 +252,10 @@ if (DIALECT !== 'postgres') {
       // A ran every session of this file: it holds their leases while their processes are warm.
       expect(a.replica.leases).toBeGreaterThan(0);
       expect(b.replica.leases).toBe(0);
+      // The same figures for Prometheus.
+      const metrics = (await A.app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(Number(/^css_replica_leases (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+      expect(metrics).toMatch(/^css_replica_listening 1$/m);
     });
 
     it('the lease of a session with nothing live is given back', async () => {
