@@ -32,6 +32,8 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
     // An idle connection the server drops (a restart, a failover, an administrator) is replaced on the
     // next query; unheard, its error would end the process.
     pool.on('error', (err) => opts.log?.warn({ err }, 'a database connection was closed by the server'));
+    // The same for a connection that is in use when it is dropped (its query fails on its own).
+    pool.on('connect', (client) => client.on('error', (err) => opts.log?.warn({ err }, 'a database connection in use was closed by the server')));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     await migrateToLatest(db);
     const u = new URL(opts.databaseUrl);
