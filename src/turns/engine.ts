@@ -500,6 +500,13 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       });
   }
 
+  function drain() {
+    draining = true;
+    // Sessions with nothing running here may be taken up by another replica at once.
+    const busyHere = new Set([...actors.keys(), ...waitingApproval.keys()]);
+    d.cluster.releaseExcept(busyHere).catch((err: unknown) => log.warn({ err }, 'could not give back leases'));
+  }
+
   async function takeUpWaiting(waiting: Array<{ turnId: string; toolUseId: string }>) {
     for (const w of waiting) {
       const turn = await turns.get(w.turnId);
@@ -809,15 +816,10 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       for (const id of await d.cluster.queuedUnowned(100)) if (!actors.has(id)) kick(id);
     },
 
-    drain() {
-      draining = true;
-      // Sessions with nothing running here may be taken up by another replica at once.
-      const busyHere = new Set([...actors.keys(), ...waitingApproval.keys()]);
-      d.cluster.releaseExcept(busyHere).catch((err: unknown) => log.warn({ err }, 'could not give back leases'));
-    },
+    drain,
 
     async stop(graceMs) {
-      if (!draining) this.drain();
+      if (!draining) drain();
       const deadline = Date.now() + graceMs;
       while (runner.stats().busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (runner.stats().busy > 0) log.warn({ turns: runner.stats().busy }, 'grace period over: stopping running turns');
