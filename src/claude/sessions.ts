@@ -80,10 +80,6 @@ export function claudeSessionFunctions(shared?: { store: SessionStore; has(sessi
     removeLocal: async (id: string, cwd: string): Promise<void> => {
       if (local(id, cwd)) await deleteSession(id, { dir: cwd });
     },
-    /** With a transcript store: copies a transcript found on this disk into it, so every replica can resume it. */
-    share: async (id: string, cwd: string): Promise<void> => {
-      await ensureShared(id, cwd);
-    },
     fork: async (id: string, cwd: string, opts: { upToMessageId?: string | undefined; title?: string | undefined }): Promise<string> => {
       const r = await forkSession(id, { ...(await where(id, cwd)), ...(opts.upToMessageId ? { upToMessageId: opts.upToMessageId } : {}), ...(opts.title ? { title: opts.title } : {}) });
       return r.sessionId;

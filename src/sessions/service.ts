@@ -288,7 +288,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const inserted = new Set(await sessions.insertMissing(candidates));
       const adopted = candidates.filter((c) => inserted.has(c.session_id));
       // With a transcript store, what is adopted goes into it: any replica can then resume it.
-      for (const c of adopted) await claude.share(c.session_id, c.cwd);
+      for (const c of adopted) await claude.ensureShared(c.session_id, c.cwd);
       return {
         imported: adopted.length,
         already_known: candidates.length - adopted.length,
