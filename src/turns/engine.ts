@@ -120,6 +120,9 @@ interface Slot {
 const busy = (sessionId: string) =>
   new AppError('SESSION_BUSY', `session ${sessionId} is running a turn; retry when it ends, or send if_busy "queue" or "interrupt"`);
 
+/** Resolves once the promise steps already queued have run (the next turn of the event loop). */
+const afterPendingWork = () => new Promise<void>((r) => setImmediate(r));
+
 export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
   const { sessions, turns, events, runner, admission, metrics, log } = d;
   const actors = new Map<string, Actor>();
@@ -319,6 +322,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       // The prompt goes to the CLI first; the bookkeeping is written while it works.
       const run = runner.runTurn(spec);
       try {
+        await afterPendingWork();
         await announced;
         await sessions.update(session.session_id, patch);
       } catch (err) {
@@ -442,7 +446,10 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     for (;;) {
       actor.again = false;
       if (draining) return;
-      const next = await turns.nextQueued(sessionId);
+      // With one process every queued turn is counted here, and one queued after this look kicks
+      // the actor again: none counted, none to read (the common case after a turn, spared a query
+      // while its answer goes out).
+      const next = !d.cluster.shared && !queuedBySession.has(sessionId) ? undefined : await turns.nextQueued(sessionId);
       if (!next) {
         if (actor.again) continue;
         return;
@@ -570,6 +577,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           let inserted: TurnRow | null = null;
           let failure: unknown = null;
           try {
+            // The SDK writes the prompt to the CLI a few promise steps after it is pushed: let it.
+            await afterPendingWork();
             inserted = await turns.insert({ ...base, status: 'running', started_at: now, runner_id: d.runnerId });
           } catch (err) {
             failure = err;

@@ -59,7 +59,7 @@ export function createWorkspace(rootDir: string): Workspace {
     assertStillInside(cwd) {
       let real: string;
       try {
-        real = fs.realpathSync(cwd);
+        real = fs.realpathSync.native(cwd);
       } catch {
         throw new AppError('INVALID_PROJECT', `the session's folder ${cwd} no longer exists`);
       }
