@@ -65,52 +65,66 @@ function compare(name: string, goal: number, apiMs: number[], rawMs: number[], l
 
 if (want('cold') || want('warm')) {
   // WARM_IDLE_MS=0: every turn starts a CLI process, as a wrapper calling query({resume}) does.
+  // Several rounds, each with a new server, session and raw Query: every CLI process has a speed of
+  // its own (the JIT of each settles differently), and one pair of processes alone makes a run's
+  // ratio swing by several per cent. The figures pool the turns of all rounds.
   for (const mode of ['cold', 'warm'] as const) {
     if (!want(mode)) continue;
-    const N = Number(process.env[`BENCH_${mode.toUpperCase()}_TURNS`] ?? (mode === 'cold' ? 15 : 80));
-    console.log(`\n--- ${mode} turn: API vs raw SDK ${mode === 'cold' ? 'query({resume})' : 'streaming-input turn'}, ${N} turns each, interleaved ---`);
-    const srv = await startServerProcess(path.join(root, `srv-${mode}`), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace, WARM_IDLE_MS: mode === 'cold' ? '0' : '300000' });
-    const s = await api(srv.base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: `bench-${mode}` });
-    const rawId = randomUUID();
-    let rawWarm: ((p: string) => Promise<number>) | null = null;
-    let close = () => {};
-    if (mode === 'cold') await rawTurn(rawId, s.cwd, 'Remember: my favorite color is blue', false);
-    else {
-      // The raw baseline: one Query in streaming-input mode, prompts pushed one at a time.
-      const inbox = new Inbox();
-      const q = query({ prompt: inbox, options: { ...rawOptions, cwd: s.cwd, sessionId: rawId } });
-      const it = q[Symbol.asyncIterator]();
-      rawWarm = async (prompt) => {
-        const t0 = performance.now();
-        inbox.push(prompt);
-        for (;;) {
-          const { value, done } = await it.next();
-          if (done) throw new Error('raw query ended');
-          if (value.type === 'result') break;
-        }
-        return performance.now() - t0;
-      };
-      await rawWarm('Remember: my favorite color is blue');
-      close = () => {
-        inbox.end();
-        q.close();
-      };
-    }
+    const M = mode.toUpperCase();
+    const N = Number(process.env[`BENCH_${M}_TURNS`] ?? (mode === 'cold' ? 15 : 100));
+    const R = Math.max(1, Number(process.env[`BENCH_${M}_ROUNDS`] ?? (mode === 'cold' ? 1 : 3)));
+    console.log(`\n--- ${mode} turn: API vs raw SDK ${mode === 'cold' ? 'query({resume})' : 'streaming-input turn'}, ${R} round(s) of ${N} turns each, interleaved ---`);
     const apiMs: number[] = [];
     const rawMs: number[] = [];
-    for (let i = 0; i < N; i++) {
-      for (const who of i % 2 === 0 ? ['api', 'raw'] : ['raw', 'api']) {
-        const prompt = `${mode} ${i}: what is my favorite color?`;
-        if (who === 'api') {
+    const perRound: string[] = [];
+    for (let r = 0; r < R; r++) {
+      const srv = await startServerProcess(path.join(root, `srv-${mode}-${r}`), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace, WARM_IDLE_MS: mode === 'cold' ? '0' : '300000' });
+      const s = await api(srv.base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: `bench-${mode}-${r}` });
+      const rawId = randomUUID();
+      let rawWarm: ((p: string) => Promise<number>) | null = null;
+      let close = () => {};
+      if (mode === 'cold') await rawTurn(rawId, s.cwd, 'Remember: my favorite color is blue', false);
+      else {
+        // The raw baseline: one Query in streaming-input mode, prompts pushed one at a time.
+        const inbox = new Inbox();
+        const q = query({ prompt: inbox, options: { ...rawOptions, cwd: s.cwd, sessionId: rawId } });
+        const it = q[Symbol.asyncIterator]();
+        rawWarm = async (prompt) => {
           const t0 = performance.now();
-          const t = await api(srv.base, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt });
-          apiMs.push(performance.now() - t0);
-          if (!/blue/.test(t.result)) throw new Error(`API turn lost the history: ${t.result}`);
-        } else rawMs.push(rawWarm ? await rawWarm(prompt) : (await rawTurn(rawId, s.cwd, prompt, true)).total);
+          inbox.push(prompt);
+          for (;;) {
+            const { value, done } = await it.next();
+            if (done) throw new Error('raw query ended');
+            if (value.type === 'result') break;
+          }
+          return performance.now() - t0;
+        };
+        await rawWarm('Remember: my favorite color is blue');
+        close = () => {
+          inbox.end();
+          q.close();
+        };
       }
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < N; i++) {
+        for (const who of i % 2 === 0 ? ['api', 'raw'] : ['raw', 'api']) {
+          const prompt = `${mode} ${i}: what is my favorite color?`;
+          if (who === 'api') {
+            const t0 = performance.now();
+            const t = await api(srv.base, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt });
+            a.push(performance.now() - t0);
+            if (!/blue/.test(t.result)) throw new Error(`API turn lost the history: ${t.result}`);
+          } else b.push(rawWarm ? await rawWarm(prompt) : (await rawTurn(rawId, s.cwd, prompt, true)).total);
+        }
+      }
+      close();
+      await srv.stop();
+      apiMs.push(...a);
+      rawMs.push(...b);
+      perRound.push(`${fmt(median(a))}/${fmt(median(b))} (${fmt(median(a) / median(b), 3)})`);
     }
-    close();
-    await srv.stop();
+    if (R > 1) console.log(`by round, API/raw median ms (ratio): ${perRound.join('; ')}`);
     compare(mode === 'cold' ? 'cold turn (API / raw query({resume}))' : 'warm turn (API / raw streaming-input turn)', 1.1, apiMs, rawMs);
   }
 }
