@@ -7,6 +7,7 @@
  */
 import type { Query, SDKMessage, SDKUserMessage } from '@anthropic-ai/claude-agent-sdk';
 import type { PermissionMode } from './permission-mode.js';
+import { CostMeter } from './cost.js';
 
 /** A push-driven async iterable of user messages: the Query's input. */
 export class Inbox implements AsyncIterable<SDKUserMessage> {
@@ -74,6 +75,9 @@ export class LiveSession {
   lastUsed = Date.now();
   turns = 0;
   private current: Current | null = null;
+  /** Each turn's own cost, from the CLI's running total. */
+  readonly cost = new CostMeter();
+  private costPending = true;
   private closedBy: { code: string; message: string } | null = null;
   private markEnded!: () => void;
   /** Settles once the process has ended and its last message was read. */
@@ -97,6 +101,14 @@ export class LiveSession {
     let thrown: unknown;
     try {
       for await (const m of this.q) {
+        let turnCost = 0;
+        if (m.type === 'result') {
+          if (this.costPending) {
+            await this.cost.whenReady(); // known long before: a resumed process takes ~300 ms to answer
+            this.costPending = false;
+          }
+          turnCost = this.cost.next(m.total_cost_usd ?? 0);
+        }
         const cur = this.current;
         if (!cur) continue; // between turns: nothing is waiting for it
         if (cur.seen++ === 0 && cur.interrupted) {
@@ -110,7 +122,7 @@ export class LiveSession {
             const r = cur.onMessage(m);
             if (r instanceof Promise) await r;
           }
-          this.finish(cur, m);
+          this.finish(cur, m, turnCost);
           continue;
         }
         // Awaited only when the handler is asynchronous: the common path costs no extra turn of the loop.
@@ -141,12 +153,12 @@ export class LiveSession {
     this.markEnded();
   }
 
-  private finish(cur: Current, m: Extract<SDKMessage, { type: 'result' }>) {
+  private finish(cur: Current, m: Extract<SDKMessage, { type: 'result' }>, costUsd: number) {
     this.current = null;
     this.busy = false;
     this.lastUsed = Date.now();
     const base = {
-      costUsd: m.total_cost_usd ?? 0,
+      costUsd,
       inputTokens: m.usage?.input_tokens ?? 0,
       outputTokens: m.usage?.output_tokens ?? 0,
       durationMs: Date.now() - cur.started,

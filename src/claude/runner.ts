@@ -14,6 +14,8 @@ import { AppError } from '../errors.js';
 import type { PermissionMode } from './permission-mode.js';
 import { Inbox, LiveSession, type TurnOutcome } from './live-session.js';
 import type { ProcessRegistry } from './processes.js';
+import { savedCostInEntries, savedCostInFile } from './cost.js';
+import { projectDirName, transcriptPath } from './paths.js';
 
 export type { TurnOutcome } from './live-session.js';
 export type { PreToolUseHookInput } from '@anthropic-ai/claude-agent-sdk';
@@ -210,7 +212,21 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     if (spec.model) o.model = spec.model;
     if (spec.systemPrompt) o.systemPrompt = { type: 'preset', preset: 'claude_code', append: spec.systemPrompt };
     const q = query({ prompt: inbox, options: o });
-    return new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, false, onEnd);
+    const s = new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, false, onEnd);
+    if (spec.resume) s.cost.startFrom(savedCost(spec.sessionId, spec.cwd));
+    return s;
+  }
+
+  /** The running cost total a resumed CLI starts from, read from the copy it resumes. */
+  async function savedCost(sessionId: string, cwd: string): Promise<number> {
+    if (opts.sessionStore) return savedCostInEntries((await opts.sessionStore.load({ projectKey: projectDirName(cwd), sessionId })) as Array<{ type?: unknown; totalCostUSD?: unknown }> | null);
+    return (await savedCostInFile(transcriptPath(opts.configDir, cwd, sessionId))) ?? 0;
+  }
+
+  /** Closes a session's process and waits until it has ended (its exit writes to the transcript). */
+  async function closeAndWait(s: LiveSession) {
+    s.close();
+    await Promise.race([s.ended, new Promise((r) => setTimeout(r, 5_000))]);
   }
 
   function startFromSpare(s: Spare, spec: TurnSpec): LiveSession {
@@ -327,19 +343,20 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     if (s && spec.continueDeferred) {
       // A deferred call is taken up by a resumed process, as the SDK documents it; the old one
       // must be gone first, or its exit would write to the transcript under the new one.
-      s.close();
       live.delete(spec.sessionId);
-      await Promise.race([s.ended, new Promise((r) => setTimeout(r, 5_000))]);
+      await closeAndWait(s);
       s = undefined;
     }
+    // A process started with other settings is replaced; it ends before the new one resumes, so
+    // that the new one starts from all the old one wrote (its messages and its cost so far).
     if (s && (!s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null))) {
-      s.close();
       live.delete(spec.sessionId);
+      await closeAndWait(s);
       s = undefined;
     }
     if (s && !(await s.setMode(spec.permissionMode))) {
-      s.close();
       live.delete(spec.sessionId);
+      await closeAndWait(s);
       s = undefined;
     }
     const spare = spares.get(spec.sessionId);

@@ -1,0 +1,49 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { call, makeDirs, startApp, type TestApp } from '../helper.js';
+
+// The CLI reports a running cost total (per process, and a resumed session starts from the total
+// its transcript saved). A turn's cost_usd must be that turn's own, and the session's total the
+// sum of its turns: not a sum of running totals.
+describe('cost of a turn', () => {
+  const apps: TestApp[] = [];
+  afterAll(async () => {
+    for (const a of apps) await a.close();
+  });
+
+  it('is each turn’s own, in a warm process and in resumed ones (after a restart, and with no warm process)', async () => {
+    const dirs = makeDirs();
+    const first = await startApp({ dirs });
+    apps.push(first);
+    const s = (await call(first.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const costs: number[] = [];
+    const turn = async (t: TestApp, body: Record<string, unknown> = {}) => {
+      const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?', ...body });
+      expect(r.status).toBe(200);
+      expect(r.body.status).toBe('succeeded');
+      expect(r.body.result).toMatch(/blue/);
+      costs.push(r.body.cost_usd);
+    };
+    const firstTurn = (await call(first.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns[0];
+    expect(firstTurn.status).toBe('succeeded');
+    costs.push(firstTurn.cost_usd);
+    // Warm: the same process answers; its running total grows, each turn's cost does not.
+    for (let i = 0; i < 3; i++) await turn(first);
+    await first.close();
+    apps.pop();
+    // A new server on the same folders, keeping no process warm: each turn resumes the session in
+    // a new process, which starts from the total the previous one saved.
+    const second = await startApp({ dirs, env: { WARM_IDLE_MS: '0' } });
+    apps.push(second);
+    await turn(second);
+    await turn(second);
+
+    expect(costs).toHaveLength(6);
+    for (const c of costs) expect(c).toBeGreaterThan(0);
+    // Every turn asks the same small question with the history growing by a few tokens: its cost
+    // stays near the first one's (a running total would reach ~6x by the last turn).
+    for (const c of costs) expect(c).toBeLessThan(costs[0]! * 1.5);
+    const session = (await call(second.app, 'GET', `/v1/sessions/${s.session_id}`)).body;
+    expect(session.turn_count).toBe(6);
+    expect(session.total_cost_usd).toBeCloseTo(costs.reduce((a, b) => a + b, 0), 9);
+  });
+});
