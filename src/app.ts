@@ -64,6 +64,8 @@ export interface AppInternals {
   storage: Storage;
   runner: ClaudeRunner;
   engine: TurnEngine;
+  /** No API keys, bound to loopback: every request acts as the local user. */
+  singleUser: boolean;
 }
 
 declare module 'fastify' {
@@ -72,14 +74,12 @@ declare module 'fastify' {
   }
 }
 
-/** Maps Fastify's own client errors (bad JSON, too large, wrong media type) onto our codes. */
+/** Maps Fastify's own client errors (bad JSON, too large, a body that is not JSON: 400) onto our codes. */
 function codeForFastifyError(err: FastifyError): ErrorCode {
   if (err.validation) return 'INVALID_REQUEST';
   switch (err.statusCode) {
     case 413:
       return 'PAYLOAD_TOO_LARGE';
-    case 415:
-      return 'UNSUPPORTED_MEDIA_TYPE';
     case 429:
       return 'RATE_LIMITED';
     case 404:
@@ -97,6 +97,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     bodyLimit: config.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // While shutting down, requests get this server's own 503 (onRequest below), not Fastify's.
+    return503OnClosing: false,
     ajv: { customOptions: { removeAdditional: false } },
     // Errors the router raises before any route runs (a malformed URL, a path parameter over
     // maxParamLength) get the same JSON error shape as everything else.
@@ -136,7 +138,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     );
   }
   const callers = createCallerResolver({ auth: keyAuth, loopback });
-  if (await callers.singleUser()) app.log.warn(`single-user mode: no API keys, bound to ${config.host}; every request acts as "${LOCAL_USER}"`);
+  const singleUser = await callers.singleUser();
+  if (singleUser) app.log.warn(`single-user mode: no API keys, bound to ${config.host}; every request acts as "${LOCAL_USER}"`);
   const permissionsRepo = createPermissionRepository(storage.db);
   // Turns that wait for a tool approval survive a restart; any other running turn died with it.
   const waiting = await permissionsRepo.allPending();
@@ -275,9 +278,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     return { running: e.running, waiting: e.waiting, queued: e.queued, warm: r.warm, busy: r.busy, spares: r.spares, sse, leases: c.leases, listening: c.listening ? 1 : 0 };
   });
 
-  app.decorate('internals', { storage, runner, engine });
+  app.decorate('internals', { storage, runner, engine, singleUser });
   app.decorateRequest('caller', null as never);
+  let closing = false;
   app.addHook('onRequest', async (req) => {
+    if (closing && req.routeOptions.url !== '/health') throw new AppError('SHUTTING_DOWN', 'the server is shutting down; try again shortly', { retryAfter: 5 });
     req.caller = isPublicRoute(req.routeOptions.url) ? { userId: '', admin: false } : await callers.resolve(req);
   });
   // Per key (per user) request rate, checked once the caller is known.
@@ -297,7 +302,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
   });
-  let closing = false;
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
     // While shutting down, let no kept-alive connection hold the listener open.
@@ -333,6 +337,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(healthRoutes, {
     storage,
     replica: () => cluster.state(),
+    shuttingDown: () => closing,
     facts: {
       version: SERVER_VERSION,
       sdkVersion: versions.sdk,
@@ -349,8 +354,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(webPage);
   await app.register(metricsRoutes, { metrics });
 
-  // Before the listener closes: refuse new turns, give running ones the grace period, then
-  // close every Query so that no CLI process outlives the server and in-flight requests end.
   // Before the listener closes: refuse new turns (503), give running ones the grace period,
   // then stop them, so that no CLI process outlives the server and in-flight requests end.
   app.addHook('preClose', async () => {

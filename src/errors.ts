@@ -22,17 +22,40 @@ export const ERROR_STATUS = {
   NO_RUNNING_TURN: 409,
   PERMISSION_ALREADY_DECIDED: 409,
   PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
   CAPACITY_EXCEEDED: 429,
   INTERNAL: 500,
-  MODEL_ERROR: 502,
   SHUTTING_DOWN: 503,
   UNAVAILABLE: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
+
+/**
+ * Codes a turn can end with (`Turn.error.code`, the SSE `error` event) besides the ones above
+ * (a turn that fails on a request error carries that code): how it was stopped, or why the CLI
+ * ended it. Never an HTTP status: a finished turn is a 200 whatever its outcome.
+ */
+export const TURN_ERROR_CODES = [
+  'INTERRUPTED',
+  'CANCELLED',
+  'TURN_TIMEOUT',
+  'SERVER_SHUTDOWN',
+  'SERVER_RESTARTED',
+  'REPLICA_LOST',
+  'CLI_EXITED',
+  'MAX_TURNS',
+  'BUDGET_EXCEEDED',
+  'MODEL_ERROR',
+] as const;
+export type TurnErrorCode = (typeof TURN_ERROR_CODES)[number];
+
+/** The `error` of a Turn: the code is one of ERROR_CODES or TURN_ERROR_CODES (documented, not enforced on output). */
+export const TurnErrorSchema = Type.Object({
+  code: Type.String({ description: `One of the request error codes or of: ${TURN_ERROR_CODES.join(', ')}` }),
+  message: Type.String(),
+});
 
 /** An error the API reports as-is: a code from the closed list and a message for people. */
 export class AppError extends Error {

@@ -182,7 +182,7 @@ export class LiveSession {
       cur.resolve({ ...base, status: 'interrupted', result: null, error: cur.stopReason ?? { code: 'INTERRUPTED', message: 'the turn was interrupted' } });
       return;
     }
-    const code = m.subtype === 'success' ? 'MODEL_ERROR' : m.subtype.toUpperCase();
+    const code = m.subtype === 'error_max_turns' ? 'MAX_TURNS' : m.subtype === 'error_max_budget_usd' ? 'BUDGET_EXCEEDED' : 'MODEL_ERROR';
     cur.resolve({ ...base, status: 'failed', result: m.subtype === 'success' ? m.result : null, error: { code, message: text } });
   }
 

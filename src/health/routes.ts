@@ -13,14 +13,18 @@ import type { Storage } from '../storage/db.js';
 
 const DirCheck = Type.Object({ path: Type.String(), exists: Type.Boolean(), writable: Type.Boolean() });
 const HealthSchema = Type.Object({
-  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('shutting_down')]),
   version: Type.String(),
   sdk_version: Type.String(),
   cli_version: Type.Union([Type.String(), Type.Null()]),
   model_backend: Type.Union([Type.Literal('anthropic'), Type.Literal('offline')]),
   storage: Type.Object({
     config_dir: DirCheck,
-    projects_dir: Type.Object({ path: Type.String({ description: 'Projects folder of the workspace root, as the CLI names it' }), exists: Type.Boolean() }),
+    projects_dir: Type.Object({
+      path: Type.String({ description: 'Projects folder of the workspace root, as the CLI names it' }),
+      exists: Type.Boolean(),
+      writable: Type.Boolean({ description: 'The folder, or the nearest existing folder above it (the CLI creates the rest), takes new files' }),
+    }),
     workspace_root: DirCheck,
     data_dir: DirCheck,
     database: Type.Object({ dialect: Type.String(), location: Type.String(), reachable: Type.Boolean(), error: Type.Optional(Type.String()) }),
@@ -53,6 +57,13 @@ function dirCheck(dir: string) {
   return { path: dir, exists, writable };
 }
 
+/** A folder the CLI creates on first use: writable when it, or the nearest folder above it that exists, is. */
+function creatableDirCheck(dir: string) {
+  let existing = dir;
+  while (!fs.existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  return { path: dir, exists: existing === dir, writable: dirCheck(existing).writable };
+}
+
 export interface ReplicaState {
   id: string;
   shared: boolean;
@@ -70,10 +81,10 @@ export interface HealthFacts {
   dataDir: string;
 }
 
-export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage: Storage; replica: () => ReplicaState }) {
+export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage: Storage; replica: () => ReplicaState; shuttingDown: () => boolean }) {
   const { facts, storage } = opts;
   app.get('/health', {
-    schema: { tags: ['system'], operationId: 'health', summary: 'Liveness and storage verification', response: { 200: HealthSchema, 503: HealthSchema } },
+    schema: { tags: ['system'], operationId: 'health', summary: 'Liveness and storage verification', security: [], response: { 200: HealthSchema, 503: HealthSchema } },
     handler: async (_req, reply) => {
       let reachable = true;
       let error: string | undefined;
@@ -86,18 +97,20 @@ export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage
       const configDir = dirCheck(facts.configDir);
       const workspace = dirCheck(facts.workspaceRoot);
       const dataDir = dirCheck(facts.dataDir);
-      const projects = projectDir(facts.configDir, facts.workspaceRoot);
+      const projects = creatableDirCheck(projectDir(facts.configDir, facts.workspaceRoot));
       const replica = opts.replica();
-      const ok = reachable && configDir.writable && workspace.writable && dataDir.writable && facts.cliVersion !== null && replica.listening;
-      return reply.code(ok ? 200 : 503).send({
-        status: ok ? 'ok' : 'degraded',
+      const ok = reachable && configDir.writable && projects.writable && workspace.writable && dataDir.writable && facts.cliVersion !== null && replica.listening;
+      // Shutting down: a load balancer sends nothing more here.
+      const stopping = opts.shuttingDown();
+      return reply.code(ok && !stopping ? 200 : 503).send({
+        status: stopping ? 'shutting_down' : ok ? 'ok' : 'degraded',
         version: facts.version,
         sdk_version: facts.sdkVersion,
         cli_version: facts.cliVersion,
         model_backend: facts.modelBackend,
         storage: {
           config_dir: configDir,
-          projects_dir: { path: projects, exists: fs.existsSync(projects) },
+          projects_dir: projects,
           workspace_root: workspace,
           data_dir: dataDir,
           database: { dialect: storage.dialect, location: storage.location, reachable, ...(error ? { error } : {}) },

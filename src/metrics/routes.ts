@@ -11,6 +11,7 @@ export async function metricsRoutes(app: App, opts: { metrics: Metrics }) {
     schema: {
       tags: ['system'],
       operationId: 'metrics',
+      security: [],
       summary: 'Prometheus metrics: turns by status, durations, time to first event, running, queued, warm and spare processes, SSE subscribers',
       response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, 500: Type.Ref('Error') },
     },

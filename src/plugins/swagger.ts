@@ -4,9 +4,10 @@
  * browsable page (`/docs`).
  */
 import fp from 'fastify-plugin';
+import { Type } from 'typebox';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ERROR_CODES } from '../errors.js';
+import { ERROR_CODES, TURN_ERROR_CODES } from '../errors.js';
 
 export default fp(async (app, opts: { version: string }) => {
   await app.register(swagger, {
@@ -17,9 +18,23 @@ export default fp(async (app, opts: { version: string }) => {
         version: opts.version,
         description:
           'Long-lived Claude Code sessions over HTTP. Every error is `{"error": {"code", "message", "request_id"}}`; ' +
-          `the codes form one closed list: ${ERROR_CODES.join(', ')}.`,
+          `the codes form one closed list: ${ERROR_CODES.join(', ')}. A turn that ends in failure carries one of them or one of ` +
+          `${TURN_ERROR_CODES.join(', ')} in \`Turn.error.code\` and the SSE \`error\` event.`,
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      // Pages served by plugins, listed here because their routes carry no schema.
+      paths: {
+        '/docs': { get: { tags: ['system'], operationId: 'docs', summary: 'This document as a browsable page', security: [], responses: { 200: { description: 'HTML' } } } },
+        '/': {
+          get: {
+            tags: ['system'],
+            operationId: 'webPage',
+            summary: 'The web page',
+            security: [],
+            responses: { 200: { description: 'HTML' }, 503: { description: 'The page is not built (`npm run build`)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } },
+          },
+        },
+      },
       security: [{ bearer: [] }],
       tags: [
         { name: 'sessions', description: 'Session metadata, transcripts, fork and import' },
@@ -31,5 +46,17 @@ export default fp(async (app, opts: { version: string }) => {
     refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/openapi.json',
+    {
+      schema: {
+        tags: ['system'],
+        operationId: 'openapi',
+        summary: 'This OpenAPI document',
+        security: [],
+        response: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object', additionalProperties: true } } } }, 500: Type.Ref('Error') },
+      },
+    },
+    async (_req, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(app.swagger())),
+  );
 });

@@ -40,8 +40,12 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
       body: CreateSessionBodySchema,
       response: {
         201: Type.Intersect([SessionRef, Type.Object({ turn: Type.Optional(Type.Union([Type.Ref('Turn'), Type.Null()])) })], {
-          description: 'The Session and its first Turn (null without a prompt); with a prompt and Accept: text/event-stream, the first turn as server-sent events (200)',
+          description: 'The Session and its first Turn (null without a prompt)',
         }),
+        200: {
+          description: 'With a prompt and Accept: text/event-stream: the first turn as server-sent events (the session id is in the first `turn` event)',
+          content: { 'text/event-stream': { schema: { type: 'string' } } },
+        },
         ...commonErrors,
         404: Type.Ref('Error'),
         409: Type.Ref('Error'),

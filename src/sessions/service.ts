@@ -119,7 +119,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const mode: PermissionMode = body.permission_mode ?? 'default';
       assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
       if (body.prompt !== undefined && body.prompt.length > config.maxPromptChars) {
-        throw new AppError('INVALID_REQUEST', `prompt is ${body.prompt.length} characters; the limit is ${config.maxPromptChars}`);
+        throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${body.prompt.length} characters; the limit is ${config.maxPromptChars}`);
       }
       const { project, cwd } = workspace.resolve(body.project);
       const now = monotonicNow();
@@ -157,7 +157,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async list(caller, q) {
       const after = q.cursor ? decodeCursor(q.cursor) : undefined;
-      const rows = await sessions.list({ userId: ownerFor(caller, q.user_id), status: q.status, project: q.project, q: q.q, limit: q.limit + 1, after });
+      const rows = await sessions.list({ userId: ownerFor(caller, q.user_id), status: q.status, project: q.project === undefined ? undefined : workspace.normalize(q.project), q: q.q, limit: q.limit + 1, after });
       const page = rows.slice(0, q.limit);
       const running = await turns.runningBySession(page.map((r) => r.session_id));
       return {

@@ -15,6 +15,9 @@ import { EventsQuerySchema, ListTurnsQuerySchema, QueryBodySchema, QueryResultSc
 import { SessionParamsSchema } from '../sessions/schemas.js';
 
 const tags = ['turns'];
+const LastEventIdHeaders = Type.Object({
+  'last-event-id': Type.Optional(Type.String({ description: 'Replay after this event id (what an EventSource sends when it reconnects); takes precedence over ?after=' })),
+});
 const sse = { description: 'Server-sent events: id (the session sequence number), event, data (JSON)', content: { 'text/event-stream': { schema: Type.String() } } };
 const turnOrStream = {
   description: 'The finished Turn; with Accept: text/event-stream, the turn as server-sent events',
@@ -80,6 +83,7 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; sessions:
       summary: "The turn's events after Last-Event-ID (or ?after=), then live until it ends",
       params: TurnParamsSchema,
       querystring: EventsQuerySchema,
+      headers: LastEventIdHeaders,
       response: { 200: sse, ...sessionErrors },
     },
     handler: async (req, reply) => {
@@ -95,6 +99,7 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; sessions:
       summary: 'Every event of every turn of the session after Last-Event-ID (or ?after=), then live',
       params: SessionParamsSchema,
       querystring: EventsQuerySchema,
+      headers: LastEventIdHeaders,
       response: { 200: sse, ...sessionErrors },
     },
     handler: async (req, reply) => {

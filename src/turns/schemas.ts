@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { PermissionModeSchema, Uuid, UsageSchema } from '../sessions/schemas.js';
+import { TurnErrorSchema } from '../errors.js';
 
 export const TurnStatusSchema = Type.Union([
   Type.Literal('queued'),
@@ -24,7 +25,7 @@ export const TurnSchema = Type.Object(
     status: TurnStatusSchema,
     prompt: Type.String(),
     result: NullableString,
-    error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+    error: Type.Union([TurnErrorSchema, Type.Null()]),
     created_at: Type.String({ format: 'date-time' }),
     started_at: NullableString,
     finished_at: NullableString,
@@ -92,7 +93,7 @@ export const QueryResultSchema = Type.Object({
   turn_id: Type.String({ format: 'uuid' }),
   status: TurnStatusSchema,
   result: NullableString,
-  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  error: Type.Union([TurnErrorSchema, Type.Null()]),
   duration_ms: NullableNumber,
   cost_usd: NullableNumber,
   usage: Type.Union([UsageSchema, Type.Null()]),

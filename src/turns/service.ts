@@ -50,7 +50,7 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
   async function startOn(session: SessionRow, input: StartTurnInput): Promise<TurnRow> {
     if (session.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${session.session_id} is deleted`);
     if (input.prompt.length > config.maxPromptChars) {
-      throw new AppError('INVALID_REQUEST', `prompt is ${input.prompt.length} characters; the limit is ${config.maxPromptChars}`);
+      throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${input.prompt.length} characters; the limit is ${config.maxPromptChars}`);
     }
     const mode = input.permissionMode ?? (session.permission_mode as PermissionMode);
     assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });

@@ -6,6 +6,7 @@
  * there; a client stalled longer than `stallMs` is dropped. A heartbeat comment keeps
  * proxies from closing an idle stream. A client that goes away does not stop the turn.
  */
+import { AppError } from '../errors.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EventLog, SessionEvent } from './events.js';
 
@@ -27,8 +28,11 @@ export interface SseOptions {
 export function replayPosition(req: FastifyRequest, after: number | undefined): number {
   const header = req.headers['last-event-id'];
   const v = Array.isArray(header) ? header[0] : header;
-  if (v !== undefined && /^\d{1,15}$/.test(v.trim())) return Number(v.trim());
-  return after ?? 0;
+  const id = v?.trim() ?? '';
+  if (id === '') return after ?? 0;
+  // Checked like ?after=: a client that sends a position it was never given learns so.
+  if (!/^\d{1,15}$/.test(id)) throw new AppError('INVALID_REQUEST', 'Last-Event-ID must be the id of an event (a non-negative integer)');
+  return Number(id);
 }
 
 const PAGE = 200;

@@ -14,6 +14,8 @@ export interface Workspace {
   readonly root: string;
   /** Validates `project`, creates its folder, returns its normalized form and real cwd. */
   resolve(project: string | undefined): { project: string; cwd: string };
+  /** Validates `project` and returns its normalized form (`a//b/` is `a/b`, `./.` is `.`), touching nothing. */
+  normalize(project: string): string;
   /** Checks that a stored cwd still resolves to itself inside the root (no symlink swapped in since). */
   assertStillInside(cwd: string): void;
   /** The project of an absolute cwd, or null when it lies outside the root. */
@@ -27,21 +29,25 @@ export function createWorkspace(rootDir: string): Workspace {
   const root = fs.realpathSync(rootDir);
   const inside = (p: string) => p === root || p.startsWith(root + path.sep);
 
+  function normalize(raw: string): string {
+    if (raw.length > 1024) throw bad('project is longer than 1024 characters');
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(raw)) throw bad('project contains a control character');
+    if (raw.includes('\\')) throw bad('project must use "/" as separator');
+    if (/%[0-9a-fA-F]{2}/.test(raw)) throw bad('project must not contain percent-encoded characters');
+    if (path.isAbsolute(raw) || raw.startsWith('~')) throw bad('project must be a path relative to the workspace root');
+    const segments = raw.split('/').filter((s) => s !== '' && s !== '.');
+    if (segments.some((s) => s === '..')) throw bad('project must not contain ".." segments');
+    if (segments.some((s) => Buffer.byteLength(s) > 255)) throw bad('a folder name in project is longer than 255 bytes');
+    return segments.length === 0 ? '.' : segments.join('/');
+  }
+
   return {
     root,
+    normalize,
     resolve(project) {
-      const raw = project ?? '.';
-      if (raw.length > 1024) throw bad('project is longer than 1024 characters');
-      // eslint-disable-next-line no-control-regex
-      if (/[\u0000-\u001f\u007f]/.test(raw)) throw bad('project contains a control character');
-      if (raw.includes('\\')) throw bad('project must use "/" as separator');
-      if (/%[0-9a-fA-F]{2}/.test(raw)) throw bad('project must not contain percent-encoded characters');
-      if (path.isAbsolute(raw) || raw.startsWith('~')) throw bad('project must be a path relative to the workspace root');
-      const segments = raw.split('/').filter((s) => s !== '' && s !== '.');
-      if (segments.some((s) => s === '..')) throw bad('project must not contain ".." segments');
-      if (segments.some((s) => Buffer.byteLength(s) > 255)) throw bad('a folder name in project is longer than 255 bytes');
-      const normalized = segments.length === 0 ? '.' : segments.join('/');
-      const target = path.join(root, ...segments);
+      const normalized = normalize(project ?? '.');
+      const target = normalized === '.' ? root : path.join(root, ...normalized.split('/'));
       // Refuse before creating anything if an existing part of the path is a link leading out.
       let existing = target;
       while (!fs.existsSync(existing)) existing = path.dirname(existing);

@@ -31,6 +31,11 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
     expect(r.headers['x-request-id']).toBe(r.body.error.request_id);
   });
 
+  it('a body that is not JSON', async () => {
+    const r = await t.app.inject({ method: 'POST', url: '/v1/sessions', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expectError({ status: r.statusCode, body: r.json() }, 400, 'INVALID_REQUEST');
+  });
+
   it('wrong types', async () => {
     const before = await sessionCount();
     expectError(await call(t.app, 'POST', '/v1/sessions', { prompt: 123 }), 400, 'INVALID_REQUEST');
@@ -52,7 +57,10 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
 
   it('over-long values', async () => {
     expectError(await call(t.app, 'POST', '/v1/sessions', { session_name: 'x'.repeat(201) }), 400, 'INVALID_REQUEST');
-    expectError(await call(t.app, 'POST', `/v1/sessions/${started}/turns`, { prompt: 'x'.repeat(1001) }), 400, 'INVALID_REQUEST');
+    // A prompt over MAX_PROMPT_CHARS is too large (413), like a body over BODY_LIMIT.
+    expectError(await call(t.app, 'POST', `/v1/sessions/${started}/turns`, { prompt: 'x'.repeat(1001) }), 413, 'PAYLOAD_TOO_LARGE');
+    expectError(await call(t.app, 'POST', '/v1/sessions', { prompt: 'x'.repeat(1001) }), 413, 'PAYLOAD_TOO_LARGE');
+    expectError(await call(t.app, 'POST', '/v1/query', { session_id: started, query: 'x'.repeat(1001) }), 413, 'PAYLOAD_TOO_LARGE');
     expectError(await call(t.app, 'POST', '/v1/sessions', { prompt: 'x'.repeat(70_000) }), 413, 'PAYLOAD_TOO_LARGE');
     const turns = await call(t.app, 'GET', `/v1/sessions/${started}/turns`);
     expect(turns.body.turns).toHaveLength(1);
@@ -99,11 +107,31 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
     const before = await sessionCount();
     for (const project of ['../outside', '/etc', 'a/../../b', 'x\u0000y', '%2e%2e/x', 'a\\b']) {
       expectError(await call(t.app, 'POST', '/v1/sessions', { project, prompt: 'hi' }), 400, 'INVALID_PROJECT');
+      // The list's filter is checked the same way.
+      expectError(await call(t.app, 'GET', `/v1/sessions?project=${encodeURIComponent(project)}`), 400, 'INVALID_PROJECT');
     }
     fs.symlinkSync('/tmp', path.join(t.dirs.workspace, 'link-out'));
     expectError(await call(t.app, 'POST', '/v1/sessions', { project: 'link-out/x', prompt: 'hi' }), 400, 'INVALID_PROJECT');
     expect(fs.existsSync('/tmp/x')).toBe(false);
     expect(await sessionCount()).toBe(before);
+  });
+
+  it('the list filter by project is normalized as at creation', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { project: 'p1//' })).body;
+    expect(s.project).toBe('p1');
+    for (const project of ['p1', 'p1/', './p1', 'p1//.']) {
+      const ids = (await call(t.app, 'GET', `/v1/sessions?project=${encodeURIComponent(project)}`)).body.sessions.map((x: any) => x.session_id);
+      expect(ids, project).toEqual([s.session_id]);
+    }
+  });
+
+  it('a bad replay position', async () => {
+    const turn = (await call(t.app, 'GET', `/v1/sessions/${started}/turns`)).body.turns[0];
+    for (const url of [`/v1/sessions/${started}/events`, `/v1/sessions/${started}/turns/${turn.turn_id}/events`]) {
+      expectError(await call(t.app, 'GET', url, undefined, { 'last-event-id': 'abc' }), 400, 'INVALID_REQUEST');
+      expectError(await call(t.app, 'GET', url, undefined, { 'last-event-id': '-5' }), 400, 'INVALID_REQUEST');
+      expectError(await call(t.app, 'GET', `${url}?after=abc`), 400, 'INVALID_REQUEST');
+    }
   });
 
   it('a bad cursor', async () => {

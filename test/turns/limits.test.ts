@@ -41,7 +41,7 @@ describe('per-turn budget', () => {
   it('a turn over MAX_TURN_BUDGET_USD ends failed with the SDK\'s budget error', async () => {
     const r = await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' });
     expect(r.body.turn.status).toBe('failed');
-    expect(r.body.turn.error.code).toBe('ERROR_MAX_BUDGET_USD');
+    expect(r.body.turn.error.code).toBe('BUDGET_EXCEEDED');
   });
 });
 

@@ -24,6 +24,19 @@ describe('graceful stop', () => {
 
     const t0 = Date.now();
     srv.child.kill('SIGTERM');
+    // During the grace period a new request gets the contract's 503: the JSON error, with Retry-After.
+    const refused = await waitFor(async () => {
+      const r = await fetch(`${srv.base}/v1/sessions/${created.session_id}/turns`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hi' }) });
+      return r.status === 503 ? r : null;
+    }, 900);
+    if (!refused) throw new Error('no 503 during the grace period');
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(refused.headers.get('x-request-id')).toBeTruthy();
+    const body = await refused.json();
+    expect(body.error).toMatchObject({ code: 'SHUTTING_DOWN', request_id: refused.headers.get('x-request-id') });
+    const health = await fetch(`${srv.base}/health`);
+    expect(health.status).toBe(503);
+    expect((await health.json()).status).toBe('shutting_down');
     const code = await exited(srv.child);
     expect(code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(15_000);
