@@ -1,5 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { call, makeDirs, startApp, type TestApp } from '../helper.js';
+import { call, DIALECT, makeDirs, startApp, type TestApp } from '../helper.js';
+
+// On PostgreSQL the transcripts are mirrored into the database: the saved total is read from there.
+const store: Record<string, string> = DIALECT === 'postgres' ? { TRANSCRIPT_STORE: 'database' } : {};
 
 // The CLI reports a running cost total (per process, and a resumed session starts from the total
 // its transcript saved). A turn's cost_usd must be that turn's own, and the session's total the
@@ -12,7 +15,7 @@ describe('cost of a turn', () => {
 
   it('is each turn’s own, in a warm process and in resumed ones (after a restart, and with no warm process)', async () => {
     const dirs = makeDirs();
-    const first = await startApp({ dirs });
+    const first = await startApp({ dirs, env: store });
     apps.push(first);
     const s = (await call(first.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
     const costs: number[] = [];
@@ -32,7 +35,7 @@ describe('cost of a turn', () => {
     apps.pop();
     // A new server on the same folders, keeping no process warm: each turn resumes the session in
     // a new process, which starts from the total the previous one saved.
-    const second = await startApp({ dirs, env: { WARM_IDLE_MS: '0' } });
+    const second = await startApp({ dirs, env: { ...store, WARM_IDLE_MS: '0' } });
     apps.push(second);
     await turn(second);
     await turn(second);
