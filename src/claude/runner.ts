@@ -114,7 +114,8 @@ export interface ClaudeRunner {
 }
 
 /** Server settings that are secrets or that a tool could abuse: kept out of every CLI's environment. */
-export const SERVER_ONLY_ENV = ['API_KEYS', 'ADMIN_USERS', 'DATABASE_URL', 'IS_SANDBOX', 'TEST_PG_URL', 'ALLOWED_PERMISSION_MODES'];
+// CLAUDE_CODE_PROJECT_DIR_NAME would move transcripts away from where paths.ts (and the store key) expect them.
+export const SERVER_ONLY_ENV = ['API_KEYS', 'ADMIN_USERS', 'DATABASE_URL', 'IS_SANDBOX', 'TEST_PG_URL', 'ALLOWED_PERMISSION_MODES', 'CLAUDE_CODE_PROJECT_DIR_NAME'];
 
 /** The environment of every CLI process: the server's, plus what the CLI must see. */
 export function childEnv(o: Pick<RunnerOptions, 'configDir' | 'tmpDir' | 'model' | 'sandboxOptIn'>): Record<string, string | undefined> {
@@ -191,8 +192,16 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     return o;
   }
 
+  /**
+   * Each session's latest process until it has ended, however it was closed (idle, LRU, deferred
+   * call, release): a new one for the session starts only after it, since its exit writes to the
+   * transcript (its last messages and the cost total the new one starts from).
+   */
+  const latest = new Map<string, LiveSession>();
+
   function onEnd(s: LiveSession) {
     if (live.get(s.sessionId) === s) live.delete(s.sessionId);
+    if (latest.get(s.sessionId) === s) latest.delete(s.sessionId);
     clearTimeout(idleTimers.get(s.sessionId));
     idleTimers.delete(s.sessionId);
   }
@@ -214,19 +223,14 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     const q = query({ prompt: inbox, options: o });
     const s = new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, false, onEnd);
     if (spec.resume) s.cost.startFrom(savedCost(spec.sessionId, spec.cwd));
+    latest.set(spec.sessionId, s);
     return s;
   }
 
   /** The running cost total a resumed CLI starts from, read from the copy it resumes. */
   async function savedCost(sessionId: string, cwd: string): Promise<number> {
-    if (opts.sessionStore) return savedCostInEntries((await opts.sessionStore.load({ projectKey: projectDirName(cwd), sessionId })) as Array<{ type?: unknown; totalCostUSD?: unknown }> | null);
-    return (await savedCostInFile(transcriptPath(opts.configDir, cwd, sessionId))) ?? 0;
-  }
-
-  /** Closes a session's process and waits until it has ended (its exit writes to the transcript). */
-  async function closeAndWait(s: LiveSession) {
-    s.close();
-    await Promise.race([s.ended, new Promise((r) => setTimeout(r, 5_000))]);
+    if (opts.sessionStore) return savedCostInEntries((await opts.sessionStore.load({ projectKey: projectDirName(cwd), sessionId })) as Array<Record<string, unknown>> | null, sessionId);
+    return (await savedCostInFile(transcriptPath(opts.configDir, cwd, sessionId), sessionId)) ?? 0;
   }
 
   function startFromSpare(s: Spare, spec: TurnSpec): LiveSession {
@@ -245,7 +249,9 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       () => opts.onEvent?.({ type: 'spare_claimed', sessionId: spec.sessionId }),
       (e: Error) => opts.onEvent?.({ type: 'spare_claim_refused', sessionId: spec.sessionId, reason: e.message }),
     );
-    return new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, true, onEnd);
+    const claimed = new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, true, onEnd);
+    latest.set(spec.sessionId, claimed);
+    return claimed;
   }
 
   function refillSpares() {
@@ -342,21 +348,19 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     clearTimeout(idleTimers.get(spec.sessionId));
     if (s && spec.continueDeferred) {
       // A deferred call is taken up by a resumed process, as the SDK documents it; the old one
-      // must be gone first, or its exit would write to the transcript under the new one.
+      // must be gone first (waited for below), or its exit would write to the transcript under the new one.
+      s.close();
       live.delete(spec.sessionId);
-      await closeAndWait(s);
       s = undefined;
     }
-    // A process started with other settings is replaced; it ends before the new one resumes, so
-    // that the new one starts from all the old one wrote (its messages and its cost so far).
     if (s && (!s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null))) {
+      s.close();
       live.delete(spec.sessionId);
-      await closeAndWait(s);
       s = undefined;
     }
     if (s && !(await s.setMode(spec.permissionMode))) {
+      s.close();
       live.delete(spec.sessionId);
-      await closeAndWait(s);
       s = undefined;
     }
     const spare = spares.get(spec.sessionId);
@@ -367,7 +371,13 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     } else if (spare) {
       dropSpare(spec.sessionId);
     }
-    if (!s) s = startCold(spec);
+    if (!s) {
+      // The session's previous process (closed for whatever reason) ends first.
+      const previous = latest.get(spec.sessionId);
+      if (previous) await Promise.race([previous.ended, new Promise((r) => setTimeout(r, 5_000))]);
+      if (closing) throw new AppError('SHUTTING_DOWN', 'the server is shutting down', { retryAfter: 5 });
+      s = startCold(spec);
+    }
     live.set(spec.sessionId, s);
     let outcome = await runOnce(s, spec);
     if (outcome.notClaimed) {
@@ -455,7 +465,8 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       const sp = [...spares.values()];
       return {
         warm: all.filter((s) => s.alive).length,
-        busy: all.filter((s) => s.busy).length,
+        // A turn on its way to a process counts: shutdown waits for it like for a running one.
+        busy: new Set([...all.filter((s) => s.busy).map((s) => s.sessionId), ...starting]).size,
         spares: sp.filter((s) => s.ready && s.reservedAt === null).length,
         reserved: sp.filter((s) => s.reservedAt !== null).length,
       };

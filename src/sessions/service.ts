@@ -254,7 +254,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         let cwd = info.cwd ?? scope;
         if (!cwd) continue;
         try {
-          cwd = fs.realpathSync(cwd);
+          cwd = fs.realpathSync.native(cwd);
         } catch {
           continue; // its folder is gone: nothing could run there
         }

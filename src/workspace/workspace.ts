@@ -26,7 +26,7 @@ const bad = (message: string) => new AppError('INVALID_PROJECT', message);
 
 export function createWorkspace(rootDir: string): Workspace {
   fs.mkdirSync(rootDir, { recursive: true });
-  const root = fs.realpathSync(rootDir);
+  const root = fs.realpathSync.native(rootDir);
   const inside = (p: string) => p === root || p.startsWith(root + path.sep);
 
   function normalize(raw: string): string {
@@ -51,13 +51,13 @@ export function createWorkspace(rootDir: string): Workspace {
       // Refuse before creating anything if an existing part of the path is a link leading out.
       let existing = target;
       while (!fs.existsSync(existing)) existing = path.dirname(existing);
-      if (!inside(fs.realpathSync(existing))) throw bad('project leads outside the workspace root');
+      if (!inside(fs.realpathSync.native(existing))) throw bad('project leads outside the workspace root');
       try {
         fs.mkdirSync(target, { recursive: true });
       } catch (err) {
         throw bad(`project folder cannot be created: ${(err as Error).message}`);
       }
-      const real = fs.realpathSync(target);
+      const real = fs.realpathSync.native(target);
       if (!inside(real)) throw bad('project leads outside the workspace root');
       if (!fs.statSync(real).isDirectory()) throw bad('project is not a folder');
       return { project: normalized, cwd: real };

@@ -49,4 +49,25 @@ describe('cost of a turn', () => {
     expect(session.turn_count).toBe(6);
     expect(session.total_cost_usd).toBeCloseTo(costs.reduce((a, b) => a + b, 0), 9);
   });
+
+  it('is each turn’s own when the session’s process was closed for another session (least recently used)', async () => {
+    // One warm process at most: each turn of one session closes the other's process, whose exit
+    // saves its total; the next resume must start from that total, not from an older one.
+    const t = await startApp({ env: { ...store, MAX_WARM_SESSIONS: '1', MAX_CONCURRENT_TURNS: '1' } });
+    apps.push(t);
+    const a = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const b = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const costs: number[] = [a.turn.cost_usd, b.turn.cost_usd];
+    // Both at once: one waits for the single slot, and starts the moment the other ends, while
+    // the other's end is closing its own old process.
+    for (let i = 0; i < 3; i++) {
+      const rs = await Promise.all([a, b].map((s) => call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?', if_busy: 'queue' })));
+      for (const r of rs) {
+        expect(r.body.status).toBe('succeeded');
+        costs.push(r.body.cost_usd);
+      }
+    }
+    for (const c of costs) expect(c).toBeGreaterThan(0);
+    for (const c of costs) expect(c).toBeLessThan(costs[0]! * 1.5);
+  });
 });
