@@ -8,6 +8,7 @@
 import type { Query, SDKMessage, SDKUserMessage } from '@anthropic-ai/claude-agent-sdk';
 import type { PermissionMode } from './permission-mode.js';
 import { CostMeter } from './cost.js';
+import type { TurnErrorCode } from '../errors.js';
 
 /** A push-driven async iterable of user messages: the Query's input. */
 export class Inbox implements AsyncIterable<SDKUserMessage> {
@@ -182,7 +183,7 @@ export class LiveSession {
       cur.resolve({ ...base, status: 'interrupted', result: null, error: cur.stopReason ?? { code: 'INTERRUPTED', message: 'the turn was interrupted' } });
       return;
     }
-    const code = m.subtype === 'error_max_turns' ? 'MAX_TURNS' : m.subtype === 'error_max_budget_usd' ? 'BUDGET_EXCEEDED' : 'MODEL_ERROR';
+    const code: TurnErrorCode = m.subtype === 'error_max_turns' ? 'MAX_TURNS' : m.subtype === 'error_max_budget_usd' ? 'BUDGET_EXCEEDED' : 'MODEL_ERROR';
     cur.resolve({ ...base, status: 'failed', result: m.subtype === 'success' ? m.result : null, error: { code, message: text } });
   }
 
