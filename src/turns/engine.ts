@@ -314,7 +314,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     } else if (stopBeforeStart.delete(turn.turn_id)) {
       outcome = { status: 'interrupted', result: null, error: { code: 'INTERRUPTED', message: 'interrupted by a client before it started' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
       await sessions.update(session.session_id, patch);
-    } else if (resume && !(await d.transcriptExists(session))) {
+    } else if (resume && !written && !(await d.transcriptExists(session))) {
+      // (A turn whose prompt goes first was checked at submission, in this same run of the event loop.)
       outcome = { status: 'failed', result: null, error: { code: 'TRANSCRIPT_MISSING', message: 'the transcript vanished before this turn ran' }, costUsd: 0, inputTokens: 0, outputTokens: 0, durationMs: 0 };
       await sessions.update(session.session_id, patch);
     } else {
