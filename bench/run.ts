@@ -17,7 +17,7 @@ import { Inbox } from '../src/claude/live-session.js';
 import { transcriptPath } from '../src/claude/paths.js';
 import type { SessionRow } from '../src/storage/sessions-repo.js';
 import { fmt, median, p90, printRows, type Row } from './stats.js';
-import { api, freshDatabase, gauge, startServerProcess } from './server.js';
+import { api, freshDatabase, gauge, startBareServer, startServerProcess } from './server.js';
 import { sql } from 'kysely';
 import { loadBench } from './load.js';
 
@@ -67,12 +67,13 @@ if (want('cold') || want('warm')) {
   // WARM_IDLE_MS=0: every turn starts a CLI process, as a wrapper calling query({resume}) does.
   // Several rounds, each with a new server, session and raw Query: every CLI process has a speed of
   // its own (the JIT of each settles differently), and one pair of processes alone makes a run's
-  // ratio swing by several per cent. The figures pool the turns of all rounds.
+  // ratio swing by several per cent (rounds of one run spread over 1.03-1.23). What moves a run's
+  // figure is the number of rounds, not of turns per round: 6 of 60. The figures pool all rounds.
   for (const mode of ['cold', 'warm'] as const) {
     if (!want(mode)) continue;
     const M = mode.toUpperCase();
-    const N = Number(process.env[`BENCH_${M}_TURNS`] ?? (mode === 'cold' ? 15 : 100));
-    const R = Math.max(1, Number(process.env[`BENCH_${M}_ROUNDS`] ?? (mode === 'cold' ? 1 : 3)));
+    const N = Number(process.env[`BENCH_${M}_TURNS`] ?? (mode === 'cold' ? 15 : 60));
+    const R = Math.max(1, Number(process.env[`BENCH_${M}_ROUNDS`] ?? (mode === 'cold' ? 1 : 6)));
     console.log(`\n--- ${mode} turn: API vs raw SDK ${mode === 'cold' ? 'query({resume})' : 'streaming-input turn'}, ${R} round(s) of ${N} turns each, interleaved ---`);
     const apiMs: number[] = [];
     const rawMs: number[] = [];
@@ -130,64 +131,78 @@ if (want('cold') || want('warm')) {
 }
 
 if (want('breakdown')) {
-  // Where a warm turn's time goes, all interleaved in one run: the raw SDK; our runner alone (the
-  // same Query in streaming-input mode, our options); the whole app in this process through inject
-  // and through HTTP on loopback; and the server as its own process (what the warm section measures).
-  const N = Number(process.env.BENCH_BREAKDOWN_TURNS ?? 60);
-  console.log(`\n--- warm turn breakdown: ${N} turns each, interleaved ---`);
-  const cwd = path.join(workspace, 'bench-breakdown');
-  fs.mkdirSync(cwd, { recursive: true });
-  const inbox = new Inbox();
-  const q = query({ prompt: inbox, options: { ...rawOptions, cwd, sessionId: randomUUID() } });
-  const it = q[Symbol.asyncIterator]();
-  const raw = async (p: string) => {
-    inbox.push(p);
-    for (;;) {
-      const { value, done } = await it.next();
-      if (done) throw new Error('raw query ended');
-      if (value.type === 'result') return;
+  // Where a warm turn's time goes, all interleaved: the raw SDK; our runner alone (the same Query in
+  // streaming-input mode, our options); the whole app in this process through inject and through
+  // HTTP on loopback; the server as its own process (what the warm section measures); and the least
+  // an HTTP wrapper of the runner can be, as its own process (bench/bare-server.ts): what the HTTP
+  // hop and a second process cost by themselves. In rounds, each with new processes (see warm).
+  const N = Number(process.env.BENCH_BREAKDOWN_TURNS ?? 40);
+  const R = Math.max(1, Number(process.env.BENCH_BREAKDOWN_ROUNDS ?? 3));
+  console.log(`\n--- warm turn breakdown: ${R} round(s) of ${N} turns each way, interleaved ---`);
+  const times = new Map<string, number[]>();
+  for (let r = 0; r < R; r++) {
+    const cwd = path.join(workspace, `bench-breakdown-${r}`);
+    fs.mkdirSync(cwd, { recursive: true });
+    const inbox = new Inbox();
+    const q = query({ prompt: inbox, options: { ...rawOptions, cwd, sessionId: randomUUID() } });
+    const it = q[Symbol.asyncIterator]();
+    const raw = async (p: string) => {
+      inbox.push(p);
+      for (;;) {
+        const { value, done } = await it.next();
+        if (done) throw new Error('raw query ended');
+        if (value.type === 'result') return;
+      }
+    };
+    const runner = createClaudeRunner({ configDir, tmpDir: path.join(root, 'runner-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false, turnTimeoutMs: 600_000, warmIdleMs: 300_000, maxWarm: 8, spares: 0 });
+    const runnerId = randomUUID();
+    let runnerStarted = false;
+    const viaRunner = async (p: string) => {
+      const o = await runner.runTurn({ sessionId: runnerId, cwd, prompt: p, resume: runnerStarted, permissionMode: 'default', model: null, systemPrompt: null, title: null, onMessage: () => {} });
+      if (o.status !== 'succeeded') throw new Error(`runner turn ${o.status}`);
+      runnerStarted = true;
+    };
+    const app = await buildApp(loadConfig({ DATA_DIR: path.join(root, `breakdown-data-${r}`), WORKSPACE_ROOT: workspace, CLAUDE_CONFIG_DIR: configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'error', PREWARM_SPARES: '0' }), { offlineModel: model });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const inApp = await api(base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: `bench-breakdown-app-${r}` });
+    const srv = await startServerProcess(path.join(root, `srv-breakdown-${r}`), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace });
+    const inProc = await api(srv.base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: `bench-breakdown-proc-${r}` });
+    const bare = await startBareServer(path.join(root, `bare-${r}`), configDir, model.url);
+    const bareSession = randomUUID();
+    const ways: Array<[string, (p: string) => Promise<void>]> = [
+      ['raw SDK', raw],
+      ['our runner alone', viaRunner],
+      ['app in this process, inject', async (p) => {
+        const res = await app.inject({ method: 'POST', url: `/v1/sessions/${inApp.session_id}/turns`, payload: { prompt: p } });
+        if (res.statusCode !== 200) throw new Error(res.body);
+      }],
+      ['app in this process, HTTP', async (p) => void (await api(base, 'POST', `/v1/sessions/${inApp.session_id}/turns`, { prompt: p }))],
+      ['server as its own process, HTTP', async (p) => void (await api(srv.base, 'POST', `/v1/sessions/${inProc.session_id}/turns`, { prompt: p }))],
+      ['bare Fastify wrapper, own process', async (p) => void (await api(bare.base, 'POST', '/turn', { session: bareSession, cwd, prompt: p }))],
+    ];
+    await raw('Remember: my favorite color is blue');
+    await viaRunner('Remember: my favorite color is blue');
+    await api(bare.base, 'POST', '/turn', { session: bareSession, cwd, prompt: 'Remember: my favorite color is blue' });
+    const roundTimes = new Map<string, number[]>();
+    for (let i = 0; i < N; i++) {
+      for (let k = 0; k < ways.length; k++) {
+        const [name, fn] = ways[(k + i) % ways.length]!;
+        const t0 = performance.now();
+        await fn(`breakdown ${i}: what is my favorite color?`);
+        const ms = performance.now() - t0;
+        for (const m of [times, roundTimes]) m.set(name, [...(m.get(name) ?? []), ms]);
+      }
     }
-  };
-  const runner = createClaudeRunner({ configDir, tmpDir: path.join(root, 'runner-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false, turnTimeoutMs: 600_000, warmIdleMs: 300_000, maxWarm: 8, spares: 0 });
-  const runnerId = randomUUID();
-  let runnerStarted = false;
-  const viaRunner = async (p: string) => {
-    const o = await runner.runTurn({ sessionId: runnerId, cwd, prompt: p, resume: runnerStarted, permissionMode: 'default', model: null, systemPrompt: null, title: null, onMessage: () => {} });
-    if (o.status !== 'succeeded') throw new Error(`runner turn ${o.status}`);
-    runnerStarted = true;
-  };
-  const app = await buildApp(loadConfig({ DATA_DIR: path.join(root, 'breakdown-data'), WORKSPACE_ROOT: workspace, CLAUDE_CONFIG_DIR: configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', PREWARM_SPARES: '0' }), { offlineModel: model });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const inApp = await api(base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-breakdown-app' });
-  const srv = await startServerProcess(path.join(root, 'srv-breakdown'), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace });
-  const inProc = await api(srv.base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-breakdown-proc' });
-  const ways: Array<[string, (p: string) => Promise<void>]> = [
-    ['raw SDK', raw],
-    ['our runner alone', viaRunner],
-    ['app in this process, inject', async (p) => {
-      const r = await app.inject({ method: 'POST', url: `/v1/sessions/${inApp.session_id}/turns`, payload: { prompt: p } });
-      if (r.statusCode !== 200) throw new Error(r.body);
-    }],
-    ['app in this process, HTTP', async (p) => void (await api(base, 'POST', `/v1/sessions/${inApp.session_id}/turns`, { prompt: p }))],
-    ['server as its own process, HTTP', async (p) => void (await api(srv.base, 'POST', `/v1/sessions/${inProc.session_id}/turns`, { prompt: p }))],
-  ];
-  await raw('Remember: my favorite color is blue');
-  await viaRunner('Remember: my favorite color is blue');
-  const times = new Map<string, number[]>(ways.map(([n]) => [n, []]));
-  for (let i = 0; i < N; i++) {
-    for (let k = 0; k < ways.length; k++) {
-      const [name, fn] = ways[(k + i) % ways.length]!;
-      const t0 = performance.now();
-      await fn(`breakdown ${i}: what is my favorite color?`);
-      times.get(name)!.push(performance.now() - t0);
-    }
+    const rawRound = median(roundTimes.get('raw SDK')!);
+    console.log(`round ${r + 1}: ${[...roundTimes].map(([name, xs]) => `${name} x${fmt(median(xs) / rawRound, 3)}`).join('; ')}`);
+    inbox.end();
+    q.close();
+    await runner.closeAll();
+    await app.close();
+    await srv.stop();
+    await bare.stop();
   }
-  inbox.end();
-  q.close();
-  await runner.closeAll();
-  await app.close();
-  await srv.stop();
   const rawMedian = median(times.get('raw SDK')!);
   const parts: string[] = [];
   for (const [name, xs] of times) {

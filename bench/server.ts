@@ -1,6 +1,6 @@
 /**
- * The server under test, run as its own process (as `npm start` runs it), pointed at a model
- * endpoint the bench shares with its raw-SDK baselines.
+ * The server under test, run as its own process as `npm start` runs it (the built `dist/`), pointed
+ * at a model endpoint the bench shares with its raw-SDK baselines.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -29,7 +29,7 @@ export async function startServerProcess(root: string, modelUrl: string, env: Re
   const port = await freePort();
   const configDir = env.CLAUDE_CONFIG_DIR ?? path.join(root, 'claude');
   fs.mkdirSync(root, { recursive: true });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['dist/server.js'], {
     env: {
       ...process.env,
       PORT: String(port),
@@ -57,6 +57,28 @@ export async function startServerProcess(root: string, modelUrl: string, env: Re
     base,
     child,
     configDir,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** bench/bare-server.ts as its own process: a reference for the breakdown, not the product. */
+export async function startBareServer(root: string, configDir: string, modelUrl: string): Promise<{ base: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/bare-server.ts'], {
+    env: { ...process.env, PORT: String(port), BARE_ROOT: root, CLAUDE_CONFIG_DIR: configDir, ANTHROPIC_BASE_URL: modelUrl },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the bare server exited (${code})`)));
+  });
+  return {
+    base: `http://127.0.0.1:${port}`,
     stop: async () => {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
