@@ -17,6 +17,13 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+/** SIGTERM, and wait for the exit. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
 const freePort = () =>
   new Promise<number>((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
@@ -57,11 +64,7 @@ export async function startServerProcess(root: string, modelUrl: string, env: Re
     base,
     child,
     configDir,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
+    stop: () => stopChild(child),
   };
 }
 
@@ -79,11 +82,7 @@ export async function startBareServer(root: string, configDir: string, modelUrl:
   });
   return {
     base: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
+    stop: () => stopChild(child),
   };
 }
 
