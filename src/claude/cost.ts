@@ -8,7 +8,9 @@
  */
 import fs from 'node:fs';
 
-const MARK = '"cost-state"';
+/** Text every `cost-state` entry's JSON contains. */
+export const COST_STATE_MARK = '"cost-state"';
+const MARK = COST_STATE_MARK;
 /** Bytes read at a time (a parameter for tests). */
 export const CHUNK = { bytes: 64 * 1024 };
 

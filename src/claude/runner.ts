@@ -14,7 +14,7 @@ import { AppError } from '../errors.js';
 import type { PermissionMode } from './permission-mode.js';
 import { Inbox, LiveSession, type TurnOutcome } from './live-session.js';
 import type { ProcessRegistry } from './processes.js';
-import { savedCostInEntries, savedCostInFile } from './cost.js';
+import { COST_STATE_MARK, savedCostInEntries, savedCostInFile } from './cost.js';
 import { projectDirName, transcriptPath } from './paths.js';
 
 export type { TurnOutcome } from './live-session.js';
@@ -44,6 +44,8 @@ export interface RunnerOptions {
   spares?: number;
   /** Mirrors transcripts for other replicas (the SDK's sessionStore). */
   sessionStore?: Options['sessionStore'];
+  /** The store's entries of a transcript whose text contains `text`, in order: spares loading it whole. */
+  storedEntriesContaining?: (key: { projectKey: string; sessionId: string }, text: string) => Promise<Array<Record<string, unknown>>>;
   /** Most a turn may spend (SDK maxBudgetUsd). */
   maxBudgetUsd?: number | undefined;
   /** false: prompts get @file expansion and slash commands (default: verbatim). */
@@ -229,7 +231,12 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
 
   /** The running cost total a resumed CLI starts from, read from the copy it resumes. */
   async function savedCost(sessionId: string, cwd: string): Promise<number> {
-    if (opts.sessionStore) return savedCostInEntries((await opts.sessionStore.load({ projectKey: projectDirName(cwd), sessionId })) as Array<Record<string, unknown>> | null, sessionId);
+    if (opts.sessionStore) {
+      const key = { projectKey: projectDirName(cwd), sessionId };
+      // Every entry that can hold the total contains the mark, so the candidates give the same answer as the whole.
+      const entries = opts.storedEntriesContaining ? await opts.storedEntriesContaining(key, COST_STATE_MARK) : ((await opts.sessionStore.load(key)) as Array<Record<string, unknown>> | null);
+      return savedCostInEntries(entries, sessionId);
+    }
     return (await savedCostInFile(transcriptPath(opts.configDir, cwd, sessionId), sessionId)) ?? 0;
   }
 

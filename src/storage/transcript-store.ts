@@ -23,6 +23,8 @@ export interface StoreEntry {
 export interface TranscriptStore {
   append(key: StoreKey, entries: StoreEntry[]): Promise<void>;
   load(key: StoreKey): Promise<StoreEntry[] | null>;
+  /** The entries of a transcript whose stored text contains `text`, in order (none: empty). */
+  entriesContaining(key: StoreKey, text: string): Promise<StoreEntry[]>;
   listSessions(projectKey: string): Promise<Array<{ sessionId: string; mtime: number }>>;
   delete(key: StoreKey): Promise<void>;
   listSubkeys(key: { projectKey: string; sessionId: string }): Promise<string[]>;
@@ -71,6 +73,20 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
         .orderBy('seq', 'asc')
         .execute();
       return rows.length === 0 ? null : rows.map((r) => JSON.parse(r.entry) as StoreEntry);
+    },
+    async entriesContaining(key, text) {
+      // Filtered where the rows are: a long transcript is not shipped whole to find a few entries.
+      const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const rows = await db
+        .selectFrom('transcript_entries')
+        .select('entry')
+        .where('project_key', '=', key.projectKey)
+        .where('session_id', '=', key.sessionId)
+        .where('subpath', '=', sub(key))
+        .where(sql<boolean>`entry like ${pattern} escape '\\'`)
+        .orderBy('seq', 'asc')
+        .execute();
+      return rows.map((r) => JSON.parse(r.entry) as StoreEntry);
     },
     async listSessions(projectKey) {
       const rows = await db
