@@ -183,7 +183,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     maxWarm: config.maxWarmSessions,
     spares: config.prewarmSpares,
     maxBudgetUsd: config.maxTurnBudgetUsd,
-    ...(transcripts ? { sessionStore: transcripts as unknown as NonNullable<RunnerOptions['sessionStore']>, storedEntriesContaining: (k: { projectKey: string; sessionId: string }, text: string) => transcripts.entriesContaining(k, text) } : {}),
+    ...(transcripts ? { sessionStore: transcripts as unknown as NonNullable<RunnerOptions['sessionStore']>, storedEntriesContaining: transcripts.entriesContaining } : {}),
     verbatimPrompts: !config.promptExpansion,
     processes,
     onPreToolUse: async (sessionId, input) =>

@@ -10,7 +10,6 @@ import fs from 'node:fs';
 
 /** Text every `cost-state` entry's JSON contains. */
 export const COST_STATE_MARK = '"cost-state"';
-const MARK = COST_STATE_MARK;
 /** Bytes read at a time (a parameter for tests). */
 export const CHUNK = { bytes: 64 * 1024 };
 
@@ -53,7 +52,7 @@ export async function savedCostInFile(file: string, sessionId: string): Promise<
         }
         const line = Buffer.concat([chunk.subarray(nl + 1, lineEnd), ...partial]);
         partial = [];
-        const total = line.includes(MARK) ? parse(line, sessionId) : null;
+        const total = line.includes(COST_STATE_MARK) ? parse(line, sessionId) : null;
         if (total !== null) return total;
         if (nl < 0) break;
         lineEnd = nl;
