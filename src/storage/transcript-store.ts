@@ -34,6 +34,22 @@ export interface TranscriptStore {
 
 export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): TranscriptStore {
   const sub = (k: StoreKey) => k.subpath ?? '';
+  /** A transcript's entries in order; with `containing`, only those whose stored text contains it. */
+  async function entriesOf(key: StoreKey, containing?: string): Promise<StoreEntry[]> {
+    let q = db
+      .selectFrom('transcript_entries')
+      .select('entry')
+      .where('project_key', '=', key.projectKey)
+      .where('session_id', '=', key.sessionId)
+      .where('subpath', '=', sub(key))
+      .orderBy('seq', 'asc');
+    if (containing !== undefined) {
+      // LIKE's own wildcards in the text are taken literally.
+      const pattern = `%${containing.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      q = q.where(sql<boolean>`entry like ${pattern} escape '\\'`);
+    }
+    return (await q.execute()).map((r) => JSON.parse(r.entry) as StoreEntry);
+  }
   return {
     async append(key, entries) {
       if (entries.length === 0) return;
@@ -64,30 +80,11 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
       });
     },
     async load(key) {
-      const rows = await db
-        .selectFrom('transcript_entries')
-        .select('entry')
-        .where('project_key', '=', key.projectKey)
-        .where('session_id', '=', key.sessionId)
-        .where('subpath', '=', sub(key))
-        .orderBy('seq', 'asc')
-        .execute();
-      return rows.length === 0 ? null : rows.map((r) => JSON.parse(r.entry) as StoreEntry);
+      const entries = await entriesOf(key);
+      return entries.length === 0 ? null : entries;
     },
-    async entriesContaining(key, text) {
-      // Filtered where the rows are: a long transcript is not shipped whole to find a few entries.
-      const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      const rows = await db
-        .selectFrom('transcript_entries')
-        .select('entry')
-        .where('project_key', '=', key.projectKey)
-        .where('session_id', '=', key.sessionId)
-        .where('subpath', '=', sub(key))
-        .where(sql<boolean>`entry like ${pattern} escape '\\'`)
-        .orderBy('seq', 'asc')
-        .execute();
-      return rows.map((r) => JSON.parse(r.entry) as StoreEntry);
-    },
+    // Filtered where the rows are: a long transcript is not shipped whole to find a few entries.
+    entriesContaining: (key, text) => entriesOf(key, text),
     async listSessions(projectKey) {
       const rows = await db
         .selectFrom('transcript_entries')
