@@ -44,7 +44,7 @@ export interface RunnerOptions {
   spares?: number;
   /** Mirrors transcripts for other replicas (the SDK's sessionStore). */
   sessionStore?: Options['sessionStore'];
-  /** The store's entries of a transcript whose text contains `text`, in order: spares loading it whole. */
+  /** The store's entries of a transcript whose text contains `text`, in order (the transcript is not loaded whole). */
   storedEntriesContaining?: (key: { projectKey: string; sessionId: string }, text: string) => Promise<Array<Record<string, unknown>>>;
   /** Most a turn may spend (SDK maxBudgetUsd). */
   maxBudgetUsd?: number | undefined;
