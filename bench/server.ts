@@ -32,11 +32,19 @@ const freePort = () =>
     });
   });
 
+/** The Node flags `npm start` gives the server (package.json): the bench and the tests start it the same way. */
+export const START_NODE_FLAGS: string[] = (() => {
+  const start = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const m = /\bnode((?: --\S+)*) dist\/server\.js/.exec(start);
+  if (!m) throw new Error(`package.json's start script does not run node ... dist/server.js: ${start}`);
+  return m[1]!.trim().split(/\s+/).filter(Boolean);
+})();
+
 export async function startServerProcess(root: string, modelUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
   const port = await freePort();
   const configDir = env.CLAUDE_CONFIG_DIR ?? path.join(root, 'claude');
   fs.mkdirSync(root, { recursive: true });
-  const child = spawn(process.execPath, ['dist/server.js'], {
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, 'dist/server.js'], {
     env: {
       ...process.env,
       PORT: String(port),
@@ -72,7 +80,7 @@ export async function startServerProcess(root: string, modelUrl: string, env: Re
 export async function startBareServer(root: string, configDir: string, modelUrl: string): Promise<{ base: string; stop(): Promise<void> }> {
   const port = await freePort();
   fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/bare-server.ts'], {
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'bench/bare-server.ts'], {
     env: { ...process.env, PORT: String(port), BARE_ROOT: root, CLAUDE_CONFIG_DIR: configDir, ANTHROPIC_BASE_URL: modelUrl },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

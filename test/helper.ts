@@ -14,6 +14,7 @@ import { cliBinaryPath } from '../src/claude/paths.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { buildApp } from '../src/app.js';
 import { startOfflineModel, type OfflineModel } from '../src/offline-model/server.js';
+import { START_NODE_FLAGS } from '../bench/server.js';
 import type { App } from '../src/types.js';
 
 export interface TestDirs {
@@ -262,10 +263,10 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts the real server process, as `npm start` does (from source, through tsx). */
+/** Starts the real server process, as `npm start` does (its Node flags; from source, through tsx). */
 export async function startServer(env: Record<string, string>) {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
