@@ -119,19 +119,44 @@ describe('turn engine: queue, interrupt, cancel, wait modes', () => {
   });
 });
 
-describe('warm processes are bounded', () => {
+describe('warm processes are bounded by count', () => {
   let t: TestApp;
   beforeAll(async () => {
-    // Idle time long enough that three cold turns on a loaded machine finish well within it.
-    t = await startApp({ env: { MAX_WARM_SESSIONS: '2', WARM_IDLE_MS: '5000' } });
+    // An idle time no run of this test reaches: only the count closes processes here.
+    t = await startApp({ env: { MAX_WARM_SESSIONS: '2', WARM_IDLE_MS: '600000' } });
   });
   afterAll(async () => t.close());
 
-  it('closes the least recently used past MAX_WARM_SESSIONS, and idle ones after WARM_IDLE_MS', async () => {
-    for (let i = 0; i < 3; i++) await call(t.app, 'POST', '/v1/sessions', { prompt: `session ${i}` });
+  it('closes the least recently used past MAX_WARM_SESSIONS', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await call(t.app, 'POST', '/v1/sessions', { prompt: `session ${i}` })).body.session_id);
     expect(t.app.internals.runner.stats().warm).toBe(2);
-    expect(await waitFor(() => cliProcesses(t.config.claudeConfigDir).length <= 2, 5_000)).toBe(true);
-    expect(await waitFor(() => t.app.internals.runner.stats().warm === 0, 10_000)).toBe(true);
+    expect(t.app.internals.runner.liveSessions().sort()).toEqual(ids.slice(1).sort());
+    expect(await waitFor(() => cliProcesses(t.config.claudeConfigDir).length === 2, 5_000)).toBe(true);
+    // A turn on the closed session starts a process again, and the least recently used one gives way.
+    expect((await call(t.app, 'POST', `/v1/sessions/${ids[0]}/turns`, { prompt: 'again' })).body.status).toBe('succeeded');
+    expect(t.app.internals.runner.liveSessions().sort()).toEqual([ids[0], ids[2]].sort());
+    expect(await waitFor(() => cliProcesses(t.config.claudeConfigDir).length === 2, 5_000)).toBe(true);
+  });
+});
+
+describe('warm processes are bounded in time', () => {
+  let t: TestApp;
+  const idleMs = 3000;
+  beforeAll(async () => {
+    t = await startApp({ env: { WARM_IDLE_MS: String(idleMs) } });
+  });
+  afterAll(async () => t.close());
+
+  it('closes a process idle for WARM_IDLE_MS, and a turn then resumes the session', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const idleFrom = Date.now();
+    expect(t.app.internals.runner.liveSessions()).toEqual([s.session_id]);
+    expect(await waitFor(() => t.app.internals.runner.stats().warm === 0, idleMs + 10_000)).toBe(true);
+    expect(Date.now() - idleFrom).toBeGreaterThanOrEqual(idleMs - 1000);
     expect(await waitFor(() => cliProcesses(t.config.claudeConfigDir).length === 0, 5_000)).toBe(true);
+    const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
+    expect(r.body.status).toBe('succeeded');
+    expect(r.body.result).toMatch(/blue/);
   });
 });
