@@ -1,11 +1,51 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cliProcesses, dbEnv, exited, makeDirs, startServer, waitFor } from '../helper.js';
+import { cliProcesses, dbEnv, exited, freePort, makeDirs, startServer, waitFor } from '../helper.js';
 
 describe('graceful stop', () => {
   const children: ChildProcess[] = [];
+  const leftBehind: number[] = [];
   afterAll(() => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    for (const pid of leftBehind) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  });
+
+  it('SIGTERM to `npm start` reaches the server: it stops, and no CLI process is left', async () => {
+    // What a process manager, `timeout` or `docker stop` on an `npm start` image does. npm passes the
+    // signal to its script's shell only; the script must hand the shell over to the server.
+    if (!fs.existsSync('dist/server.js')) throw new Error('dist/ is missing: `npm test` builds it first (pretest)');
+    const dirs = makeDirs();
+    const port = await freePort();
+    // --ignore-scripts: the start script itself, without its prestart build (pretest built dist/).
+    const npm = spawn('npm', ['start', '--silent', '--ignore-scripts'], {
+      env: { ...process.env, ...(await dbEnv(dirs)), PORT: String(port), HOST: '127.0.0.1', MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(npm);
+    let log = '';
+    npm.stderr!.on('data', (d) => (log += d));
+    const base = `http://127.0.0.1:${port}`;
+    const up = await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 30_000, 200);
+    if (!up) throw new Error(`npm start did not serve: ${log}`);
+    const s = await (await fetch(`${base}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hello' }) })).json();
+    expect(s.turn.status).toBe('succeeded');
+    // npm, the server and its CLI processes (warm and spare) all carry this CLAUDE_CONFIG_DIR.
+    const running = cliProcesses(dirs.configDir);
+    expect(running.length).toBeGreaterThanOrEqual(3);
+
+    npm.kill('SIGTERM');
+    await exited(npm);
+    const gone = await waitFor(() => cliProcesses(dirs.configDir).length === 0, 15_000);
+    leftBehind.push(...cliProcesses(dirs.configDir));
+    expect(gone).toBe(true);
+    expect(await fetch(`${base}/health`).then(() => 'served', () => 'refused')).toBe('refused');
   });
 
   it('SIGTERM mid-turn: the server exits and leaves no CLI process behind', async () => {
