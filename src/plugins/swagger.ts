@@ -9,8 +9,27 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { ERROR_CODES, TURN_ERROR_CODES } from '../errors.js';
 
+type ObjectSchema = { properties?: Record<string, { default?: unknown }>; required?: string[] };
+
+/**
+ * The schema as a client sees it: a field with a default may be left out (validation fills it
+ * in), so it is not listed as required. The validation schema itself is left as it is.
+ */
+export function optionalDefaults<T>(schema: T): T {
+  const o = schema as ObjectSchema | undefined;
+  if (!o || !Array.isArray(o.required) || !o.properties) return schema;
+  const props = o.properties;
+  const required = o.required.filter((k) => props[k]?.default === undefined);
+  return required.length === o.required.length ? schema : ({ ...o, required } as T);
+}
+
 export default fp(async (app, opts: { version: string }) => {
   await app.register(swagger, {
+    transform: ({ schema, url }) => {
+      if (!schema) return { schema, url };
+      const s = schema as Record<string, unknown>;
+      return { schema: { ...s, querystring: optionalDefaults(s.querystring), body: optionalDefaults(s.body) }, url };
+    },
     openapi: {
       openapi: '3.1.0',
       info: {

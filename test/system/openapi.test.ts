@@ -55,6 +55,19 @@ describe('OpenAPI document, docs page and health', () => {
     expect(doc.security).toEqual([{ bearer: [] }]);
     expect(Object.keys(doc.paths['/v1/sessions'].post.responses['200'].content)).toEqual(['text/event-stream']);
     expect(doc.paths['/v1/sessions/{session_id}/events'].get.parameters.map((x: any) => `${x.in} ${x.name}`)).toContain('header last-event-id');
+    // A parameter or body field with a default may be left out: the document does not require it.
+    const defaulted: string[] = [];
+    for (const [p, ops] of Object.entries<any>(doc.paths)) {
+      for (const [m, op] of Object.entries<any>(ops)) {
+        for (const x of op.parameters ?? []) if (x.schema?.default !== undefined) defaulted.push(`${m} ${p} ${x.name} required=${x.required}`);
+        const body = op.requestBody?.content?.['application/json']?.schema;
+        for (const [k, v] of Object.entries<any>(body?.properties ?? {})) if (v.default !== undefined) defaulted.push(`${m} ${p} ${k} required=${(body.required ?? []).includes(k)}`);
+      }
+    }
+    expect(defaulted).toContain('post /v1/sessions/{session_id}/turns wait required=false');
+    expect(defaulted).toContain('get /v1/sessions limit required=false');
+    expect(defaulted).toContain('delete /v1/sessions/{session_id} purge required=false');
+    expect(defaulted.filter((d) => d.endsWith('required=true'))).toEqual([]);
     const codes = doc.components.schemas.Error.properties.error.properties.code.anyOf.map((x: any) => x.const ?? x.enum?.[0]);
     expect(codes.sort()).toEqual([...ERROR_CODES].sort());
   });
