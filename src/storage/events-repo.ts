@@ -19,6 +19,8 @@ export interface EventRepository {
   appendNumbered(sessionId: string, rows: Array<Omit<EventRow, 'seq'>>): Promise<EventRow[]>;
   /** Highest seq of a session, 0 when it has none. */
   maxSeq(sessionId: string): Promise<number>;
+  /** The seq of a turn's `done` event, null when it has none (yet). */
+  doneSeq(sessionId: string, turnId: string): Promise<number | null>;
   /** Events of a session (or of one turn) after `afterSeq`, oldest first. */
   after(sessionId: string, afterSeq: number, opts: { turnId?: string | undefined; limit: number }): Promise<EventRow[]>;
 }
@@ -42,6 +44,11 @@ export function createEventRepository(db: Kysely<Database>): EventRepository {
     async maxSeq(sessionId) {
       const r = await db.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).where('session_id', '=', sessionId).executeTakeFirst();
       return Number(r?.m ?? 0);
+    },
+    async doneSeq(sessionId, turnId) {
+      // A turn's done is its last event (events_turn index).
+      const r = await db.selectFrom('events').select(['seq', 'type']).where('turn_id', '=', turnId).where('session_id', '=', sessionId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      return r && r.type === 'done' ? Number(r.seq) : null;
     },
     async after(sessionId, afterSeq, opts) {
       let q = db.selectFrom('events').selectAll().where('session_id', '=', sessionId).where('seq', '>', afterSeq);

@@ -28,6 +28,8 @@ export interface EventLog {
    * session's numbering is already known (the common case), else a promise of it.
    */
   append(sessionId: string, turnId: string | null, type: EventType, data: unknown): SessionEvent | Promise<SessionEvent>;
+  /** The number of a turn's `done` event (written or not yet), null while the turn has none. */
+  doneSeq(sessionId: string, turnId: string): Promise<number | null>;
   /** Events after `afterSeq` (of one turn, when given), oldest first: written or not yet. */
   after(sessionId: string, afterSeq: number, opts?: { turnId?: string | undefined; limit?: number }): Promise<SessionEvent[]>;
   /**
@@ -176,6 +178,10 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
       const calls = opening.get(sessionId) ?? open(sessionId);
       return new Promise<SessionEvent>((resolve, reject) => calls.push({ turnId, type, data, resolve, reject }));
     },
+    async doneSeq(sessionId, turnId) {
+      const mem = streams.get(sessionId)?.unwritten.find((e) => e.turn_id === turnId && e.type === 'done');
+      return mem ? mem.seq : repo.doneSeq(sessionId, turnId);
+    },
     async after(sessionId, afterSeq, opts = {}) {
       const limit = opts.limit ?? 500;
       // Memory first, then the database: an event being written is in one or the other.
@@ -253,6 +259,7 @@ export function createSharedEventLog(repo: EventRepository, notify: (sessionId: 
         fresh.writing = drain(sessionId, fresh);
       });
     },
+    doneSeq: (sessionId, turnId) => repo.doneSeq(sessionId, turnId),
     async after(sessionId, afterSeq, opts = {}) {
       return (await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 })).map(toEvent);
     },

@@ -21,7 +21,18 @@ export function wantsEventStream(req: FastifyRequest): boolean {
   return /\btext\/event-stream\b/.test(req.headers.accept ?? '');
 }
 
-/** Streams the events of one turn from its start until its `done`. */
-export function streamTurn(req: FastifyRequest, reply: FastifyReply, turn: TurnRow, s: StreamSettings, afterSeq = 0): void {
+/**
+ * Streams the events of one turn after `afterSeq` until its `done`. A client that already has the
+ * `done` (an EventSource reconnecting after the stream ended sends its id) gets 204 No Content:
+ * there is nothing more to send, and 204 is what tells an EventSource to stop reconnecting.
+ */
+export async function streamTurn(req: FastifyRequest, reply: FastifyReply, turn: TurnRow, s: StreamSettings, afterSeq = 0): Promise<void> {
+  if (afterSeq > 0) {
+    const done = await s.events.doneSeq(turn.session_id, turn.turn_id);
+    if (done !== null && done <= afterSeq) {
+      await reply.code(204).send();
+      return;
+    }
+  }
   streamEvents(req, reply, { ...s, sessionId: turn.session_id, turnId: turn.turn_id, afterSeq });
 }

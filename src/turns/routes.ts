@@ -84,11 +84,11 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; sessions:
       params: TurnParamsSchema,
       querystring: EventsQuerySchema,
       headers: LastEventIdHeaders,
-      response: { 200: sse, ...sessionErrors },
+      response: { 200: sse, 204: { description: 'The client already has the turn\'s done event: nothing more to send (an EventSource stops reconnecting)', type: 'null' }, ...sessionErrors },
     },
     handler: async (req, reply) => {
       const turn = await svc.get(req.caller, req.params.session_id, req.params.turn_id);
-      streamTurn(req, reply, turn, opts.stream, replayPosition(req, req.query.after));
+      return streamTurn(req, reply, turn, opts.stream, replayPosition(req, req.query.after));
     },
   });
 

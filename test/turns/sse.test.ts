@@ -53,6 +53,18 @@ describe('server-sent events', () => {
     expect(ids(joined)).toEqual(ids(whole.events));
     expect(streamedText(joined)).toBe(streamedText(whole.events));
     expect(joined[joined.length - 1]!.event).toBe('done');
+    // The turn has ended. A client that has its done (an EventSource reconnecting sends that id)
+    // gets 204, which stops an EventSource; one that has not gets the rest, and the stream ends.
+    const doneId = joined[joined.length - 1]!.id!;
+    const t0 = Date.now();
+    for (const again of [await readSse(url, { headers: { 'last-event-id': String(doneId) }, ms: 5_000 }), await readSse(`${url}?after=${doneId}`, { ms: 5_000 })]) {
+      expect(again.status).toBe(204);
+      expect(again.events.filter((e) => e.id !== null)).toEqual([]);
+    }
+    expect(Date.now() - t0).toBeLessThan(4_000);
+    const lastOne = await readSse(url, { headers: { 'last-event-id': String(doneId - 1) }, ms: 5_000 });
+    expect(lastOne).toMatchObject({ status: 200, ended: true });
+    expect(lastOne.events.filter((e) => e.id !== null).map((e) => [e.id, e.event])).toEqual([[doneId, 'done']]);
   });
 
   it('a subscriber that joins late sees everything the first one saw', async () => {
