@@ -128,6 +128,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
   const actors = new Map<string, Actor>();
   const waiters = new Map<string, Array<(t: TurnRow) => void>>();
   let queued = 0;
+  /** Turns being written to wait (not yet counted in `queued`). */
+  let enqueuing = 0;
   /** Running turns interrupted before their prompt reached a process: they end without running. */
   const stopBeforeStart = new Set<string>();
   /** Sessions whose turn waits for a person to approve a tool call, and turns interrupted then. */
@@ -530,9 +532,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
 
   async function submit(session: SessionRow, input: SubmitInput): Promise<TurnRow> {
       if (draining) throw new AppError('SHUTTING_DOWN', 'the server is shutting down; try again shortly', { retryAfter: 5 });
-      if (queued >= d.maxQueued) {
-        throw new AppError('CAPACITY_EXCEEDED', `${queued} turns are already waiting; try again shortly`, { retryAfter: 5 });
-      }
+      // The waiting line bounds turns that wait: one that can start now is let through, even when
+      // the line is full (or MAX_QUEUED_TURNS=0); a full line is checked below, before a turn is written to wait.
       if (d.userMaxConcurrent !== undefined && (activeByUser.get(session.user_id) ?? 0) >= d.userMaxConcurrent) {
         throw new AppError('CAPACITY_EXCEEDED', `user ${session.user_id} already has ${d.userMaxConcurrent} turns running or waiting`, { retryAfter: 5 });
       }
@@ -637,7 +638,17 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           if (input.ifBusy === 'reject') throw busy(session.session_id);
         }
       }
-      const row = await turns.insert(base);
+      // Counted from here until queue() tracks it, so concurrent submissions cannot overfill the line.
+      if (queued + enqueuing >= d.maxQueued) {
+        throw new AppError('CAPACITY_EXCEEDED', `${queued} turns are already waiting; try again shortly`, { retryAfter: 5 });
+      }
+      enqueuing++;
+      let row: TurnRow | null;
+      try {
+        row = await turns.insert(base);
+      } finally {
+        enqueuing--;
+      }
       if (!row) throw new Error('a queued turn could not be written');
       return queue(row);
 

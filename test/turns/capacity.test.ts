@@ -59,3 +59,38 @@ describe('a bounded waiting line', () => {
     expect(again.body.status).toBe('succeeded');
   });
 });
+
+describe('no waiting line (MAX_QUEUED_TURNS=0)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ env: { MAX_CONCURRENT_TURNS: '1', MAX_QUEUED_TURNS: '0' } });
+  });
+  afterAll(async () => t.close());
+
+  it('a turn that can start now runs; one that would have to wait gets 429 and nothing is written', async () => {
+    const first = await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' });
+    expect([first.status, first.body.turn?.status]).toEqual([201, 'succeeded']);
+    const other = (await call(t.app, 'POST', '/v1/sessions', {})).body.session_id;
+    const a = await call(t.app, 'POST', `/v1/sessions/${first.body.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] What is my favorite color?' });
+    expect(a.status).toBe(202);
+    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${first.body.session_id}/turns/${a.body.turn_id}`)).body.status === 'running');
+    // The one slot is taken: waiting for it, or behind the running turn of the same session, is refused.
+    for (const [sid, body] of [
+      [other, { prompt: 'b' }],
+      [first.body.session_id, { prompt: 'c', if_busy: 'queue' }],
+    ] as const) {
+      const r = await call(t.app, 'POST', `/v1/sessions/${sid}/turns?wait=false`, body);
+      expect([r.status, r.body.error?.code]).toEqual([429, 'CAPACITY_EXCEEDED']);
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(0);
+    }
+    expect((await call(t.app, 'GET', `/v1/sessions/${other}/turns`)).body.turns).toEqual([]);
+    expect((await call(t.app, 'GET', `/v1/sessions/${first.body.session_id}/turns`)).body.turns).toHaveLength(2);
+    const done = await waitFor(async () => {
+      const x = (await call(t.app, 'GET', `/v1/sessions/${first.body.session_id}/turns/${a.body.turn_id}`)).body;
+      return x.status === 'succeeded' ? x : null;
+    }, 15_000);
+    expect(done?.result).toMatch(/blue/);
+    // Free again: the next turn runs.
+    expect((await call(t.app, 'POST', `/v1/sessions/${other}/turns`, { prompt: 'b' })).body.status).toBe('succeeded');
+  });
+});
