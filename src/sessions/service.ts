@@ -247,11 +247,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async importFromWorkspace(caller, body) {
       const userId = ownerFor(caller, body.user_id);
-      const scope = body.project !== undefined ? workspace.resolve(body.project).cwd : null;
+      // A project folder that does not exist holds nothing to adopt, and is not created for it.
+      const scope: string | null | undefined = body.project !== undefined ? workspace.find(body.project)?.cwd : null;
+      if (scope === undefined) return { imported: 0, already_known: 0, sessions: [] };
       const found = await claude.list(scope ? { cwd: scope } : {});
       const candidates: SessionRow[] = [];
       for (const info of found) {
-        let cwd = info.cwd ?? scope;
+        let cwd: string | null = info.cwd ?? scope;
         if (!cwd) continue;
         try {
           cwd = fs.realpathSync.native(cwd);
@@ -289,9 +291,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const adopted = candidates.filter((c) => inserted.has(c.session_id));
       // With a transcript store, what is adopted goes into it: any replica can then resume it.
       for (const c of adopted) await claude.ensureShared(c.session_id, c.cwd);
+      // Known ones are counted only when they are the owner's: another user's session is not even a number here.
+      const known = await sessions.ownedBy(candidates.filter((c) => !inserted.has(c.session_id)).map((c) => c.session_id), userId);
       return {
         imported: adopted.length,
-        already_known: candidates.length - adopted.length,
+        already_known: known.length,
         sessions: await Promise.all(adopted.map((r) => present(r, null))),
       };
     },

@@ -27,6 +27,8 @@ export interface SessionRepository {
   insertMissing(rows: SessionRow[]): Promise<string[]>;
   /** One session, whatever its owner or status. */
   get(sessionId: string): Promise<SessionRow | undefined>;
+  /** Of these ids, those of sessions that belong to `userId` (whatever their status). */
+  ownedBy(sessionIds: string[], userId: string): Promise<string[]>;
   /** The most recently active session, whoever's (a startup check of the workspace root). */
   latest(): Promise<SessionRow | undefined>;
   /** A user's sessions, newest activity first; deleted ones only when asked by status. */
@@ -62,6 +64,14 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
   return {
     async insert(row) {
       await db.insertInto('sessions').values(row).execute();
+    },
+    async ownedBy(sessionIds, userId) {
+      const owned: string[] = [];
+      for (let i = 0; i < sessionIds.length; i += 500) {
+        const rows = await db.selectFrom('sessions').select('session_id').where('user_id', '=', userId).where('session_id', 'in', sessionIds.slice(i, i + 500)).execute();
+        owned.push(...rows.map((r) => r.session_id));
+      }
+      return owned;
     },
     async insertMissing(rows) {
       if (rows.length === 0) return [];

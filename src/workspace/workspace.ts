@@ -14,6 +14,8 @@ export interface Workspace {
   readonly root: string;
   /** Validates `project`, creates its folder, returns its normalized form and real cwd. */
   resolve(project: string | undefined): { project: string; cwd: string };
+  /** Validates `project` and resolves it like `resolve`, but creates nothing: null when its folder does not exist. */
+  find(project: string): { project: string; cwd: string } | null;
   /** Validates `project` and returns its normalized form (`a//b/` is `a/b`, `./.` is `.`), touching nothing. */
   normalize(project: string): string;
   /** Checks that a stored cwd still resolves to itself inside the root (no symlink swapped in since). */
@@ -42,25 +44,35 @@ export function createWorkspace(rootDir: string): Workspace {
     return segments.length === 0 ? '.' : segments.join('/');
   }
 
-  return {
-    root,
-    normalize,
-    resolve(project) {
-      const normalized = normalize(project ?? '.');
-      const target = normalized === '.' ? root : path.join(root, ...normalized.split('/'));
-      // Refuse before creating anything if an existing part of the path is a link leading out.
-      let existing = target;
-      while (!fs.existsSync(existing)) existing = path.dirname(existing);
-      if (!inside(fs.realpathSync.native(existing))) throw bad('project leads outside the workspace root');
+  function locate(project: string, create: boolean): { project: string; cwd: string } | null {
+    const normalized = normalize(project);
+    const target = normalized === '.' ? root : path.join(root, ...normalized.split('/'));
+    // Refuse before creating anything if an existing part of the path is a link leading out.
+    let existing = target;
+    while (!fs.existsSync(existing)) existing = path.dirname(existing);
+    if (!inside(fs.realpathSync.native(existing))) throw bad('project leads outside the workspace root');
+    if (existing !== target) {
+      if (!create) return null;
       try {
         fs.mkdirSync(target, { recursive: true });
       } catch (err) {
         throw bad(`project folder cannot be created: ${(err as Error).message}`);
       }
-      const real = fs.realpathSync.native(target);
-      if (!inside(real)) throw bad('project leads outside the workspace root');
-      if (!fs.statSync(real).isDirectory()) throw bad('project is not a folder');
-      return { project: normalized, cwd: real };
+    }
+    const real = fs.realpathSync.native(target);
+    if (!inside(real)) throw bad('project leads outside the workspace root');
+    if (!fs.statSync(real).isDirectory()) throw bad('project is not a folder');
+    return { project: normalized, cwd: real };
+  }
+
+  return {
+    root,
+    normalize,
+    resolve(project) {
+      return locate(project ?? '.', true)!;
+    },
+    find(project) {
+      return locate(project, false);
     },
     assertStillInside(cwd) {
       let real: string;

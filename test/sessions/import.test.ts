@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, startApp, terminalSession, type TestApp } from '../helper.js';
@@ -40,5 +41,33 @@ describe('import of sessions started from a terminal', () => {
     expect(r.body.already_known).toBeGreaterThanOrEqual(1); // the one from the first test
     const got = await call(t.app, 'GET', `/v1/sessions/${outside}`);
     expect(got.status).toBe(404);
+  });
+});
+
+describe('import with several users', () => {
+  let t: TestApp;
+  const as = (user: string) => ({ authorization: `Bearer key-${user}-0123456789` });
+  beforeAll(async () => {
+    t = await startApp({ env: { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789' } });
+  });
+  afterAll(async () => t.close());
+
+  it("tells nobody of another user's sessions, and creates no folder for a project that is not there", async () => {
+    const id = await terminalSession(t, path.join(t.dirs.workspace, 'shared'), 'hello from a terminal');
+    const alice = await call(t.app, 'POST', '/v1/sessions/import', { project: 'shared' }, as('alice'));
+    expect(alice.body).toMatchObject({ imported: 1, already_known: 0 });
+    expect((await call(t.app, 'POST', '/v1/sessions/import', { project: 'shared' }, as('alice'))).body).toMatchObject({ imported: 0, already_known: 1 });
+    // Bob is told nothing of it: not imported, and not counted as known either.
+    for (const body of [{ project: 'shared' }, {}]) {
+      const bob = await call(t.app, 'POST', '/v1/sessions/import', body, as('bob'));
+      expect(bob.body).toEqual({ imported: 0, already_known: 0, sessions: [] });
+    }
+    expect((await call(t.app, 'GET', `/v1/sessions/${id}`, undefined, as('bob'))).status).toBe(404);
+    // A project folder that is not there: nothing to adopt, and nothing made.
+    const none = await call(t.app, 'POST', '/v1/sessions/import', { project: 'not/there' }, as('alice'));
+    expect([none.status, none.body]).toEqual([200, { imported: 0, already_known: 0, sessions: [] }]);
+    expect(fs.existsSync(path.join(t.dirs.workspace, 'not'))).toBe(false);
+    // Still checked like any project: one leading out is refused.
+    expect((await call(t.app, 'POST', '/v1/sessions/import', { project: '../x' }, as('alice'))).status).toBe(400);
   });
 });
