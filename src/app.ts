@@ -52,6 +52,9 @@ import rateLimit from '@fastify/rate-limit';
 import { isLoopback } from './config.js';
 import type { App } from './types.js';
 
+/** A client's request id that is kept as it is: a plain token of at most 128 characters. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 export const SERVER_VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface AppDeps {
@@ -95,8 +98,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const app = Fastify({
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's own X-Request-Id is kept when it is a plain token: it is echoed in headers and
+    // logs, so anything longer or stranger is replaced by a new id.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
     // While shutting down, requests get this server's own 503 (onRequest below), not Fastify's.
     return503OnClosing: false,
     ajv: { customOptions: { removeAdditional: false } },
@@ -163,6 +171,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     offline ??= await startOfflineModel();
     const why = config.modelBackendAuto ? 'no ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN is set (MODEL_BACKEND=auto)' : 'MODEL_BACKEND=offline';
     app.log.warn({ url: offline.url }, `OFFLINE MODEL: ${why}; sessions talk to the built-in scripted model, not to Claude`);
+  } else if (!config.anthropicApiKey && !config.anthropicAuthToken) {
+    app.log.warn('MODEL_BACKEND=anthropic with no ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN: the CLI can only use a login of its own under CLAUDE_CONFIG_DIR; without one every turn fails');
   }
 
   // TRANSCRIPT_STORE=database: transcripts are mirrored into PostgreSQL, so that a replica whose
@@ -293,7 +303,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     keyGenerator: (req) => (req.caller?.userId ? `user:${req.caller.userId}` : `ip:${req.ip}`),
     allowList: (req) => isPublicRoute(req.routeOptions.url),
     errorResponseBuilder: (req, ctx) => {
-      const err = new AppError('RATE_LIMITED', `more than ${ctx.max} requests in ${ctx.after}; retry later`, { retryAfter: Math.ceil(ctx.ttl / 1000) });
+      const err = new AppError('RATE_LIMITED', `more than ${ctx.max} requests a minute (RATE_LIMIT_PER_MINUTE); retry in ${ctx.after}`, { retryAfter: Math.ceil(ctx.ttl / 1000) });
       (err as unknown as { statusCode: number }).statusCode = 429;
       return err;
     },

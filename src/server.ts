@@ -3,11 +3,23 @@
  * The process: read config, build the app, listen, and stop gracefully on SIGTERM/SIGINT
  * (every CLI process closed, the database closed) before exiting.
  */
-import { loadConfig } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { buildApp } from './app.js';
 
-const config = loadConfig();
-const app = await buildApp(config);
+/** Ends the process on a start-up error with one line that says what is wrong (the stack only when debugging). */
+function refuse(what: string, err: unknown): never {
+  const debug = /^(debug|trace)$/.test(process.env.LOG_LEVEL ?? '');
+  process.stderr.write(`claude-session-server: ${what}: ${err instanceof Error ? (debug ? err.stack : err.message) : String(err)}\n`);
+  process.exit(1);
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  refuse('invalid configuration', err);
+}
+const app = await buildApp(config).catch((err: unknown) => refuse('could not start', err));
 
 let stopping = false;
 async function stop(signal: string) {

@@ -56,7 +56,8 @@ export const WaitQuerySchema = Type.Object(
 );
 
 export const EventsQuerySchema = Type.Object(
-  { after: Type.Optional(Type.Integer({ minimum: 0, description: 'Replay events after this id (Last-Event-ID wins when both are given)' })) },
+  // The same bound as Last-Event-ID's (at most 15 digits): both name an event id.
+  { after: Type.Optional(Type.Integer({ minimum: 0, maximum: 999_999_999_999_999, description: 'Replay events after this id (Last-Event-ID wins when both are given)' })) },
   { additionalProperties: false },
 );
 

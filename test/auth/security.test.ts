@@ -1,9 +1,10 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { childEnv } from '../../src/claude/runner.js';
-import { call, dbEnv, makeDirs, offlineModel, startApp, testConfig, type TestApp } from '../helper.js';
+import { START_NODE_FLAGS } from '../../bench/server.js';
+import { call, dbEnv, exited, freePort, makeDirs, offlineModel, startApp, testConfig, type TestApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
@@ -77,6 +78,28 @@ describe('API keys', () => {
 });
 
 describe('who may start the server', () => {
+  /** Runs the server process as `npm start` does, until it exits by itself. */
+  const startAlone = async (env: Record<string, string>) => {
+    const dirs = makeDirs();
+    const child = spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], {
+      env: { ...process.env, ...(await dbEnv(dirs)), PORT: String(await freePort()), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await exited(child);
+    clearTimeout(timer);
+    return { code, stderr };
+  };
+  it('says in one line what is wrong with the configuration, and exits 1', async () => {
+    const bad = await startAlone({ API_KEYS: 'alice:k1' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^claude-session-server: (invalid configuration|could not start): API_KEYS must be "user:key,user2:key2" .*at least 8 characters\n$/);
+    const open = await startAlone({ HOST: '0.0.0.0', API_KEYS: '' });
+    expect(open.code).toBe(1);
+    expect(open.stderr).toMatch(/^claude-session-server: could not start: refusing to start: .*API_KEYS.*\n$/);
+  });
   it('refuses to start on a non-loopback address with no keys', async () => {
     const dirs = makeDirs();
     await expect(buildApp(testConfig(dirs, { ...(await dbEnv(dirs)), HOST: '0.0.0.0' }), { offlineModel: await offlineModel() })).rejects.toThrow(/refusing to start.*API_KEYS/);
@@ -108,6 +131,7 @@ describe('per-key request rate', () => {
     const r = await call(t.app, 'GET', '/v1/sessions', undefined, ALICE);
     expect(r.status).toBe(429);
     expect(r.body.error.code).toBe('RATE_LIMITED');
+    expect(r.body.error.message).toMatch(/^more than 5 requests a minute \(RATE_LIMIT_PER_MINUTE\); retry in \d+ (seconds?|minutes?)$/);
     expect(Number(r.headers['retry-after'])).toBeGreaterThan(0);
     expect((await call(t.app, 'GET', '/v1/sessions', undefined, BOB)).status).toBe(200);
     expect((await call(t.app, 'GET', '/health')).status).toBe(200);

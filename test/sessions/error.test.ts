@@ -31,6 +31,17 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
     expect(r.headers['x-request-id']).toBe(r.body.error.request_id);
   });
 
+  it("keeps a client's plain request id, and replaces a long or strange one", async () => {
+    const send = (id: string) => t.app.inject({ method: 'GET', url: '/v1/sessions/not-a-uuid', headers: { 'x-request-id': id } });
+    const kept = await send('trace-42.a:b_c');
+    expect([kept.headers['x-request-id'], kept.json().error.request_id]).toEqual(['trace-42.a:b_c', 'trace-42.a:b_c']);
+    for (const id of ['x'.repeat(129), 'a b', '<script>', 'é']) {
+      const r = await send(id);
+      expect(r.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(r.json().error.request_id).toBe(r.headers['x-request-id']);
+    }
+  });
+
   it('a body that is not JSON', async () => {
     const r = await t.app.inject({ method: 'POST', url: '/v1/sessions', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expectError({ status: r.statusCode, body: r.json() }, 400, 'INVALID_REQUEST');
@@ -131,6 +142,9 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
       expectError(await call(t.app, 'GET', url, undefined, { 'last-event-id': 'abc' }), 400, 'INVALID_REQUEST');
       expectError(await call(t.app, 'GET', url, undefined, { 'last-event-id': '-5' }), 400, 'INVALID_REQUEST');
       expectError(await call(t.app, 'GET', `${url}?after=abc`), 400, 'INVALID_REQUEST');
+      // Past any id, the same way in the header and in the query.
+      expectError(await call(t.app, 'GET', url, undefined, { 'last-event-id': '99999999999999999999' }), 400, 'INVALID_REQUEST');
+      expectError(await call(t.app, 'GET', `${url}?after=99999999999999999999`), 400, 'INVALID_REQUEST');
     }
   });
 
