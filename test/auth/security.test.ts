@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { childEnv } from '../../src/claude/runner.js';
 import { START_NODE_FLAGS } from '../../bench/server.js';
-import { call, dbEnv, exited, freePort, makeDirs, offlineModel, startApp, testConfig, type TestApp } from '../helper.js';
+import { call, dbEnv, exited, freePort, makeDirs, offlineModel, startApp, testConfig, waitFor, type TestApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
@@ -92,6 +92,25 @@ describe('who may start the server', () => {
     clearTimeout(timer);
     return { code, stderr };
   };
+  it('warns at start when MODEL_BACKEND=anthropic has no credentials', async () => {
+    const dirs = makeDirs();
+    const port = await freePort();
+    // A dead loopback address as the API, and no spare: nothing could leave the machine.
+    const child = spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], {
+      env: { ...process.env, ...(await dbEnv(dirs)), PORT: String(port), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'anthropic', ANTHROPIC_API_KEY: '', ANTHROPIC_AUTH_TOKEN: '', ANTHROPIC_BASE_URL: 'http://127.0.0.1:9', PREWARM_SPARES: '0', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    try {
+      expect(await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.ok, 30_000, 200)).toBe(true);
+      const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.msg)).toContainEqual(expect.stringMatching(/^MODEL_BACKEND=anthropic with no ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN/));
+    } finally {
+      child.kill('SIGTERM');
+      await exited(child);
+    }
+  });
   it('says in one line what is wrong with the configuration, and exits 1', async () => {
     const bad = await startAlone({ API_KEYS: 'alice:k1' });
     expect(bad.code).toBe(1);
