@@ -52,6 +52,18 @@ import rateLimit from '@fastify/rate-limit';
 import { isLoopback } from './config.js';
 import type { App } from './types.js';
 
+const UUID_ANY_CASE = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
+
+/** Lowercases the UUIDs among an object's `..._id` strings (path parameters, a body's own fields). */
+function lowerUuids(o: unknown): void {
+  if (!o || typeof o !== 'object' || Array.isArray(o)) return;
+  const r = o as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    const v = r[k];
+    if (k.endsWith('_id') && typeof v === 'string' && /[A-F]/.test(v) && UUID_ANY_CASE.test(v)) r[k] = v.toLowerCase();
+  }
+}
+
 /** A client's request id that is kept as it is: a plain token of at most 128 characters. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -312,6 +324,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   // (The hooks that need no await take a callback: Fastify then goes on in the same step.)
   app.addHook('preValidation', (req, _reply, done) => {
     if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
+    // Ids are the SDK's lowercase UUIDs; one sent in capitals (as Swift's UUID prints them) names the same.
+    lowerUuids(req.params);
+    lowerUuids(req.body);
     done();
   });
   app.addHook('onSend', (req, reply, payload, done) => {

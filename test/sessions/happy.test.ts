@@ -12,6 +12,19 @@ describe('session metadata', () => {
   });
   afterAll(async () => t.close());
 
+  it('takes ids in capitals as the same ids (Swift, for one, prints UUIDs so)', async () => {
+    const up = blue.session_id.toUpperCase();
+    const got = await call(t.app, 'GET', `/v1/sessions/${up}`);
+    expect([got.status, got.body.session_id]).toEqual([200, blue.session_id]);
+    const turn = await call(t.app, 'POST', `/v1/sessions/${up}/turns`, { prompt: 'What is my favorite color?' });
+    expect(turn.body.result).toMatch(/blue/);
+    const one = await call(t.app, 'GET', `/v1/sessions/${up}/turns/${turn.body.turn_id.toUpperCase()}`);
+    expect([one.status, one.body.turn_id]).toEqual([200, turn.body.turn_id]);
+    const q = await call(t.app, 'POST', '/v1/query', { session_id: up, query: 'What is my favorite color?' });
+    expect([q.status, q.body.session_id]).toEqual([200, blue.session_id]);
+    expect(q.body.result).toMatch(/blue/);
+  });
+
   it('creates without a prompt and without a model call; the first turn creates the transcript', async () => {
     const r = await call(t.app, 'POST', '/v1/sessions', { session_name: 'empty' });
     expect(r.status).toBe(201);
