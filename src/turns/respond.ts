@@ -17,8 +17,16 @@ export interface StreamSettings {
   onClose?: () => void;
 }
 
+/** True when the client accepts `text/event-stream` (and not with `q=0`). */
 export function wantsEventStream(req: FastifyRequest): boolean {
-  return /\btext\/event-stream\b/.test(req.headers.accept ?? '');
+  const accept = req.headers.accept?.toLowerCase();
+  if (!accept || !accept.includes('text/event-stream')) return false;
+  return accept.split(',').some((range) => {
+    const [type, ...params] = range.split(';').map((x) => x.trim().toLowerCase());
+    if (type !== 'text/event-stream') return false;
+    const q = params.find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
 }
 
 /**

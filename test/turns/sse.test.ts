@@ -81,6 +81,16 @@ describe('server-sent events', () => {
     expect(strip(a.events).length).toBeGreaterThan(5);
   });
 
+  it('streams when the client accepts text/event-stream, and answers JSON when it refuses it (q=0)', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const url = `${base}/v1/sessions/${s.session_id}/turns`;
+    const streamed = await readSse(url, { method: 'POST', body: { prompt: 'hello' }, headers: { accept: 'application/json;q=0.9, TEXT/Event-Stream;q=0.5' } });
+    expect(streamed.events.filter((e) => e.id !== null).at(-1)?.event).toBe('done');
+    const json = await readSse(url, { method: 'POST', body: { prompt: 'hello again' }, headers: { accept: 'text/event-stream;q=0, application/json' } });
+    expect(json.status).toBe(200);
+    expect(json.events).toEqual([{ id: null, event: 'http', data: expect.objectContaining({ status: 'succeeded', prompt: 'hello again' }) }]);
+  });
+
   it('sends a heartbeat comment while nothing happens', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
     const r = await readSse(`${base}/v1/sessions/${s.session_id}/events`, { until: (evs) => evs.some((e) => e.comment === 'heartbeat'), ms: 3_000 });
