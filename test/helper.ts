@@ -79,7 +79,8 @@ export function testConfig(dirs: TestDirs, env: Record<string, string> = {}): Co
     WORKSPACE_ROOT: dirs.workspace,
     CLAUDE_CONFIG_DIR: dirs.configDir,
     MODEL_BACKEND: 'offline',
-    LOG_LEVEL: 'silent',
+    // TEST_LOG_LEVEL=warn (or info) shows the apps' logs when a test needs looking into.
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PREWARM_SPARES: '0',
     MAX_WARM_SESSIONS: '4',
     // Tests poll; the per-key rate limit has its own test.

@@ -9,6 +9,8 @@ export interface Admission {
   acquire(userId: string): Promise<() => void>;
   /** A slot now, or null when none is free (or others are already waiting). */
   tryAcquire(userId: string): (() => void) | null;
+  /** Whether `tryAcquire` would give a slot now (takes none). */
+  canStart(userId: string): boolean;
   /** Turns running now. */
   readonly running: number;
   /** Turns waiting for a slot. */
@@ -45,6 +47,9 @@ export function createAdmission(max: number, perUser?: number): Admission {
     acquire(userId) {
       if (waiters.length === 0 && fits(userId)) return Promise.resolve(take(userId));
       return new Promise((resolve) => waiters.push({ userId, grant: () => resolve(take(userId)) }));
+    },
+    canStart(userId) {
+      return waiters.length === 0 && fits(userId);
     },
     tryAcquire(userId) {
       return waiters.length === 0 && fits(userId) ? take(userId) : null;

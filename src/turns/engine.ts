@@ -638,8 +638,11 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
           if (input.ifBusy === 'reject') throw busy(session.session_id);
         }
       }
+      // An idle session whose actor is still winding down after its last turn (its answer went
+      // out first) takes this turn at once, with a slot free for it: that is not waiting in line.
+      const windingDown = actors.has(session.session_id) && !current.has(session.session_id) && !queuedBySession.has(session.session_id) && admission.canStart(session.user_id);
       // Counted from here until queue() tracks it, so concurrent submissions cannot overfill the line.
-      if (queued + enqueuing >= d.maxQueued) {
+      if (!windingDown && queued + enqueuing >= d.maxQueued) {
         throw new AppError('CAPACITY_EXCEEDED', `${queued} turns are already waiting; try again shortly`, { retryAfter: 5 });
       }
       enqueuing++;

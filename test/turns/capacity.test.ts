@@ -93,4 +93,11 @@ describe('no waiting line (MAX_QUEUED_TURNS=0)', () => {
     // Free again: the next turn runs.
     expect((await call(t.app, 'POST', `/v1/sessions/${other}/turns`, { prompt: 'b' })).body.status).toBe('succeeded');
   });
+
+  it('turns sent one right after another on one session all run (the last turn winding down is no line)', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body.session_id;
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await call(t.app, 'POST', `/v1/sessions/${s}/turns`, { prompt: `turn ${i}` })).status);
+    expect(statuses).toEqual(Array(12).fill(200));
+  });
 });
