@@ -12,6 +12,7 @@
 import pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { LeaseRepository } from '../storage/leases-repo.js';
+import { retryOnConnectionLoss } from '../storage/db.js';
 import type { TurnRow } from '../storage/turns-repo.js';
 
 /** What one replica tells the others (a NOTIFY payload, well under its 8000-byte limit). */
@@ -220,7 +221,8 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
         h.usedAt = now;
         return true;
       }
-      const ok = await leases.acquire(sessionId, replicaId, leaseMs);
+      // A lost connection is retried: a turn whose approval just came in must not fail for it.
+      const ok = await retryOnConnectionLoss(() => leases.acquire(sessionId, replicaId, leaseMs));
       if (ok) {
         held.set(sessionId, { renewedAt: now, usedAt: now });
         // Newly taken: whatever this replica kept of the session from an earlier hold is stale.

@@ -107,6 +107,22 @@ export function isConnectionLoss(err: unknown): boolean {
   );
 }
 
+/**
+ * Runs `fn`, and again (up to `attempts` times, 100 ms, 200 ms, ... apart) while it fails
+ * because a connection was lost: a pool hands out a new connection on the next try, so a
+ * database restart or a cut connection costs a moment instead of the work in hand.
+ */
+export async function retryOnConnectionLoss<T>(fn: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts || !isConnectionLoss(err)) throw err;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** (i - 1)));
+    }
+  }
+}
+
 /** True when `err` is a unique-constraint violation on either dialect. */
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
