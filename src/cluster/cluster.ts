@@ -161,7 +161,7 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
     const before = Date.now();
     let kept: Set<string>;
     try {
-      kept = new Set(await leases.renew(replicaId, mine, leaseMs));
+      kept = new Set(await retryOnConnectionLoss(() => leases.renew(replicaId, mine, leaseMs), 3));
     } catch (err) {
       // Not renewed: past 2/3 of a lease another replica may soon take these sessions, so this one
       // stops running them first (a fence against two replicas running one session).
