@@ -264,13 +264,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts the real server process, as `npm start` does (its Node flags; from source, through tsx). */
+/** Spawns the real server process, as `npm start` runs it (its Node flags; from source, through tsx), with `env` over the test's own. */
+export function spawnServer(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Starts the real server process on the offline model and waits until it serves. */
 export async function startServer(env: Record<string, string>) {
   const port = await freePort();
-  const child = spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], {
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnServer({ ...env, PORT: String(port), HOST: '127.0.0.1', MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn' });
   let log = '';
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));

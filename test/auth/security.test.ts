@@ -1,10 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { childEnv } from '../../src/claude/runner.js';
-import { START_NODE_FLAGS } from '../../bench/server.js';
-import { call, dbEnv, exited, freePort, makeDirs, offlineModel, startApp, testConfig, waitFor, type TestApp } from '../helper.js';
+import { call, dbEnv, exited, freePort, makeDirs, offlineModel, spawnServer, startApp, testConfig, waitFor, type TestApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
@@ -81,10 +80,7 @@ describe('who may start the server', () => {
   /** Runs the server process as `npm start` does, until it exits by itself. */
   const startAlone = async (env: Record<string, string>) => {
     const dirs = makeDirs();
-    const child = spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], {
-      env: { ...process.env, ...(await dbEnv(dirs)), PORT: String(await freePort()), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnServer({ ...(await dbEnv(dirs)), PORT: String(await freePort()), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', ...env });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -96,10 +92,7 @@ describe('who may start the server', () => {
     const dirs = makeDirs();
     const port = await freePort();
     // A dead loopback address as the API, and no spare: nothing could leave the machine.
-    const child = spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], {
-      env: { ...process.env, ...(await dbEnv(dirs)), PORT: String(port), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'anthropic', ANTHROPIC_API_KEY: '', ANTHROPIC_AUTH_TOKEN: '', ANTHROPIC_BASE_URL: 'http://127.0.0.1:9', PREWARM_SPARES: '0', LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnServer({ ...(await dbEnv(dirs)), PORT: String(port), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'anthropic', ANTHROPIC_API_KEY: '', ANTHROPIC_AUTH_TOKEN: '', ANTHROPIC_BASE_URL: 'http://127.0.0.1:9', PREWARM_SPARES: '0', LOG_LEVEL: 'warn' });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     try {
