@@ -9,6 +9,8 @@
  * - `[[fail:STATUS]]` answer with that HTTP status and an Anthropic error body
  * - `[[cut]]`       start the stream, then drop the connection mid-message
  * - `[[bash:CMD]]`  ask for a Bash tool call running CMD; after its result, report it
+ * - `[[tool:NAME JSON]]` ask for a call of any tool NAME with the JSON object as its input
+ *   (e.g. `[[tool:Read {"file_path":"/etc/hostname"}]]`); after its result, report it
  * - `[[say:TEXT]]`  answer exactly TEXT
  */
 
@@ -91,6 +93,20 @@ export function plan(messages: Message[]): Plan {
   if (fail !== undefined) {
     const status = Number(fail) || 500;
     return { kind: 'fail', status, message: `offline model: failing with ${status} as asked` };
+  }
+  const tool = directive(prompt, 'tool');
+  if (tool !== undefined) {
+    const m = /^\s*([A-Za-z_][\w.-]*)\s*([\s\S]*)$/.exec(tool);
+    let input: unknown = {};
+    try {
+      input = m && m[2]!.trim() ? JSON.parse(m[2]!) : {};
+    } catch {
+      input = null;
+    }
+    if (!m || input === null || typeof input !== 'object' || Array.isArray(input)) {
+      return { kind: 'reply', ...base, text: 'offline model: [[tool:NAME JSON]] needs a tool name and a JSON object' };
+    }
+    return { kind: 'reply', ...base, text: `I will call ${m[1]}.`, toolUse: { name: m[1]!, input: input as Record<string, unknown> } };
   }
   const bash = directive(prompt, 'bash');
   if (bash !== undefined) {

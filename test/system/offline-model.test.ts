@@ -62,6 +62,19 @@ describe('offline model', () => {
     expect((await after.json()).content[0].text).toBe('The command ran. Output: hi');
   });
 
+  it('asks for a call of any tool with the JSON input given, and says so when the directive is malformed', async () => {
+    const evs = await events(await post([user('[[tool:Read {"file_path":"/etc/hostname","limit":3}]]')]));
+    const start = evs.find((e) => e.event === 'content_block_start' && e.data.content_block.type === 'tool_use');
+    expect(start?.data.content_block.name).toBe('Read');
+    const json = evs.find((e) => e.event === 'content_block_delta' && e.data.delta.type === 'input_json_delta');
+    expect(JSON.parse(json!.data.delta.partial_json)).toEqual({ file_path: '/etc/hostname', limit: 3 });
+    for (const bad of ['[[tool:Read {not json}]]', '[[tool:Read [1,2]]]', '[[tool: ]]']) {
+      const r = await (await post([user(bad)], false)).json();
+      expect(r.content.map((b: any) => b.type), bad).toEqual(['text']);
+      expect(r.content[0].text).toMatch(/needs a tool name and a JSON object/);
+    }
+  });
+
   it('cuts the stream when asked', async () => {
     const r = await post([user('[[cut]] a fairly long answer that will be cut in the middle of it')]);
     expect(r.status).toBe(200);
