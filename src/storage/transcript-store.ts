@@ -3,6 +3,9 @@
  * A transcript store for the SDK's `sessionStore` option, kept in the server's database, so that
  * a replica whose disk never saw a session can still resume it. Appends are idempotent on the
  * entry's `uuid` and serialized per session (a transaction; under PostgreSQL an advisory lock).
+ * A read of a transcript waits for this process's appends to it that are still being written: the
+ * SDK hands a process's last entries (its cost total) to `append` as the process ends, and a read
+ * right after (the next process's start) must see them.
  * The shapes mirror the SDK's SessionStore contract structurally; only `claude/` imports the SDK.
  */
 import { sql, type Kysely } from 'kysely';
@@ -34,8 +37,14 @@ export interface TranscriptStore {
 
 export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): TranscriptStore {
   const sub = (k: StoreKey) => k.subpath ?? '';
+  const keyOf = (k: StoreKey) => `${k.projectKey}/${k.sessionId}/${sub(k)}`;
+  /** Appends being written, per transcript. */
+  const writing = new Map<string, Set<Promise<void>>>();
+
   /** A transcript's entries in order; with `containing`, only those whose stored text contains it. */
   async function entriesOf(key: StoreKey, containing?: string): Promise<StoreEntry[]> {
+    const pending = writing.get(keyOf(key));
+    if (pending) await Promise.allSettled([...pending]);
     let q = db
       .selectFrom('transcript_entries')
       .select('entry')
@@ -50,11 +59,9 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
     }
     return (await q.execute()).map((r) => JSON.parse(r.entry) as StoreEntry);
   }
-  return {
-    async append(key, entries) {
-      if (entries.length === 0) return;
+  async function write(key: StoreKey, entries: StoreEntry[]): Promise<void> {
       await db.transaction().execute(async (tx) => {
-        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${`${key.projectKey}/${key.sessionId}/${sub(key)}`}))`.execute(tx);
+        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${keyOf(key)}))`.execute(tx);
         const last = await tx
           .selectFrom('transcript_entries')
           .select((eb) => eb.fn.max('seq').as('m'))
@@ -78,6 +85,22 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
           await tx.insertInto('transcript_entries').values(rows.slice(i, i + 500)).onConflict((oc) => oc.doNothing()).execute();
         }
       });
+  }
+
+  return {
+    async append(key, entries) {
+      if (entries.length === 0) return;
+      const k = keyOf(key);
+      const set = writing.get(k) ?? new Set<Promise<void>>();
+      writing.set(k, set);
+      const done = write(key, entries);
+      set.add(done);
+      try {
+        await done;
+      } finally {
+        set.delete(done);
+        if (set.size === 0 && writing.get(k) === set) writing.delete(k);
+      }
     },
     async load(key) {
       const entries = await entriesOf(key);
