@@ -7,12 +7,14 @@
 import path from 'node:path';
 import Fastify from 'fastify';
 import { createClaudeRunner } from '../src/claude/runner.js';
+import { benchIsolation } from './server.js';
 
 const runner = createClaudeRunner({
   configDir: process.env.CLAUDE_CONFIG_DIR!,
   tmpDir: path.join(process.env.BARE_ROOT!, 'tmp'),
   model: { backend: 'offline', baseUrl: process.env.ANTHROPIC_BASE_URL! },
   sandboxOptIn: false,
+  isolation: benchIsolation([process.env.BARE_ROOT!, process.env.CLAUDE_CONFIG_DIR!]),
   turnTimeoutMs: 600_000,
   warmIdleMs: 300_000,
   maxWarm: 8,

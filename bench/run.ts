@@ -17,7 +17,7 @@ import { Inbox } from '../src/claude/live-session.js';
 import { transcriptPath } from '../src/claude/paths.js';
 import type { SessionRow } from '../src/storage/sessions-repo.js';
 import { fmt, median, p90, printRows, type Row } from './stats.js';
-import { api, freshDatabase, gauge, startBareServer, startServerProcess } from './server.js';
+import { api, benchIsolation, freshDatabase, gauge, startBareServer, startServerProcess } from './server.js';
 import { sql } from 'kysely';
 import { loadBench } from './load.js';
 
@@ -32,7 +32,7 @@ const workspace = path.join(root, 'workspace');
 const env = childEnv({ configDir, tmpDir: path.join(root, 'raw-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false });
 fs.mkdirSync(path.join(root, 'raw-tmp'), { recursive: true });
 /** The options the server gives the CLI, for the raw SDK baselines. */
-const rawOptions: Options = { permissionMode: 'default', settingSources: [], verbatimPrompts: true, includePartialMessages: true, env };
+const rawOptions: Options = { ...benchIsolation([configDir, path.join(root, 'raw-tmp')]), permissionMode: 'default', settingSources: [], verbatimPrompts: true, includePartialMessages: true, env };
 
 /** One raw SDK turn as a hand-written wrapper runs it: a fresh query() (new, or resume). */
 async function rawTurn(sessionId: string, cwd: string, prompt: string, resume: boolean): Promise<{ first: number; total: number }> {
@@ -130,6 +130,111 @@ if (want('cold') || want('warm')) {
   }
 }
 
+if (want('sandbox')) {
+  // What the CLI's sandbox costs, and whether the API adds anything on top of it: a warm turn with
+  // one Bash call (bypassPermissions: no approval in the way) through the API and through the raw
+  // SDK, each with the sandbox on and off, interleaved; then a new session's first turn (a cold
+  // start, no spare) the same four ways. The sandbox's own cost is the floor; the goal is that the
+  // API/raw ratio with the sandbox is within 0.05 of the ratio without it.
+  const N = Number(process.env.BENCH_SANDBOX_TURNS ?? 30);
+  const C = Number(process.env.BENCH_SANDBOX_STARTS ?? 6);
+  console.log(`\n--- sandbox: ${N} warm turns with one Bash call, and ${C} new sessions, each way (API/raw x on/off), interleaved ---`);
+  const ways = ['on', 'off'] as const;
+  const extra = { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' };
+  const srv = {
+    on: await startServerProcess(path.join(root, 'srv-sandbox-on'), model.url, { ...extra, SANDBOX: 'auto', WARM_IDLE_MS: '300000' }),
+    off: await startServerProcess(path.join(root, 'srv-sandbox-off'), model.url, { ...extra, SANDBOX: 'off', WARM_IDLE_MS: '300000' }),
+  };
+  const health = await api(srv.on.base, 'GET', '/health');
+  if (!health.sandbox?.enabled) throw new Error(`the sandbox is not on in the server: ${JSON.stringify(health.sandbox)}`);
+  const rawEnv = { ...env, IS_SANDBOX: '1' };
+  const rawOpts = (w: 'on' | 'off'): Options => ({ ...benchIsolation([configDir, path.join(root, 'raw-tmp')], w === 'on' ? 'auto' : 'off'), permissionMode: 'bypassPermissions', allowDangerouslySkipPermissions: true, settingSources: [], verbatimPrompts: true, includePartialMessages: true, env: rawEnv });
+  const prompt = (i: number) => `[[bash:echo turn-${i}]]`;
+  const check = (text: string, i: number) => {
+    if (!text.includes(`turn-${i}`)) throw new Error(`the Bash call did not run: ${text}`);
+  };
+  const warm: Record<string, number[]> = { 'API on': [], 'raw on': [], 'API off': [], 'raw off': [] };
+  const sessions: Record<string, { id: string; cwd: string }> = {};
+  const rawWarm: Record<string, (p: string) => Promise<{ ms: number; text: string }>> = {};
+  const closers: Array<() => void> = [];
+  for (const w of ways) {
+    const s = await api(srv[w].base, 'POST', '/v1/sessions', { prompt: 'hello', permission_mode: 'bypassPermissions', project: `sandbox-${w}` });
+    sessions[w] = { id: s.session_id, cwd: s.cwd };
+    const cwd = path.join(workspace, `raw-sandbox-${w}`);
+    fs.mkdirSync(cwd, { recursive: true });
+    const inbox = new Inbox();
+    const q = query({ prompt: inbox, options: { ...rawOpts(w), cwd, sessionId: randomUUID() } });
+    const it = q[Symbol.asyncIterator]();
+    rawWarm[w] = async (p) => {
+      const t0 = performance.now();
+      inbox.push(p);
+      for (;;) {
+        const { value, done } = await it.next();
+        if (done) throw new Error('raw query ended');
+        if (value.type === 'result') return { ms: performance.now() - t0, text: value.subtype === 'success' ? value.result : JSON.stringify(value) };
+      }
+    };
+    await rawWarm[w]('hello');
+    closers.push(() => {
+      inbox.end();
+      q.close();
+    });
+  }
+  for (let i = 0; i < N; i++) {
+    const order = i % 2 === 0 ? (['API on', 'raw on', 'API off', 'raw off'] as const) : (['raw off', 'API off', 'raw on', 'API on'] as const);
+    for (const way of order) {
+      const w = way.endsWith('on') ? 'on' : 'off';
+      if (way.startsWith('API')) {
+        const t0 = performance.now();
+        const t = await api(srv[w].base, 'POST', `/v1/sessions/${sessions[w]!.id}/turns`, { prompt: prompt(i) });
+        warm[way]!.push(performance.now() - t0);
+        check(t.result, i);
+      } else {
+        const r = await rawWarm[w]!(prompt(i));
+        warm[way]!.push(r.ms);
+        check(r.text, i);
+      }
+    }
+  }
+  for (const c of closers) c();
+  const starts: Record<string, number[]> = { 'API on': [], 'raw on': [], 'API off': [], 'raw off': [] };
+  for (let i = 0; i < C; i++) {
+    for (const w of i % 2 === 0 ? ways : ([...ways].reverse() as Array<'on' | 'off'>)) {
+      let t0 = performance.now();
+      const s = await api(srv[w].base, 'POST', '/v1/sessions', { prompt: prompt(i), permission_mode: 'bypassPermissions', project: `sandbox-start-${w}-${i}` });
+      starts[`API ${w}`]!.push(performance.now() - t0);
+      check(s.turn.result, i);
+      const cwd = path.join(workspace, `raw-sandbox-start-${w}-${i}`);
+      fs.mkdirSync(cwd, { recursive: true });
+      t0 = performance.now();
+      const q = query({ prompt: prompt(i), options: { ...rawOpts(w), cwd, sessionId: randomUUID() } });
+      for await (const m of q) {
+        if (m.type === 'result') {
+          check(m.subtype === 'success' ? m.result : JSON.stringify(m), i);
+          break;
+        }
+      }
+      starts[`raw ${w}`]!.push(performance.now() - t0);
+      q.close();
+    }
+  }
+  await srv.on.stop();
+  await srv.off.stop();
+  for (const [title, m] of [['warm turn with one Bash call', warm], ['new session, first turn with one Bash call', starts]] as const) {
+    for (const [way, ms] of Object.entries(m)) console.log(`${title}, ${way}: median ${fmt(median(ms))} ms  p90 ${fmt(p90(ms))} ms`);
+    const withSandbox = median(m['API on']!) / median(m['raw on']!);
+    const without = median(m['API off']!) / median(m['raw off']!);
+    const floor = median(m['raw on']!) - median(m['raw off']!);
+    console.log(`${title}: API/raw ${fmt(withSandbox, 3)} sandboxed, ${fmt(without, 3)} plain; the sandbox itself (raw on - raw off) ${fmt(floor)} ms`);
+    rows.push({
+      name: `sandbox: ${title} (API/raw sandboxed vs plain)`,
+      figures: `API on ${fmt(median(m['API on']!))} ms, raw on ${fmt(median(m['raw on']!))} ms, API off ${fmt(median(m['API off']!))} ms, raw off ${fmt(median(m['raw off']!))} ms; ratio ${fmt(withSandbox, 3)} vs ${fmt(without, 3)}; sandbox floor +${fmt(floor)} ms`,
+      goal: 'within 0.05 of the plain ratio',
+      ok: withSandbox - without <= 0.05,
+    });
+  }
+}
+
 if (want('breakdown')) {
   // Where a warm turn's time goes, all interleaved: the raw SDK; our runner alone (the same Query in
   // streaming-input mode, our options); the whole app in this process through inject and through
@@ -154,7 +259,7 @@ if (want('breakdown')) {
         if (value.type === 'result') return;
       }
     };
-    const runner = createClaudeRunner({ configDir, tmpDir: path.join(root, 'runner-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false, turnTimeoutMs: 600_000, warmIdleMs: 300_000, maxWarm: 8, spares: 0 });
+    const runner = createClaudeRunner({ configDir, tmpDir: path.join(root, 'runner-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false, isolation: benchIsolation([configDir, path.join(root, 'runner-tmp')]), turnTimeoutMs: 600_000, warmIdleMs: 300_000, maxWarm: 8, spares: 0 });
     const runnerId = randomUUID();
     let runnerStarted = false;
     const viaRunner = async (p: string) => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { decideIsolation, isolationOptions } from '../src/claude/sandbox.js';
 
 export interface ServerProcess {
   base: string;
@@ -145,3 +146,13 @@ export async function freshDatabase(prefix: string): Promise<{ url: string; drop
   u.pathname = `/${name}`;
   return { url: u.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
 }
+
+/**
+ * The isolation options the server gives its CLIs (single-user default: the sandbox where it runs,
+ * the file-tool limits always), for the raw baselines and the bare wrapper: the same SDK options on
+ * every side of a ratio. `BENCH_SANDBOX=off` measures every side without the sandbox.
+ */
+export function benchIsolation(hidden: string[], sandbox: 'auto' | 'off' = process.env.BENCH_SANDBOX === 'off' ? 'off' : 'auto') {
+  return isolationOptions(decideIsolation({ mode: sandbox, singleUser: true, domains: [], network: 'none', readPaths: undefined, hiddenPaths: hidden }).policy);
+}
+

@@ -5,7 +5,9 @@
  * the process does; `server.ts` only adds listening and signals.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -25,7 +27,8 @@ import { createProcessRegistry, reapOrphans } from './claude/processes.js';
 import { transcriptPath } from './claude/paths.js';
 import { bindConfigDir, claudeSessionFunctions } from './claude/sessions.js';
 import { claudeVersions } from './claude/version.js';
-import { createWorkspace } from './workspace/workspace.js';
+import { createWorkspace, userFolderName } from './workspace/workspace.js';
+import { decideIsolation, isolationOptions } from './claude/sandbox.js';
 import { createTurnService } from './turns/service.js';
 import { createTurnEngine, type TurnEngine } from './turns/engine.js';
 import { createEventLog, createSharedEventLog } from './turns/events.js';
@@ -66,6 +69,9 @@ function lowerUuids(o: unknown): void {
 
 /** A client's request id that is kept as it is: a plain token of at most 128 characters. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The server's own folder (its code and node_modules): no sandboxed command reads it. */
+const SERVER_ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 
 export const SERVER_VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -160,6 +166,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const callers = createCallerResolver({ auth: keyAuth, loopback });
   const singleUser = await callers.singleUser();
   if (singleUser) app.log.warn(`single-user mode: no API keys, bound to ${config.host}; every request acts as "${LOCAL_USER}"`);
+  // Tenant isolation: the CLI's sandbox and file-tool limits, decided once (a required sandbox
+  // that cannot run stops the start here, with the fix).
+  let isolation: ReturnType<typeof decideIsolation>;
+  try {
+    isolation = decideIsolation({
+      mode: config.sandbox,
+      singleUser,
+      domains: config.sandboxDomains,
+      network: config.sandboxNetwork,
+      readPaths: config.sandboxReadPaths,
+      hiddenPaths: [config.dataDir, config.claudeConfigDir, config.workspaceRoot, SERVER_ROOT, os.homedir()].map((p) => (fs.existsSync(p) ? fs.realpathSync.native(p) : p)),
+    });
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  for (const w of isolation.warnings) app.log.warn(w);
+  if (isolation.state.enabled) app.log.info({ network: isolation.state.allowed_domains, read_paths: isolation.state.read_paths }, "tool isolation: Bash runs in the CLI's sandbox; file tools stay in each session's folder");
   const permissionsRepo = createPermissionRepository(storage.db);
   // Turns that wait for a tool approval survive a restart; any other running turn died with it.
   const waiting = await permissionsRepo.allPending();
@@ -200,6 +224,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
         ? { backend: 'offline', baseUrl: offline!.url }
         : { backend: 'anthropic', baseUrl: config.anthropicBaseUrl, apiKey: config.anthropicApiKey, authToken: config.anthropicAuthToken },
     sandboxOptIn: config.sandboxOptIn,
+    isolation: isolationOptions(isolation.policy),
     turnTimeoutMs: config.turnTimeoutMs,
     warmIdleMs: config.warmIdleMs,
     maxWarm: config.maxWarmSessions,
@@ -289,7 +314,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       if (s.tag) await claudeSessions.tag(s.session_id, s.cwd, s.tag).catch((err) => app.log.warn({ err }, 'could not tag the transcript'));
     },
   });
-  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace, ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
+  const turnService = createTurnService({
+    config,
+    sessions: sessionsRepo,
+    turns: turnsRepo,
+    engine,
+    workspace,
+    multiUser: async () => !(await callers.singleUser()),
+    sandboxMissing: isolation.state.mode === 'auto' && !isolation.state.enabled ? isolation.state.reason : null,
+    ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
   const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined, onPurged: (s, cwd) => cluster.publish({ k: 'purged', s, cwd }) });
   let sse = 0;
   const stream: StreamSettings = { events, heartbeatMs: config.sseHeartbeatMs, stallMs: config.sseStallMs, onOpen: () => sse++, onClose: () => sse-- };
@@ -373,7 +406,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       modelBackend: config.modelBackend,
       configDir: config.claudeConfigDir,
       workspaceRoot: workspace.root,
+      defaultFolder: singleUser ? path.join(workspace.root, userFolderName(LOCAL_USER)) : workspace.root,
       dataDir: config.dataDir,
+      sandbox: isolation.state,
     },
   });
   await app.register(sessionRoutes, { sessions: sessionService, turns: turnService, stream });

@@ -58,6 +58,12 @@ const EnvSchema = Type.Object({
   REPLICA_LEASE_MS: Type.Integer({ default: 15_000, minimum: 500, maximum: 300_000 }),
   /** 1: prompts get @file expansion and slash commands (off: clients' text reaches the CLI verbatim). */
   ALLOW_PROMPT_EXPANSION: Type.Optional(Type.String()),
+  /** The CLI's sandbox for Bash: `required` (default with API keys), `auto` (default single-user), `off`. */
+  SANDBOX: Type.Optional(Type.Union([Type.Literal('required'), Type.Literal('auto'), Type.Literal('off')])),
+  /** Network of sandboxed commands: `none` (default), `model`, or a comma-separated list of domains. */
+  SANDBOX_NETWORK: Type.String({ default: 'none' }),
+  /** Folders sandboxed commands may read besides the session's own, comma-separated (default: the system's program folders). */
+  SANDBOX_READ_PATHS: Type.Optional(Type.String()),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -97,6 +103,14 @@ export interface Config {
   promptExpansion: boolean;
   transcriptStore: 'local' | 'database';
   replicaLeaseMs: number;
+  /** SANDBOX as given; unset: `required` when API keys exist at start, else `auto`. */
+  sandbox: 'required' | 'auto' | 'off' | undefined;
+  /** Domains sandboxed commands may reach; empty: none. */
+  sandboxDomains: string[];
+  /** SANDBOX_NETWORK as given (`none`, `model`, or the list), for /health. */
+  sandboxNetwork: string;
+  /** Folders sandboxed commands may read besides the session's own; undefined: the defaults. */
+  sandboxReadPaths: string[] | undefined;
 }
 
 export type PermissionModeName = (typeof PERMISSION_MODES)[number];
@@ -111,6 +125,35 @@ function parseModes(list: string): PermissionModeName[] {
   }
   if (!modes.includes('default')) modes.unshift('default');
   return modes as PermissionModeName[];
+}
+
+const DOMAIN = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+
+/** The domains of SANDBOX_NETWORK: none, the model's host (never a loopback one), or the list given. */
+function sandboxDomains(value: string, model: { backend: 'anthropic' | 'offline'; baseUrl: string | undefined }): string[] {
+  const v = value.trim();
+  if (v === '' || v === 'none') return [];
+  if (v === 'model') {
+    // The offline model is on loopback: opening loopback would open every local service (PostgreSQL too).
+    if (model.backend === 'offline') return [];
+    const host = model.baseUrl ? new URL(model.baseUrl).hostname : 'api.anthropic.com';
+    return isLoopback(host) ? [] : [host];
+  }
+  const list = v.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean);
+  for (const d of list) {
+    if (!DOMAIN.test(d)) throw new Error(`SANDBOX_NETWORK: "${d}" is not a domain (use none, model, or a comma-separated list such as registry.npmjs.org,*.github.com)`);
+  }
+  return list;
+}
+
+function readPaths(value: string | undefined): string[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const list = value.split(',').map((p) => p.trim()).filter(Boolean);
+  for (const p of list) {
+    if (!path.isAbsolute(p) || p.split('/').includes('..')) throw new Error(`SANDBOX_READ_PATHS: "${p}" must be an absolute path without ".."`);
+    if (path.resolve(p) === '/') throw new Error('SANDBOX_READ_PATHS: "/" would let commands read everything (other users\' folders included)');
+  }
+  return list.map((p) => path.resolve(p));
 }
 
 /** True when `host` is a loopback address (127.0.0.0/8, ::1, localhost). */
@@ -165,6 +208,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     promptExpansion: e.ALLOW_PROMPT_EXPANSION === '1' || e.ALLOW_PROMPT_EXPANSION === 'true',
     transcriptStore: e.TRANSCRIPT_STORE,
     replicaLeaseMs: e.REPLICA_LEASE_MS,
+    sandbox: e.SANDBOX,
+    sandboxDomains: sandboxDomains(e.SANDBOX_NETWORK, { backend: modelBackend, baseUrl: e.ANTHROPIC_BASE_URL || undefined }),
+    sandboxNetwork: e.SANDBOX_NETWORK.trim() || 'none',
+    sandboxReadPaths: readPaths(e.SANDBOX_READ_PATHS),
   };
   if (config.transcriptStore === 'database' && !config.databaseUrl) {
     throw new Error('TRANSCRIPT_STORE=database needs DATABASE_URL (PostgreSQL): replicas share transcripts through it');

@@ -143,8 +143,15 @@ export function transcriptPrompts(file: string): string[] {
   return out;
 }
 
-/** Pids of live processes whose environment has CLAUDE_CONFIG_DIR=`configDir` (our CLI processes). */
-export function cliProcesses(configDir: string): number[] {
+let cliExe: string | undefined;
+
+/**
+ * Pids of live CLI processes whose environment has CLAUDE_CONFIG_DIR=`configDir`. With `tree`,
+ * every process that inherited that environment: the CLIs, their tools' children and the
+ * sandbox's helpers (socat, bwrap).
+ */
+export function cliProcesses(configDir: string, opts: { tree?: boolean } = {}): number[] {
+  cliExe ??= fs.realpathSync(cliBinaryPath());
   const needle = Buffer.from(`CLAUDE_CONFIG_DIR=${configDir}\0`);
   const pids: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
@@ -153,7 +160,8 @@ export function cliProcesses(configDir: string): number[] {
       const env = fs.readFileSync(`/proc/${name}/environ`);
       const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
       if (/\) Z /.test(stat)) continue; // a zombie has already ended
-      if (env.includes(needle)) pids.push(Number(name));
+      if (!env.includes(needle)) continue;
+      if (opts.tree || fs.readlinkSync(`/proc/${name}/exe`) === cliExe) pids.push(Number(name));
     } catch {
       // the process ended while we looked
     }
@@ -302,3 +310,24 @@ export async function terminalSession(t: TestApp, cwd: string, prompt: string): 
   });
   return id;
 }
+
+/** Waits for a turn to finish, allowing every tool call it asks for on the way (as the caller of `headers`). */
+export async function finishTurnApproving(t: TestApp, sessionId: string, turnId: string, headers: Record<string, string> = {}, ms = 60_000): Promise<any> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const turn = (await call(t.app, 'GET', `/v1/sessions/${sessionId}/turns/${turnId}`, undefined, headers)).body;
+    if (!['queued', 'running'].includes(turn.status)) return turn;
+    const reqs = (await call(t.app, 'GET', `/v1/sessions/${sessionId}/permissions`, undefined, headers)).body.requests ?? [];
+    for (const q of reqs) await call(t.app, 'POST', `/v1/sessions/${sessionId}/permissions/${q.request_id}`, { behavior: 'allow' }, headers);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`turn ${turnId} did not finish in ${ms} ms`);
+}
+
+/** Starts a turn (`?wait=false`) and finishes it with finishTurnApproving. */
+export async function runApproving(t: TestApp, sessionId: string, prompt: string, opts: { headers?: Record<string, string>; mode?: string | undefined } = {}): Promise<any> {
+  const r = await call(t.app, 'POST', `/v1/sessions/${sessionId}/turns?wait=false`, { prompt, ...(opts.mode ? { permission_mode: opts.mode } : {}) }, opts.headers);
+  if (r.status !== 202) throw new Error(`turn not accepted: ${r.status} ${JSON.stringify(r.body)}`);
+  return finishTurnApproving(t, sessionId, r.body.turn_id, opts.headers);
+}
+

@@ -8,7 +8,7 @@
 import type { Query, SDKMessage, SDKUserMessage } from '@anthropic-ai/claude-agent-sdk';
 import type { PermissionMode } from './permission-mode.js';
 import { CostMeter } from './cost.js';
-import type { TurnErrorCode } from '../errors.js';
+import type { ErrorCode, TurnErrorCode } from '../errors.js';
 
 /** A push-driven async iterable of user messages: the Query's input. */
 export class Inbox implements AsyncIterable<SDKUserMessage> {
@@ -63,6 +63,7 @@ interface Current {
 }
 
 const NOT_FOUND = /No conversation found with session ID/i;
+const SANDBOX_REFUSED = /sandbox_required_unavailable|sandbox[^.]*(unavailable|not available|cannot run|missing)/i;
 
 /** Settings the process was started with that a turn cannot change in place. */
 export interface Fingerprint {
@@ -183,7 +184,9 @@ export class LiveSession {
       cur.resolve({ ...base, status: 'interrupted', result: null, error: cur.stopReason ?? { code: 'INTERRUPTED', message: 'the turn was interrupted' } });
       return;
     }
-    const code: TurnErrorCode = m.subtype === 'error_max_turns' ? 'MAX_TURNS' : m.subtype === 'error_max_budget_usd' ? 'BUDGET_EXCEEDED' : 'MODEL_ERROR';
+    // A sandbox that is required and cannot run: the CLI ends the turn before any tool call.
+    const sandbox = SANDBOX_REFUSED.test(text);
+    const code: TurnErrorCode | ErrorCode = sandbox ? 'SANDBOX_UNAVAILABLE' : m.subtype === 'error_max_turns' ? 'MAX_TURNS' : m.subtype === 'error_max_budget_usd' ? 'BUDGET_EXCEEDED' : 'MODEL_ERROR';
     cur.resolve({ ...base, status: 'failed', result: m.subtype === 'success' ? m.result : null, error: { code, message: text } });
   }
 

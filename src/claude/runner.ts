@@ -8,7 +8,8 @@
  * that shutdown can end them all.
  */
 import fs from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
 import { prewarm, query, type CanUseTool, type HookJSONOutput, type Options, type PreToolUseHookInput, type SDKMessage, type SpareProcess } from '@anthropic-ai/claude-agent-sdk';
 import { AppError } from '../errors.js';
 import type { PermissionMode } from './permission-mode.js';
@@ -30,8 +31,15 @@ export interface ModelEndpoint {
 
 export interface RunnerOptions {
   configDir: string;
-  /** Private TMPDIR for CLI processes (resume copies land there; swept at start). */
+  /**
+   * Folder of the CLI processes' private TMPDIRs (resume copies land there; swept at start). Each
+   * session gets one of its own below it, the same for all its processes (a deferred tool call
+   * resumes only in the TMPDIR it was deferred in, measured): its sandboxed commands may write
+   * their TMPDIR, and no other session's must be there to read.
+   */
   tmpDir: string;
+  /** The isolation policy's SDK options (sandbox, file-tool limits), the same for every process. */
+  isolation?: Pick<Options, 'sandbox' | 'settings' | 'disallowedTools'>;
   model: ModelEndpoint;
   /** Operator opt-in: IS_SANDBOX=1 for the CLI, which allows bypassPermissions as root. */
   sandboxOptIn: boolean;
@@ -152,9 +160,17 @@ interface Spare {
   timer: NodeJS.Timeout | null;
 }
 
+/** A session's TMPDIR. Short, since the CLI puts sockets in it (a socket path has at most 107 bytes). */
+const tmpDirOf = (parent: string, sessionId: string) => path.join(parent, createHash('sha256').update(sessionId).digest('hex').slice(0, 12));
+function sessionTmpDir(parent: string, sessionId: string): string {
+  const dir = tmpDirOf(parent, sessionId);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
 export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   fs.mkdirSync(opts.tmpDir, { recursive: true });
-  const env = childEnv(opts);
+  const baseEnv = childEnv(opts);
   const warmIdleMs = opts.warmIdleMs ?? 0;
   const maxWarm = opts.maxWarm ?? 0;
   const spareTarget = opts.spares ?? 0;
@@ -167,12 +183,13 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   let closing = false;
 
   /** Options every CLI process gets, whatever the session. */
-  function hostOptions(sessionIdForCallbacks: () => string): Options {
+  function hostOptions(sessionIdForCallbacks: () => string, tmp: string): Options {
     const o: Options = {
+      ...opts.isolation,
       settingSources: [],
       verbatimPrompts: opts.verbatimPrompts ?? true,
       includePartialMessages: true,
-      env,
+      env: { ...baseEnv, TMPDIR: tmp },
       stderr: (data) => {
         for (const line of data.split('\n')) if (line.trim()) opts.onStderr?.(line);
       },
@@ -210,7 +227,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
 
   function startCold(spec: TurnSpec): LiveSession {
     const inbox = new Inbox();
-    const o: Options = { ...hostOptions(() => spec.sessionId), cwd: spec.cwd, permissionMode: spec.permissionMode };
+    const o: Options = { ...hostOptions(() => spec.sessionId, sessionTmpDir(opts.tmpDir, spec.sessionId)), cwd: spec.cwd, permissionMode: spec.permissionMode };
     if (spec.permissionMode === 'bypassPermissions') {
       o.allowDangerouslySkipPermissions = true;
       delete o.canUseTool; // never consulted in this mode (the SDK warns when it is set)
@@ -268,7 +285,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       const sessionId = randomUUID();
       const entry: Spare = { sessionId, spare: null as unknown as SpareProcess, ready: false, reservedAt: null, timer: null };
       spares.set(sessionId, entry);
-      prewarm({ options: { ...hostOptions(() => sessionId), sessionId, permissionMode: 'default' } })
+      prewarm({ options: { ...hostOptions(() => sessionId, sessionTmpDir(opts.tmpDir, sessionId)), sessionId, permissionMode: 'default' } })
         .then((spare) => {
           entry.spare = spare;
           entry.ready = true;
@@ -451,6 +468,11 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       if (s && !s.busy) {
         s.close();
         live.delete(sessionId);
+      }
+      if (!s?.busy && !starting.has(sessionId)) {
+        // The session is gone: its TMPDIR goes once its last process has ended.
+        const last = latest.get(sessionId)?.ended ?? Promise.resolve();
+        void last.then(() => fs.promises.rm(tmpDirOf(opts.tmpDir, sessionId), { recursive: true, force: true })).catch(() => {});
       }
     },
 

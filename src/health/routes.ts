@@ -10,6 +10,7 @@ import { Type } from 'typebox';
 import type { App } from '../types.js';
 import { projectDir } from '../claude/paths.js';
 import type { Storage } from '../storage/db.js';
+import type { SandboxState } from '../claude/sandbox.js';
 
 const DirCheck = Type.Object({ path: Type.String(), exists: Type.Boolean(), writable: Type.Boolean() });
 const HealthSchema = Type.Object({
@@ -21,7 +22,7 @@ const HealthSchema = Type.Object({
   storage: Type.Object({
     config_dir: DirCheck,
     projects_dir: Type.Object({
-      path: Type.String({ description: 'Projects folder of the workspace root, as the CLI names it' }),
+      path: Type.String({ description: "Projects folder of the default workspace folder (single-user: the local user's folder; with keys: the workspace root), as the CLI names it" }),
       exists: Type.Boolean(),
       writable: Type.Boolean({ description: 'The folder, or the nearest existing folder above it (the CLI creates the rest), takes new files' }),
     }),
@@ -37,6 +38,17 @@ const HealthSchema = Type.Object({
       leases: Type.Integer({ description: 'Sessions this replica holds the lease of' }),
     },
     { description: 'Several replicas: degraded while this one cannot hear the others' },
+  ),
+  sandbox: Type.Object(
+    {
+      mode: Type.Union([Type.Literal('required'), Type.Literal('auto'), Type.Literal('off')], { description: 'SANDBOX (default: required with API keys, else auto)' }),
+      enabled: Type.Boolean({ description: "Bash commands run in the CLI's sandbox" }),
+      reason: Type.Union([Type.String(), Type.Null()], { description: 'Why it is off' }),
+      network: Type.String({ description: 'SANDBOX_NETWORK as configured' }),
+      allowed_domains: Type.Array(Type.String(), { description: 'Domains sandboxed commands may reach; empty: none' }),
+      read_paths: Type.Array(Type.String(), { description: "Folders sandboxed commands may read besides the session's own" }),
+    },
+    { description: "Tenant isolation: the CLI's sandbox for Bash (file tools are kept in the session's folder in every mode)" },
   ),
 });
 
@@ -78,7 +90,10 @@ export interface HealthFacts {
   modelBackend: 'anthropic' | 'offline';
   configDir: string;
   workspaceRoot: string;
+  /** The folder whose CLI projects folder is checked: the single user's, or the root with keys. */
+  defaultFolder: string;
   dataDir: string;
+  sandbox: SandboxState;
 }
 
 export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage: Storage; replica: () => ReplicaState; shuttingDown: () => boolean }) {
@@ -97,7 +112,7 @@ export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage
       const configDir = dirCheck(facts.configDir);
       const workspace = dirCheck(facts.workspaceRoot);
       const dataDir = dirCheck(facts.dataDir);
-      const projects = creatableDirCheck(projectDir(facts.configDir, facts.workspaceRoot));
+      const projects = creatableDirCheck(projectDir(facts.configDir, facts.defaultFolder));
       const replica = opts.replica();
       const ok = reachable && configDir.writable && projects.writable && workspace.writable && dataDir.writable && facts.cliVersion !== null && replica.listening;
       // Shutting down: a load balancer sends nothing more here.
@@ -116,6 +131,7 @@ export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage
           database: { dialect: storage.dialect, location: storage.location, reachable, ...(error ? { error } : {}) },
         },
         replica,
+        sandbox: facts.sandbox,
       });
     },
   });

@@ -15,7 +15,7 @@ import { assertPermissionModeUsable, type PermissionMode } from '../claude/permi
 import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
 import { isUniqueViolation } from '../storage/db.js';
 import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
-import type { Workspace } from '../workspace/workspace.js';
+import type { Workspaces } from '../workspace/workspace.js';
 import type { TurnService } from '../turns/service.js';
 import type { TurnEngine } from '../turns/engine.js';
 import { ownedSession, type Caller } from './access.js';
@@ -39,7 +39,7 @@ export interface SessionServiceDeps {
   turnService: TurnService;
   engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'busy'>;
   claude: ClaudeSessions;
-  workspace: Workspace;
+  workspace: Workspaces;
   log: FastifyBaseLogger;
   /** With a transcript store: whether it holds the session (another replica may have run it). */
   storedElsewhere?: ((sessionId: string) => Promise<boolean>) | undefined;
@@ -121,7 +121,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       if (body.prompt !== undefined && body.prompt.length > config.maxPromptChars) {
         throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${body.prompt.length} characters; the limit is ${config.maxPromptChars}`);
       }
-      const { project, cwd } = workspace.resolve(body.project);
+      // In the owner's own folder: no two users' sessions share a working directory.
+      const { project, cwd } = workspace.forUser(userId).resolve(body.project);
       const now = monotonicNow();
       const row: SessionRow = {
         // The SDK's UUID, chosen up front (bound to a prewarmed spare process when one is ready).
@@ -247,8 +248,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async importFromWorkspace(caller, body) {
       const userId = ownerFor(caller, body.user_id);
+      // Only the owner's own folder is looked in: another user's folder is not theirs to adopt.
+      const own = workspace.forUser(userId);
       // A project folder that does not exist holds nothing to adopt, and is not created for it.
-      const scope: string | null | undefined = body.project !== undefined ? workspace.find(body.project)?.cwd : null;
+      const scope: string | null | undefined = body.project !== undefined ? own.find(body.project)?.cwd : null;
       if (scope === undefined) return { imported: 0, already_known: 0, sessions: [] };
       const found = await claude.list(scope ? { cwd: scope } : {});
       const candidates: SessionRow[] = [];
@@ -262,7 +265,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         }
         // Different folders can share one project folder name: keep only exact matches.
         if (scope && cwd !== scope) continue;
-        const project = workspace.projectOf(cwd);
+        const project = own.projectOf(cwd);
         if (project === null) continue;
         if (!fs.existsSync(transcriptPath(config.claudeConfigDir, cwd, info.sessionId))) continue;
         const created = info.createdAt ?? info.lastModified;

@@ -11,7 +11,7 @@ import { transcriptPath } from '../claude/paths.js';
 import { assertPermissionModeUsable, type PermissionMode } from '../claude/permission-mode.js';
 import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
 import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
-import type { Workspace } from '../workspace/workspace.js';
+import type { Workspaces } from '../workspace/workspace.js';
 import { ownedSession, type Caller } from '../sessions/access.js';
 import type { IfBusy, TurnEngine } from './engine.js';
 
@@ -39,7 +39,11 @@ export interface TurnServiceDeps {
   sessions: SessionRepository;
   turns: TurnRepository;
   engine: TurnEngine;
-  workspace: Workspace;
+  workspace: Workspaces;
+  /** Whether the server has several users now (API keys exist; keys made later count too). */
+  multiUser?: () => Promise<boolean>;
+  /** Why the CLI's sandbox is not on (SANDBOX=auto where it cannot run), or null when it is on or turned off on purpose. */
+  sandboxMissing?: string | null;
   /** Whether a transcript missing on this disk is in the transcript store (several replicas). */
   storedElsewhere?: (sessionId: string) => Promise<boolean>;
 }
@@ -54,7 +58,19 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
     }
     const mode = input.permissionMode ?? (session.permission_mode as PermissionMode);
     assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
-    workspace.assertStillInside(session.cwd);
+    if (workspace.ownedBy(session.cwd, session.user_id)) workspace.forUser(session.user_id).assertStillInside(session.cwd);
+    else if (await deps.multiUser?.()) {
+      const own = workspace.forUser(session.user_id).root;
+      throw new AppError(
+        'SESSION_NOT_ISOLATED',
+        `session ${session.session_id} runs in ${session.cwd}, outside its owner's folder ${own}: it was made before users had folders of their own, and on a server with several users it runs no turn until an operator moves it there (README: "Sessions made before user folders")`,
+        { details: { cwd: session.cwd, user_folder: own } },
+      );
+    } else workspace.assertStillInside(session.cwd);
+    // SANDBOX=auto fell back to no sandbox while the server had one user: keys made since do not open a way through.
+    if (deps.sandboxMissing && (await deps.multiUser?.())) {
+      throw new AppError('SANDBOX_UNAVAILABLE', `the server now has several users, but the CLI's sandbox cannot run here (${deps.sandboxMissing}); restart the server, which then refuses to start without it, or fix the cause`);
+    }
     const transcript = transcriptPath(config.claudeConfigDir, session.cwd, session.session_id);
     if (session.started && !fs.existsSync(transcript) && !(await deps.storedElsewhere?.(session.session_id))) {
       throw new AppError('TRANSCRIPT_MISSING', `the transcript of session ${session.session_id} is missing: it was expected at ${transcript}`, {

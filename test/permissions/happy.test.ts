@@ -23,8 +23,8 @@ describe('tool approvals over HTTP, through the real CLI', () => {
   afterAll(async () => t.close());
 
   it('the tool runs only after an allow; the request is announced, listed and decided once', async () => {
-    const marker = path.join(t.dirs.root, 'allowed-file');
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const marker = path.join(s.cwd, 'allowed-file');
     const stream = readSse(`${base}/v1/sessions/${s.session_id}/events`, { until: (evs) => evs.some((e) => e.event === 'done') });
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
     const req = await pending(t, s.session_id);
@@ -55,8 +55,8 @@ describe('tool approvals over HTTP, through the real CLI', () => {
   });
 
   it('a deny reaches the model as a denial and the tool does not run', async () => {
-    const marker = path.join(t.dirs.root, 'denied-file');
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const marker = path.join(s.cwd, 'denied-file');
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
     const req = await pending(t, s.session_id);
     await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'deny', message: 'Not on this machine.' });
@@ -67,9 +67,9 @@ describe('tool approvals over HTTP, through the real CLI', () => {
   });
 
   it('scope session allows the same call again without a prompt', async () => {
-    const file = path.join(t.dirs.root, 'counted');
-    const cmd = `[[bash:echo x >> ${file}]]`;
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const file = path.join(s.cwd, 'counted');
+    const cmd = `[[bash:echo x >> ${file}]]`;
     const first = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: cmd })).body;
     const req = await pending(t, s.session_id);
     await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'allow', scope: 'session' });
@@ -87,9 +87,9 @@ describe('tool approvals over HTTP, through the real CLI', () => {
   });
 
   it('updated_input runs the tool with the input the person gave', async () => {
-    const asked = path.join(t.dirs.root, 'asked-for');
-    const given = path.join(t.dirs.root, 'given-instead');
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const asked = path.join(s.cwd, 'asked-for');
+    const given = path.join(s.cwd, 'given-instead');
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${asked}]]` })).body;
     const req = await pending(t, s.session_id);
     await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'allow', updated_input: { command: `touch ${given}`, description: 'safer' } });
@@ -99,8 +99,8 @@ describe('tool approvals over HTTP, through the real CLI', () => {
   });
 
   it('interrupting the turn denies what is pending; the session stays usable', async () => {
-    const marker = path.join(t.dirs.root, 'interrupted-file');
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const marker = path.join(s.cwd, 'interrupted-file');
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
     const req = await pending(t, s.session_id);
     expect((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/interrupt`, {})).status).toBe(202);
@@ -122,8 +122,8 @@ describe('an unanswered request is denied after PERMISSION_TIMEOUT_MS', () => {
   afterAll(async () => t.close());
 
   it('expires, the model sees the denial, the tool never runs', async () => {
-    const marker = path.join(t.dirs.root, 'expired-file');
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const marker = path.join(s.cwd, 'expired-file');
     const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `[[bash:touch ${marker}]]` });
     expect(r.body.status).toBe('succeeded');
     expect(r.body.result).toMatch(/refused or failed/);
@@ -137,9 +137,9 @@ describe('a pending approval survives a restart of the server', () => {
   afterAll(async () => t?.close());
 
   it('is decided after the restart, and the turn goes on', async () => {
-    const marker = path.join(dirs.root, 'after-restart');
     t = await startApp({ dirs });
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const marker = path.join(s.cwd, 'after-restart');
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
     const req = await pending(t, s.session_id);
     await t.close();

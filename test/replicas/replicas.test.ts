@@ -183,7 +183,7 @@ if (DIALECT !== 'postgres') {
 
     it('a terminal session imported on B is resumed on A', async () => {
       // (B: the SDK's session functions read CLAUDE_CONFIG_DIR from the process, bound by the app built last.)
-      const id = await terminalSession(B, path.join(B.dirs.workspace, 'term-shared'), 'Remember: my favorite color is purple');
+      const id = await terminalSession(B, path.join(B.dirs.workspace, 'local', 'term-shared'), 'Remember: my favorite color is purple');
       const r = await call(B.app, 'POST', '/v1/sessions/import', { project: 'term-shared' });
       expect(r.body.imported).toBe(1);
       const turn = await call(A.app, 'POST', `/v1/sessions/${id}/turns`, { prompt: 'What is my favorite color?' });

@@ -121,7 +121,9 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
       // The list's filter is checked the same way.
       expectError(await call(t.app, 'GET', `/v1/sessions?project=${encodeURIComponent(project)}`), 400, 'INVALID_PROJECT');
     }
-    fs.symlinkSync('/tmp', path.join(t.dirs.workspace, 'link-out'));
+    // Projects are relative to the caller's own folder (single-user: `local`).
+    fs.mkdirSync(path.join(t.dirs.workspace, 'local'), { recursive: true });
+    fs.symlinkSync('/tmp', path.join(t.dirs.workspace, 'local', 'link-out'));
     expectError(await call(t.app, 'POST', '/v1/sessions', { project: 'link-out/x', prompt: 'hi' }), 400, 'INVALID_PROJECT');
     expect(fs.existsSync('/tmp/x')).toBe(false);
     expect(await sessionCount()).toBe(before);
@@ -190,7 +192,8 @@ describe('bypassPermissions with the operator opt-in IS_SANDBOX=1', () => {
   afterAll(async () => t.close());
 
   it('runs a tool call without asking', async () => {
-    const marker = path.join(t.dirs.root, 'bypass-proof');
+    // In the session's folder (the sandbox lets commands write only there): no approval asked.
+    const marker = path.join(t.dirs.workspace, 'local', 'bypass-proof');
     const r = await call(t.app, 'POST', '/v1/sessions', { permission_mode: 'bypassPermissions', prompt: `[[bash:touch ${marker}]]` });
     expect(r.status).toBe(201);
     expect(r.body.turn.status).toBe('succeeded');

@@ -32,7 +32,7 @@ describe('sessions in folders with dots, spaces, underscores and very long names
     expect(created.status).toBe(201);
     const s = created.body;
     expect(s.project).toBe(project);
-    expect(s.cwd).toBe(path.join(t.dirs.workspace, project));
+    expect(s.cwd).toBe(path.join(path.join(t.dirs.workspace, 'local'), project));
     // The transcript is where we say it is, written there by the CLI itself.
     expect(s.transcript.exists).toBe(true);
     expect(fs.existsSync(s.transcript.path)).toBe(true);
@@ -51,19 +51,19 @@ describe('sessions in folders with dots, spaces, underscores and very long names
   });
 
   it('keeps colliding folder names apart (a.b, a_b and a-b share one CLI project folder)', async () => {
-    const dir = path.join(t.config.claudeConfigDir, 'projects', projectDirName(path.join(t.dirs.workspace, 'a.b')));
+    const dir = path.join(t.config.claudeConfigDir, 'projects', projectDirName(path.join(path.join(t.dirs.workspace, 'local'), 'a.b')));
     // Three sessions, one per folder, live in the same CLI project folder.
     expect(fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl')).length).toBe(3);
     for (const project of ['a.b', 'a_b', 'a-b']) {
       const listed = await call(t.app, 'GET', `/v1/sessions?project=${encodeURIComponent(project)}`);
       expect(listed.body.sessions).toHaveLength(1);
-      expect(listed.body.sessions[0].cwd).toBe(path.join(t.dirs.workspace, project));
+      expect(listed.body.sessions[0].cwd).toBe(path.join(path.join(t.dirs.workspace, 'local'), project));
     }
   });
 
   it('names the long folder exactly as the CLI did', async () => {
     const project = `deep/${'long.name_with space-'.repeat(12)}`;
-    const cwd = path.join(t.dirs.workspace, project);
+    const cwd = path.join(path.join(t.dirs.workspace, 'local'), project);
     expect(cwd.length).toBeGreaterThan(200);
     const names = fs.readdirSync(path.join(t.config.claudeConfigDir, 'projects'));
     expect(names).toContain(projectDirName(cwd));

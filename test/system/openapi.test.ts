@@ -86,7 +86,8 @@ describe('OpenAPI document, docs page and health', () => {
     expect(r.body.storage.config_dir).toEqual({ path: t.config.claudeConfigDir, exists: true, writable: true });
     expect(r.body.storage.workspace_root.writable).toBe(true);
     expect(r.body.storage.database).toMatchObject({ dialect: DIALECT, reachable: true });
-    expect(r.body.storage.projects_dir.path).toBe(`${t.config.claudeConfigDir}/projects/${t.dirs.workspace.replace(/[^a-zA-Z0-9]/g, '-')}`);
+    // Single-user: the local user's folder is where sessions run by default.
+    expect(r.body.storage.projects_dir.path).toBe(`${t.config.claudeConfigDir}/projects/${`${t.dirs.workspace}/local`.replace(/[^a-zA-Z0-9]/g, '-')}`);
     expect(r.body.storage.projects_dir.exists).toBe(false);
     // Not there yet: the CLI creates it, under a folder that takes new files.
     expect(r.body.storage.projects_dir.writable).toBe(true);

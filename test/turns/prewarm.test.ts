@@ -17,7 +17,7 @@ describe('prewarmed spare processes', () => {
 
     const s = (await call(t.app, 'POST', '/v1/sessions', { project: 'spare proj', prompt: 'Remember: my favorite color is blue' })).body;
     expect(s.turn.status).toBe('succeeded');
-    expect(s.cwd).toBe(`${dirs.workspace}/spare proj`);
+    expect(s.cwd).toBe(`${dirs.workspace}/local/spare proj`);
     expect(s.transcript.exists).toBe(true);
     expect(s.transcript.path).toContain(s.session_id);
     // The spare's process answered: no other process ran the turn, and a new spare is made.

@@ -37,13 +37,13 @@ describe('graceful stop', () => {
     const s = await (await fetch(`${base}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hello' }) })).json();
     expect(s.turn.status).toBe('succeeded');
     // npm, the server and its CLI processes (warm and spare) all carry this CLAUDE_CONFIG_DIR.
-    const running = cliProcesses(dirs.configDir);
+    const running = cliProcesses(dirs.configDir, { tree: true });
     expect(running.length).toBeGreaterThanOrEqual(3);
 
     npm.kill('SIGTERM');
     await exited(npm);
-    const gone = await waitFor(() => cliProcesses(dirs.configDir).length === 0, 15_000);
-    leftBehind.push(...cliProcesses(dirs.configDir));
+    const gone = await waitFor(() => cliProcesses(dirs.configDir, { tree: true }).length === 0, 15_000);
+    leftBehind.push(...cliProcesses(dirs.configDir, { tree: true }));
     expect(gone).toBe(true);
     expect(await fetch(`${base}/health`).then(() => 'served', () => 'refused')).toBe('refused');
   });
@@ -60,7 +60,7 @@ describe('graceful stop', () => {
     }).then((r) => r.json());
     const running = await waitFor(async () => (await (await fetch(`${srv.base}/v1/sessions/${created.session_id}`)).json()).running_turn_id, 20_000);
     expect(running).toBeTruthy();
-    expect(cliProcesses(dirs.configDir).length).toBeGreaterThan(0);
+    expect(cliProcesses(dirs.configDir, { tree: true }).length).toBeGreaterThan(0);
 
     const t0 = Date.now();
     srv.child.kill('SIGTERM');
@@ -82,7 +82,7 @@ describe('graceful stop', () => {
     expect(Date.now() - t0).toBeLessThan(15_000);
     // The request in flight got its answer: the turn was stopped, not lost or left running.
     expect(await turn).toMatchObject({ status: 'interrupted', error: { code: 'SERVER_SHUTDOWN' } });
-    const left = await waitFor(() => cliProcesses(dirs.configDir).length === 0, 5_000);
+    const left = await waitFor(() => cliProcesses(dirs.configDir, { tree: true }).length === 0, 5_000);
     expect(left).toBe(true);
   });
 
@@ -97,17 +97,17 @@ describe('graceful stop', () => {
     expect(s.turn.status).toBe('succeeded');
     const turn = await post(first.base, `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:60000]] a long job' });
     await waitFor(async () => (await (await fetch(`${first.base}/v1/sessions/${s.session_id}`)).json()).running_turn_id === turn.turn_id, 20_000);
-    const orphans = cliProcesses(dirs.configDir);
+    const orphans = cliProcesses(dirs.configDir, { tree: true });
     expect(orphans.length).toBeGreaterThan(0);
 
     first.child.kill('SIGKILL');
     await exited(first.child);
     // The CLI outlives a killed parent (DESIGN.md): it is still there, able to write the transcript.
-    expect(cliProcesses(dirs.configDir).filter((p) => orphans.includes(p)).length).toBeGreaterThan(0);
+    expect(cliProcesses(dirs.configDir, { tree: true }).filter((p) => orphans.includes(p)).length).toBeGreaterThan(0);
 
     const second = await startServer(env);
     children.push(second.child);
-    expect(cliProcesses(dirs.configDir).filter((p) => orphans.includes(p))).toEqual([]);
+    expect(cliProcesses(dirs.configDir, { tree: true }).filter((p) => orphans.includes(p))).toEqual([]);
     const after = await (await fetch(`${second.base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).json();
     expect(after.status).toBe('failed');
     expect(after.error.code).toBe('SERVER_RESTARTED');
@@ -121,6 +121,6 @@ describe('graceful stop', () => {
     expect(next.result).toMatch(/blue/);
     second.child.kill('SIGTERM');
     expect(await exited(second.child)).toBe(0);
-    expect(await waitFor(() => cliProcesses(dirs.configDir).length === 0, 5_000)).toBe(true);
+    expect(await waitFor(() => cliProcesses(dirs.configDir, { tree: true }).length === 0, 5_000)).toBe(true);
   });
 });

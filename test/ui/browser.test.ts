@@ -145,7 +145,8 @@ describe('the web page', () => {
   });
 
   it('an approval: the dialog appears in every tab, Allow runs the tool, the other tab closes its dialog', async () => {
-    const marker = path.join(t.dirs.root, 'from-the-page');
+    // In the session's folder (the local user's): the sandbox lets commands write only there.
+    const marker = path.join(t.dirs.workspace, 'local', 'from-the-page');
     const one = await browser.newPage();
     const errors = watchErrors(one);
     await one.goto(base);
