@@ -28,8 +28,8 @@ import { transcriptPath } from './claude/paths.js';
 import { bindConfigDir, claudeSessionFunctions } from './claude/sessions.js';
 import { claudeVersions } from './claude/version.js';
 import { createWorkspace, userFolderName } from './workspace/workspace.js';
-import { decideIsolation, isolationOptions } from './claude/sandbox.js';
-import { createTurnService } from './turns/service.js';
+import { decideIsolation, fetchAllowed, isolationOptions, secretEnvNames } from './claude/sandbox.js';
+import { createRunGuard, createTurnService } from './turns/service.js';
 import { createTurnEngine, type TurnEngine } from './turns/engine.js';
 import { createEventLog, createSharedEventLog } from './turns/events.js';
 import { createLocalCluster, createPgCluster, type Cluster } from './cluster/cluster.js';
@@ -149,7 +149,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const pidDir = path.join(config.dataDir, 'pids');
   const reaped = await reapOrphans(pidDir, config.claudeConfigDir);
   if (reaped > 0) app.log.warn({ processes: reaped }, 'ended CLI processes left running by a previous run');
-  const processes = createProcessRegistry(pidDir, (line) => app.log.debug({ cli: line }, 'cli stderr'));
+  const processes = createProcessRegistry(
+    pidDir,
+    (line) => app.log.debug({ cli: line }, 'cli stderr'),
+    (asked, actual) => app.log.error({ asked, actual }, "a CLI started in another folder than its session's (a link swapped in?): it was ended before it ran anything"),
+  );
 
   const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, log: app.log });
   const sessionsRepo = createSessionRepository(storage.db);
@@ -166,6 +170,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const callers = createCallerResolver({ auth: keyAuth, loopback });
   const singleUser = await callers.singleUser();
   if (singleUser) app.log.warn(`single-user mode: no API keys, bound to ${config.host}; every request acts as "${LOCAL_USER}"`);
+  fs.mkdirSync(config.workspaceRoot, { recursive: true });
   // Tenant isolation: the CLI's sandbox and file-tool limits, decided once (a required sandbox
   // that cannot run stops the start here, with the fix).
   let isolation: ReturnType<typeof decideIsolation>;
@@ -176,6 +181,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       domains: config.sandboxDomains,
       network: config.sandboxNetwork,
       readPaths: config.sandboxReadPaths,
+      secretEnv: secretEnvNames(process.env),
       hiddenPaths: [config.dataDir, config.claudeConfigDir, config.workspaceRoot, SERVER_ROOT, os.homedir()].map((p) => (fs.existsSync(p) ? fs.realpathSync.native(p) : p)),
     });
   } catch (err) {
@@ -216,6 +222,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const transcripts = config.transcriptStore === 'database' ? createTranscriptStore(storage.db, storage.dialect) : null;
   const claudeSessions = claudeSessionFunctions(transcripts ? { store: transcripts as unknown as NonNullable<Parameters<typeof claudeSessionFunctions>[0]>['store'], has: (id) => transcripts.has(id) } : undefined);
   const versions = await claudeVersions();
+  const workspace = createWorkspace(config.workspaceRoot);
+  const guard = createRunGuard({
+    workspace,
+    multiUser: async () => !(await callers.singleUser()),
+    sandboxMissing: isolation.state.mode === 'auto' && !isolation.state.enabled ? isolation.state.reason : null,
+  });
   const runner = createClaudeRunner({
     configDir: config.claudeConfigDir,
     tmpDir,
@@ -225,6 +237,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
         : { backend: 'anthropic', baseUrl: config.anthropicBaseUrl, apiKey: config.anthropicApiKey, authToken: config.anthropicAuthToken },
     sandboxOptIn: config.sandboxOptIn,
     isolation: isolationOptions(isolation.policy),
+    beforeStart: (spec) => (spec.userId === undefined ? undefined : guard({ session_id: spec.sessionId, user_id: spec.userId, cwd: spec.cwd })),
     turnTimeoutMs: config.turnTimeoutMs,
     warmIdleMs: config.warmIdleMs,
     maxWarm: config.maxWarmSessions,
@@ -259,7 +272,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       if (e.type === 'spare_claim_refused') metrics.spareClaim('refused');
     },
   });
-  const workspace = createWorkspace(config.workspaceRoot);
   // Sessions keep their absolute folder, and the transcript store keys them by it: every replica
   // (and every restart) must use the same WORKSPACE_ROOT path, or sessions cannot resume here.
   const recent = await sessionsRepo.latest();
@@ -292,6 +304,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     timeoutMs: config.permissionTimeoutMs,
     log: app.log,
     onSettled: (s, tu) => cluster.publish({ k: 'settled', s, tu }),
+    ...(isolation.policy.fetchDomains
+      ? {
+          fetchAllowed: (url: unknown) => fetchAllowed(url, isolation.policy.allowedDomains),
+          fetchRefusal: `WebFetch may only reach the domains this server allows (SANDBOX_NETWORK): ${isolation.policy.allowedDomains.join(', ')}.`,
+        }
+      : {}),
   });
   const engine = createTurnEngine({
     sessions: sessionsRepo,
@@ -320,8 +338,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     turns: turnsRepo,
     engine,
     workspace,
-    multiUser: async () => !(await callers.singleUser()),
-    sandboxMissing: isolation.state.mode === 'auto' && !isolation.state.enabled ? isolation.state.reason : null,
+    guard,
     ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
   const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined, onPurged: (s, cwd) => cluster.publish({ k: 'purged', s, cwd }) });
   let sse = 0;
@@ -427,6 +444,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   app.addHook('onClose', async () => {
     approvals.stop();
     await events.flush();
+    // The CLIs' last entries (their cost totals, written as they end) reach the store first.
+    await transcripts?.settled();
     await storage.close();
     if (ownsOffline) await offline!.close();
   });

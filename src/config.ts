@@ -4,6 +4,7 @@
  * Defaults follow API.md; derived values (paths made absolute, capacity from the
  * machine's size) are computed here so that nothing else reads `process.env`.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import envSchema from 'env-schema';
@@ -127,6 +128,9 @@ function parseModes(list: string): PermissionModeName[] {
   return modes as PermissionModeName[];
 }
 
+/** A name for this machine or a bare address (IP literals are not domains here). */
+const localName = (d: string) => /^(\*\.)?localhost$|\.localhost$|^[\d.]+$|^\*$/.test(d);
+
 const DOMAIN = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
 
 /** The domains of SANDBOX_NETWORK: none, the model's host (never a loopback one), or the list given. */
@@ -136,12 +140,13 @@ function sandboxDomains(value: string, model: { backend: 'anthropic' | 'offline'
   if (v === 'model') {
     // The offline model is on loopback: opening loopback would open every local service (PostgreSQL too).
     if (model.backend === 'offline') return [];
-    const host = model.baseUrl ? new URL(model.baseUrl).hostname : 'api.anthropic.com';
-    return isLoopback(host) ? [] : [host];
+    const host = model.baseUrl ? new URL(model.baseUrl).hostname.toLowerCase() : 'api.anthropic.com';
+    return DOMAIN.test(host) && !localName(host) ? [host] : [];
   }
   const list = v.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean);
   for (const d of list) {
     if (!DOMAIN.test(d)) throw new Error(`SANDBOX_NETWORK: "${d}" is not a domain (use none, model, or a comma-separated list such as registry.npmjs.org,*.github.com)`);
+    if (localName(d)) throw new Error(`SANDBOX_NETWORK: "${d}" names this machine or an address, not a domain: loopback would open every local service (the database too)`);
   }
   return list;
 }
@@ -153,7 +158,8 @@ function readPaths(value: string | undefined): string[] | undefined {
     if (!path.isAbsolute(p) || p.split('/').includes('..')) throw new Error(`SANDBOX_READ_PATHS: "${p}" must be an absolute path without ".."`);
     if (path.resolve(p) === '/') throw new Error('SANDBOX_READ_PATHS: "/" would let commands read everything (other users\' folders included)');
   }
-  return list.map((p) => path.resolve(p));
+  // A read path that is a link is granted where it leads: say that, as the sandbox will see it.
+  return list.map((p) => (fs.existsSync(p) ? fs.realpathSync.native(p) : path.resolve(p)));
 }
 
 /** True when `host` is a loopback address (127.0.0.0/8, ::1, localhost). */
@@ -213,6 +219,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sandboxNetwork: e.SANDBOX_NETWORK.trim() || 'none',
     sandboxReadPaths: readPaths(e.SANDBOX_READ_PATHS),
   };
+  // A user's folder is a folder of WORKSPACE_ROOT: the server's own folders must not be one (a user
+  // named "data" would work in DATA_DIR).
+  for (const [name, dir] of [['DATA_DIR', config.dataDir], ['CLAUDE_CONFIG_DIR', config.claudeConfigDir]] as const) {
+    const inside = (a: string, b: string) => a === b || a.startsWith(b + path.sep);
+    if (inside(dir, config.workspaceRoot) || inside(config.workspaceRoot, dir)) {
+      throw new Error(`${name} (${dir}) and WORKSPACE_ROOT (${config.workspaceRoot}) must not hold one another: users' folders live in WORKSPACE_ROOT`);
+    }
+  }
   if (config.transcriptStore === 'database' && !config.databaseUrl) {
     throw new Error('TRANSCRIPT_STORE=database needs DATABASE_URL (PostgreSQL): replicas share transcripts through it');
   }

@@ -185,7 +185,7 @@ export class LiveSession {
       return;
     }
     // A sandbox that is required and cannot run: the CLI ends the turn before any tool call.
-    const sandbox = SANDBOX_REFUSED.test(text);
+    const sandbox = errors.some((e) => SANDBOX_REFUSED.test(e));
     const code: TurnErrorCode | ErrorCode = sandbox ? 'SANDBOX_UNAVAILABLE' : m.subtype === 'error_max_turns' ? 'MAX_TURNS' : m.subtype === 'error_max_budget_usd' ? 'BUDGET_EXCEEDED' : 'MODEL_ERROR';
     cur.resolve({ ...base, status: 'failed', result: m.subtype === 'success' ? m.result : null, error: { code, message: text } });
   }

@@ -80,7 +80,7 @@ export async function reapOrphans(pidDir: string, configDir: string): Promise<nu
   return found.length;
 }
 
-export function createProcessRegistry(pidDir: string, onStderr?: (line: string) => void): ProcessRegistry {
+export function createProcessRegistry(pidDir: string, onStderr?: (line: string) => void, onWrongCwd?: (asked: string, actual: string) => void): ProcessRegistry {
   fs.mkdirSync(pidDir, { recursive: true });
   const live = new Set<number>();
   return {
@@ -94,6 +94,21 @@ export function createProcessRegistry(pidDir: string, onStderr?: (line: string) 
       // The SDK listens for 'exit' once per control request of a long-lived process.
       child.setMaxListeners(1000);
       const pid = child.pid;
+      if (pid && opts.cwd && process.platform === 'linux') {
+        // The folder was checked just before, by path; a link swapped in since would put the CLI
+        // (and its sandbox) in another folder. Its working directory is fixed once it runs, so
+        // this look at it is final: a CLI that is not where it was asked to be ends before it reads anything.
+        let actual: string | null = null;
+        try {
+          actual = fs.readlinkSync(`/proc/${pid}/cwd`);
+        } catch {
+          actual = null;
+        }
+        if (actual !== null && actual !== opts.cwd) {
+          killGroup(pid, 'SIGKILL');
+          onWrongCwd?.(opts.cwd, actual);
+        }
+      }
       if (pid) {
         live.add(pid);
         try {

@@ -64,6 +64,11 @@ export interface RunnerOptions {
   canUseTool?: (sessionId: string) => CanUseTool | undefined;
   /** The PreToolUse hook of every session (tool approvals); answers the SDK's hook output shape. */
   onPreToolUse?: (sessionId: string, input: PreToolUseHookInput) => Promise<object>;
+  /**
+   * Checked before a session's process starts (cold, or claiming a spare), every time: whatever
+   * queued, deferred or resumed the turn, it runs only where the session may run. Throws to refuse.
+   */
+  beforeStart?: (spec: TurnSpec) => void | Promise<void>;
   /** Called with each line the CLI writes on stderr. */
   onStderr?: (line: string) => void;
   onEvent?: (e: RunnerEvent) => void;
@@ -76,6 +81,8 @@ export type RunnerEvent =
 
 export interface TurnSpec {
   sessionId: string;
+  /** The session's owner (for the runner's beforeStart check). */
+  userId?: string;
   cwd: string;
   prompt: string;
   /** false for the first turn of a session (the CLI creates it with this id). */
@@ -160,6 +167,20 @@ interface Spare {
   timer: NodeJS.Timeout | null;
 }
 
+/**
+ * The last look at a session's folder by path, just before its process starts (the process
+ * registry checks where the process really is once it runs).
+ */
+function assertRealFolder(cwd: string): void {
+  let real: string;
+  try {
+    real = fs.realpathSync.native(cwd);
+  } catch {
+    throw new AppError('INVALID_PROJECT', `the session's folder ${cwd} no longer exists`);
+  }
+  if (real !== cwd) throw new AppError('INVALID_PROJECT', `the session's folder ${cwd} now leads to ${real}`);
+}
+
 /** A session's TMPDIR. Short, since the CLI puts sockets in it (a socket path has at most 107 bytes). */
 const tmpDirOf = (parent: string, sessionId: string) => path.join(parent, createHash('sha256').update(sessionId).digest('hex').slice(0, 12));
 function sessionTmpDir(parent: string, sessionId: string): string {
@@ -226,6 +247,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   }
 
   function startCold(spec: TurnSpec): LiveSession {
+    assertRealFolder(spec.cwd);
     const inbox = new Inbox();
     const o: Options = { ...hostOptions(() => spec.sessionId, sessionTmpDir(opts.tmpDir, spec.sessionId)), cwd: spec.cwd, permissionMode: spec.permissionMode };
     if (spec.permissionMode === 'bypassPermissions') {
@@ -258,6 +280,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   }
 
   function startFromSpare(s: Spare, spec: TurnSpec): LiveSession {
+    assertRealFolder(spec.cwd);
     const inbox = new Inbox();
     const q = s.spare.claim({
       prompt: inbox,
@@ -270,7 +293,14 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       },
     });
     s.spare.claimed.then(
-      () => opts.onEvent?.({ type: 'spare_claimed', sessionId: spec.sessionId }),
+      (c) => {
+        // The claim resolves the folder itself: one that is not the session's (a link swapped in) ends the process.
+        if (c.cwd !== spec.cwd) {
+          claimed.close({ code: 'INVALID_PROJECT', message: `the session's folder ${spec.cwd} led to ${c.cwd} when its process started; it was stopped` });
+          return;
+        }
+        opts.onEvent?.({ type: 'spare_claimed', sessionId: spec.sessionId });
+      },
       (e: Error) => opts.onEvent?.({ type: 'spare_claim_refused', sessionId: spec.sessionId, reason: e.message }),
     );
     const claimed = new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, true, onEnd);
@@ -387,6 +417,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       live.delete(spec.sessionId);
       s = undefined;
     }
+    if (!s) await opts.beforeStart?.(spec);
     const spare = spares.get(spec.sessionId);
     if (!s && spare && spare.ready && !spec.resume) {
       spares.delete(spec.sessionId);
@@ -472,7 +503,13 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       if (!s?.busy && !starting.has(sessionId)) {
         // The session is gone: its TMPDIR goes once its last process has ended.
         const last = latest.get(sessionId)?.ended ?? Promise.resolve();
-        void last.then(() => fs.promises.rm(tmpDirOf(opts.tmpDir, sessionId), { recursive: true, force: true })).catch(() => {});
+        void last
+          .then(async () => {
+            // Not if the session started again meanwhile (its new process uses the same TMPDIR).
+            if (live.has(sessionId) || starting.has(sessionId) || latest.has(sessionId) || spares.has(sessionId)) return;
+            await fs.promises.rm(tmpDirOf(opts.tmpDir, sessionId), { recursive: true, force: true });
+          })
+          .catch(() => {});
       }
     },
 

@@ -28,6 +28,8 @@ export interface IsolationPolicy {
   sandbox: boolean;
   /** Domains sandboxed commands may reach (through the CLI's proxy); empty: no network at all. */
   allowedDomains: string[];
+  /** The operator listed domains (SANDBOX_NETWORK=a,b): WebFetch may reach those, and only those. */
+  fetchDomains: boolean;
   /** Folders sandboxed commands may read besides the session's own. */
   readPaths: string[];
   /**
@@ -36,6 +38,18 @@ export interface IsolationPolicy {
    * and TMPDIR, below two of them, stay readable: the CLI lets commands write them.)
    */
   hiddenPaths: string[];
+  /** Environment variables sandboxed commands do not get (the CLI keeps them): the model's credentials and anything named like a secret. */
+  secretEnv: string[];
+}
+
+/** Names of environment variables that look like secrets. */
+const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|PRIVATE/i;
+
+/** The variables of `env` that sandboxed commands must not see: the model's credentials and whatever is named like a secret. */
+export function secretEnvNames(env: Record<string, string | undefined>): string[] {
+  const names = new Set(['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN']);
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && SECRET_NAME.test(k)) names.add(k);
+  return [...names].sort();
 }
 
 export type SandboxProbe = { ok: true } | { ok: false; reason: string; fix: string };
@@ -84,7 +98,9 @@ export function isolationOptions(p: IsolationPolicy): Pick<Options, 'sandbox' | 
     blockReadsOutsideWorkingDirectories: true,
     blockWritesOutsideWorkingDirectories: true,
   };
-  const o: Pick<Options, 'sandbox' | 'settings' | 'disallowedTools'> = { settings: { permissions } };
+  // Auto-memory lives in the CLI's project folder, which two users' folders can share (its name
+  // turns every non-alphanumeric character into "-") and which the file-tool limits let through.
+  const o: Pick<Options, 'sandbox' | 'settings' | 'disallowedTools'> = { settings: { permissions, autoMemoryEnabled: false } };
   if (p.sandbox) {
     const sandbox: SandboxSettings = {
       enabled: true,
@@ -96,12 +112,15 @@ export function isolationOptions(p: IsolationPolicy): Pick<Options, 'sandbox' | 
       // A deny below an allowed folder still hides it (measured), so an operator's wide read path
       // does not open the server's folders.
       filesystem: { denyRead: ['/', ...p.hiddenPaths], allowRead: p.readPaths },
+      // The CLI needs the model's credentials; the commands it runs for a user do not see them (measured: unset there).
+      ...(p.secretEnv.length > 0 ? { credentials: { envVars: p.secretEnv.map((name) => ({ name, mode: 'deny' as const })) } } : {}),
       ...(p.allowedDomains.length > 0 ? { network: { allowedDomains: p.allowedDomains } } : {}),
     };
     o.sandbox = sandbox;
   }
-  // Fetching runs in the CLI, outside the sandbox: with no network for commands, none for it either.
-  if (p.allowedDomains.length === 0) o.disallowedTools = ['WebFetch', 'WebSearch'];
+  // Fetching runs in the CLI, outside the sandbox: with no list of domains, no fetching either (with
+  // one, the PreToolUse hook holds WebFetch to the list: see fetchAllowed).
+  if (!p.fetchDomains) o.disallowedTools = ['WebFetch', 'WebSearch'];
   return o;
 }
 
@@ -129,6 +148,8 @@ export function decideIsolation(o: {
   readPaths: string[] | undefined;
   /** Folders hidden from sandboxed commands (IsolationPolicy.hiddenPaths). */
   hiddenPaths: string[];
+  /** Environment variables hidden from sandboxed commands (IsolationPolicy.secretEnv). */
+  secretEnv?: string[];
   probe?: () => SandboxProbe;
 }): { policy: IsolationPolicy; state: SandboxState; warnings: string[] } {
   const mode: SandboxMode = o.mode ?? (o.singleUser ? 'auto' : 'required');
@@ -149,6 +170,17 @@ export function decideIsolation(o: {
       warnings.push(`SANDBOX=auto: the CLI's sandbox cannot run here (${p.reason}); Bash commands run WITHOUT it. Fix: ${p.fix}`);
     }
   }
-  const policy: IsolationPolicy = { sandbox: enabled, allowedDomains: o.domains, readPaths, hiddenPaths: o.hiddenPaths };
+  const policy: IsolationPolicy = { sandbox: enabled, allowedDomains: o.domains, fetchDomains: o.network !== 'none' && o.network !== 'model' && o.domains.length > 0, readPaths, hiddenPaths: o.hiddenPaths, secretEnv: o.secretEnv ?? ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN'] };
   return { policy, state: { mode, enabled, reason, network: o.network, allowed_domains: o.domains, read_paths: readPaths }, warnings };
+}
+
+/** Whether WebFetch may fetch `url` under a list of domains (`*.example.org` also matches example.org's subdomains only). */
+export function fetchAllowed(url: unknown, domains: string[]): boolean {
+  let host: string;
+  try {
+    host = new URL(String(url)).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return domains.some((d) => (d.startsWith('*.') ? host.endsWith(d.slice(1)) : host === d));
 }

@@ -106,6 +106,10 @@ export function createApprovals(deps: {
   log: FastifyBaseLogger;
   /** Told when a request is decided (other replicas may wait for it). */
   onSettled?: (sessionId: string, toolUseId: string) => void;
+  /** Where WebFetch may go (it fetches from the server, outside the sandbox): a URL it refuses is denied in every mode. */
+  fetchAllowed?: (url: unknown) => boolean;
+  /** Said to the model with a refused fetch. */
+  fetchRefusal?: string;
 }): Approvals {
   const { repo, sessions, events, log } = deps;
   const waiters = new Map<string, Array<(s: Settlement) => void>>();
@@ -201,6 +205,9 @@ export function createApprovals(deps: {
 
   return {
     async preToolUse(call) {
+      if (call.toolName === 'WebFetch' && deps.fetchAllowed && !deps.fetchAllowed(call.input?.url)) {
+        return { hookSpecificOutput: { hookEventName: 'PreToolUse', permissionDecision: 'deny', permissionDecisionReason: deps.fetchRefusal ?? 'WebFetch may not reach this address on this server.' } };
+      }
       const mode = call.mode ?? 'default';
       // Modes in which the CLI never asks a person: let it decide by itself.
       if (mode === 'bypassPermissions' || mode === 'dontAsk' || mode === 'plan') return { continue: true };

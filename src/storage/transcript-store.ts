@@ -33,6 +33,8 @@ export interface TranscriptStore {
   listSubkeys(key: { projectKey: string; sessionId: string }): Promise<string[]>;
   /** Whether any transcript of this session is stored (whatever its project key). */
   has(sessionId: string): Promise<boolean>;
+  /** Resolves once the appends being written now are (at shutdown, before the database closes). */
+  settled(): Promise<void>;
 }
 
 export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): TranscriptStore {
@@ -133,6 +135,9 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
         .where('subpath', '!=', '')
         .execute();
       return rows.map((r) => r.subpath);
+    },
+    async settled() {
+      await Promise.allSettled([...writing.values()].flatMap((set) => [...set]));
     },
     async has(sessionId) {
       return Boolean(await db.selectFrom('transcript_entries').select('seq').where('session_id', '=', sessionId).limit(1).executeTakeFirst());

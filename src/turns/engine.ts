@@ -288,6 +288,7 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
     if (session.status === 'archived') patch.status = 'active';
     const spec = {
       sessionId: session.session_id,
+      userId: session.user_id,
       cwd: session.cwd,
       prompt: turn.prompt,
       resume,
@@ -324,6 +325,8 @@ export function createTurnEngine(d: TurnEngineDeps): TurnEngine {
       if (resume && d.prepareResume && !runner.liveSessions().includes(session.session_id)) await d.prepareResume(session);
       // The prompt goes to the CLI first; the bookkeeping is written while it works.
       const run = runner.runTurn(spec);
+      // A refusal before the process starts (its folder, shutdown) is read below, after the bookkeeping.
+      run.catch(() => {});
       try {
         await afterPendingWork();
         await announced;

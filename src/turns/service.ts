@@ -40,26 +40,26 @@ export interface TurnServiceDeps {
   turns: TurnRepository;
   engine: TurnEngine;
   workspace: Workspaces;
-  /** Whether the server has several users now (API keys exist; keys made later count too). */
-  multiUser?: () => Promise<boolean>;
-  /** Why the CLI's sandbox is not on (SANDBOX=auto where it cannot run), or null when it is on or turned off on purpose. */
-  sandboxMissing?: string | null;
+  /** Whether the session may run a turn where it is (its folder, the isolation in force): throws if not. */
+  guard: RunGuard;
   /** Whether a transcript missing on this disk is in the transcript store (several replicas). */
   storedElsewhere?: (sessionId: string) => Promise<boolean>;
 }
 
-export function createTurnService(deps: TurnServiceDeps): TurnService {
-  const { config, sessions, turns, engine, workspace } = deps;
+/** Checks that a session may run a turn now; throws the AppError that says why not. */
+export type RunGuard = (session: { session_id: string; user_id: string; cwd: string }) => Promise<void>;
 
-  async function startOn(session: SessionRow, input: StartTurnInput): Promise<TurnRow> {
-    if (session.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${session.session_id} is deleted`);
-    if (input.prompt.length > config.maxPromptChars) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${input.prompt.length} characters; the limit is ${config.maxPromptChars}`);
-    }
-    const mode = input.permissionMode ?? (session.permission_mode as PermissionMode);
-    assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
+/**
+ * Where a session may run: in its owner's folder, still the real folder it was (no link swapped in
+ * since). A session made before user folders runs only while the server has one user. Checked
+ * when a turn is submitted and again by the runner before any CLI process starts for it (queued,
+ * deferred and resumed turns included).
+ */
+export function createRunGuard(o: { workspace: Workspaces; multiUser: () => Promise<boolean>; sandboxMissing: string | null }): RunGuard {
+  const { workspace } = o;
+  return async (session) => {
     if (workspace.ownedBy(session.cwd, session.user_id)) workspace.forUser(session.user_id).assertStillInside(session.cwd);
-    else if (await deps.multiUser?.()) {
+    else if (await o.multiUser()) {
       const own = workspace.forUser(session.user_id).root;
       throw new AppError(
         'SESSION_NOT_ISOLATED',
@@ -68,9 +68,23 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
       );
     } else workspace.assertStillInside(session.cwd);
     // SANDBOX=auto fell back to no sandbox while the server had one user: keys made since do not open a way through.
-    if (deps.sandboxMissing && (await deps.multiUser?.())) {
-      throw new AppError('SANDBOX_UNAVAILABLE', `the server now has several users, but the CLI's sandbox cannot run here (${deps.sandboxMissing}); restart the server, which then refuses to start without it, or fix the cause`);
+    if (o.sandboxMissing && (await o.multiUser())) {
+      throw new AppError('SANDBOX_UNAVAILABLE', `the server now has several users, but the CLI's sandbox cannot run here (${o.sandboxMissing}); restart the server, which then refuses to start without it, or fix the cause`);
     }
+  };
+}
+
+export function createTurnService(deps: TurnServiceDeps): TurnService {
+  const { config, sessions, turns, engine } = deps;
+
+  async function startOn(session: SessionRow, input: StartTurnInput): Promise<TurnRow> {
+    if (session.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${session.session_id} is deleted`);
+    if (input.prompt.length > config.maxPromptChars) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${input.prompt.length} characters; the limit is ${config.maxPromptChars}`);
+    }
+    const mode = input.permissionMode ?? (session.permission_mode as PermissionMode);
+    assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
+    await deps.guard(session);
     const transcript = transcriptPath(config.claudeConfigDir, session.cwd, session.session_id);
     if (session.started && !fs.existsSync(transcript) && !(await deps.storedElsewhere?.(session.session_id))) {
       throw new AppError('TRANSCRIPT_MISSING', `the transcript of session ${session.session_id} is missing: it was expected at ${transcript}`, {

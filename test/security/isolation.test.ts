@@ -5,16 +5,20 @@
  * Then: nothing Bob may do in his own folder broke.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProcessRegistry } from '../../src/claude/processes.js';
 import { call, cliProcesses, finishTurnApproving, offlineModel, runApproving, startApp, waitFor, type TestApp } from '../helper.js';
 
 const KEYS = 'alice:key-alice-0123456789,bob:key-bob-0123456789';
 const as = (user: 'alice' | 'bob') => ({ authorization: `Bearer key-${user}-0123456789` });
 // The refusals the CLI and the sandbox give: a hidden path, the file-tool limits, a read-only or
 // forbidden write, a tool this CLI version lacks, and an Edit of a file that could never be read.
-const REFUSED = /No such file or directory|outside the working directories|blocks (reads|writes) outside|Permission denied|Read-only file system|Operation not permitted|No such tool available|has not been read yet/i;
+const REFUSED = /No such file or directory|outside the working directories|blocks (reads|writes) outside|Reads outside the working directories are blocked|Permission denied|Read-only file system|Operation not permitted|No such tool available/i;
+/** Edit and Write of an existing file the CLI could never read are refused for that first. */
+const NOT_READ = /has not been read yet|outside the working directories|blocks (reads|writes) outside/i;
 
 /** Runs a turn as `user` and approves every tool call it asks for; returns the finished turn. */
 const turnApproving = (t: TestApp, user: 'alice' | 'bob', sessionId: string, prompt: string, mode?: string) => runApproving(t, sessionId, prompt, { headers: as(user), mode });
@@ -43,6 +47,8 @@ describe("one user's tools cannot reach another user's data", () => {
   }
 
   beforeAll(async () => {
+    // A secret of the server's own environment (the runner passes the environment on to the CLI).
+    process.env.CSS_TEST_SECRET_TOKEN = 'server-secret-value';
     t = await startApp({ env: { API_KEYS: KEYS, IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,acceptEdits,bypassPermissions' } });
     alice = (await call(t.app, 'POST', '/v1/sessions', { project: 'vault', prompt: `Remember: my secret word is ${WORD}` }, as('alice'))).body;
     expect(alice.turn.status).toBe('succeeded');
@@ -64,7 +70,7 @@ describe("one user's tools cannot reach another user's data", () => {
   it("Read, Edit and Write of Alice's file are refused, by absolute path, through .. and through the search tools", async () => {
     await attempt(tool('Read', { file_path: aliceFile }));
     await attempt(tool('Read', { file_path: `${bob.cwd}/../../alice/vault/secret.txt` }));
-    await attempt(tool('Edit', { file_path: aliceFile, old_string: WORD, new_string: 'owned' }));
+    await attempt(tool('Edit', { file_path: aliceFile, old_string: WORD, new_string: 'owned' }), { refusal: NOT_READ });
     await attempt(tool('Write', { file_path: path.join(alice.cwd, 'planted.txt'), content: 'from bob' }));
     // This CLI version has no Grep or Glob tool (it says so); where a version has them, the same limit binds them.
     await attempt(tool('Grep', { pattern: 'ZEBRA', path: alice.cwd }));
@@ -106,8 +112,13 @@ describe("one user's tools cannot reach another user's data", () => {
     await attempt(bash('cat to-alice'));
     await attempt(bash('ls to-data/ to-config/projects/'));
     await attempt(tool('Read', { file_path: path.join(bob.cwd, 'to-alice') }));
-    await attempt(tool('Edit', { file_path: path.join(bob.cwd, 'to-alice'), old_string: WORD, new_string: 'owned' }));
-    await attempt(tool('Write', { file_path: path.join(bob.cwd, 'to-alice'), content: 'overwritten' }));
+    await attempt(tool('Edit', { file_path: path.join(bob.cwd, 'to-alice'), old_string: WORD, new_string: 'owned' }), { refusal: NOT_READ });
+    await attempt(tool('Write', { file_path: path.join(bob.cwd, 'to-alice'), content: 'overwritten' }), { refusal: NOT_READ });
+    // A new file through a link to her folder: refused by the write limit itself.
+    const dir = await turnApproving(t, 'bob', bob.session_id, bash(`ln -s ${alice.cwd} to-alice-dir && echo linked`));
+    expect(dir.result).toMatch(/linked/);
+    await attempt(tool('Write', { file_path: path.join(bob.cwd, 'to-alice-dir', 'new.txt'), content: 'from bob' }), { refusal: /outside the working directories|blocks writes outside|a link in it leads/i });
+    expect(fs.existsSync(path.join(alice.cwd, 'new.txt'))).toBe(false);
     expect(fs.readFileSync(aliceFile, 'utf8')).toBe(`${WORD}\n`);
   });
 
@@ -123,12 +134,19 @@ describe("one user's tools cannot reach another user's data", () => {
     expect(found.result).not.toContain(aliceFile);
   });
 
-  it('sandboxed commands reach no network: not the database, not the model, not this server', async () => {
+  it('sandboxed commands reach no network: not a local service, not the model, not this server', async () => {
     const model = new URL((await offlineModel()).url);
-    const out = await turnApproving(t, 'bob', bob.session_id, bash(`for p in 5432 ${model.port}; do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo open-$p || echo closed-$p; done`));
-    expect(out.result).toMatch(/closed-5432/);
-    expect(out.result).toMatch(new RegExp(`closed-${model.port}`));
-    expect(out.result).not.toMatch(/open-/);
+    // A service listening on loopback for this test (as PostgreSQL would).
+    const service = net.createServer((c) => c.end('hello')).listen(0, '127.0.0.1');
+    await new Promise((r) => service.once('listening', r));
+    const port = (service.address() as net.AddressInfo).port;
+    try {
+      const out = await turnApproving(t, 'bob', bob.session_id, bash(`for p in ${port} ${model.port}; do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo open-$p || echo closed-$p; done`));
+      expect(out.result).toMatch(new RegExp(`closed-${port}\\s+closed-${model.port}`));
+      expect(out.result).not.toMatch(/open-/);
+    } finally {
+      service.close();
+    }
     await attempt(tool('WebFetch', { url: `${model.origin}/`, prompt: 'read it' }));
   });
 
@@ -158,6 +176,11 @@ describe("one user's tools cannot reach another user's data", () => {
     const r = await call(t.app, 'POST', '/v1/sessions', { project: 'alice-vault' }, as('bob'));
     expect(r.status).toBe(400);
     expect(r.body.error.code).toBe('INVALID_PROJECT');
+  });
+
+  it("the model's credentials and the server's secrets are not in a command's environment", async () => {
+    const out = await turnApproving(t, 'bob', bob.session_id, bash('echo "key=[$ANTHROPIC_API_KEY] secret=[$CSS_TEST_SECRET_TOKEN] home=[$HOME]"'));
+    expect(out.result).toMatch(/key=\[\] secret=\[\] home=\[\/\S+\]/);
   });
 
   it('in his own folder, Bob works as before: Bash creates, edits and runs files; Write, Edit and Read work', async () => {
@@ -200,7 +223,52 @@ describe('a prewarmed spare carries the same isolation into the session that cla
     expect(turn.result).not.toContain('ALICE-ONLY');
     expect(turn.result).toMatch(/No such file or directory/);
     expect(turn.result).toMatch(/mine/);
+    const read = await turnApproving(t, 'bob', b.session_id, tool('Read', { file_path: other }));
+    expect(read.result).not.toContain('ALICE-ONLY');
+    expect(read.result).toMatch(/outside/);
     expect(fs.readFileSync(path.join(b.cwd, 'mine.txt'), 'utf8')).toBe('mine\n');
     expect((await t.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/css_spare_claims_total\{outcome="claimed"\} 1/);
+  });
+});
+
+describe('a session folder swapped for a link after the turn was accepted', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // No warm process: every turn starts one (a warm one stays in the folder it started in).
+    t = await startApp({ env: { API_KEYS: KEYS, WARM_IDLE_MS: '0' } });
+  });
+  afterAll(async () => t.close());
+
+  it("a queued turn does not start in Alice's folder", async () => {
+    const aliceDir = path.join(t.dirs.workspace, 'alice', 'vault');
+    fs.mkdirSync(aliceDir, { recursive: true });
+    fs.writeFileSync(path.join(aliceDir, 'secret.txt'), 'ALICE-ONLY');
+    const s = (await call(t.app, 'POST', '/v1/sessions', { project: 'swapped', prompt: 'hello' }, as('bob'))).body;
+    const first = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] one' }, as('bob'))).body;
+    const queued = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[bash:cat secret.txt]]', if_busy: 'queue' }, as('bob'))).body;
+    expect(queued.status).toBe('queued');
+    // While the first turn runs, the folder is swapped (as a command of Bob's at the top of his folder could do).
+    fs.renameSync(s.cwd, `${s.cwd}.old`);
+    fs.symlinkSync(aliceDir, s.cwd);
+    expect((await finishTurnApproving(t, s.session_id, first.turn_id, as('bob'))).status).toBe('succeeded');
+    const end = await finishTurnApproving(t, s.session_id, queued.turn_id, as('bob'));
+    expect(end.status).toBe('failed');
+    expect(end.error.code).toBe('INVALID_PROJECT');
+    expect(end.error.message).toMatch(/swapped now leads (outside|to)/);
+    expect(JSON.stringify(end)).not.toContain('ALICE-ONLY');
+    expect(fs.readdirSync(aliceDir)).toEqual(['secret.txt']);
+  });
+
+  it('a CLI that starts in another folder than asked is ended before it runs anything', async () => {
+    const target = path.join(t.dirs.root, 'elsewhere');
+    const link = path.join(t.dirs.root, 'link-to-elsewhere');
+    fs.mkdirSync(target);
+    fs.symlinkSync(target, link);
+    const wrong: string[][] = [];
+    const registry = createProcessRegistry(path.join(t.dirs.root, 'pids-test'), undefined, (asked, actual) => wrong.push([asked, actual]));
+    const child = registry.spawn({ command: 'sleep', args: ['30'], cwd: link, env: { PATH: process.env.PATH }, signal: new AbortController().signal } as never) as unknown as import('node:child_process').ChildProcess;
+    const code = await new Promise((r) => child.once('exit', (c, sig) => r(sig ?? c)));
+    expect(code).toBe('SIGKILL');
+    expect(wrong).toEqual([[link, target]]);
   });
 });

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userFolderName } from '../../src/workspace/workspace.js';
-import { decideIsolation, isolationOptions } from '../../src/claude/sandbox.js';
+import { decideIsolation, fetchAllowed, isolationOptions, secretEnvNames } from '../../src/claude/sandbox.js';
 import { call, dbEnv, exited, freePort, makeDirs, offlineModel, runApproving, spawnServer, startApp, type TestApp } from '../helper.js';
 
 describe('user folder names', () => {
@@ -52,9 +52,25 @@ describe('the sandbox decision at start', () => {
     for (const o of [on, off]) {
       expect((o.settings as any).permissions).toEqual({ blockReadsOutsideWorkingDirectories: true, blockWritesOutsideWorkingDirectories: true });
     }
-    const listed = isolationOptions(decideIsolation({ ...base, domains: ['registry.npmjs.org'], mode: 'required', singleUser: false, probe: ok }).policy);
+    expect((on.settings as any).autoMemoryEnabled).toBe(false);
+    expect(on.sandbox!.credentials!.envVars!.map((e: any) => [e.name, e.mode])).toEqual([
+      ['ANTHROPIC_API_KEY', 'deny'],
+      ['ANTHROPIC_AUTH_TOKEN', 'deny'],
+    ]);
+    const listed = isolationOptions(decideIsolation({ ...base, domains: ['registry.npmjs.org'], network: 'registry.npmjs.org', mode: 'required', singleUser: false, probe: ok }).policy);
     expect(listed.sandbox!.network).toEqual({ allowedDomains: ['registry.npmjs.org'] });
     expect(listed.disallowedTools).toBeUndefined();
+    // `model` lists the model's host for commands, and fetching stays off.
+    const model = isolationOptions(decideIsolation({ ...base, domains: ['api.anthropic.com'], network: 'model', mode: 'required', singleUser: false, probe: ok }).policy);
+    expect(model.disallowedTools).toEqual(['WebFetch', 'WebSearch']);
+  });
+
+  it('knows a secret by its name, and holds WebFetch to the listed domains', () => {
+    expect(secretEnvNames({ PATH: '/usr/bin', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'x', GITHUB_TOKEN: 'y', PGPASSWORD: 'z', LANG: 'C' })).toEqual(['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'AWS_SECRET_ACCESS_KEY', 'GITHUB_TOKEN', 'PGPASSWORD']);
+    const list = ['registry.npmjs.org', '*.example.org'];
+    expect(fetchAllowed('https://registry.npmjs.org/x', list)).toBe(true);
+    expect(fetchAllowed('https://a.example.org/', list)).toBe(true);
+    for (const u of ['https://example.org.evil.com/', 'http://127.0.0.1:5432/', 'http://localhost/', 'http://169.254.169.254/', 'not a url', undefined]) expect(fetchAllowed(u, list), String(u)).toBe(false);
   });
 
   it('a server with keys and no bubblewrap does not start, and says so in one line with the fix', async () => {
@@ -75,6 +91,11 @@ describe('SANDBOX and SANDBOX_NETWORK through the app', () => {
   it('rejects a malformed network list and a read path of "/" at start', async () => {
     await expect(startApp({ env: { SANDBOX_NETWORK: 'example.com,not a domain' } })).rejects.toThrow(/SANDBOX_NETWORK: "not a domain" is not a domain/);
     await expect(startApp({ env: { SANDBOX_READ_PATHS: '/usr,/' } })).rejects.toThrow(/SANDBOX_READ_PATHS: "\/" would let commands read everything/);
+    for (const d of ['localhost', '127.0.0.1', '*.localhost', '*']) {
+      await expect(startApp({ env: { SANDBOX_NETWORK: `registry.npmjs.org,${d}` } }), d).rejects.toThrow(/names this machine or an address|is not a domain/);
+    }
+    const dirs = makeDirs();
+    await expect(startApp({ dirs: { ...dirs, dataDir: path.join(dirs.workspace, 'data') } })).rejects.toThrow(/DATA_DIR .* and WORKSPACE_ROOT .* must not hold one another/);
   });
 
   it('a domain list is handed to the sandbox; loopback (the database, the model) stays closed all the same', async () => {
@@ -85,6 +106,9 @@ describe('SANDBOX and SANDBOX_NETWORK through the app', () => {
       const r = await call(t.app, 'POST', '/v1/sessions', { permission_mode: 'bypassPermissions', prompt: `[[bash:for p in 5432 ${port}; do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo open-$p || echo closed-$p; done]]` });
       // (Whether a listed domain is reached cannot be tried here: this machine has no network beyond loopback.)
       expect(r.body.turn.result).toMatch(new RegExp(`closed-5432\\s+closed-${port}`));
+      // WebFetch runs in the server, outside the sandbox: it may reach only the listed domains, in every mode.
+      const fetch = await call(t.app, 'POST', `/v1/sessions/${r.body.session_id}/turns`, { prompt: `[[tool:WebFetch {"url":"http://127.0.0.1:${port}/","prompt":"read it"}]]` });
+      expect(fetch.body.result).toMatch(/WebFetch may only reach the domains this server allows \(SANDBOX_NETWORK\): registry\.npmjs\.org, \*\.example\.org/);
     } finally {
       await t.close();
     }
