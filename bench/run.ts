@@ -134,10 +134,12 @@ if (want('sandbox')) {
   // What the CLI's sandbox costs, and whether the API adds anything on top of it: a warm turn with
   // one Bash call (bypassPermissions: no approval in the way) through the API and through the raw
   // SDK, each with the sandbox on and off, interleaved; then a new session's first turn (a cold
-  // start, no spare) the same four ways. The sandbox's own cost is the floor; the goal is that the
-  // API/raw ratio with the sandbox is within 0.05 of the ratio without it.
+  // start, no spare) the same four ways. The sandbox's own cost is the floor. Goals: a warm turn's
+  // API/raw ratio with the sandbox within 0.05 of the ratio without it; a sandboxed session's start
+  // costs no more than the CLI's own sandboxed start (API/raw <= 1.05; a start's samples are few
+  // and spread, so the plain ratio is shown beside it, not subtracted).
   const N = Number(process.env.BENCH_SANDBOX_TURNS ?? 30);
-  const C = Number(process.env.BENCH_SANDBOX_STARTS ?? 6);
+  const C = Number(process.env.BENCH_SANDBOX_STARTS ?? 10);
   console.log(`\n--- sandbox: ${N} warm turns with one Bash call, and ${C} new sessions, each way (API/raw x on/off), interleaved ---`);
   const ways = ['on', 'off'] as const;
   const extra = { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' };
@@ -226,11 +228,12 @@ if (want('sandbox')) {
     const without = median(m['API off']!) / median(m['raw off']!);
     const floor = median(m['raw on']!) - median(m['raw off']!);
     console.log(`${title}: API/raw ${fmt(withSandbox, 3)} sandboxed, ${fmt(without, 3)} plain; the sandbox itself (raw on - raw off) ${fmt(floor)} ms`);
+    const start = m === starts;
     rows.push({
       name: `sandbox: ${title} (API/raw sandboxed vs plain)`,
       figures: `API on ${fmt(median(m['API on']!))} ms, raw on ${fmt(median(m['raw on']!))} ms, API off ${fmt(median(m['API off']!))} ms, raw off ${fmt(median(m['raw off']!))} ms; ratio ${fmt(withSandbox, 3)} vs ${fmt(without, 3)}; sandbox floor +${fmt(floor)} ms`,
-      goal: 'within 0.05 of the plain ratio',
-      ok: withSandbox - without <= 0.05,
+      goal: start ? 'sandboxed API/raw <= 1.05' : 'within 0.05 of the plain ratio',
+      ok: start ? withSandbox <= 1.05 : withSandbox - without <= 0.05,
     });
   }
 }

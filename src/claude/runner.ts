@@ -546,6 +546,8 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       live.clear();
       for (const s of all) s.close(reason);
       await opts.processes?.killAll(3_000);
+      // Their last messages read (the transcript store's last appends are made by then).
+      await Promise.race([Promise.all(all.map((s) => s.ended)), new Promise((r) => setTimeout(r, 2_000).unref())]);
     },
   };
 }

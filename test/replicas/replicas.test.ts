@@ -57,9 +57,9 @@ if (DIALECT !== 'postgres') {
     beforeAll(async () => {
       const a = makeDirs();
       const b = makeDirs();
-      // 4 s: with every connection cut (the deaf test), a replica under a full suite's load must still get
-      // its lease renewed in time (2 s failed there once CLIs ran sandboxed).
-      const env = { ...(await dbEnv(a)), TRANSCRIPT_STORE: 'database', REPLICA_LEASE_MS: '4000' };
+      // 8 s: with every connection cut (the deaf test), a replica under a full suite's load must still get
+      // its lease renewed in time (2 s and 4 s each failed there once, with CLIs running sandboxed).
+      const env = { ...(await dbEnv(a)), TRANSCRIPT_STORE: 'database', REPLICA_LEASE_MS: '8000' };
       A = await startApp({ dirs: a, env });
       B = await startApp({ dirs: { ...b, workspace: a.workspace }, env });
       await listen(A.app);
@@ -234,10 +234,10 @@ if (DIALECT !== 'postgres') {
 
     it('deleting a session on the replica running its turn does not hand the turn to another replica', async () => {
       const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
-      const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:5500]] finishing up' })).body;
+      const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:9500]] finishing up' })).body;
       expect(await waitFor(async () => (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
       expect((await call(A.app, 'DELETE', `/v1/sessions/${s.session_id}`)).status).toBe(200);
-      // Longer than the lease (4 s): B's sweep must not take the running turn for a dead replica's.
+      // Longer than the lease (8 s): B's sweep must not take the running turn for a dead replica's.
       const end = await waitFor(async () => {
         const t = (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body;
         return t.status !== 'running' ? t : null;

@@ -24,6 +24,15 @@ const NOT_READ = /has not been read yet|outside the working directories|blocks (
 const turnApproving = (t: TestApp, user: 'alice' | 'bob', sessionId: string, prompt: string, mode?: string) => runApproving(t, sessionId, prompt, { headers: as(user), mode });
 const finishApproving = (t: TestApp, user: 'alice' | 'bob', sessionId: string, turnId: string) => finishTurnApproving(t, sessionId, turnId, as(user));
 
+/** Where a process runs, or null once it has ended. */
+function cwdOf(pid: number): string | null {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return null;
+  }
+}
+
 const tool = (name: string, input: Record<string, unknown>) => `[[tool:${name} ${JSON.stringify(input)}]]`;
 const bash = (command: string) => `[[bash:${command}]]`;
 
@@ -247,7 +256,9 @@ describe('a session folder swapped for a link after the turn was accepted', () =
     const first = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] one' }, as('bob'))).body;
     const queued = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[bash:cat secret.txt]]', if_busy: 'queue' }, as('bob'))).body;
     expect(queued.status).toBe('queued');
-    // While the first turn runs, the folder is swapped (as a command of Bob's at the top of his folder could do).
+    // Once the first turn's CLI runs in the folder (a CLI started after the swap would be refused, as the queued one is)...
+    expect(await waitFor(() => cliProcesses(t.config.claudeConfigDir).some((pid) => cwdOf(pid) === s.cwd), 20_000, 20)).toBe(true);
+    // ...the folder is swapped (as a command of Bob's at the top of his folder could do).
     fs.renameSync(s.cwd, `${s.cwd}.old`);
     fs.symlinkSync(aliceDir, s.cwd);
     expect((await finishTurnApproving(t, s.session_id, first.turn_id, as('bob'))).status).toBe('succeeded');

@@ -53,6 +53,9 @@ describe('cost of a turn', () => {
     costs.push(firstTurn.cost_usd);
     // Warm: the same process answers; its running total grows, each turn's cost does not.
     for (let i = 0; i < 3; i++) await turn(first);
+    // Its process ends (saving its total) before the server stops: a CLI still running at a shutdown
+    // may be ended before it saves, and the next process then starts from the older total.
+    await expectSavedSum(first, s, costs);
     await first.close();
     apps.pop();
     // A new server on the same folders, keeping no process warm: each turn resumes the session in
