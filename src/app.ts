@@ -5,6 +5,7 @@
  * the process does; `server.ts` only adds listening and signals.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +68,27 @@ function lowerUuids(o: unknown): void {
   }
 }
 
+/**
+ * Where a client's value holds a NUL character (U+0000), as a field path (`body.session_name`,
+ * `query.q`), or null. PostgreSQL's text refuses NUL; one rule for both dialects: it is refused.
+ */
+function nulAt(o: unknown, at: string, depth = 0): string | null {
+  if (typeof o === 'string') return o.includes('\u0000') ? at : null;
+  if (!o || typeof o !== 'object' || depth > 32) return null;
+  if (Array.isArray(o)) {
+    for (let i = 0; i < o.length; i++) {
+      const w = nulAt(o[i], `${at}[${i}]`, depth + 1);
+      if (w) return w;
+    }
+    return null;
+  }
+  for (const [k, v] of Object.entries(o)) {
+    const w = k.includes('\u0000') ? `${at} (a key)` : nulAt(v, `${at}.${k}`, depth + 1);
+    if (w) return w;
+  }
+  return null;
+}
+
 /** A client's request id that is kept as it is: a plain token of at most 128 characters. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -114,6 +136,10 @@ function codeForFastifyError(err: FastifyError): ErrorCode {
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App> {
   const app = Fastify({
+    // A request that is not received whole in time (a body that never ends) is answered 408 and
+    // dropped; Node checks open requests a few times per timeout. Responses are not bound by it.
+    serverFactory: (handler) =>
+      http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.requestTimeoutMs / 4))) }, handler),
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimit,
     // A client's own X-Request-Id is kept when it is a plain token: it is echoed in headers and
@@ -377,6 +403,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     // Ids are the SDK's lowercase UUIDs; one sent in capitals (as Swift's UUID prints them) names the same.
     lowerUuids(req.params);
     lowerUuids(req.body);
+    const nul = nulAt(req.body, 'body') ?? nulAt(req.query, 'query') ?? nulAt(req.params, 'params');
+    if (nul) return done(new AppError('INVALID_REQUEST', `${nul} contains a NUL character (U+0000), which this server does not accept in any text`));
     done();
   });
   app.addHook('onSend', (req, reply, payload, done) => {

@@ -39,6 +39,8 @@ const EnvSchema = Type.Object({
   MAX_PROMPT_CHARS: Type.Integer({ default: 100_000, minimum: 1 }),
   /** Largest request body, in bytes. */
   BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
+  /** A request (headers and body) not received whole within this is dropped with 408; responses (SSE) are not bound by it. */
+  REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
   /** A turn that runs longer than this is interrupted and fails with TURN_TIMEOUT. */
   TURN_TIMEOUT_MS: Type.Integer({ default: 600_000, minimum: 1000 }),
   /** Turns that may wait (queued) at most; 429 with Retry-After beyond. */
@@ -95,6 +97,7 @@ export interface Config {
   maxPromptChars: number;
   bodyLimit: number;
   turnTimeoutMs: number;
+  requestTimeoutMs: number;
   maxQueuedTurns: number;
   sseHeartbeatMs: number;
   sseStallMs: number;
@@ -205,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxPromptChars: e.MAX_PROMPT_CHARS,
     bodyLimit: e.BODY_LIMIT,
     turnTimeoutMs: e.TURN_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     maxQueuedTurns: e.MAX_QUEUED_TURNS,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     sseStallMs: e.SSE_STALL_MS,

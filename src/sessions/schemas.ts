@@ -50,7 +50,8 @@ export const CreateSessionBodySchema = Type.Object(
     project: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
     prompt: Type.Optional(Prompt),
     permission_mode: Type.Optional(PermissionModeSchema),
-    model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._:\\[\\]-]+$' })),
+    // Never a leading "-": the model becomes an argument of the CLI, and must not look like a flag.
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9][A-Za-z0-9._:\\[\\]-]*$' })),
     system_prompt: Type.Optional(Type.String({ minLength: 1, maxLength: 20_000 })),
     user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   },

@@ -9,6 +9,7 @@ import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database, TurnsTable } from './schema.js';
 import { isUniqueViolation } from './db.js';
 import { prepared } from './prepared.js';
+import { storeText } from './text.js';
 
 export type TurnRow = Selectable<TurnsTable>;
 export type NewTurn = Omit<TurnRow, 'seq'>;
@@ -140,7 +141,11 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     async update(turnId, patch) {
       await db.updateTable('turns').set(patch).where('turn_id', '=', turnId).execute();
     },
-    async finish(turnId, runnerId, patch) {
+    async finish(turnId, runnerId, given) {
+      // The CLI's text, stored losslessly (a NUL in a tool's output reaches the result).
+      const patch = { ...given };
+      if ('result' in patch) patch.result = storeText(patch.result);
+      if ('error_message' in patch) patch.error_message = storeText(patch.error_message);
       const keys = Object.keys(patch);
       if (keys.length === END_KEYS.length && END_KEYS.every((k) => k in patch)) {
         const r = await finishOne({ ...(patch as Record<(typeof END_KEYS)[number], unknown>), id: turnId, runner: runnerId });

@@ -4,6 +4,7 @@
  */
 import type { TurnRow } from '../storage/turns-repo.js';
 import type { Turn } from './schemas.js';
+import { loadText } from '../storage/text.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
 
@@ -13,8 +14,8 @@ export function presentTurn(r: TurnRow): Turn {
     session_id: r.session_id,
     status: r.status,
     prompt: r.prompt,
-    result: r.result,
-    error: r.error_code ? { code: r.error_code, message: r.error_message ?? '' } : null,
+    result: loadText(r.result),
+    error: r.error_code ? { code: r.error_code, message: loadText(r.error_message) ?? '' } : null,
     created_at: new Date(Number(r.created_at)).toISOString(),
     started_at: iso(r.started_at),
     finished_at: iso(r.finished_at),

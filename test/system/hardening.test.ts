@@ -1,0 +1,119 @@
+/**
+ * What a hostile review found (issue 20), item by item, on both dialects: NUL in client text,
+ * flag-like values that reach the CLI's arguments, and a request body that never ends.
+ */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadText, storeText } from '../../src/storage/text.js';
+import { call, listen, readSse, startApp, waitFor, type TestApp } from '../helper.js';
+
+describe('NUL in client text is refused with 400 naming the field, on every route and both dialects', () => {
+  let t: TestApp;
+  let s: any;
+  beforeAll(async () => {
+    t = await startApp();
+    s = (await call(t.app, 'POST', '/v1/sessions', { session_name: 'plain', prompt: 'hello' })).body;
+  });
+  afterAll(async () => t.close());
+
+  const count = async () => (await call(t.app, 'GET', '/v1/sessions?limit=200')).body.sessions.length;
+
+  it('create, turn (waiting, ?wait=false and streamed), patch and the list filter', async () => {
+    const before = await count();
+    const cases: Array<[string, string, unknown, string]> = [
+      ['POST', '/v1/sessions', { session_name: 'a\u0000b' }, 'body.session_name'],
+      ['POST', '/v1/sessions', { prompt: 'a\u0000b' }, 'body.prompt'],
+      ['POST', '/v1/sessions', { system_prompt: 'x\u0000' }, 'body.system_prompt'],
+      ['POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'a\u0000b' }, 'body.prompt'],
+      ['POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '\u0000' }, 'body.prompt'],
+      ['PATCH', `/v1/sessions/${s.session_id}`, { tag: 'a\u0000b' }, 'body.tag'],
+      ['PATCH', `/v1/sessions/${s.session_id}`, { session_name: 'a\u0000b' }, 'body.session_name'],
+      ['POST', '/v1/query', { session_id: s.session_id, query: 'a\u0000b' }, 'body.query'],
+      ['GET', '/v1/sessions?q=%00', undefined, 'query.q'],
+    ];
+    for (const [method, url, body, field] of cases) {
+      const r = await call(t.app, method as 'GET', url, body);
+      expect([r.status, r.body?.error?.code], `${method} ${url}`).toEqual([400, 'INVALID_REQUEST']);
+      expect(r.body.error.message).toContain(`${field} contains a NUL character`);
+    }
+    // Nothing was written.
+    expect(await count()).toBe(before);
+    const turns = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns;
+    expect(turns).toHaveLength(1);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}`)).body).toMatchObject({ session_name: 'plain', tag: null });
+  });
+});
+
+describe("NUL in the CLI's own output is stored losslessly, on both dialects", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ env: { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
+  });
+  afterAll(async () => t.close());
+
+  it("a tool's output with NUL: the turn succeeds, and its result reads back as the CLI gave it", async () => {
+    const r = await call(t.app, 'POST', '/v1/sessions', { permission_mode: 'bypassPermissions', prompt: "[[bash:printf 'a\\000b'; printf '\\356\\200\\200lead']]" });
+    expect(r.status).toBe(201);
+    expect(r.body.turn.status).toBe('succeeded');
+    const shown = (await call(t.app, 'GET', `/v1/sessions/${r.body.session_id}/turns/${r.body.turn.turn_id}`)).body;
+    expect(shown.result).toBe(r.body.turn.result);
+    // The event log (JSON) keeps the CLI's result message as it was.
+    expect(shown.result).toContain('a\u0000b');
+    const resultEvent = await waitFor(async () => {
+      const events = await t.app.internals.storage.db.selectFrom('events').select('data').where('session_id', '=', r.body.session_id).execute();
+      return events.map((e) => JSON.parse(e.data)).find((d) => d?.type === 'result');
+    });
+    expect(resultEvent.result).toBe(shown.result);
+    expect(storeText(loadText(storeText('a\u0000b')))).toBe(storeText('a\u0000b'));
+    for (const v of ['a\u0000b', '\uE000x', '\uE000"y"', 'plain', '']) expect(loadText(storeText(v))).toBe(v);
+  });
+});
+
+describe('a value that looks like a flag never reaches the CLI', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp();
+  });
+  afterAll(async () => t.close());
+
+  it('a model starting with "-" is a 400, and no session is made', async () => {
+    for (const model of ['--dangerously-skip-permissions', '-p', '-']) {
+      const r = await call(t.app, 'POST', '/v1/sessions', { model, prompt: 'hi' });
+      expect([r.status, r.body.error.code], model).toEqual([400, 'INVALID_REQUEST']);
+    }
+    expect((await call(t.app, 'GET', '/v1/sessions')).body.sessions).toEqual([]);
+    expect((await call(t.app, 'POST', '/v1/sessions', { model: 'claude-sonnet-4-5' })).status).toBe(201);
+  });
+});
+
+describe('a request body that never ends', () => {
+  let t: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    t = await startApp({ env: { REQUEST_TIMEOUT_MS: '1000', SSE_HEARTBEAT_MS: '200' } });
+    base = await listen(t.app);
+  });
+  afterAll(async () => t.close());
+
+  it('is answered 408 and dropped within REQUEST_TIMEOUT_MS, while an event stream lives on past it', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
+    // An event stream opened now is still served after the timeout.
+    const stream = readSse(`${base}/v1/sessions/${s.session_id}/events`, { ms: 2_500 });
+    const port = Number(new URL(base).port);
+    const sock = net.connect(port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    const t0 = Date.now();
+    sock.write(`POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"ses\r\n`);
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    await new Promise((r) => sock.once('close', r));
+    const took = Date.now() - t0;
+    expect(got).toMatch(/^HTTP\/1\.1 408/);
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(2_500);
+    const seen = await stream;
+    expect(seen.status).toBe(200);
+    // Heartbeats kept coming for the whole 2.5 s, well past the request timeout.
+    expect(seen.events.filter((e) => e.comment !== undefined).length).toBeGreaterThanOrEqual(8);
+  });
+});
