@@ -268,6 +268,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     warmIdleMs: config.warmIdleMs,
     maxWarm: config.maxWarmSessions,
     spares: config.prewarmSpares,
+    interruptGraceMs: config.interruptGraceMs,
     maxBudgetUsd: config.maxTurnBudgetUsd,
     ...(transcripts ? { sessionStore: transcripts as unknown as NonNullable<RunnerOptions['sessionStore']>, storedEntriesContaining: transcripts.entriesContaining } : {}),
     verbatimPrompts: !config.promptExpansion,

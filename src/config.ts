@@ -39,6 +39,8 @@ const EnvSchema = Type.Object({
   MAX_PROMPT_CHARS: Type.Integer({ default: 100_000, minimum: 1 }),
   /** Largest request body, in bytes. */
   BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
+  /** An interrupt the CLI does not answer within this (stopped, stuck) ends its process. */
+  INTERRUPT_GRACE_MS: Type.Integer({ default: 5_000, minimum: 100 }),
   /** A request (headers and body) not received whole within this is dropped with 408; responses (SSE) are not bound by it. */
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
   /** A turn that runs longer than this is interrupted and fails with TURN_TIMEOUT. */
@@ -98,6 +100,7 @@ export interface Config {
   bodyLimit: number;
   turnTimeoutMs: number;
   requestTimeoutMs: number;
+  interruptGraceMs: number;
   maxQueuedTurns: number;
   sseHeartbeatMs: number;
   sseStallMs: number;
@@ -209,6 +212,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bodyLimit: e.BODY_LIMIT,
     turnTimeoutMs: e.TURN_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    interruptGraceMs: e.INTERRUPT_GRACE_MS,
     maxQueuedTurns: e.MAX_QUEUED_TURNS,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     sseStallMs: e.SSE_STALL_MS,

@@ -218,18 +218,39 @@ export class LiveSession {
     }
   }
 
-  /** Interrupts the running turn; it ends `interrupted` (with `reason` as its error, when given). */
+  /** Ends the process group at once (SIGKILL): for a CLI that answers nothing. Set by the runner. */
+  kill: (() => void) | null = null;
+  /** How long an interrupt waits for the CLI's answer before the process is ended. */
+  interruptGraceMs = 5_000;
+
+  /**
+   * Interrupts the running turn; it ends `interrupted` (with `reason` as its error, when given). A
+   * CLI that does not answer within `interruptGraceMs` (stopped, or no longer reading its input) is
+   * ended, and the turn with it.
+   */
   async interrupt(reason?: { code: string; message: string }): Promise<boolean> {
     const cur = this.current;
     if (!cur) return false;
     cur.interrupted = true;
     if (reason) cur.stopReason = reason;
+    let timer: NodeJS.Timeout | undefined;
+    const asked = this.q.interrupt().then(() => 'answered' as const);
+    asked.catch(() => {});
     try {
-      await this.q.interrupt();
+      const how = await Promise.race([asked, new Promise<'silent'>((r) => (timer = setTimeout(() => r('silent'), this.interruptGraceMs)))]);
+      if (how === 'silent') this.forceStop(reason ?? { code: 'INTERRUPTED', message: `the CLI did not answer the interrupt within ${this.interruptGraceMs} ms; its process was ended` });
     } catch {
       this.close(reason);
+    } finally {
+      clearTimeout(timer);
     }
     return true;
+  }
+
+  /** Ends the process now, whatever state it is in; a running turn ends with `reason`. */
+  forceStop(reason: { code: string; message: string }): void {
+    this.close(reason);
+    this.kill?.();
   }
 
   /** Ends the process; a running turn ends with `reason`. */

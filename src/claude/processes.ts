@@ -18,6 +18,8 @@ export interface ProcessRegistry {
   readonly pids: number[];
   /** Ends every CLI process group started by this server (SIGTERM, then SIGKILL after `graceMs`). */
   killAll(graceMs?: number): Promise<void>;
+  /** Ends one CLI's process group at once (SIGKILL): a CLI that answers nothing (stopped, stuck). */
+  kill(pid: number): void;
 }
 
 const alive = (pid: number) => {
@@ -137,6 +139,9 @@ export function createProcessRegistry(pidDir: string, onStderr?: (line: string) 
     },
     get pids() {
       return [...live].filter(alive);
+    },
+    kill(pid) {
+      if (live.has(pid)) killGroup(pid, 'SIGKILL');
     },
     async killAll(graceMs = 2_000) {
       const pids = [...live];

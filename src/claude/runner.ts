@@ -50,6 +50,8 @@ export interface RunnerOptions {
   maxWarm?: number;
   /** Prewarmed spare processes kept ready for new sessions. */
   spares?: number;
+  /** How long an interrupt waits for the CLI before its process is ended (INTERRUPT_GRACE_MS). */
+  interruptGraceMs?: number;
   /** Mirrors transcripts for other replicas (the SDK's sessionStore). */
   sessionStore?: Options['sessionStore'];
   /** The store's entries of a transcript whose text contains `text`, in order (the transcript is not loaded whole). */
@@ -198,6 +200,18 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   const live = new Map<string, LiveSession>();
   const idleTimers = new Map<string, NodeJS.Timeout>();
   const spares = new Map<string, Spare>();
+  /** Each session's latest CLI process id (to end one that answers nothing). */
+  const pidOf = new Map<string, number>();
+
+  /** Gives a session's process the means to be ended at once, and the interrupt grace. */
+  function arm(s: LiveSession): LiveSession {
+    s.interruptGraceMs = opts.interruptGraceMs ?? 5_000;
+    s.kill = () => {
+      const pid = pidOf.get(s.sessionId);
+      if (pid) opts.processes?.kill(pid);
+    };
+    return s;
+  }
   /** Sessions whose turn is being started (no busy process yet), and interrupts that arrived then. */
   const starting = new Set<string>();
   const wantInterrupt = new Map<string, { code: string; message: string } | undefined>();
@@ -217,7 +231,14 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     };
     if (opts.maxBudgetUsd !== undefined) o.maxBudgetUsd = opts.maxBudgetUsd;
     if (opts.sessionStore) o.sessionStore = opts.sessionStore;
-    if (opts.processes) o.spawnClaudeCodeProcess = (s) => opts.processes!.spawn(s);
+    if (opts.processes) {
+      o.spawnClaudeCodeProcess = (s) => {
+        const child = opts.processes!.spawn(s);
+        const pid = (child as unknown as { pid?: number }).pid;
+        if (pid) pidOf.set(sessionIdForCallbacks(), pid);
+        return child;
+      };
+    }
     if (opts.onPreToolUse) {
       const hook = opts.onPreToolUse;
       o.hooks = { PreToolUse: [{ hooks: [async (input) => (await hook(sessionIdForCallbacks(), input as PreToolUseHookInput)) as HookJSONOutput] }] };
@@ -241,7 +262,10 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
 
   function onEnd(s: LiveSession) {
     if (live.get(s.sessionId) === s) live.delete(s.sessionId);
-    if (latest.get(s.sessionId) === s) latest.delete(s.sessionId);
+    if (latest.get(s.sessionId) === s) {
+      latest.delete(s.sessionId);
+      pidOf.delete(s.sessionId);
+    }
     clearTimeout(idleTimers.get(s.sessionId));
     idleTimers.delete(s.sessionId);
   }
@@ -262,7 +286,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     if (spec.model) o.model = spec.model;
     if (spec.systemPrompt) o.systemPrompt = { type: 'preset', preset: 'claude_code', append: spec.systemPrompt };
     const q = query({ prompt: inbox, options: o });
-    const s = new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, false, onEnd);
+    const s = arm(new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, false, onEnd));
     if (spec.resume) s.cost.startFrom(savedCost(spec.sessionId, spec.cwd));
     latest.set(spec.sessionId, s);
     return s;
@@ -303,7 +327,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       },
       (e: Error) => opts.onEvent?.({ type: 'spare_claim_refused', sessionId: spec.sessionId, reason: e.message }),
     );
-    const claimed = new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, true, onEnd);
+    const claimed = arm(new LiveSession(spec.sessionId, spec.cwd, q, inbox, { model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null }, spec.permissionMode, true, onEnd));
     latest.set(spec.sessionId, claimed);
     return claimed;
   }
@@ -377,7 +401,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     const timer = setTimeout(() => {
       void s.interrupt({ code: 'TURN_TIMEOUT', message: `the turn ran longer than ${opts.turnTimeoutMs} ms and was stopped` }).then(() => {
         if (over) return; // the turn ended meanwhile: its process may already serve the next one
-        kill = setTimeout(() => s.close({ code: 'TURN_TIMEOUT', message: 'the turn did not stop after an interrupt' }), 5_000);
+        kill = setTimeout(() => s.forceStop({ code: 'TURN_TIMEOUT', message: 'the turn did not stop after an interrupt' }), 5_000);
         kill.unref();
       });
     }, opts.turnTimeoutMs);

@@ -2,10 +2,13 @@
  * What a hostile review found (issue 20), item by item, on both dialects: NUL in client text,
  * flag-like values that reach the CLI's arguments, and a request body that never ends.
  */
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadText, storeText } from '../../src/storage/text.js';
-import { call, listen, readSse, startApp, waitFor, type TestApp } from '../helper.js';
+import { call, cliProcesses, listen, readSse, startApp, waitFor, type TestApp } from '../helper.js';
 
 describe('NUL in client text is refused with 400 naming the field, on every route and both dialects', () => {
   let t: TestApp;
@@ -66,6 +69,53 @@ describe("NUL in the CLI's own output is stored losslessly, on both dialects", (
     expect(resultEvent.result).toBe(shown.result);
     expect(storeText(loadText(storeText('a\u0000b')))).toBe(storeText('a\u0000b'));
     for (const v of ['a\u0000b', '\uE000x', '\uE000"y"', 'plain', '']) expect(loadText(storeText(v))).toBe(v);
+  });
+});
+
+describe('a CLI that answers nothing (stopped with SIGSTOP mid-turn)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ env: { INTERRUPT_GRACE_MS: '1000' } });
+  });
+  afterAll(async () => t.close());
+
+  /** Starts a long turn on a new session and stops its CLI; returns the session and the turn. */
+  async function stuck() {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:30000]] a long answer' })).body;
+    expect(await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
+    // This session's CLI: the one with the session's own TMPDIR.
+    const tmp = path.join(t.dirs.dataDir, 'tmp', createHash('sha256').update(s.session_id).digest('hex').slice(0, 12));
+    const mine = cliProcesses(t.config.claudeConfigDir).filter((p) => fs.readFileSync(`/proc/${p}/environ`, 'latin1').includes(`TMPDIR=${tmp}\0`));
+    expect(mine).toHaveLength(1);
+    for (const p of mine) process.kill(p, 'SIGSTOP');
+    return { s, turn };
+  }
+
+  it('interrupt answers within the grace, the turn ends interrupted, and the queued turn runs with the history', async () => {
+    const { s, turn } = await stuck();
+    const queued = call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?', if_busy: 'queue' });
+    const t0 = Date.now();
+    const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/interrupt`);
+    expect(r.status).toBe(202);
+    expect(Date.now() - t0).toBeLessThan(4_000);
+    const end = await waitFor(async () => {
+      const x = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body;
+      return x.status !== 'running' ? x : null;
+    }, 10_000);
+    expect(end.status).toBe('interrupted');
+    const next = await queued;
+    expect(next.body.status).toBe('succeeded');
+    expect(next.body.result).toMatch(/blue/);
+  });
+
+  it('if_busy "interrupt" does not hang either', async () => {
+    const { s } = await stuck();
+    const t0 = Date.now();
+    const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?', if_busy: 'interrupt' });
+    expect(r.body.status).toBe('succeeded');
+    expect(r.body.result).toMatch(/blue/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
   });
 });
 
