@@ -140,6 +140,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     // dropped; Node checks open requests a few times per timeout. Responses are not bound by it.
     serverFactory: (handler) =>
       http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.requestTimeoutMs / 4))) }, handler),
+    // A request Node cannot parse (a malformed request line, headers too large, one not received in
+    // time) gets the same JSON error shape as everything else, not Fastify's default body.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, code, message]: [number, ErrorCode, string] =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'REQUEST_TIMEOUT', `the request was not received whole within ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`]
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'HEADERS_TOO_LARGE', 'the request headers are too large']
+            : [400, 'INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'parse error'})`];
+      const body = JSON.stringify({ error: { code, message, request_id: randomUUID() } });
+      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      socket.destroy(err);
+    },
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimit,
     // A client's own X-Request-Id is kept when it is a plain token: it is echoed in headers and

@@ -118,7 +118,7 @@ export const ImportResultSchema = Type.Object({
 export const MessagesQuerySchema = Type.Object(
   {
     limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
-    offset: Type.Integer({ minimum: 0, default: 0 }),
+    offset: Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0 }),
   },
   { additionalProperties: false },
 );

@@ -37,7 +37,7 @@ export interface SessionServiceDeps {
   sessions: SessionRepository;
   turns: TurnRepository;
   turnService: TurnService;
-  engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'busy'>;
+  engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'busy' | 'cancel' | 'interrupt'>;
   claude: ClaudeSessions;
   workspace: Workspaces;
   log: FastifyBaseLogger;
@@ -199,6 +199,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         deps.onPurged?.(sessionId, row.cwd);
       }
       await sessions.update(sessionId, { status: 'deleted' });
+      // A deleted session runs nothing more: its queued turns are cancelled and its running one interrupted.
+      for (const q of await turns.listBySession(sessionId, { status: 'queued', limit: 10_000 })) {
+        await engine.cancel(q).catch(() => undefined); // started meanwhile: the interrupt below stops it
+      }
+      await engine.interrupt(sessionId);
       engine.release(sessionId);
       return present((await sessions.get(sessionId))!);
     },

@@ -63,6 +63,8 @@ function folder(rootDir: string): Workspace {
     // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f]/.test(raw)) throw bad('project contains a control character');
     if (raw.includes('\\')) throw bad('project must use "/" as separator');
+    // A lone surrogate has no spelling on disk: the folder made would not be the project shown.
+    if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(raw)) throw bad('project contains a lone UTF-16 surrogate (not valid Unicode text)');
     if (/%[0-9a-fA-F]{2}/.test(raw)) throw bad('project must not contain percent-encoded characters');
     if (path.isAbsolute(raw) || raw.startsWith('~')) throw bad('project must be a path relative to your workspace folder');
     const segments = raw.split('/').filter((s) => s !== '' && s !== '.');

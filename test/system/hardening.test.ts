@@ -159,6 +159,7 @@ describe('a request body that never ends', () => {
     await new Promise((r) => sock.once('close', r));
     const took = Date.now() - t0;
     expect(got).toMatch(/^HTTP\/1\.1 408/);
+    expect(JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)).error.code).toBe('REQUEST_TIMEOUT');
     expect(took).toBeGreaterThanOrEqual(900);
     expect(took).toBeLessThan(2_500);
     const seen = await stream;
@@ -167,3 +168,50 @@ describe('a request body that never ends', () => {
     expect(seen.events.filter((e) => e.comment !== undefined).length).toBeGreaterThanOrEqual(8);
   });
 });
+
+describe('delete while turns run and wait, and small things', () => {
+  let t: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    t = await startApp();
+    base = await listen(t.app);
+  });
+  afterAll(async () => t.close());
+
+  it('deleting a session interrupts its running turn and cancels the queued ones: none of them runs', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
+    const running = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:20000]] long' })).body;
+    const queued = [];
+    for (let i = 0; i < 3; i++) queued.push((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `queued ${i}`, if_busy: 'queue' })).body);
+    expect(queued.map((q) => q.status)).toEqual(['queued', 'queued', 'queued']);
+    const d = await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}`);
+    expect(d.body.status).toBe('deleted');
+    const end = await waitFor(async () => {
+      const x = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${running.turn_id}`)).body;
+      return x.status !== 'running' ? x : null;
+    }, 10_000);
+    expect(end.status).toBe('interrupted');
+    await new Promise((r) => setTimeout(r, 500));
+    const turns = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns;
+    expect(turns.filter((x: any) => x.prompt.startsWith('queued')).map((x: any) => x.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+  });
+
+  it('a huge offset, a lone surrogate in a project, and a malformed request get our JSON 400', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const r = await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages?offset=999999999999999999999`);
+    expect([r.status, r.body.error.code]).toEqual([400, 'INVALID_REQUEST']);
+    const p = await call(t.app, 'POST', '/v1/sessions', '{"project":"a\\ud800b"}');
+    expect([p.status, p.body.error.code]).toEqual([400, 'INVALID_PROJECT']);
+    const sock = net.connect(Number(new URL(base).port), '127.0.0.1');
+    await new Promise((res) => sock.once('connect', res));
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    sock.write('GET /health HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n');
+    await new Promise((res) => sock.once('close', res));
+    expect(got).toMatch(/^HTTP\/1\.1 400/);
+    const body = JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4));
+    expect(body.error.code).toBe('INVALID_REQUEST');
+    expect(body.error.request_id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
