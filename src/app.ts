@@ -15,6 +15,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import { AppError, ERROR_STATUS, ErrorBodySchema, type ErrorCode } from './errors.js';
 import { addSharedSchema, validatorCompiler } from './plugins/validation.js';
+import { jsonClientError, lowerUuids, nulAt, REQUEST_ID } from './plugins/request-guards.js';
 import swaggerPlugin from './plugins/swagger.js';
 import webPage from './plugins/web-page.js';
 import { isConnectionLoss, openStorage, type Storage } from './storage/db.js';
@@ -55,42 +56,6 @@ import { permissionRoutes } from './permissions/routes.js';
 import rateLimit from '@fastify/rate-limit';
 import { isLoopback } from './config.js';
 import type { App } from './types.js';
-
-const UUID_ANY_CASE = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
-
-/** Lowercases the UUIDs among an object's `..._id` strings (path parameters, a body's own fields). */
-function lowerUuids(o: unknown): void {
-  if (!o || typeof o !== 'object' || Array.isArray(o)) return;
-  const r = o as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    const v = r[k];
-    if (k.endsWith('_id') && typeof v === 'string' && /[A-F]/.test(v) && UUID_ANY_CASE.test(v)) r[k] = v.toLowerCase();
-  }
-}
-
-/**
- * Where a client's value holds a NUL character (U+0000), as a field path (`body.session_name`,
- * `query.q`), or null. PostgreSQL's text refuses NUL; one rule for both dialects: it is refused.
- */
-function nulAt(o: unknown, at: string, depth = 0): string | null {
-  if (typeof o === 'string') return o.includes('\u0000') ? at : null;
-  if (!o || typeof o !== 'object' || depth > 32) return null;
-  if (Array.isArray(o)) {
-    for (let i = 0; i < o.length; i++) {
-      const w = nulAt(o[i], `${at}[${i}]`, depth + 1);
-      if (w) return w;
-    }
-    return null;
-  }
-  for (const [k, v] of Object.entries(o)) {
-    const w = k.includes('\u0000') ? `${at} (a key)` : nulAt(v, `${at}.${k}`, depth + 1);
-    if (w) return w;
-  }
-  return null;
-}
-
-/** A client's request id that is kept as it is: a plain token of at most 128 characters. */
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The server's own folder (its code and node_modules): no sandboxed command reads it. */
 const SERVER_ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
@@ -140,20 +105,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     // dropped; Node checks open requests a few times per timeout. Responses are not bound by it.
     serverFactory: (handler) =>
       http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.requestTimeoutMs / 4))) }, handler),
-    // A request Node cannot parse (a malformed request line, headers too large, one not received in
-    // time) gets the same JSON error shape as everything else, not Fastify's default body.
-    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
-      if (err.code === 'ECONNRESET' || socket.destroyed) return;
-      const [status, code, message]: [number, ErrorCode, string] =
-        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'REQUEST_TIMEOUT', `the request was not received whole within ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`]
-          : err.code === 'HPE_HEADER_OVERFLOW'
-            ? [431, 'HEADERS_TOO_LARGE', 'the request headers are too large']
-            : [400, 'INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'parse error'})`];
-      const body = JSON.stringify({ error: { code, message, request_id: randomUUID() } });
-      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
-      socket.destroy(err);
-    },
+    clientErrorHandler: jsonClientError(config.requestTimeoutMs),
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimit,
     // A client's own X-Request-Id is kept when it is a plain token: it is echoed in headers and

@@ -8,8 +8,7 @@
  * that shutdown can end them all.
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { prewarm, query, type CanUseTool, type HookJSONOutput, type Options, type PreToolUseHookInput, type SDKMessage, type SpareProcess } from '@anthropic-ai/claude-agent-sdk';
 import { AppError } from '../errors.js';
 import type { PermissionMode } from './permission-mode.js';
@@ -17,8 +16,10 @@ import { Inbox, LiveSession, type TurnOutcome } from './live-session.js';
 import type { ProcessRegistry } from './processes.js';
 import { COST_STATE_MARK, savedCostInEntries, savedCostInFile } from './cost.js';
 import { projectDirName, transcriptPath } from './paths.js';
+import { assertRealFolder, childEnv, sessionTmpDir, tmpDirOf } from './child-env.js';
 
 export type { TurnOutcome } from './live-session.js';
+export { childEnv, SERVER_ONLY_ENV, sweepTmpDir } from './child-env.js';
 export type { PreToolUseHookInput } from '@anthropic-ai/claude-agent-sdk';
 
 /** How the CLI reaches a model. */
@@ -132,63 +133,12 @@ export interface ClaudeRunner {
   closeAll(reason?: { code: string; message: string }): Promise<void>;
 }
 
-/** Server settings that are secrets or that a tool could abuse: kept out of every CLI's environment. */
-// CLAUDE_CODE_PROJECT_DIR_NAME would move transcripts away from where paths.ts (and the store key) expect them.
-export const SERVER_ONLY_ENV = ['API_KEYS', 'ADMIN_USERS', 'DATABASE_URL', 'IS_SANDBOX', 'TEST_PG_URL', 'ALLOWED_PERMISSION_MODES', 'CLAUDE_CODE_PROJECT_DIR_NAME'];
-
-/** The environment of every CLI process: the server's, plus what the CLI must see. */
-export function childEnv(o: Pick<RunnerOptions, 'configDir' | 'tmpDir' | 'model' | 'sandboxOptIn'>): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    CLAUDE_CONFIG_DIR: o.configDir,
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_AUTOUPDATER: '1',
-    TMPDIR: o.tmpDir,
-    CLAUDE_AGENT_SDK_CLIENT_APP: 'claude-session-server',
-  };
-  // What the server alone may know never reaches a CLI (nor the tools it runs for users).
-  for (const k of SERVER_ONLY_ENV) delete env[k];
-  if (o.sandboxOptIn) env.IS_SANDBOX = '1';
-  if (o.model.backend === 'offline') {
-    env.ANTHROPIC_BASE_URL = o.model.baseUrl;
-    env.ANTHROPIC_API_KEY = 'offline-model';
-    delete env.ANTHROPIC_AUTH_TOKEN;
-  } else {
-    if (o.model.baseUrl) env.ANTHROPIC_BASE_URL = o.model.baseUrl;
-    if (o.model.apiKey) env.ANTHROPIC_API_KEY = o.model.apiKey;
-    if (o.model.authToken) env.ANTHROPIC_AUTH_TOKEN = o.model.authToken;
-  }
-  return env;
-}
-
 interface Spare {
   sessionId: string;
   spare: SpareProcess;
   ready: boolean;
   reservedAt: number | null;
   timer: NodeJS.Timeout | null;
-}
-
-/**
- * The last look at a session's folder by path, just before its process starts (the process
- * registry checks where the process really is once it runs).
- */
-function assertRealFolder(cwd: string): void {
-  let real: string;
-  try {
-    real = fs.realpathSync.native(cwd);
-  } catch {
-    throw new AppError('INVALID_PROJECT', `the session's folder ${cwd} no longer exists`);
-  }
-  if (real !== cwd) throw new AppError('INVALID_PROJECT', `the session's folder ${cwd} now leads to ${real}`);
-}
-
-/** A session's TMPDIR. Short, since the CLI puts sockets in it (a socket path has at most 107 bytes). */
-const tmpDirOf = (parent: string, sessionId: string) => path.join(parent, createHash('sha256').update(sessionId).digest('hex').slice(0, 12));
-function sessionTmpDir(parent: string, sessionId: string): string {
-  const dir = tmpDirOf(parent, sessionId);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return dir;
 }
 
 export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
@@ -574,10 +524,4 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       await Promise.race([Promise.all(all.map((s) => s.ended)), new Promise((r) => setTimeout(r, 2_000).unref())]);
     },
   };
-}
-
-/** Removes what CLI processes of an earlier run left in the private TMPDIR. */
-export function sweepTmpDir(tmpDir: string): void {
-  fs.rmSync(tmpDir, { recursive: true, force: true });
-  fs.mkdirSync(tmpDir, { recursive: true });
 }
