@@ -13,10 +13,20 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
 const hostileString = fc.oneof(
   fc.string({ maxLength: 40 }),
   fc.constantFrom('../../etc/passwd', '..', '%2e%2e%2f', '%00', '\u0000', 'a\u0000b', '/etc', '~root', '\\\\server\\share', "' OR 1=1 --", '<script>alert(1)</script>', '${jndi:x}', 'null', 'true', '-1', '1e309', ''),
+  // Lone surrogates, values that look like CLI flags, and integers past every bound (issue 20).
+  fc.constantFrom('\ud800', 'a\udfffb', '\udc00\ud800', '--dangerously-skip-permissions', '-p', '--model=x', '999999999999999999999', '-99999999999999999999', '9007199254740993'),
   fc.string({ minLength: 300, maxLength: 2000 }),
   fc.uuid(),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
 );
+/** A path segment as a hostile client sends it: a lone surrogate (no UTF-8 spelling) goes out as the bytes of one (WTF-8). */
+function enc(v: string): string {
+  try {
+    return encodeURIComponent(v);
+  } catch {
+    return encodeURIComponent(v.replace(/[\ud800-\udfff]/g, 'x')) + '%ED%A0%80';
+  }
+}
 const jsonValue = fc.jsonValue({ maxDepth: 3 });
 const body = fc.oneof(
   jsonValue,
@@ -51,12 +61,12 @@ describe('fuzz: hostile input on every route', () => {
     const started = Date.now();
     for (const { method, path } of ops) {
       await fc.assert(
-        fc.asyncProperty(hostileString, hostileString, body, fc.dictionary(fc.constantFrom('limit', 'cursor', 'status', 'q', 'project', 'purge', 'wait', 'after', 'user_id', 'x'), hostileString), fc.boolean(), fc.boolean(), async (p1, p2, b, query, useRealIds, authed) => {
+        fc.asyncProperty(hostileString, hostileString, body, fc.dictionary(fc.constantFrom('limit', 'offset', 'cursor', 'status', 'q', 'project', 'purge', 'wait', 'after', 'user_id', 'x'), hostileString), fc.boolean(), fc.boolean(), async (p1, p2, b, query, useRealIds, authed) => {
           const url =
             path
-              .replace('{session_id}', encodeURIComponent(useRealIds ? sessionId : p1))
-              .replace('{turn_id}', encodeURIComponent(useRealIds ? turnId : p2))
-              .replace('{request_id}', encodeURIComponent(p2)) +
+              .replace('{session_id}', enc(useRealIds ? sessionId : p1))
+              .replace('{turn_id}', enc(useRealIds ? turnId : p2))
+              .replace('{request_id}', enc(p2)) +
             '?' +
             new URLSearchParams(query).toString();
           const headers: Record<string, string> = authed ? { authorization: 'Bearer key-alice-0123456789' } : {};
