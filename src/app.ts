@@ -145,6 +145,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     pidDir,
     (line) => app.log.debug({ cli: line }, 'cli stderr'),
     (asked, actual) => app.log.error({ asked, actual }, "a CLI started in another folder than its session's (a link swapped in?): it was ended before it ran anything"),
+    config.claudeConfigDir,
   );
 
   const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, log: app.log });

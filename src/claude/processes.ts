@@ -64,8 +64,32 @@ async function waitGone(pids: number[], ms: number): Promise<number[]> {
 }
 
 /**
- * Ends CLI processes recorded by an earlier run of a server on the same DATA_DIR. Returns how
- * many were still running.
+ * Ends processes that CLIs of this config dir left behind when they ended (seen: the sandbox's
+ * network bridge, socat, still listening long after its CLI was gone): reparented to init (ppid 1),
+ * with `CLAUDE_CONFIG_DIR=configDir` in their environment. A live CLI's helpers have the CLI as
+ * parent, so they are never touched. Returns how many were ended.
+ */
+export function reapStrays(configDir: string): number {
+  if (process.platform !== 'linux') return 0;
+  const needle = Buffer.from(`CLAUDE_CONFIG_DIR=${configDir}\0`);
+  let n = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (!/^PPid:\s+1$/m.test(fs.readFileSync(`/proc/${name}/status`, 'utf8'))) continue;
+      if (!fs.readFileSync(`/proc/${name}/environ`).includes(needle)) continue;
+      process.kill(Number(name), 'SIGKILL');
+      n++;
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return n;
+}
+
+/**
+ * Ends CLI processes recorded by an earlier run of a server on the same DATA_DIR, and what CLIs
+ * left behind (reapStrays). Returns how many CLIs were still running.
  */
 export async function reapOrphans(pidDir: string, configDir: string): Promise<number> {
   fs.mkdirSync(pidDir, { recursive: true });
@@ -79,10 +103,11 @@ export async function reapOrphans(pidDir: string, configDir: string): Promise<nu
   const left = await waitGone(found, 3_000);
   for (const pid of left) killGroup(pid, 'SIGKILL');
   await waitGone(left, 2_000);
+  reapStrays(configDir);
   return found.length;
 }
 
-export function createProcessRegistry(pidDir: string, onStderr?: (line: string) => void, onWrongCwd?: (asked: string, actual: string) => void): ProcessRegistry {
+export function createProcessRegistry(pidDir: string, onStderr?: (line: string) => void, onWrongCwd?: (asked: string, actual: string) => void, configDir?: string): ProcessRegistry {
   fs.mkdirSync(pidDir, { recursive: true });
   const live = new Set<number>();
   return {
@@ -149,6 +174,7 @@ export function createProcessRegistry(pidDir: string, onStderr?: (line: string) 
       const left = await waitGone(pids, graceMs);
       for (const pid of left) killGroup(pid, 'SIGKILL');
       await waitGone(left, 2_000);
+      if (configDir) reapStrays(configDir);
     },
   };
 }

@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { reapStrays } from '../../src/claude/processes.js';
 import { cliProcesses, dbEnv, exited, freePort, makeDirs, startServer, waitFor } from '../helper.js';
 
 describe('graceful stop', () => {
@@ -122,5 +123,35 @@ describe('graceful stop', () => {
     second.child.kill('SIGTERM');
     expect(await exited(second.child)).toBe(0);
     expect(await waitFor(() => cliProcesses(dirs.configDir, { tree: true }).length === 0, 5_000)).toBe(true);
+  });
+});
+
+describe('what CLIs leave behind', () => {
+  const ppid = (pid: number) => Number(/^PPid:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  const gone = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return true;
+    }
+  };
+
+  it("a process adopted by init with this server's config dir in its environment is ended (as the sandbox's socat was seen left running); others are not", async () => {
+    const ours = makeDirs();
+    const theirs = makeDirs();
+    // Each: a shell that starts a sleep in the background and exits, so that init adopts the sleep.
+    for (const d of [ours, theirs]) execSync(`sh -c 'sleep 60 >/dev/null 2>&1 &'`, { env: { ...process.env, CLAUDE_CONFIG_DIR: d.configDir } });
+    const stray = await waitFor(() => cliProcesses(ours.configDir, { tree: true }).find((p) => ppid(p) === 1), 5_000);
+    const other = await waitFor(() => cliProcesses(theirs.configDir, { tree: true }).find((p) => ppid(p) === 1), 5_000);
+    expect(stray).toBeTruthy();
+    expect(other).toBeTruthy();
+    try {
+      expect(reapStrays(ours.configDir)).toBe(1);
+      expect(await waitFor(() => gone(stray!), 5_000)).toBe(true);
+      expect(gone(other!)).toBe(false);
+    } finally {
+      process.kill(other!, 'SIGKILL');
+    }
   });
 });
