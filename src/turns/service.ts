@@ -47,7 +47,7 @@ export interface TurnServiceDeps {
 }
 
 /** Checks that a session may run a turn now; throws the AppError that says why not. */
-export type RunGuard = (session: { session_id: string; user_id: string; cwd: string }) => Promise<void>;
+export type RunGuard = (session: { session_id: string; user_id: string; cwd: string }) => Promise<void> | undefined;
 
 /**
  * Where a session may run: in its owner's folder, still the real folder it was (no link swapped in
@@ -57,20 +57,29 @@ export type RunGuard = (session: { session_id: string; user_id: string; cwd: str
  */
 export function createRunGuard(o: { workspace: Workspaces; multiUser: () => Promise<boolean>; sandboxMissing: string | null }): RunGuard {
   const { workspace } = o;
-  return async (session) => {
-    if (workspace.ownedBy(session.cwd, session.user_id)) workspace.forUser(session.user_id).assertStillInside(session.cwd);
-    else if (await o.multiUser()) {
-      const own = workspace.forUser(session.user_id).root;
-      throw new AppError(
-        'SESSION_NOT_ISOLATED',
-        `session ${session.session_id} runs in ${session.cwd}, outside its owner's folder ${own}: it was made before users had folders of their own, and on a server with several users it runs no turn until an operator moves it there (README: "Sessions made before user folders")`,
-        { details: { cwd: session.cwd, user_folder: own } },
-      );
-    } else workspace.assertStillInside(session.cwd);
+  /** The checks that need to know whether the server has several users now (never on a common turn). */
+  async function slow(session: Parameters<RunGuard>[0], owned: boolean): Promise<void> {
+    if (!owned) {
+      if (await o.multiUser()) {
+        const own = workspace.forUser(session.user_id).root;
+        throw new AppError(
+          'SESSION_NOT_ISOLATED',
+          `session ${session.session_id} runs in ${session.cwd}, outside its owner's folder ${own}: it was made before users had folders of their own, and on a server with several users it runs no turn until an operator moves it there (README: "Sessions made before user folders")`,
+          { details: { cwd: session.cwd, user_folder: own } },
+        );
+      }
+      workspace.assertStillInside(session.cwd);
+    }
     // SANDBOX=auto fell back to no sandbox while the server had one user: keys made since do not open a way through.
     if (o.sandboxMissing && (await o.multiUser())) {
       throw new AppError('SANDBOX_UNAVAILABLE', `the server now has several users, but the CLI's sandbox cannot run here (${o.sandboxMissing}); restart the server, which then refuses to start without it, or fix the cause`);
     }
+  }
+  // A session in its owner's folder, with the sandbox in force, is checked without an await (the turn's hot path).
+  return (session) => {
+    const owned = workspace.ownedBy(session.cwd, session.user_id);
+    if (owned) workspace.forUser(session.user_id).assertStillInside(session.cwd);
+    return owned && !o.sandboxMissing ? undefined : slow(session, owned);
   };
 }
 
@@ -84,7 +93,8 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
     }
     const mode = input.permissionMode ?? (session.permission_mode as PermissionMode);
     assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
-    await deps.guard(session);
+    const guarded = deps.guard(session);
+    if (guarded) await guarded;
     const transcript = transcriptPath(config.claudeConfigDir, session.cwd, session.session_id);
     if (session.started && !fs.existsSync(transcript) && !(await deps.storedElsewhere?.(session.session_id))) {
       throw new AppError('TRANSCRIPT_MISSING', `the transcript of session ${session.session_id} is missing: it was expected at ${transcript}`, {
