@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
+import { bounded } from './clock.js';
 import { AppError, ERROR_STATUS, ErrorBodySchema, type ErrorCode } from './errors.js';
 import { addSharedSchema, validatorCompiler } from './plugins/validation.js';
 import { jsonClientError, lowerUuids, nulAt, REQUEST_ID } from './plugins/request-guards.js';
@@ -213,7 +214,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   // TRANSCRIPT_STORE=database: transcripts are mirrored into PostgreSQL, so that a replica whose
   // disk never saw a session can resume it.
   const transcripts = config.transcriptStore === 'database' ? createTranscriptStore(storage.db, storage.dialect) : null;
-  const claudeSessions = claudeSessionFunctions(transcripts ? { store: transcripts as unknown as NonNullable<Parameters<typeof claudeSessionFunctions>[0]>['store'], has: (id) => transcripts.has(id) } : undefined);
+  const claudeSessions = claudeSessionFunctions(config.claudeConfigDir, transcripts ? { store: transcripts as unknown as NonNullable<Parameters<typeof claudeSessionFunctions>[1]>['store'], has: (id) => transcripts.has(id) } : undefined);
   const versions = await claudeVersions();
   const workspace = createWorkspace(config.workspaceRoot);
   const guard = createRunGuard({
@@ -334,7 +335,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     workspace,
     guard,
     ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
-  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined, onPurged: (s, cwd) => cluster.publish({ k: 'purged', s, cwd }) });
+  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined,
+    purgeStored: async (id: string) => {
+      await bounded(runner.ended(id), config.interruptGraceMs + 10_000);
+      await events.drop(id);
+      await transcripts?.purge(id);
+      await sessionsRepo.purge(id);
+    },
+    onPurged: (s, cwd) => cluster.publish({ k: 'purged', s, cwd }) });
   let sse = 0;
   const stream: StreamSettings = { events, heartbeatMs: config.sseHeartbeatMs, stallMs: config.sseStallMs, onOpen: () => sse++, onClose: () => sse-- };
   metrics.observe(() => {
@@ -452,7 +460,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     await engine.resumeQueued();
     cluster.onMessage((m) => {
       if (m.k === 'events') events.poke(m.s);
-      else if (m.k === 'purged') void claudeSessions.removeLocal(m.s, m.cwd).catch((err: unknown) => app.log.warn({ err }, 'could not remove a purged transcript'));
+      else if (m.k === 'purged') {
+        // This replica's warm process and TMPDIR of the session go too (release), then its disk's copies.
+        engine.release(m.s);
+        void (async () => {
+          await bounded(runner.ended(m.s), config.interruptGraceMs + 10_000);
+          // What its process handed over while the purge ran is removed too.
+          await transcripts?.purge(m.s);
+          await claudeSessions.removeLocal(m.s, m.cwd);
+          await claudeSessions.removeSideFiles(m.s);
+        })().catch((err: unknown) => app.log.warn({ err }, 'could not remove a purged transcript'));
+      }
       else if (m.k === 'settled') void approvals.recheck(m.s, m.tu).catch((err: unknown) => app.log.warn({ err }, 'could not read a decided permission request'));
       else engine.onClusterMessage(m);
     });

@@ -124,6 +124,8 @@ export interface ClaudeRunner {
   reserveSpare(): string | null;
   /** Closes the process of a session (warm or reserved spare), if any. */
   release(sessionId: string): void;
+  /** Resolves once the session's latest process here has ended (at once when it has none). */
+  ended(sessionId: string): Promise<void>;
   stats(): RunnerStats;
   /** Closes a session's warm process (not a reserved spare, not one running a turn): its view is stale. */
   discardWarm(sessionId: string): void;
@@ -485,6 +487,10 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
           })
           .catch(() => {});
       }
+    },
+
+    async ended(sessionId) {
+      await latest.get(sessionId)?.ended;
     },
 
     discardWarm(sessionId) {

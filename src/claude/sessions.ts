@@ -5,10 +5,10 @@
  * environment, so `bindConfigDir` must run before any of them.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { transcriptPath } from './paths.js';
 import {
   archiveSession,
-  deleteSession,
   forkSession,
   getSessionInfo,
   importSessionToStore,
@@ -36,7 +36,7 @@ export function bindConfigDir(dir: string): void {
  * changed there, where every replica's turns land; the archive mark, which the SDK keeps only
  * beside a local transcript, is set where a local transcript exists.
  */
-export function claudeSessionFunctions(shared?: { store: SessionStore; has(sessionId: string): Promise<boolean> }) {
+export function claudeSessionFunctions(ownConfigDir: string, shared?: { store: SessionStore; has(sessionId: string): Promise<boolean> }) {
   const store = shared?.store;
   const local = (id: string, cwd: string) => fs.existsSync(transcriptPath(configDir(), cwd, id));
   /**
@@ -71,14 +71,19 @@ export function claudeSessionFunctions(shared?: { store: SessionStore; has(sessi
     tag: async (id: string, cwd: string, tag: string | null): Promise<void> => tagSession(id, tag, await where(id, cwd)),
     archive: (id: string, cwd: string): Promise<void> => localOnly(id, cwd, () => archiveSession(id, { dir: cwd })),
     unarchive: (id: string, cwd: string): Promise<void> => localOnly(id, cwd, () => unarchiveSession(id, { dir: cwd })),
-    remove: async (id: string, cwd: string): Promise<void> => {
-      if (store) await deleteSession(id, { dir: cwd, sessionStore: store });
-      // The store's copy is gone; this disk's copy goes too (other replicas remove theirs: removeLocal).
-      await localOnly(id, cwd, () => deleteSession(id, { dir: cwd }));
+    /** Removes what the CLI keeps of a session beside its transcript (file checkpoints), on this disk. */
+    removeSideFiles: async (id: string): Promise<void> => {
+      await fs.promises.rm(path.join(ownConfigDir, 'file-history', id), { recursive: true, force: true });
     },
-    /** Removes this disk's copy of a transcript, if it has one. */
+    /**
+     * Removes this disk's copy of a transcript and its subagent transcripts, if it has them: what
+     * the SDK's deleteSession removes, under this server's own config dir (the SDK's functions read
+     * the process's CLAUDE_CONFIG_DIR, which replicas sharing one process in tests do not share).
+     */
     removeLocal: async (id: string, cwd: string): Promise<void> => {
-      if (local(id, cwd)) await deleteSession(id, { dir: cwd });
+      const file = transcriptPath(ownConfigDir, cwd, id);
+      await fs.promises.rm(file, { force: true });
+      await fs.promises.rm(path.join(path.dirname(file), id), { recursive: true, force: true });
     },
     fork: async (id: string, cwd: string, opts: { upToMessageId?: string | undefined; title?: string | undefined }): Promise<string> => {
       const r = await forkSession(id, { ...(await where(id, cwd)), ...(opts.upToMessageId ? { upToMessageId: opts.upToMessageId } : {}), ...(opts.title ? { title: opts.title } : {}) });

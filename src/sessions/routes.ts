@@ -103,7 +103,7 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
     schema: {
       tags,
       operationId: 'deleteSession',
-      summary: 'Soft delete; with purge=true also remove the transcript',
+      summary: 'Soft delete (cancels queued turns, interrupts the running one); with purge=true also remove its events, turns, approvals and transcript',
       params: SessionParamsSchema,
       querystring: DeleteQuerySchema,
       response: { 200: SessionRef, ...sessionErrors },

@@ -33,16 +33,21 @@ export interface SessionService {
 }
 
 export interface SessionServiceDeps {
-  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes'>;
+  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes' | 'interruptGraceMs'>;
   sessions: SessionRepository;
   turns: TurnRepository;
   turnService: TurnService;
-  engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'busy' | 'cancel' | 'interrupt'>;
+  engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'busy' | 'cancel' | 'interrupt' | 'waitFor'>;
   claude: ClaudeSessions;
   workspace: Workspaces;
   log: FastifyBaseLogger;
   /** With a transcript store: whether it holds the session (another replica may have run it). */
   storedElsewhere?: ((sessionId: string) => Promise<boolean>) | undefined;
+  /**
+   * Once the session's process here has ended: removes its events (written or not yet), turns,
+   * permission rows and stored transcript.
+   */
+  purgeStored(sessionId: string): Promise<void>;
   /** After a purge: other replicas remove their own copies of the transcript. */
   onPurged?: ((sessionId: string, cwd: string) => void) | undefined;
 }
@@ -95,6 +100,16 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   /** Whether the session's transcript exists, on this disk or in the transcript store. */
   async function hasTranscript(row: SessionRow): Promise<boolean> {
     return fs.existsSync(pathOf(row)) || Boolean(await deps.storedElsewhere?.(row.session_id));
+  }
+
+  /** Waits (bounded) for a turn to end; a turn that does not end in time makes the purge a 409. */
+  async function settle(turnId: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      engine.waitFor(turnId).then(() => true),
+      new Promise<false>((r) => (timer = setTimeout(() => r(false), config.interruptGraceMs + 10_000))),
+    ]).finally(() => clearTimeout(timer));
+    if (!ended) throw new AppError('SESSION_BUSY', `turn ${turnId} of this session is still ending; purge it again in a moment`);
   }
 
   /** The transcript must be there for operations that read or copy it. */
@@ -192,18 +207,24 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async remove(caller, sessionId, purge) {
       const row = await ownedSession(sessions, caller, sessionId);
-      if (purge) {
-        const running = await turns.runningBySession([sessionId]);
-        if (running.size > 0 || engine.busy(sessionId)) throw new AppError('SESSION_BUSY', `session ${sessionId} is running a turn; interrupt it before purging`);
-        if (await hasTranscript(row)) await claude.remove(sessionId, row.cwd);
-        deps.onPurged?.(sessionId, row.cwd);
-      }
       await sessions.update(sessionId, { status: 'deleted' });
       // A deleted session runs nothing more: its queued turns are cancelled and its running one interrupted.
       for (const q of await turns.listBySession(sessionId, { status: 'queued', limit: 10_000 })) {
         await engine.cancel(q).catch(() => undefined); // started meanwhile: the interrupt below stops it
       }
-      await engine.interrupt(sessionId);
+      const running = await engine.interrupt(sessionId);
+      if (purge) {
+        // What is purged must not be written again by a turn still ending: wait for its end
+        // (an interrupt is bounded by INTERRUPT_GRACE_MS, then the CLI is killed).
+        if (running && running.status === 'running') await settle(running.turn_id);
+        engine.release(sessionId);
+        // Its process has ended before anything is removed (a CLI writes its transcript as it closes).
+        await deps.purgeStored(sessionId);
+        await claude.removeLocal(sessionId, row.cwd);
+        await claude.removeSideFiles(sessionId);
+        deps.onPurged?.(sessionId, row.cwd);
+        log.info({ session_id: sessionId }, 'session purged');
+      }
       engine.release(sessionId);
       return present((await sessions.get(sessionId))!);
     },

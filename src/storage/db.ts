@@ -53,6 +53,8 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
+  // Deleted rows (a purge, compacted events) are overwritten where that costs no extra write.
+  sqlite.pragma('secure_delete = FAST');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   await migrateToLatest(db);
   return {

@@ -37,6 +37,12 @@ export interface SessionRepository {
   remove(sessionId: string): Promise<void>;
   /** Changes the given columns. */
   update(sessionId: string, patch: Updateable<SessionsTable>): Promise<void>;
+  /**
+   * Removes what a session holds of its conversation, in one transaction: its events, turns,
+   * permission requests and rules; the row stays as a tombstone
+   * (status `deleted`, totals kept) with its prompt, name, tag and system prompt cleared.
+   */
+  purge(sessionId: string): Promise<void>;
   /** Adds a finished turn's figures to the session's totals. */
   addTurn(sessionId: string, t: { at: number; costUsd: number; inputTokens: number; outputTokens: number; started: boolean }): Promise<void>;
 }
@@ -116,6 +122,14 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
     },
     async update(sessionId, patch) {
       await db.updateTable('sessions').set(patch).where('session_id', '=', sessionId).execute();
+    },
+    async purge(sessionId) {
+      await db.transaction().execute(async (tx) => {
+        for (const table of ['events', 'permission_requests', 'session_rules', 'turns'] as const) {
+          await tx.deleteFrom(table).where('session_id', '=', sessionId).execute();
+        }
+        await tx.updateTable('sessions').set({ status: 'deleted', session_name: null, first_prompt: null, tag: null, system_prompt: null, started: 0 }).where('session_id', '=', sessionId).execute();
+      });
     },
     async addTurn(sessionId, t) {
       await (t.started ? addTurnStarted : addTurnOnly)({ id: sessionId, cost: t.costUsd, input: t.inputTokens, output: t.outputTokens, at: t.at });

@@ -31,6 +31,11 @@ export interface TranscriptStore {
   listSessions(projectKey: string): Promise<Array<{ sessionId: string; mtime: number }>>;
   delete(key: StoreKey): Promise<void>;
   listSubkeys(key: { projectKey: string; sessionId: string }): Promise<string[]>;
+  /**
+   * A purged session: appends to it are dropped from now on (a closing process may still hand
+   * over its last entries), those in flight are waited for, and every stored entry is removed.
+   */
+  purge(sessionId: string): Promise<void>;
   /** Whether any transcript of this session is stored (whatever its project key). */
   has(sessionId: string): Promise<boolean>;
   /** Resolves once the appends being written now are (at shutdown, before the database closes). */
@@ -40,6 +45,8 @@ export interface TranscriptStore {
 export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): TranscriptStore {
   const sub = (k: StoreKey) => k.subpath ?? '';
   const keyOf = (k: StoreKey) => `${k.projectKey}/${k.sessionId}/${sub(k)}`;
+  /** Sessions purged here: their late appends are dropped (bounded: the oldest are forgotten). */
+  const purged = new Set<string>();
   /** Appends being written, per transcript. */
   const writing = new Map<string, Set<Promise<void>>>();
 
@@ -91,7 +98,7 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
 
   return {
     async append(key, entries) {
-      if (entries.length === 0) return;
+      if (entries.length === 0 || purged.has(key.sessionId)) return;
       const k = keyOf(key);
       const set = writing.get(k) ?? new Set<Promise<void>>();
       writing.set(k, set);
@@ -138,6 +145,12 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
     },
     async settled() {
       await Promise.allSettled([...writing.values()].flatMap((set) => [...set]));
+    },
+    async purge(sessionId) {
+      purged.add(sessionId);
+      if (purged.size > 10_000) purged.delete(purged.values().next().value!);
+      await Promise.allSettled([...writing.entries()].filter(([k]) => k.includes(`/${sessionId}/`)).flatMap(([, set]) => [...set]));
+      await db.deleteFrom('transcript_entries').where('session_id', '=', sessionId).execute();
     },
     async has(sessionId) {
       return Boolean(await db.selectFrom('transcript_entries').select('seq').where('session_id', '=', sessionId).limit(1).executeTakeFirst());

@@ -48,8 +48,11 @@ export interface EventLog {
   readonly direct: boolean;
   /** Writes everything still in memory (before the database closes). */
   flush(): Promise<void>;
-  /** Forgets a session's numbering (another writer may have appended since): it is read again. */
-  forget(sessionId: string): void;
+  /**
+   * Before a purge: drops the session's events not yet written and waits for a write in flight,
+   * so nothing of it reaches the database after its rows are deleted.
+   */
+  drop(sessionId: string): Promise<void>;
   /** Number of live subscriptions. */
   readonly subscribers: number;
 }
@@ -197,9 +200,12 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
     pokeAll: live.pokeAll,
     direct: true,
     subscribe: live.subscribe,
-    forget(sessionId) {
+    async drop(sessionId) {
       const st = streams.get(sessionId);
-      if (st && st.unwritten.length === 0 && !st.writing) streams.delete(sessionId);
+      if (!st) return;
+      st.unwritten.length = 0;
+      await st.writing;
+      streams.delete(sessionId);
     },
     async flush() {
       await Promise.all([...streams.values()].map((s) => s.writing));
@@ -266,7 +272,9 @@ export function createSharedEventLog(repo: EventRepository, notify: (sessionId: 
     subscribe: live.subscribe,
     poke: live.poke,
     pokeAll: live.pokeAll,
-    forget() {},
+    async drop(sessionId) {
+      await queues.get(sessionId)?.writing;
+    },
     async flush() {
       await Promise.all([...queues.values()].map((q) => q.writing));
     },

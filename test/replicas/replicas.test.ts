@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, cliProcesses, dbEnv, DIALECT, exited, listen, makeDirs, readSse, startApp, startServer, streamedText, terminalSession, waitFor, type TestApp } from '../helper.js';
+import { transcriptPath } from '../../src/claude/paths.js';
 
 /** The user prompts of a session's messages (as GET .../messages answers them), in order. */
 function userPrompts(messages: Array<{ type: string; message?: { content?: unknown } }>): string[] {
@@ -244,6 +245,32 @@ if (DIALECT !== 'postgres') {
       }, 20_000, 100);
       // Delete interrupts the running turn (issue 20): it ends interrupted, not taken over (REPLICA_LOST).
       expect([end.status, end.error?.code]).toEqual(['interrupted', 'INTERRUPTED']);
+    });
+
+    it('a purge sent to B stops the turn A runs, and removes the rows, the store and both disks\' copies', async () => {
+      const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'to be purged' })).body;
+      // A turn on B leaves a copy of the transcript on B's disk too.
+      expect((await call(B.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'from B' })).body.status).toBe('succeeded');
+      const onA = transcriptPath(A.config.claudeConfigDir, s.cwd, s.session_id);
+      const onB = transcriptPath(B.config.claudeConfigDir, s.cwd, s.session_id);
+      const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:30000]] long' })).body;
+      expect(await waitFor(async () => (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
+      expect(fs.existsSync(onA) || fs.existsSync(onB)).toBe(true);
+      const p = await call(B.app, 'DELETE', `/v1/sessions/${s.session_id}?purge=true`);
+      expect(p.status).toBe(200);
+      const db = A.app.internals.storage.db;
+      const left = async () => {
+        let n = 0;
+        for (const table of ['events', 'turns', 'permission_requests', 'transcript_entries'] as const) {
+          n += (await db.selectFrom(table).select('session_id').where('session_id', '=', s.session_id).execute()).length;
+        }
+        return n;
+      };
+      expect(await left()).toBe(0);
+      expect(await waitFor(() => !fs.existsSync(onA) && !fs.existsSync(onB), 15_000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await left()).toBe(0);
+      expect(fs.existsSync(onA) || fs.existsSync(onB)).toBe(false);
     });
 
     it('/health shows each replica, that it hears the others, and the leases it holds', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadText, storeText } from '../../src/storage/text.js';
-import { call, cliProcesses, listen, readSse, startApp, waitFor, type TestApp } from '../helper.js';
+import { call, cliProcesses, listen, readSse, runApproving, startApp, waitFor, type TestApp } from '../helper.js';
 
 describe('NUL in client text is refused with 400 naming the field, on every route and both dialects', () => {
   let t: TestApp;
@@ -215,3 +215,94 @@ describe('delete while turns run and wait, and small things', () => {
   });
 });
 
+
+describe('purge keeps nothing of the conversation; plain delete keeps it until purge', () => {
+  let t: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    t = await startApp();
+    base = await listen(t.app);
+  });
+  afterAll(async () => t.close());
+
+  const db = () => t.app.internals.storage.db;
+  const rowsOf = async (sessionId: string) => {
+    const counts: Record<string, number> = {};
+    for (const table of ['events', 'turns', 'permission_requests', 'session_rules', 'transcript_entries'] as const) {
+      counts[table] = (await db().selectFrom(table).select('session_id').where('session_id', '=', sessionId).execute()).length;
+    }
+    return counts;
+  };
+  /** Files under `dir` whose bytes contain `word`. */
+  const filesWith = (dir: string, word: string): string[] => {
+    const out: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.isFile() && fs.readFileSync(p).includes(word)) out.push(p);
+      }
+    };
+    if (fs.existsSync(dir)) walk(dir);
+    return out;
+  };
+
+  it('a purge during a running turn stops it, then removes events, turns, approvals, rules, the transcript and TMPDIR', async () => {
+    const word = `PURPLE${Date.now()}`;
+    const s = (await call(t.app, 'POST', '/v1/sessions', { session_name: `name ${word}`, system_prompt: `system ${word}`, prompt: `remember: my word is ${word}` })).body;
+    await call(t.app, 'PATCH', `/v1/sessions/${s.session_id}`, { tag: `tag-${word}` });
+    // An approved Bash call (a permission row, an approval event) that leaves a file in the session's TMPDIR.
+    const bash = await runApproving(t, s.session_id, `[[bash:echo ${word} > "$TMPDIR/note-${word}"; cat "$TMPDIR/note-${word}"]]`);
+    expect(bash.status).toBe('succeeded');
+    expect(bash.result).toContain(word);
+    const before = await rowsOf(s.session_id);
+    expect(before.events).toBeGreaterThan(5);
+    expect(before.turns).toBe(2);
+    expect(before.permission_requests).toBe(1);
+    const tmpNotes = filesWith(path.join(t.config.dataDir, 'tmp'), word);
+    expect(tmpNotes.length).toBe(1);
+    const running = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[slow:30000]] still about ${word}` })).body;
+    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${running.turn_id}`)).body.status === 'running');
+
+    const started = Date.now();
+    const p = await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}?purge=true`);
+    expect(p.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(t.config.interruptGraceMs + 10_000);
+    expect(p.body).toMatchObject({ status: 'deleted', session_name: null, first_prompt: null, tag: null, running_turn_id: null, transcript: { exists: false } });
+
+    expect(await rowsOf(s.session_id)).toEqual({ events: 0, turns: 0, permission_requests: 0, session_rules: 0, transcript_entries: 0 });
+    const row = await db().selectFrom('sessions').selectAll().where('session_id', '=', s.session_id).executeTakeFirst();
+    expect(JSON.stringify(row)).not.toContain(word);
+    expect(fs.existsSync(s.transcript.path)).toBe(false);
+    expect(filesWith(t.config.claudeConfigDir, word)).toEqual([]);
+    await waitFor(() => filesWith(path.join(t.config.dataDir, 'tmp'), word).length === 0, 5_000);
+    // Nothing comes back later either (a closing process, a write batch in flight).
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await rowsOf(s.session_id)).toEqual({ events: 0, turns: 0, permission_requests: 0, session_rules: 0, transcript_entries: 0 });
+    expect(fs.existsSync(s.transcript.path)).toBe(false);
+
+    // What the API shows: a tombstone, no turns, no messages, no events.
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns).toEqual([]);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${running.turn_id}`)).status).toBe(404);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages`)).body.messages).toEqual([]);
+    const replay = await readSse(`${base}/v1/sessions/${s.session_id}/events?after=0`, { ms: 1_500 });
+    expect(replay.events.filter((e) => e.event !== '')).toEqual([]);
+    const gone = (await call(t.app, 'GET', '/v1/sessions?status=deleted&limit=200')).body.sessions.find((x: any) => x.session_id === s.session_id);
+    expect(gone).toMatchObject({ status: 'deleted', first_prompt: null });
+    // A second purge is harmless.
+    expect((await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}?purge=true`)).status).toBe(200);
+  });
+
+  it('a plain delete keeps turns, events and the transcript; a purge later removes them', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'kept until purged' })).body;
+    expect((await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}`)).body.status).toBe('deleted');
+    const kept = await rowsOf(s.session_id);
+    expect(kept.turns).toBe(1);
+    expect(kept.events).toBeGreaterThan(0);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns[0].prompt).toBe('kept until purged');
+    expect(fs.existsSync(s.transcript.path)).toBe(true);
+    expect((await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}?purge=true`)).status).toBe(200);
+    expect(await rowsOf(s.session_id)).toMatchObject({ events: 0, turns: 0 });
+    expect(fs.existsSync(s.transcript.path)).toBe(false);
+  });
+});
