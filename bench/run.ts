@@ -20,6 +20,7 @@ import { fmt, median, p90, printRows, type Row } from './stats.js';
 import { api, benchIsolation, freshDatabase, gauge, startBareServer, startServerProcess } from './server.js';
 import { sql } from 'kysely';
 import { loadBench } from './load.js';
+import { storageBench } from './storage.js';
 
 const sections = process.argv.slice(2);
 const want = (s: string) => sections.length === 0 || sections.includes(s);
@@ -471,6 +472,8 @@ if (want('pglist')) {
 }
 
 if (want('load')) rows.push((await loadBench(model.url)).row);
+
+if (want('storage')) rows.push(...(await storageBench(model.url, root)));
 
 if (want('replicas')) {
   const one = await loadBench(model.url, { replicas: 1 });

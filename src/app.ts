@@ -14,6 +14,8 @@ import Fastify, { type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import { bounded } from './clock.js';
+import { loadText } from './storage/text.js';
+import { startLogUpkeep, type LogUpkeep } from './turns/log-upkeep.js';
 import { AppError, ERROR_STATUS, ErrorBodySchema, type ErrorCode } from './errors.js';
 import { addSharedSchema, validatorCompiler } from './plugins/validation.js';
 import { jsonClientError, lowerUuids, nulAt, REQUEST_ID } from './plugins/request-guards.js';
@@ -73,6 +75,8 @@ export interface AppInternals {
   storage: Storage;
   runner: ClaudeRunner;
   engine: TurnEngine;
+  /** The event log's compaction and retention sweep. */
+  logUpkeep: LogUpkeep;
   /** No API keys, bound to loopback: every request acts as the local user. */
   singleUser: boolean;
 }
@@ -284,7 +288,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       : createLocalCluster(runnerId);
   if (previousRunner) await cluster.inherit(previousRunner);
   const eventRepo = createEventRepository(storage.db);
-  const events = cluster.shared ? createSharedEventLog(eventRepo, (s) => cluster.publish({ k: 'events', s }), app.log) : createEventLog(eventRepo, app.log);
+  // An ended turn's result is read back from its row (events store it once, not three times).
+  const turnResults = async (ids: string[]) => new Map([...(await turnsRepo.results(ids))].map(([id, r]) => [id, loadText(r)]));
+  const events = cluster.shared ? createSharedEventLog(eventRepo, turnResults, (s) => cluster.publish({ k: 'events', s }), app.log) : createEventLog(eventRepo, turnResults, app.log);
+  const logUpkeep = startLogUpkeep({ repo: eventRepo, partialsKeepMs: config.partialEventsKeepMs, retentionDays: config.eventRetentionDays, log: app.log });
   // Streams of those turns end: their error, final state and `done` join the event log.
   for (const t of abandoned) {
     const shown = presentTurn(t);
@@ -352,7 +359,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     return { running: e.running, waiting: e.waiting, queued: e.queued, warm: r.warm, busy: r.busy, spares: r.spares, sse, leases: c.leases, listening: c.listening ? 1 : 0 };
   });
 
-  app.decorate('internals', { storage, runner, engine, singleUser });
+  app.decorate('internals', { storage, runner, engine, logUpkeep, singleUser });
   app.decorateRequest('caller', null as never);
   let closing = false;
   app.addHook('onRequest', async (req) => {
@@ -447,6 +454,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   });
   app.addHook('onClose', async () => {
     approvals.stop();
+    await logUpkeep.stop();
     await events.flush();
     // The CLIs' last entries (their cost totals, written as they end) reach the store first.
     await transcripts?.settled();

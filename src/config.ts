@@ -43,6 +43,13 @@ const EnvSchema = Type.Object({
   INTERRUPT_GRACE_MS: Type.Integer({ default: 5_000, minimum: 100 }),
   /** A request (headers and body) not received whole within this is dropped with 408; responses (SSE) are not bound by it. */
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
+  /**
+   * A finished turn's token-level partial events (`stream_event` messages) are kept this long for
+   * clients that reconnect, then removed: its whole messages stay.
+   */
+  PARTIAL_EVENTS_KEEP_MS: Type.Integer({ default: 60_000, minimum: 0 }),
+  /** Events older than this many days are removed (0: kept until the session is purged). Turns and transcripts stay. */
+  EVENT_RETENTION_DAYS: Type.Number({ default: 0, minimum: 0 }),
   /** A turn that runs longer than this is interrupted and fails with TURN_TIMEOUT. */
   TURN_TIMEOUT_MS: Type.Integer({ default: 600_000, minimum: 1000 }),
   /** Turns that may wait (queued) at most; 429 with Retry-After beyond. */
@@ -101,6 +108,8 @@ export interface Config {
   turnTimeoutMs: number;
   requestTimeoutMs: number;
   interruptGraceMs: number;
+  partialEventsKeepMs: number;
+  eventRetentionDays: number;
   maxQueuedTurns: number;
   sseHeartbeatMs: number;
   sseStallMs: number;
@@ -213,6 +222,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     turnTimeoutMs: e.TURN_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     interruptGraceMs: e.INTERRUPT_GRACE_MS,
+    partialEventsKeepMs: e.PARTIAL_EVENTS_KEEP_MS,
+    eventRetentionDays: e.EVENT_RETENTION_DAYS,
     maxQueuedTurns: e.MAX_QUEUED_TURNS,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     sseStallMs: e.SSE_STALL_MS,

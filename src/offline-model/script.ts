@@ -12,6 +12,7 @@
  * - `[[tool:NAME JSON]]` ask for a call of any tool NAME with the JSON object as its input
  *   (e.g. `[[tool:Read {"file_path":"/etc/hostname"}]]`); after its result, report it
  * - `[[say:TEXT]]`  answer exactly TEXT
+ * - `[[words:N]]`   answer with N words (up to 100,000), streamed one word per event: a long answer
  */
 
 /** One content block of an Anthropic Messages request, as much as we read of it. */
@@ -114,7 +115,18 @@ export function plan(messages: Message[]): Plan {
   }
   const cut = directive(prompt, 'cut') !== undefined;
   const say = directive(prompt, 'say');
+  const words = directive(prompt, 'words');
+  if (say === undefined && words !== undefined) return { kind: 'reply', ...base, cut, text: longText(Math.min(100_000, Math.max(1, Number(words) || 1))) };
   return { kind: 'reply', ...base, cut, text: say ?? answer(prompt, userMessages.map(userText)) };
+}
+
+const VOCABULARY = 'the quick brown fox jumps over lazy dogs while seven bright colors fill every open window of a small house by the river'.split(' ');
+
+/** `n` words of plain text (about 5.5 bytes a word), the same every time. */
+function longText(n: number): string {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(VOCABULARY[(i * 7 + Math.floor(i / VOCABULARY.length)) % VOCABULARY.length]!);
+  return `${out.join(' ')}.`;
 }
 
 /** The scripted conversation: remember and recall facts, otherwise acknowledge. */

@@ -21,6 +21,14 @@ export interface EventRepository {
   maxSeq(sessionId: string): Promise<number>;
   /** The seq of a turn's `done` event, null when it has none (yet). */
   doneSeq(sessionId: string, turnId: string): Promise<number | null>;
+  /**
+   * Removes, at most `limit` at a time, token-level partials written before `cutoff` of turns that
+   * finished before it; returns how many went. A session's last event always stays (its number is
+   * where the session's numbering goes on).
+   */
+  compactPartials(cutoff: number, limit: number): Promise<number>;
+  /** Removes, at most `limit` at a time, events written before `cutoff`, each session's last one excepted. */
+  expire(cutoff: number, limit: number): Promise<number>;
   /** Events of a session (or of one turn) after `afterSeq`, oldest first. */
   after(sessionId: string, afterSeq: number, opts: { turnId?: string | undefined; limit: number }): Promise<EventRow[]>;
 }
@@ -49,6 +57,25 @@ export function createEventRepository(db: Kysely<Database>): EventRepository {
       // A turn's done is its last event (events_turn index).
       const r = await db.selectFrom('events').select(['seq', 'type']).where('turn_id', '=', turnId).where('session_id', '=', sessionId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
       return r && r.type === 'done' ? Number(r.seq) : null;
+    },
+    async compactPartials(cutoff, limit) {
+      const r = await sql`
+        delete from events where (session_id, seq) in (
+          select e.session_id, e.seq from events e
+          where e.transient = 1 and e.created_at < ${cutoff}
+            and exists (select 1 from turns t where t.turn_id = e.turn_id and t.finished_at < ${cutoff})
+            and e.seq < (select max(m.seq) from events m where m.session_id = e.session_id)
+          limit ${limit})`.execute(db);
+      return Number(r.numAffectedRows ?? 0);
+    },
+    async expire(cutoff, limit) {
+      const r = await sql`
+        delete from events where (session_id, seq) in (
+          select e.session_id, e.seq from events e
+          where e.created_at < ${cutoff}
+            and e.seq < (select max(m.seq) from events m where m.session_id = e.session_id)
+          limit ${limit})`.execute(db);
+      return Number(r.numAffectedRows ?? 0);
     },
     async after(sessionId, afterSeq, opts) {
       let q = db.selectFrom('events').selectAll().where('session_id', '=', sessionId).where('seq', '>', afterSeq);

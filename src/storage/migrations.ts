@@ -175,6 +175,15 @@ const migrations: Record<string, Migration> = {
       await sql`create index sessions_prompt_trgm on sessions using gin (lower(coalesce(first_prompt, '')) gin_trgm_ops)`.execute(db);
     },
   },
+  '0007_event_compaction': {
+    async up(db: Kysely<any>) {
+      // Partials are marked as they are written; the maintenance sweep finds them (and events past
+      // their retention) by time, through these indexes.
+      await db.schema.alterTable('events').addColumn('transient', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.createIndex('events_transient_created').on('events').column('created_at').where(sql.ref('transient'), '=', 1).execute();
+      await db.schema.createIndex('events_created').on('events').column('created_at').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -59,6 +59,8 @@ export interface EventsTable {
   /** JSON text. */
   data: string;
   created_at: number;
+  /** 1 for a token-level partial (`stream_event`), removed a while after its turn ends. */
+  transient: number;
 }
 
 export interface ApiKeysTable {

@@ -23,6 +23,8 @@ export interface TurnRepository {
    */
   insert(turn: NewTurn): Promise<TurnRow | null>;
   get(turnId: string): Promise<TurnRow | undefined>;
+  /** The results of these turns, as stored (see storage/text.ts); a turn that is gone is absent. */
+  results(turnIds: string[]): Promise<Map<string, string | null>>;
   /** Removes a turn that is still queued (a refused submission); false if it already started. */
   removeQueued(turnId: string): Promise<boolean>;
   /** Turns of a session in order, optionally of one status, after a sequence number. */
@@ -103,6 +105,11 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     },
     async get(turnId) {
       return (await getOne({ id: turnId })).rows[0];
+    },
+    async results(turnIds) {
+      if (turnIds.length === 0) return new Map();
+      const rows = await db.selectFrom('turns').select(['turn_id', 'result']).where('turn_id', 'in', turnIds).execute();
+      return new Map(rows.map((r) => [r.turn_id, r.result]));
     },
     async removeQueued(turnId) {
       const r = await db.deleteFrom('turns').where('turn_id', '=', turnId).where('status', '=', 'queued').executeTakeFirst();

@@ -17,7 +17,9 @@ export interface SessionEvent {
   session_id: string;
   turn_id: string | null;
   type: EventType;
-  data: unknown;
+  readonly data: unknown;
+  /** The data's JSON text, when the event was read back from the database. */
+  raw?: string;
   created_at: number;
 }
 
@@ -57,24 +59,76 @@ export interface EventLog {
   readonly subscribers: number;
 }
 
-const toEvent = (r: EventRow): SessionEvent => ({
-  seq: Number(r.seq),
-  session_id: r.session_id,
-  turn_id: r.turn_id,
-  type: r.type as EventType,
-  data: JSON.parse(r.data),
-  created_at: Number(r.created_at),
-});
+/**
+ * An event read back from the database. Its data is parsed only when asked for: a replay sends
+ * the stored JSON text (`raw`) as it is.
+ */
+function toEvent(r: EventRow): SessionEvent {
+  let parsed: unknown;
+  let done = false;
+  return {
+    seq: Number(r.seq),
+    session_id: r.session_id,
+    turn_id: r.turn_id,
+    type: r.type as EventType,
+    raw: r.data,
+    get data() {
+      if (!done) {
+        parsed = JSON.parse(r.data);
+        done = true;
+      }
+      return parsed;
+    },
+    created_at: Number(r.created_at),
+  };
+}
+
+/**
+ * A turn's `result` is its turn row's: the `turn` and `done` events of an ended turn are stored
+ * without a long one (marked with this key) and get it back from the row when read. A long answer is
+ * then stored in its whole message and its row, not also twice more in the log.
+ */
+const RESULT_IN_TURN = '$result';
+const ELIDE_OVER = 256;
+
+/** The JSON text an event's data is stored as. */
+function storedData(type: string, data: unknown): string {
+  const d = data as { result?: unknown } | null;
+  if ((type === 'turn' || type === 'done') && d && typeof d === 'object' && typeof d.result === 'string' && d.result.length > ELIDE_OVER) {
+    return JSON.stringify({ ...d, result: null, [RESULT_IN_TURN]: 'turn' });
+  }
+  return JSON.stringify(data ?? null) ?? 'null';
+}
+
+/** Where the log reads an ended turn's result back from (the turns table). */
+export type TurnResults = (turnIds: string[]) => Promise<Map<string, string | null>>;
+
+/** Events read back from the database, with the results left out of `turn`/`done` events put back. */
+async function fromRows(rows: EventRow[], results: TurnResults): Promise<SessionEvent[]> {
+  const marked = (r: EventRow) => (r.type === 'turn' || r.type === 'done') && r.turn_id !== null && r.data.includes(`"${RESULT_IN_TURN}":"turn"`);
+  const ids = [...new Set(rows.filter(marked).map((r) => r.turn_id!))];
+  const got = ids.length > 0 ? await results(ids) : new Map<string, string | null>();
+  return rows.map((r) => {
+    if (!marked(r)) return toEvent(r);
+    const d = JSON.parse(r.data) as Record<string, unknown>;
+    delete d[RESULT_IN_TURN];
+    d.result = got.get(r.turn_id!) ?? null;
+    return toEvent({ ...r, data: JSON.stringify(d) });
+  });
+}
+
+/** A token-level partial: kept while its turn runs and a while after (PARTIAL_EVENTS_KEEP_MS), then removed. */
+const isPartial = (type: string, data: unknown) => type === 'message' && (data as { type?: unknown } | null)?.type === 'stream_event';
 
 /** An event as stored; one whose data cannot be serialized is stored as a note of that, not lost with its batch. */
 function toRow(e: SessionEvent): EventRow {
   let data: string;
   try {
-    data = JSON.stringify(e.data) ?? 'null';
+    data = storedData(e.type, e.data);
   } catch (err) {
     data = JSON.stringify({ unserializable: true, reason: String((err as Error).message ?? err) });
   }
-  return { session_id: e.session_id, seq: e.seq, turn_id: e.turn_id, type: e.type, data, created_at: e.created_at };
+  return { session_id: e.session_id, seq: e.seq, turn_id: e.turn_id, type: e.type, data, created_at: e.created_at, transient: isPartial(e.type, e.data) ? 1 : 0 };
 }
 
 interface Stream {
@@ -119,7 +173,7 @@ function createLiveBus() {
   };
 }
 
-export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): EventLog {
+export function createEventLog(repo: EventRepository, results: TurnResults, log?: FastifyBaseLogger): EventLog {
   const live = createLiveBus();
   const streams = new Map<string, Stream>();
   /** Appends made while a session's numbering is being read, in call order. */
@@ -190,7 +244,7 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
       // Memory first, then the database: an event being written is in one or the other.
       const st = streams.get(sessionId);
       const mem = (st?.unwritten ?? []).filter((e) => e.seq > afterSeq && (!opts.turnId || e.turn_id === opts.turnId));
-      const stored = (await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit })).map(toEvent);
+      const stored = await fromRows(await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit }), results);
       const bySeq = new Map<number, SessionEvent>();
       for (const e of stored) bySeq.set(e.seq, e);
       for (const e of mem) bySeq.set(e.seq, e);
@@ -222,10 +276,12 @@ export function createEventLog(repo: EventRepository, log?: FastifyBaseLogger): 
  * replicas. Appends to one session are written in order, several at a time: while one write is
  * in flight the next ones gather, so a burst costs a few transactions, not one each.
  */
-export function createSharedEventLog(repo: EventRepository, notify: (sessionId: string) => void, log?: FastifyBaseLogger): EventLog {
+export function createSharedEventLog(repo: EventRepository, results: TurnResults, notify: (sessionId: string) => void, log?: FastifyBaseLogger): EventLog {
   const live = createLiveBus();
   interface Pending {
     row: Omit<EventRow, 'seq'>;
+    /** The data as appended (the row's may leave the result out). */
+    data: unknown;
     resolve: (e: SessionEvent) => void;
     reject: (err: unknown) => void;
   }
@@ -236,7 +292,8 @@ export function createSharedEventLog(repo: EventRepository, notify: (sessionId: 
       const batch = q.pending.splice(0, BATCH);
       try {
         const rows = await repo.appendNumbered(sessionId, batch.map((b) => b.row));
-        const events = rows.map(toEvent);
+        // Announced with the data as appended: live subscribers need no read back.
+        const events = rows.map((r, i): SessionEvent => ({ seq: Number(r.seq), session_id: r.session_id, turn_id: r.turn_id, type: r.type as EventType, data: batch[i]!.data ?? null, created_at: Number(r.created_at) }));
         events.forEach((e, i) => {
           live.emit(sessionId, e);
           batch[i]!.resolve(e);
@@ -254,20 +311,20 @@ export function createSharedEventLog(repo: EventRepository, notify: (sessionId: 
     direct: false,
     append(sessionId, turnId, type, data) {
       return new Promise<SessionEvent>((resolve, reject) => {
-        const row = { session_id: sessionId, turn_id: turnId, type, data: JSON.stringify(data ?? null), created_at: Date.now() };
+        const row = { session_id: sessionId, turn_id: turnId, type, data: storedData(type, data), created_at: Date.now(), transient: isPartial(type, data) ? 1 : 0 };
         const q = queues.get(sessionId);
         if (q) {
-          q.pending.push({ row, resolve, reject });
+          q.pending.push({ row, data, resolve, reject });
           return;
         }
-        const fresh = { pending: [{ row, resolve, reject }], writing: Promise.resolve() };
+        const fresh = { pending: [{ row, data, resolve, reject }], writing: Promise.resolve() };
         queues.set(sessionId, fresh);
         fresh.writing = drain(sessionId, fresh);
       });
     },
     doneSeq: (sessionId, turnId) => repo.doneSeq(sessionId, turnId),
     async after(sessionId, afterSeq, opts = {}) {
-      return (await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 })).map(toEvent);
+      return fromRows(await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 }), results);
     },
     subscribe: live.subscribe,
     poke: live.poke,

@@ -35,7 +35,9 @@ export function replayPosition(req: FastifyRequest, after: number | undefined): 
   return Number(id);
 }
 
-const PAGE = 200;
+/** Events read per page of a replay; between pages other requests get their turn. */
+const PAGE = 50;
+const yieldToOthers = () => new Promise<void>((r) => setImmediate(r));
 
 export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOptions): void {
   reply.hijack();
@@ -70,7 +72,7 @@ export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOpt
   const send = (e: SessionEvent): boolean => {
     if (closed || e.seq <= last) return !closed;
     last = e.seq;
-    const ok = res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    const ok = res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${e.raw ?? JSON.stringify(e.data)}\n\n`);
     if (o.turnId && e.type === 'done') {
       end();
       return false;
@@ -101,6 +103,7 @@ export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOpt
           const rows = await o.events.after(o.sessionId, last, { turnId: o.turnId, limit: PAGE });
           for (const e of rows) if (!send(e)) return;
           if (rows.length < PAGE) break;
+          await yieldToOthers();
         }
       } while (dirty && !closed && !paused);
     } catch (err) {

@@ -306,3 +306,83 @@ describe('purge keeps nothing of the conversation; plain delete keeps it until p
     expect(fs.existsSync(s.transcript.path)).toBe(false);
   });
 });
+
+describe('the event log keeps whole messages, not token-level partials, once a turn has ended', () => {
+  let t: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    t = await startApp({ env: { PARTIAL_EVENTS_KEEP_MS: '3000' } });
+    await t.app.internals.logUpkeep.stop(); // passes are run by the test
+    base = await listen(t.app);
+  });
+  afterAll(async () => t.close());
+
+  const stored = async (sessionId: string) => {
+    const rows = await t.app.internals.storage.db.selectFrom('events').select(['seq', 'type', 'data', 'transient']).where('session_id', '=', sessionId).orderBy('seq').execute();
+    return { rows, partials: rows.filter((r) => Number(r.transient) === 1).length, bytes: rows.reduce((n, r) => n + Buffer.byteLength(r.data), 0) };
+  };
+
+  it('a long answer: partials stay for PARTIAL_EVENTS_KEEP_MS, then go; stored bytes end under 2x the transcript; replay and numbering hold', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: '[[words:3000]] a long answer please' })).body;
+    expect(turn.status).toBe('succeeded');
+    expect(turn.result.split(' ').length).toBe(3000);
+    await waitFor(async () => (await stored(s.session_id)).rows.some((r) => r.type === 'done'));
+    // Within the window: a client catching up still gets every partial.
+    await t.app.internals.logUpkeep.run();
+    const early = await stored(s.session_id);
+    expect(early.partials).toBeGreaterThanOrEqual(3000);
+    await new Promise((r) => setTimeout(r, 3_100));
+    const removed = await t.app.internals.logUpkeep.run();
+    expect(removed.partials).toBe(early.partials);
+    const late = await stored(s.session_id);
+    expect(late.partials).toBe(0);
+    expect(late.rows.length).toBe(early.rows.length - early.partials);
+    const transcriptBytes = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}`)).body.transcript.bytes;
+    expect(late.bytes).toBeLessThanOrEqual(2 * transcriptBytes);
+    expect(early.bytes).toBeGreaterThan(5 * transcriptBytes);
+    // The replay of the ended turn: whole messages, the full answer, in order, ending with done.
+    const replay = await readSse(`${base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events?after=0`);
+    const evs = replay.events.filter((e) => e.id !== null);
+    expect(evs.at(-1)!.event).toBe('done');
+    // The result is stored once in the log (in its message) and once in the turn row; turn and done read it back.
+    expect(evs.at(-1)!.data.result).toBe(turn.result);
+    expect(evs.filter((e) => e.event === 'turn').at(-1)!.data).toMatchObject({ status: 'succeeded', result: turn.result });
+    expect(late.rows.filter((r) => r.data.includes(turn.result)).map((r) => r.type)).toEqual(['message', 'message']);
+    const ids = evs.map((e) => e.id!);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    const assistant = evs.filter((e) => e.event === 'message' && e.data?.type === 'assistant');
+    expect(assistant.flatMap((e) => e.data.message.content).filter((c: any) => c.type === 'text').map((c: any) => c.text).join('')).toBe(turn.result);
+    // The numbering goes on above the removed events.
+    const next = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'and again' })).body;
+    await waitFor(async () => (await stored(s.session_id)).rows.filter((r) => r.type === 'done').length === 2);
+    const again = (await stored(s.session_id)).rows;
+    expect(again.find((r) => r.type === 'turn' && JSON.parse(r.data).turn_id === next.turn_id)!.seq).toBeGreaterThan(late.rows.at(-1)!.seq);
+  });
+});
+
+describe('EVENT_RETENTION_DAYS', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ env: { EVENT_RETENTION_DAYS: '0.00002' } }); // 1.7 s
+    await t.app.internals.logUpkeep.stop();
+  });
+  afterAll(async () => t.close());
+
+  it('removes events past it, keeping each session\'s last (its numbering goes on), its turns and its transcript', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is teal' })).body;
+    const db = t.app.internals.storage.db;
+    const rows = () => db.selectFrom('events').select(['seq', 'type']).where('session_id', '=', s.session_id).orderBy('seq').execute();
+    await waitFor(async () => (await rows()).some((r) => r.type === 'done'));
+    const before = await rows();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const removed = await t.app.internals.logUpkeep.run();
+    expect(removed.expired).toBe(before.length - 1);
+    expect((await rows()).map((r) => Number(r.seq))).toEqual([Number(before.at(-1)!.seq)]);
+    const next = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' })).body;
+    expect(next.result).toMatch(/teal/);
+    await waitFor(async () => (await rows()).filter((r) => r.type === 'done').length === 2);
+    expect(Number((await rows())[1]!.seq)).toBe(Number(before.at(-1)!.seq) + 1);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns).toHaveLength(2);
+  });
+});
