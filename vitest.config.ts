@@ -14,6 +14,7 @@ export default defineConfig({
     maxWorkers: 2,
     reporters: ['default', './test/summary-reporter.ts'],
     setupFiles: ['test/setup.ts'],
+    globalSetup: ['test/global-setup.ts'],
     projects: dialects.map((d) => ({ extends: true, test: { name: d, env: { TEST_DIALECT: d } } })),
   },
 });

@@ -218,7 +218,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   // TRANSCRIPT_STORE=database: transcripts are mirrored into PostgreSQL, so that a replica whose
   // disk never saw a session can resume it.
   const transcripts = config.transcriptStore === 'database' ? createTranscriptStore(storage.db, storage.dialect) : null;
-  const claudeSessions = claudeSessionFunctions(config.claudeConfigDir, transcripts ? { store: transcripts as unknown as NonNullable<Parameters<typeof claudeSessionFunctions>[1]>['store'], has: (id) => transcripts.has(id) } : undefined);
+  const claudeSessions = claudeSessionFunctions(config.claudeConfigDir, transcripts ? { store: transcripts as unknown as NonNullable<Parameters<typeof claudeSessionFunctions>[1]>['store'], has: (id) => transcripts.has(id), entriesContaining: (key, text) => transcripts.entriesContaining(key, text) } : undefined);
   const versions = await claudeVersions();
   const workspace = createWorkspace(config.workspaceRoot);
   const guard = createRunGuard({

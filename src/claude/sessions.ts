@@ -6,7 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { transcriptPath } from './paths.js';
+import { projectDirName, transcriptPath } from './paths.js';
+import { boundaryMessage, isBoundary, messagesBefore, parseTranscript, type TranscriptEntry } from './history.js';
 import {
   archiveSession,
   forkSession,
@@ -36,7 +37,15 @@ export function bindConfigDir(dir: string): void {
  * changed there, where every replica's turns land; the archive mark, which the SDK keeps only
  * beside a local transcript, is set where a local transcript exists.
  */
-export function claudeSessionFunctions(ownConfigDir: string, shared?: { store: SessionStore; has(sessionId: string): Promise<boolean> }) {
+export function claudeSessionFunctions(
+  ownConfigDir: string,
+  shared?: {
+    store: SessionStore;
+    has(sessionId: string): Promise<boolean>;
+    /** The entries of a stored transcript whose text contains `text`. */
+    entriesContaining(key: { projectKey: string; sessionId: string }, text: string): Promise<unknown[]>;
+  },
+) {
   const store = shared?.store;
   const local = (id: string, cwd: string) => fs.existsSync(transcriptPath(configDir(), cwd, id));
   /**
@@ -62,8 +71,37 @@ export function claudeSessionFunctions(ownConfigDir: string, shared?: { store: S
   return {
     ensureShared,
     info: async (id: string, cwd: string): Promise<SDKSessionInfo | undefined> => getSessionInfo(id, await where(id, cwd)),
-    messages: async (id: string, cwd: string, page: { limit: number; offset: number }): Promise<SessionMessage[]> =>
-      getSessionMessages(id, { ...(await where(id, cwd)), limit: page.limit, offset: page.offset }),
+    /**
+     * A page of the whole conversation. Before any compaction this is the SDK's own page; after
+     * one, the SDK's messages since the last compaction follow the older ones (claude/history.ts),
+     * each compaction marked by a `system` message of subtype `compact_boundary`.
+     */
+    messages: async (id: string, cwd: string, page: { limit: number; offset: number }): Promise<SessionMessage[]> => {
+      const at = await where(id, cwd);
+      const key = { projectKey: projectDirName(cwd), sessionId: id };
+      const file = transcriptPath(ownConfigDir, cwd, id);
+      // Read once, only when a compaction happened: the entries the SDK does not reach.
+      let entries: TranscriptEntry[];
+      if (shared) {
+        if ((await shared.entriesContaining(key, '"compact_boundary"')).length === 0) return getSessionMessages(id, { ...at, limit: page.limit, offset: page.offset });
+        entries = ((await shared.store.load(key)) ?? []) as TranscriptEntry[];
+      } else {
+        const text = await fs.promises.readFile(file, 'utf8').catch(() => '');
+        if (!text.includes('"compact_boundary"')) return getSessionMessages(id, { ...at, limit: page.limit, offset: page.offset });
+        entries = parseTranscript(text);
+      }
+      const boundaries = new Map(entries.filter(isBoundary).map((e) => [e.uuid, e]));
+      const recent = await getSessionMessages(id, { ...at, includeSystemMessages: true });
+      // Of the system messages, the compactions are kept (marked); the CLI's other notices are not part of the conversation.
+      const kept: SessionMessage[] = recent.filter((m) => m.type !== 'system' || boundaries.has(m.uuid)).map((m) => (m.type === 'system' ? boundaryMessage(boundaries.get(m.uuid)!, id) : m));
+      const first = kept.find((m) => m.type === 'system');
+      // (Were the SDK to leave the boundary out, the newest one in the file is where its messages begin.)
+      const from = first ? boundaries.get(first.uuid)! : [...boundaries.values()].at(-1)!;
+      const earlier = [...messagesBefore(entries, from, id), ...(first ? [] : [boundaryMessage(from, id)])];
+      const seen = new Set<string>();
+      const whole = [...earlier, ...kept].filter((m) => !seen.has(m.uuid) && Boolean(seen.add(m.uuid)));
+      return whole.slice(page.offset, page.offset + page.limit);
+    },
     /** Sessions whose transcripts sit in the project folder of `cwd` (or everywhere, without it), on this disk. */
     list: (opts: { cwd?: string; limit?: number }): Promise<SDKSessionInfo[]> =>
       listSessions({ ...(opts.cwd ? { dir: opts.cwd, includeWorktrees: false } : {}), ...(opts.limit ? { limit: opts.limit } : {}) }),

@@ -112,6 +112,33 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     if (!ended) throw new AppError('SESSION_BUSY', `turn ${turnId} of this session is still ending; purge it again in a moment`);
   }
 
+  /**
+   * With a turn running: the uuid of the last message before its prompt in the transcript (the end
+   * of the last finished turn); undefined when none runs or its prompt is not written yet.
+   */
+  async function lastFinishedMessage(row: SessionRow): Promise<string | undefined> {
+    const runningId = (await turns.runningBySession([row.session_id])).get(row.session_id);
+    const running = runningId ? await turns.get(runningId) : undefined;
+    if (!running) return undefined;
+    const all = await claude.messages(row.session_id, row.cwd, { limit: 1_000_000_000, offset: 0 });
+    const textOf = (m: SessionMessage) => {
+      const c = (m.message as { content?: unknown } | null)?.content;
+      if (typeof c === 'string') return c;
+      return Array.isArray(c) ? c.map((b: { type?: string; text?: string }) => (b.type === 'text' ? (b.text ?? '') : '')).join('') : '';
+    };
+    let at = -1;
+    for (let i = all.length - 1; i >= 0; i--) {
+      if (all[i]!.type === 'user' && textOf(all[i]!).trim() === running.prompt.trim()) {
+        at = i;
+        break;
+      }
+    }
+    if (at === -1) return undefined;
+    const before = all.slice(0, at).reverse().find((m) => m.type !== 'system');
+    if (!before) throw new AppError('SESSION_BUSY', `session ${row.session_id} has no finished turn to fork from yet; fork it when its first turn has ended`);
+    return before.uuid;
+  }
+
   /** The transcript must be there for operations that read or copy it. */
   async function requireTranscript(row: SessionRow): Promise<string> {
     const p = pathOf(row);
@@ -234,9 +261,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       if (row.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${sessionId} is deleted`);
       await requireTranscript(row);
       const name = body.session_name ?? `${row.session_name ?? row.first_prompt?.slice(0, 80) ?? 'session'} (fork)`;
+      // Taken mid-turn, a fork would hold the running turn's prompt without its answer: it is taken
+      // from the last finished turn instead (unless the client named the message to fork up to).
+      const upTo = body.up_to_message_id ?? (await lastFinishedMessage(row));
       let newId: string;
       try {
-        newId = await claude.fork(sessionId, row.cwd, { upToMessageId: body.up_to_message_id, title: name });
+        newId = await claude.fork(sessionId, row.cwd, { upToMessageId: upTo, title: name });
       } catch (err) {
         if (body.up_to_message_id && /message|uuid|not found/i.test(String((err as Error).message))) {
           throw new AppError('INVALID_MESSAGE_ID', `message ${body.up_to_message_id} is not in session ${sessionId}`, { cause: err });

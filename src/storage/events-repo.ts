@@ -27,6 +27,12 @@ export interface EventRepository {
    * where the session's numbering goes on).
    */
   compactPartials(cutoff: number, limit: number): Promise<number>;
+  /**
+   * `result` messages written before `cutoff` of turns that finished before it, at most `limit`,
+   * with their turn's stored result; `done` marks them handled (with new data when given).
+   */
+  resultsToFold(cutoff: number, limit: number): Promise<Array<{ session_id: string; seq: number; data: string; result: string | null }>>;
+  folded(rows: Array<{ session_id: string; seq: number; data?: string | undefined }>): Promise<void>;
   /** Removes, at most `limit` at a time, events written before `cutoff`, each session's last one excepted. */
   expire(cutoff: number, limit: number): Promise<number>;
   /** Events of a session (or of one turn) after `afterSeq`, oldest first. */
@@ -67,6 +73,31 @@ export function createEventRepository(db: Kysely<Database>): EventRepository {
             and e.seq < (select max(m.seq) from events m where m.session_id = e.session_id)
           limit ${limit})`.execute(db);
       return Number(r.numAffectedRows ?? 0);
+    },
+    async resultsToFold(cutoff, limit) {
+      const rows = await db
+        .selectFrom('events as e')
+        .innerJoin('turns as t', 't.turn_id', 'e.turn_id')
+        .select(['e.session_id', 'e.seq', 'e.data', 't.result'])
+        .where('e.transient', '=', 3)
+        .where('e.created_at', '<', cutoff)
+        .where('t.finished_at', '<', cutoff)
+        .limit(limit)
+        .execute();
+      return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+    },
+    async folded(rows) {
+      if (rows.length === 0) return;
+      await db.transaction().execute(async (tx) => {
+        for (const r of rows) {
+          await tx
+            .updateTable('events')
+            .set({ transient: 0, ...(r.data !== undefined ? { data: r.data } : {}) })
+            .where('session_id', '=', r.session_id)
+            .where('seq', '=', r.seq)
+            .execute();
+        }
+      });
     },
     async expire(cutoff, limit) {
       const r = await sql`

@@ -184,6 +184,11 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('events_created').on('events').column('created_at').execute();
     },
   },
+  '0008_event_result_folding': {
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('events_fold_created').on('events').column('created_at').where(sql.ref('transient'), '=', 3).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -59,7 +59,10 @@ export interface EventsTable {
   /** JSON text. */
   data: string;
   created_at: number;
-  /** 1 for a token-level partial (`stream_event`), removed a while after its turn ends. */
+  /**
+   * 0: kept as it is. 1: a token-level partial (`stream_event`), removed a while after its turn
+   * ends. 3: a `result` message whose text is folded into its turn row once the turn has ended.
+   */
   transient: number;
 }
 

@@ -91,6 +91,17 @@ function toEvent(r: EventRow): SessionEvent {
 const RESULT_IN_TURN = '$result';
 const ELIDE_OVER = 256;
 
+/**
+ * A stored `result` message's text with its result left out (marked), when that result is exactly
+ * its ended turn's (whose row keeps it); null when it is to be kept as it is.
+ */
+export function foldedResult(data: string, turnResult: string | null): string | null {
+  if (turnResult === null || turnResult.length <= ELIDE_OVER) return null;
+  const d = JSON.parse(data) as { type?: unknown; result?: unknown };
+  if (d.type !== 'result' || d.result !== turnResult) return null;
+  return JSON.stringify({ ...d, result: null, [RESULT_IN_TURN]: 'turn' });
+}
+
 /** The JSON text an event's data is stored as. */
 function storedData(type: string, data: unknown): string {
   const d = data as { result?: unknown } | null;
@@ -105,7 +116,7 @@ export type TurnResults = (turnIds: string[]) => Promise<Map<string, string | nu
 
 /** Events read back from the database, with the results left out of `turn`/`done` events put back. */
 async function fromRows(rows: EventRow[], results: TurnResults): Promise<SessionEvent[]> {
-  const marked = (r: EventRow) => (r.type === 'turn' || r.type === 'done') && r.turn_id !== null && r.data.includes(`"${RESULT_IN_TURN}":"turn"`);
+  const marked = (r: EventRow) => (r.type === 'turn' || r.type === 'done' || r.type === 'message') && r.turn_id !== null && r.data.includes(`"${RESULT_IN_TURN}":"turn"`);
   const ids = [...new Set(rows.filter(marked).map((r) => r.turn_id!))];
   const got = ids.length > 0 ? await results(ids) : new Map<string, string | null>();
   return rows.map((r) => {
@@ -120,6 +131,13 @@ async function fromRows(rows: EventRow[], results: TurnResults): Promise<Session
 /** A token-level partial: kept while its turn runs and a while after (PARTIAL_EVENTS_KEEP_MS), then removed. */
 const isPartial = (type: string, data: unknown) => type === 'message' && (data as { type?: unknown } | null)?.type === 'stream_event';
 
+/** What the log's upkeep does with an event later: 1 remove (a partial), 3 fold its result, 0 nothing. */
+function stage(type: string, data: unknown): number {
+  if (isPartial(type, data)) return 1;
+  const d = data as { type?: unknown; result?: unknown } | null;
+  return type === 'message' && d?.type === 'result' && typeof d.result === 'string' && d.result.length > ELIDE_OVER ? 3 : 0;
+}
+
 /** An event as stored; one whose data cannot be serialized is stored as a note of that, not lost with its batch. */
 function toRow(e: SessionEvent): EventRow {
   let data: string;
@@ -128,7 +146,7 @@ function toRow(e: SessionEvent): EventRow {
   } catch (err) {
     data = JSON.stringify({ unserializable: true, reason: String((err as Error).message ?? err) });
   }
-  return { session_id: e.session_id, seq: e.seq, turn_id: e.turn_id, type: e.type, data, created_at: e.created_at, transient: isPartial(e.type, e.data) ? 1 : 0 };
+  return { session_id: e.session_id, seq: e.seq, turn_id: e.turn_id, type: e.type, data, created_at: e.created_at, transient: stage(e.type, e.data) };
 }
 
 interface Stream {
@@ -311,7 +329,7 @@ export function createSharedEventLog(repo: EventRepository, results: TurnResults
     direct: false,
     append(sessionId, turnId, type, data) {
       return new Promise<SessionEvent>((resolve, reject) => {
-        const row = { session_id: sessionId, turn_id: turnId, type, data: storedData(type, data), created_at: Date.now(), transient: isPartial(type, data) ? 1 : 0 };
+        const row = { session_id: sessionId, turn_id: turnId, type, data: storedData(type, data), created_at: Date.now(), transient: stage(type, data) };
         const q = queues.get(sessionId);
         if (q) {
           q.pending.push({ row, data, resolve, reject });

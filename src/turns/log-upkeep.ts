@@ -9,12 +9,14 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { EventRepository } from '../storage/events-repo.js';
+import { loadText } from '../storage/text.js';
+import { foldedResult } from './events.js';
 
 const BATCH = 2_000;
 
 export interface LogUpkeep {
   /** One whole pass now (tests, benchmarks), even after stop(); resolves with the numbers of events removed. */
-  run(): Promise<{ partials: number; expired: number }>;
+  run(): Promise<{ partials: number; folded: number; expired: number }>;
   /** Stops the sweep; resolves once a pass in flight has ended. */
   stop(): Promise<void>;
 }
@@ -22,16 +24,30 @@ export interface LogUpkeep {
 export function startLogUpkeep(o: { repo: EventRepository; partialsKeepMs: number; retentionDays: number; log: FastifyBaseLogger }): LogUpkeep {
   const pause = () => new Promise<void>((r) => setTimeout(r, 5));
   let stopped = false;
-  let running: Promise<{ partials: number; expired: number }> | null = null;
+  let running: Promise<{ partials: number; folded: number; expired: number }> | null = null;
 
-  async function pass(whole: boolean): Promise<{ partials: number; expired: number }> {
+  async function pass(whole: boolean): Promise<{ partials: number; folded: number; expired: number }> {
     let partials = 0;
+    let folded = 0;
     let expired = 0;
     const now = Date.now();
     for (;;) {
       const n = await o.repo.compactPartials(now - o.partialsKeepMs, BATCH);
       partials += n;
       if (n < BATCH || (stopped && !whole)) break;
+      await pause();
+    }
+    // A long answer is in its whole message, its result message and its turn row: the result
+    // message's copy is left out (and read back from the row) once the turn has ended.
+    for (;;) {
+      const rows = await o.repo.resultsToFold(now - o.partialsKeepMs, 200);
+      const done = rows.map((r) => {
+        const data = foldedResult(r.data, loadText(r.result));
+        if (data !== null) folded++;
+        return { session_id: r.session_id, seq: r.seq, data: data ?? undefined };
+      });
+      await o.repo.folded(done);
+      if (rows.length < 200 || (stopped && !whole)) break;
       await pause();
     }
     if (o.retentionDays > 0) {
@@ -43,8 +59,8 @@ export function startLogUpkeep(o: { repo: EventRepository; partialsKeepMs: numbe
         await pause();
       }
     }
-    if (partials + expired > 0) o.log.debug({ partials, expired }, 'event log compacted');
-    return { partials, expired };
+    if (partials + folded + expired > 0) o.log.debug({ partials, folded, expired }, 'event log compacted');
+    return { partials, folded, expired };
   }
 
   const run = (whole: boolean) => {

@@ -196,6 +196,29 @@ describe('delete while turns run and wait, and small things', () => {
     expect(turns.filter((x: any) => x.prompt.startsWith('queued')).map((x: any) => x.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
   });
 
+  it('a fork taken mid-turn is taken from the last finished turn: no prompt without its answer', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my color is green' })).body;
+    const running = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:4000]] still thinking' })).body;
+    const prompts = async (id: string) =>
+      (await call(t.app, 'GET', `/v1/sessions/${id}/messages?limit=500`)).body.messages
+        .filter((m: any) => m.type === 'user')
+        .map((m: any) => (typeof m.message.content === 'string' ? m.message.content : m.message.content.map((b: any) => b.text ?? '').join('')));
+    // The running prompt is in the transcript before the fork is taken.
+    await waitFor(async () => (await prompts(s.session_id)).includes('[[slow:4000]] still thinking'));
+    const f = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/fork`, {});
+    expect(f.status).toBe(201);
+    expect(await prompts(f.body.session_id)).toEqual(['Remember: my color is green']);
+    const msgs = (await call(t.app, 'GET', `/v1/sessions/${f.body.session_id}/messages?limit=500`)).body.messages;
+    expect(msgs.at(-1).type).toBe('assistant');
+    // The fork goes on from there; the original turn ends as it would have.
+    expect((await call(t.app, 'POST', `/v1/sessions/${f.body.session_id}/turns`, { prompt: 'What is my color?' })).body.result).toMatch(/green/);
+    const end = await waitFor(async () => {
+      const x = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${running.turn_id}`)).body;
+      return x.status !== 'running' ? x : null;
+    }, 15_000);
+    expect(end.status).toBe('succeeded');
+  });
+
   it('a huge offset, a lone surrogate in a project, and a malformed request get our JSON 400', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
     const r = await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages?offset=999999999999999999999`);
@@ -345,10 +368,14 @@ describe('the event log keeps whole messages, not token-level partials, once a t
     const replay = await readSse(`${base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events?after=0`);
     const evs = replay.events.filter((e) => e.id !== null);
     expect(evs.at(-1)!.event).toBe('done');
-    // The result is stored once in the log (in its message) and once in the turn row; turn and done read it back.
+    // The answer is stored once in the log (its assistant message) and once in the turn row; the result
+    // message, turn and done read it back from the row.
     expect(evs.at(-1)!.data.result).toBe(turn.result);
     expect(evs.filter((e) => e.event === 'turn').at(-1)!.data).toMatchObject({ status: 'succeeded', result: turn.result });
-    expect(late.rows.filter((r) => r.data.includes(turn.result)).map((r) => r.type)).toEqual(['message', 'message']);
+    expect(evs.find((e) => e.event === 'message' && e.data?.type === 'result')!.data).toMatchObject({ subtype: 'success', result: turn.result });
+    expect(evs.some((e) => JSON.stringify(e.data).includes('$result'))).toBe(false);
+    expect(late.rows.filter((r) => r.data.includes(turn.result)).map((r) => JSON.parse(r.data).type)).toEqual(['assistant']);
+    expect(removed.folded).toBe(1);
     const ids = evs.map((e) => e.id!);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     const assistant = evs.filter((e) => e.event === 'message' && e.data?.type === 'assistant');

@@ -71,6 +71,8 @@ describe('turn engine: queue, interrupt, cancel, wait modes', () => {
   it('the queue is visible, a queued turn can be cancelled and never runs, a running one cannot', async () => {
     const s = await newSession();
     const slow = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] first' });
+    // (Under a full suite's load the first turn may wait for a slot a moment: the queue is what follows it.)
+    await waitFor(async () => (await turnOf(s.session_id, slow.body.turn_id)).status === 'running');
     const a = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'second', if_busy: 'queue' });
     const b = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'third', if_busy: 'queue' });
     expect(a.body.status).toBe('queued');
