@@ -58,6 +58,8 @@ export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOpt
   let dirty = false;
   let closed = false;
   let pausedAt = 0;
+  /** Events read from the log but not sent yet (the socket was full). */
+  let held: SessionEvent[] = [];
 
   const end = () => {
     if (closed) return;
@@ -80,10 +82,14 @@ export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOpt
     if (!ok) {
       paused = true;
       pausedAt = Date.now();
-      res.once('drain', () => {
-        paused = false;
-        void pump();
-      });
+      // Resumed from the event loop, not from 'drain' itself: a fast reader's socket drains at once
+      // (in the same tick), and resuming there would chain a whole replay past every other request.
+      res.once('drain', () =>
+        setImmediate(() => {
+          paused = false;
+          void pump();
+        }),
+      );
       return false;
     }
     return true;
@@ -97,11 +103,19 @@ export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOpt
     }
     pumping = true;
     try {
+      // What a full socket left of the last page goes first: a page is read (and its results put
+      // back) once, however often the client's socket fills.
+      while (held.length > 0) if (!send(held.shift()!)) return;
       do {
         dirty = false;
         for (;;) {
           const rows = await o.events.after(o.sessionId, last, { turnId: o.turnId, limit: PAGE });
-          for (const e of rows) if (!send(e)) return;
+          for (let i = 0; i < rows.length; i++) {
+            if (!send(rows[i]!)) {
+              held = rows.slice(i + 1);
+              return;
+            }
+          }
           if (rows.length < PAGE) break;
           await yieldToOthers();
         }

@@ -1,0 +1,13 @@
+import path from 'node:path';
+import { startOfflineModel } from '../src/offline-model/server.js';
+import { api, startServerProcess } from '../bench/server.js';
+const dir = '/tmp/replay-exp';
+const model = await startOfflineModel();
+const srv = await startServerProcess(dir, model.url, { WORKSPACE_ROOT: path.join(dir, 'workspace'), PARTIAL_EVENTS_KEEP_MS: '0' });
+console.log(srv.base, model.url);
+const s = await api(srv.base, 'POST', '/v1/sessions', {});
+for (let i = 0; i < 300; i++) await api(srv.base, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `[[words:2000]] turn ${i}` });
+console.log('session', s.session_id);
+await new Promise((r) => setTimeout(r, 5000));
+await srv.stop();
+await model.close();
