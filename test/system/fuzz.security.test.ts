@@ -28,11 +28,20 @@ function enc(v: string): string {
   }
 }
 const jsonValue = fc.jsonValue({ maxDepth: 3 });
-const body = fc.oneof(
-  jsonValue,
-  fc.dictionary(fc.constantFrom('prompt', 'session_name', 'project', 'permission_mode', 'model', 'system_prompt', 'user_id', 'status', 'tag', 'behavior', 'scope', 'updated_input', 'message', 'query', 'session_id', 'if_busy', 'up_to_message_id', 'extra'), fc.oneof(jsonValue, hostileString)),
-  hostileString.map((s) => ({ __raw: s })),
-);
+/** Hostile bodies for an operation: its own fields (from the OpenAPI document) and one it does not have. */
+const bodyFor = (fields: string[]) =>
+  fc.oneof(jsonValue, fc.dictionary(fc.constantFrom(...fields, 'extra'), fc.oneof(jsonValue, hostileString)), hostileString.map((s) => ({ __raw: s })));
+
+/** The property names of an operation's JSON body and the names of its query parameters, as its OpenAPI entry declares them. */
+function fieldsOf(doc: any, op: any): { body: string[]; query: string[] } {
+  const deref = (sch: any): any => (sch?.$ref ? deref(sch.$ref.split('/').slice(1).reduce((o: any, k: string) => o?.[k], doc)) : sch);
+  const schema = deref(op.requestBody?.content?.['application/json']?.schema);
+  const props = (sch: any): string[] => [...Object.keys(deref(sch)?.properties ?? {}), ...(deref(sch)?.anyOf ?? deref(sch)?.oneOf ?? []).flatMap(props)];
+  return {
+    body: [...new Set(props(schema))],
+    query: (op.parameters ?? []).filter((x: any) => x.in === 'query').map((x: any) => x.name as string),
+  };
+}
 
 describe('fuzz: hostile input on every route', () => {
   let t: TestApp;
@@ -59,9 +68,13 @@ describe('fuzz: hostile input on every route', () => {
     let cases = 0;
     const statuses = new Map<number, number>();
     const started = Date.now();
-    for (const { method, path } of ops) {
+    const fieldsSeen = new Set<string>();
+    for (const { method, path, op } of ops) {
+      // Every string and integer field the document declares for this operation, plus one it does not.
+      const fields = fieldsOf(doc, op);
+      for (const f of [...fields.body.map((x) => `body.${x}`), ...fields.query.map((x) => `query.${x}`)]) fieldsSeen.add(f);
       await fc.assert(
-        fc.asyncProperty(hostileString, hostileString, body, fc.dictionary(fc.constantFrom('limit', 'offset', 'cursor', 'status', 'q', 'project', 'purge', 'wait', 'after', 'user_id', 'x'), hostileString), fc.boolean(), fc.boolean(), async (p1, p2, b, query, useRealIds, authed) => {
+        fc.asyncProperty(hostileString, hostileString, bodyFor(fields.body), fc.dictionary(fc.constantFrom(...fields.query, 'x'), hostileString), fc.boolean(), fc.boolean(), async (p1, p2, b, query, useRealIds, authed) => {
           const url =
             path
               .replace('{session_id}', enc(useRealIds ? sessionId : p1))
@@ -90,7 +103,9 @@ describe('fuzz: hostile input on every route', () => {
         { seed: SEED, numRuns: RUNS, interruptAfterTimeLimit: 15_000, endOnFailure: true },
       );
     }
-    console.log(`fuzz: ${ops.length} operations, ${cases} cases in ${Date.now() - started} ms, seed ${SEED}; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+    console.log(`fuzz: ${ops.length} operations, ${fieldsSeen.size} declared fields, ${cases} cases in ${Date.now() - started} ms, seed ${SEED}; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+    // The fields come from the document: a route's new field is fuzzed without editing this test.
+    for (const f of ['body.prompt', 'body.session_name', 'body.model', 'body.system_prompt', 'body.up_to_message_id', 'body.behavior', 'query.limit', 'query.offset', 'query.purge', 'query.after', 'query.q']) expect(fieldsSeen).toContain(f);
     expect(cases).toBeGreaterThan(1000);
   }, 600_000);
 });
