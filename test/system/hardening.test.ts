@@ -236,18 +236,8 @@ describe('delete while turns run and wait, and small things', () => {
     expect(body.error.code).toBe('INVALID_REQUEST');
     expect(body.error.request_id).toMatch(/^[0-9a-f-]{36}$/);
   });
-});
 
-
-describe('purge keeps nothing of the conversation; plain delete keeps it until purge', () => {
-  let t: TestApp;
-  let base: string;
-  beforeAll(async () => {
-    t = await startApp();
-    base = await listen(t.app);
-  });
-  afterAll(async () => t.close());
-
+  // Purge (item 5): nothing of the conversation is kept; a plain delete keeps it until a purge.
   const db = () => t.app.internals.storage.db;
   const rowsOf = async (sessionId: string) => {
     const counts: Record<string, number> = {};
