@@ -2,16 +2,13 @@
  * Before any test: what the suite needs on this machine is there, or the run stops at once with
  * one line saying how to get it (`.ci/run` installs all of it on Debian).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import pg from 'pg';
-
-const onPath = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => d && fs.existsSync(path.join(d, bin)));
+import { chromiumPath, onPath } from './machine.js';
 
 export default async function checkMachine(): Promise<void> {
   const missing: string[] = [];
   if (!onPath('bwrap') || !onPath('socat')) missing.push('bubblewrap and socat for the CLI sandbox (apt-get install -y bubblewrap socat)');
-  if (!fs.existsSync('/usr/bin/chromium')) missing.push("Debian's Chromium for the browser tests (apt-get install -y chromium)");
+  if (!chromiumPath()) missing.push("a Chromium for the browser tests (apt-get install -y chromium, or CHROME_PATH=/path/to/chrome)");
   const dialects = (process.env.TEST_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim());
   if (dialects.includes('postgres')) {
     const url = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

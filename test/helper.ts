@@ -16,6 +16,7 @@ import { buildApp } from '../src/app.js';
 import { startOfflineModel, type OfflineModel } from '../src/offline-model/server.js';
 import { START_NODE_FLAGS } from '../bench/server.js';
 import type { App } from '../src/types.js';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface TestDirs {
   root: string;
@@ -110,6 +111,42 @@ export async function startApp(opts: { dirs?: TestDirs; env?: Record<string, str
   const app = await buildApp(config, { offlineModel: await offlineModel() });
   await app.ready();
   return { app, config, dirs, close: () => app.close() };
+}
+
+/** A suite's app: started before its tests (listening on loopback with `listen`), closed after them. */
+export interface SuiteApp extends TestApp {
+  /** The base URL when started with `listen`. */
+  readonly base: string;
+}
+
+/** Starts the app in the suite's beforeAll and closes it in its afterAll. */
+export function useApp(opts: { dirs?: TestDirs; env?: Record<string, string>; listen?: boolean } = {}): SuiteApp {
+  let current: TestApp | undefined;
+  let base = '';
+  beforeAll(async () => {
+    current = await startApp(opts);
+    if (opts.listen) base = await listen(current.app);
+  });
+  afterAll(async () => current?.close());
+  const started = () => {
+    if (!current) throw new Error('useApp: the app is started in beforeAll');
+    return current;
+  };
+  return {
+    get app() {
+      return started().app;
+    },
+    get config() {
+      return started().config;
+    },
+    get dirs() {
+      return started().dirs;
+    },
+    get base() {
+      return base;
+    },
+    close: () => started().close(),
+  };
 }
 
 /** JSON request through inject; returns status and parsed body. */

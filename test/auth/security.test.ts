@@ -1,20 +1,16 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { childEnv } from '../../src/claude/runner.js';
-import { call, dbEnv, exited, freePort, makeDirs, offlineModel, spawnServer, startApp, testConfig, waitFor, type TestApp } from '../helper.js';
+import { call, dbEnv, exited, freePort, makeDirs, offlineModel, spawnServer, startApp, testConfig, waitFor, useApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
 const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789,root:key-root-0123456789', ADMIN_USERS: 'root' };
 
 describe('API keys', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: keysEnv });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: keysEnv });
 
   it('no key or a wrong key is a 401 JSON error; public paths need none', async () => {
     for (const headers of [{}, { authorization: "Bearer nope-nope-nope" }, { authorization: "Basic abc" }, { authorization: "Bearer " }] as Record<string, string>[]) {
@@ -132,11 +128,7 @@ describe('who may start the server', () => {
 });
 
 describe('per-key request rate', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { ...keysEnv, RATE_LIMIT_PER_MINUTE: '5' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { ...keysEnv, RATE_LIMIT_PER_MINUTE: '5' } });
 
   it('answers 429 with Retry-After past the limit, for that key only', async () => {
     for (let i = 0; i < 5; i++) expect((await call(t.app, 'GET', '/v1/sessions', undefined, ALICE)).status).toBe(200);

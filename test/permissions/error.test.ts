@@ -1,12 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startApp, type TestApp } from '../helper.js';
+import { describe, expect, it } from 'vitest';
+import { call, useApp } from '../helper.js';
 
 describe('permission decisions: client mistakes', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
+  const t = useApp();
 
   it('bad decisions are 4xx: unknown request, wrong body', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;

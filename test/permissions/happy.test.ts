@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, listen, makeDirs, readSse, startApp, transcriptPrompts, waitFor, type TestApp } from '../helper.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { call, makeDirs, readSse, startApp, transcriptPrompts, waitFor, type TestApp, useApp } from '../helper.js';
 
 async function pending(t: TestApp, sessionId: string) {
   return waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${sessionId}/permissions`)).body.requests[0], 20_000);
@@ -14,18 +14,12 @@ async function finished(t: TestApp, sessionId: string, turnId: string) {
 }
 
 describe('tool approvals over HTTP, through the real CLI', () => {
-  let t: TestApp;
-  let base: string;
-  beforeAll(async () => {
-    t = await startApp();
-    base = await listen(t.app);
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ listen: true });
 
   it('the tool runs only after an allow; the request is announced, listed and decided once', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
     const marker = path.join(s.cwd, 'allowed-file');
-    const stream = readSse(`${base}/v1/sessions/${s.session_id}/events`, { until: (evs) => evs.some((e) => e.event === 'done') });
+    const stream = readSse(`${t.base}/v1/sessions/${s.session_id}/events`, { until: (evs) => evs.some((e) => e.event === 'done') });
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${marker}]]` })).body;
     const req = await pending(t, s.session_id);
     expect(req).toMatchObject({ tool_name: 'Bash', status: 'pending', turn_id: turn.turn_id, input: { command: `touch ${marker}` } });
@@ -115,11 +109,7 @@ describe('tool approvals over HTTP, through the real CLI', () => {
 });
 
 describe('an unanswered request is denied after PERMISSION_TIMEOUT_MS', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { PERMISSION_TIMEOUT_MS: '800' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { PERMISSION_TIMEOUT_MS: '800' } });
 
   it('expires, the model sees the denial, the tool never runs', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProcessRegistry } from '../../src/claude/processes.js';
-import { call, cliProcesses, finishTurnApproving, offlineModel, runApproving, startApp, waitFor, type TestApp } from '../helper.js';
+import { call, cliProcesses, finishTurnApproving, offlineModel, runApproving, startApp, waitFor, type TestApp, useApp } from '../helper.js';
 
 const KEYS = 'alice:key-alice-0123456789,bob:key-bob-0123456789';
 const as = (user: 'alice' | 'bob') => ({ authorization: `Bearer key-${user}-0123456789` });
@@ -214,11 +214,7 @@ describe("one user's tools cannot reach another user's data", () => {
 });
 
 describe('a prewarmed spare carries the same isolation into the session that claims it', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { API_KEYS: KEYS, PREWARM_SPARES: '1' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { API_KEYS: KEYS, PREWARM_SPARES: '1' } });
 
   it("a session started on a spare reads its own folder and nobody else's", async () => {
     expect(await waitFor(() => t.app.internals.runner.stats().spares === 1, 30_000)).toBe(true);

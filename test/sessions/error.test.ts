@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClaudeRunner } from '../../src/claude/runner.js';
 import { isRoot } from '../../src/claude/permission-mode.js';
 import { AppError } from '../../src/errors.js';
-import { call, offlineModel, startApp, type TestApp } from '../helper.js';
+import { call, offlineModel, startApp, type TestApp, useApp } from '../helper.js';
 
 function expectError(r: { status: number; body: any }, status: number, code: string) {
   expect(r.status).toBe(status);
@@ -187,11 +187,7 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
 });
 
 describe('bypassPermissions with the operator opt-in IS_SANDBOX=1', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
 
   it('runs a tool call without asking', async () => {
     // In the session's folder (the sandbox lets commands write only there): no approval asked.
@@ -205,11 +201,7 @@ describe('bypassPermissions with the operator opt-in IS_SANDBOX=1', () => {
 });
 
 describe('permission modes the operator has not allowed', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { IS_SANDBOX: '1' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { IS_SANDBOX: '1' } });
 
   it('refuses bypassPermissions and acceptEdits by default, even with the root opt-in, and writes nothing', async () => {
     for (const mode of ['bypassPermissions', 'acceptEdits']) {

@@ -1,14 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startApp, terminalSession, type TestApp } from '../helper.js';
+import { call, startApp, terminalSession, type TestApp, useApp } from '../helper.js';
 
 describe('import of sessions started from a terminal', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
+  const t = useApp();
 
   it('adopts a terminal session of one project, idempotently, and resumes it', async () => {
     const id = await terminalSession(t, path.join(t.dirs.workspace, 'local', 'term.proj'), 'Remember: my favorite color is green');

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { projectDirName } from '../../src/claude/paths.js';
-import { call, startApp, type TestApp } from '../helper.js';
+import { call, useApp } from '../helper.js';
 
 describe('project folder names as the CLI makes them', () => {
   it('replaces every character that is not a letter or digit', () => {
@@ -19,11 +19,7 @@ describe('project folder names as the CLI makes them', () => {
 });
 
 describe('sessions in folders with dots, spaces, underscores and very long names', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
+  const t = useApp();
 
   const projects = ['my.proj_x y', 'a.b', 'a_b', 'a-b', `deep/${'long.name_with space-'.repeat(12)}`];
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startApp, type TestApp } from '../helper.js';
+import { call, startApp, type TestApp, useApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
@@ -72,11 +72,7 @@ describe('isolation: bob on alice\'s session', () => {
 });
 
 describe('paths cannot escape the workspace', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
+  const t = useApp();
 
   it('a symlink put in place of a session folder after the session was made is refused', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { project: 'swap', prompt: 'hello' })).body;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadText, storeText } from '../../src/storage/text.js';
-import { call, cliProcesses, listen, readSse, runApproving, startApp, waitFor, type TestApp } from '../helper.js';
+import { call, cliProcesses, listen, readSse, runApproving, startApp, waitFor, type TestApp, useApp } from '../helper.js';
 
 describe('NUL in client text is refused with 400 naming the field, on every route and both dialects', () => {
   let t: TestApp;
@@ -48,11 +48,7 @@ describe('NUL in client text is refused with 400 naming the field, on every rout
 });
 
 describe("NUL in the CLI's own output is stored losslessly, on both dialects", () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
 
   it("a tool's output with NUL: the turn succeeds, and its result reads back as the CLI gave it", async () => {
     const r = await call(t.app, 'POST', '/v1/sessions', { permission_mode: 'bypassPermissions', prompt: "[[bash:printf 'a\\000b'; printf '\\356\\200\\200lead']]" });
@@ -73,11 +69,7 @@ describe("NUL in the CLI's own output is stored losslessly, on both dialects", (
 });
 
 describe('a CLI that answers nothing (stopped with SIGSTOP mid-turn)', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { INTERRUPT_GRACE_MS: '1000' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { INTERRUPT_GRACE_MS: '1000' } });
 
   /** Starts a long turn on a new session and stops its CLI; returns the session and the turn. */
   async function stuck() {
@@ -120,11 +112,7 @@ describe('a CLI that answers nothing (stopped with SIGSTOP mid-turn)', () => {
 });
 
 describe('a value that looks like a flag never reaches the CLI', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
+  const t = useApp();
 
   it('a model starting with "-" is a 400, and no session is made', async () => {
     for (const model of ['--dangerously-skip-permissions', '-p', '-']) {
@@ -137,19 +125,13 @@ describe('a value that looks like a flag never reaches the CLI', () => {
 });
 
 describe('a request body that never ends', () => {
-  let t: TestApp;
-  let base: string;
-  beforeAll(async () => {
-    t = await startApp({ env: { REQUEST_TIMEOUT_MS: '1000', SSE_HEARTBEAT_MS: '200' } });
-    base = await listen(t.app);
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { REQUEST_TIMEOUT_MS: '1000', SSE_HEARTBEAT_MS: '200' }, listen: true });
 
   it('is answered 408 and dropped within REQUEST_TIMEOUT_MS, while an event stream lives on past it', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
     // An event stream opened now is still served after the timeout.
-    const stream = readSse(`${base}/v1/sessions/${s.session_id}/events`, { ms: 2_500 });
-    const port = Number(new URL(base).port);
+    const stream = readSse(`${t.base}/v1/sessions/${s.session_id}/events`, { ms: 2_500 });
+    const port = Number(new URL(t.base).port);
     const sock = net.connect(port, '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));
     const t0 = Date.now();
@@ -170,13 +152,7 @@ describe('a request body that never ends', () => {
 });
 
 describe('delete while turns run and wait, and small things', () => {
-  let t: TestApp;
-  let base: string;
-  beforeAll(async () => {
-    t = await startApp();
-    base = await listen(t.app);
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ listen: true });
 
   it('deleting a session interrupts its running turn and cancels the queued ones: none of them runs', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
@@ -225,7 +201,7 @@ describe('delete while turns run and wait, and small things', () => {
     expect([r.status, r.body.error.code]).toEqual([400, 'INVALID_REQUEST']);
     const p = await call(t.app, 'POST', '/v1/sessions', '{"project":"a\\ud800b"}');
     expect([p.status, p.body.error.code]).toEqual([400, 'INVALID_PROJECT']);
-    const sock = net.connect(Number(new URL(base).port), '127.0.0.1');
+    const sock = net.connect(Number(new URL(t.base).port), '127.0.0.1');
     await new Promise((res) => sock.once('connect', res));
     let got = '';
     sock.on('data', (d) => (got += d));
@@ -298,7 +274,7 @@ describe('delete while turns run and wait, and small things', () => {
     expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns).toEqual([]);
     expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${running.turn_id}`)).status).toBe(404);
     expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages`)).body.messages).toEqual([]);
-    const replay = await readSse(`${base}/v1/sessions/${s.session_id}/events?after=0`, { ms: 1_500 });
+    const replay = await readSse(`${t.base}/v1/sessions/${s.session_id}/events?after=0`, { ms: 1_500 });
     expect(replay.events.filter((e) => e.event !== '')).toEqual([]);
     const gone = (await call(t.app, 'GET', '/v1/sessions?status=deleted&limit=200')).body.sessions.find((x: any) => x.session_id === s.session_id);
     expect(gone).toMatchObject({ status: 'deleted', first_prompt: null });

@@ -1,13 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { call, DIALECT, startApp, type TestApp } from '../helper.js';
+import { call, DIALECT, startApp, useApp } from '../helper.js';
 
 describe('OpenAPI document, docs page and health', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
+  const t = useApp();
 
   it('documents every route with an operationId, tags and responses', async () => {
     const r = await call(t.app, 'GET', '/openapi.json');

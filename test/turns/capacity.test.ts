@@ -1,12 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, offlineModel, startApp, waitFor, type TestApp } from '../helper.js';
+import { describe, expect, it } from 'vitest';
+import { call, offlineModel, waitFor, useApp } from '../helper.js';
 
 describe('admission control', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { MAX_CONCURRENT_TURNS: '2' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { MAX_CONCURRENT_TURNS: '2' } });
 
   it('with MAX_CONCURRENT_TURNS=2, 6 slow turns on 6 sessions: never more than 2 running, all 6 finish', async () => {
     const model = await offlineModel();
@@ -27,11 +23,7 @@ describe('admission control', () => {
 });
 
 describe('a bounded waiting line', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { MAX_CONCURRENT_TURNS: '1', MAX_QUEUED_TURNS: '1' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { MAX_CONCURRENT_TURNS: '1', MAX_QUEUED_TURNS: '1' } });
 
   it('past the line, a turn gets 429 with Retry-After and nothing is written', async () => {
     const ids: string[] = [];
@@ -61,11 +53,7 @@ describe('a bounded waiting line', () => {
 });
 
 describe('no waiting line (MAX_QUEUED_TURNS=0)', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { MAX_CONCURRENT_TURNS: '1', MAX_QUEUED_TURNS: '0' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { MAX_CONCURRENT_TURNS: '1', MAX_QUEUED_TURNS: '0' } });
 
   it('a turn that can start now runs; one that would have to wait gets 429 and nothing is written', async () => {
     const first = await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' });

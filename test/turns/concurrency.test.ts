@@ -1,12 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startApp, transcriptPrompts, type TestApp } from '../helper.js';
+import { describe, expect, it } from 'vitest';
+import { call, transcriptPrompts, useApp } from '../helper.js';
 
 describe('one writer per session', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
+  const t = useApp();
 
   it('two concurrent turns on one session: one runs, one gets 409, the transcript holds exactly the one', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;

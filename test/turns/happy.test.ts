@@ -1,12 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cliProcesses, startApp, transcriptPrompts, waitFor, type TestApp } from '../helper.js';
+import { call, cliProcesses, startApp, transcriptPrompts, waitFor, type TestApp, useApp } from '../helper.js';
 
 describe('turn engine: queue, interrupt, cancel, wait modes', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => t.close());
+  const t = useApp();
 
   const newSession = async (prompt = 'Remember: my favorite color is blue') => (await call(t.app, 'POST', '/v1/sessions', { prompt })).body;
   const turnOf = (sid: string, tid: string) => call(t.app, 'GET', `/v1/sessions/${sid}/turns/${tid}`).then((r) => r.body);

@@ -1,17 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, offlineModel, startApp, waitFor, type TestApp } from '../helper.js';
+import { describe, expect, it } from 'vitest';
+import { call, offlineModel, startApp, waitFor, useApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
 
 describe('per-user running turns', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789', USER_MAX_CONCURRENT_TURNS: '1' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789', USER_MAX_CONCURRENT_TURNS: '1' } });
 
   it('a user past USER_MAX_CONCURRENT_TURNS gets 429 with Retry-After; other users are not affected', async () => {
     const a1 = (await call(t.app, 'POST', '/v1/sessions', {}, ALICE)).body;
@@ -32,11 +28,7 @@ describe('per-user running turns', () => {
 });
 
 describe('per-turn budget', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ env: { MAX_TURN_BUDGET_USD: '0.000001' } });
-  });
-  afterAll(async () => t.close());
+  const t = useApp({ env: { MAX_TURN_BUDGET_USD: '0.000001' } });
 
   it('a turn over MAX_TURN_BUDGET_USD ends failed with the SDK\'s budget error', async () => {
     const r = await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' });

@@ -1,5 +1,5 @@
 /**
- * The web page in real Chromium (Debian's package, driven by playwright-core) against the real
+ * The web page in real Chromium (Debian's package, or CHROME_PATH; driven by playwright-core) against the real
  * server, CLI and offline model.
  */
 import fs from 'node:fs';
@@ -7,12 +7,13 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, startApp, type TestApp } from '../helper.js';
+import { chromiumPath } from '../machine.js';
 
 const ARTIFACTS = path.resolve('test-results');
 
 async function launch(): Promise<Browser> {
   return chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath: chromiumPath()!,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
