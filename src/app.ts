@@ -10,18 +10,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyError } from 'fastify';
+import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import { bounded } from './clock.js';
 import { loadText } from './storage/text.js';
 import { startLogUpkeep, type LogUpkeep } from './turns/log-upkeep.js';
-import { AppError, ERROR_STATUS, ErrorBodySchema, type ErrorCode } from './errors.js';
+import { AppError, ErrorBodySchema } from './errors.js';
 import { addSharedSchema, validatorCompiler } from './plugins/validation.js';
 import { jsonClientError, lowerUuids, nulAt, REQUEST_ID } from './plugins/request-guards.js';
 import swaggerPlugin from './plugins/swagger.js';
 import webPage from './plugins/web-page.js';
-import { isConnectionLoss, openStorage, type Storage } from './storage/db.js';
+import { openStorage, type Storage } from './storage/db.js';
 import { createSessionRepository } from './storage/sessions-repo.js';
 import { createTurnRepository } from './storage/turns-repo.js';
 import { createEventRepository } from './storage/events-repo.js';
@@ -56,7 +56,8 @@ import { createKeyRepository } from './storage/keys-repo.js';
 import { createPermissionRepository } from './storage/permissions-repo.js';
 import { createApprovals } from './permissions/service.js';
 import { permissionRoutes } from './permissions/routes.js';
-import rateLimit from '@fastify/rate-limit';
+import { registerRateLimit } from './plugins/rate-limit.js';
+import { frameworkError, registerErrorHandlers } from './plugins/errors.js';
 import { isLoopback } from './config.js';
 import type { App } from './types.js';
 
@@ -87,23 +88,6 @@ declare module 'fastify' {
   }
 }
 
-/** Maps Fastify's own client errors (bad JSON, too large, a body that is not JSON: 400) onto our codes. */
-function codeForFastifyError(err: FastifyError): ErrorCode {
-  if (err.validation) return 'INVALID_REQUEST';
-  switch (err.statusCode) {
-    case 413:
-      return 'PAYLOAD_TOO_LARGE';
-    case 429:
-      return 'RATE_LIMITED';
-    case 404:
-      return 'NOT_FOUND';
-    case 503:
-      return 'UNAVAILABLE';
-    default:
-      return err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? 'INVALID_REQUEST' : 'INTERNAL';
-  }
-}
-
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App> {
   const app = Fastify({
     // A request that is not received whole in time (a body that never ends) is answered 408 and
@@ -125,10 +109,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     ajv: { customOptions: { removeAdditional: false } },
     // Errors the router raises before any route runs (a malformed URL, a path parameter over
     // maxParamLength) get the same JSON error shape as everything else.
-    frameworkErrors: (err, req, res) => {
-      const reply = res as unknown as { code(n: number): { send(b: unknown): unknown } };
-      void reply.code(400).send({ error: { code: 'INVALID_REQUEST', message: `invalid request URL: ${err.message}`, request_id: req.id } });
-    },
+    frameworkErrors: frameworkError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -367,18 +348,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     req.caller = isPublicRoute(req.routeOptions.url) ? { userId: '', admin: false } : await callers.resolve(req);
   });
   // Per key (per user) request rate, checked once the caller is known.
-  await app.register(rateLimit, {
-    hook: 'preHandler',
-    max: config.rateLimitPerMinute,
-    timeWindow: 60_000,
-    keyGenerator: (req) => (req.caller?.userId ? `user:${req.caller.userId}` : `ip:${req.ip}`),
-    allowList: (req) => isPublicRoute(req.routeOptions.url),
-    errorResponseBuilder: (req, ctx) => {
-      const err = new AppError('RATE_LIMITED', `more than ${ctx.max} requests a minute (RATE_LIMIT_PER_MINUTE); retry in ${ctx.after}`, { retryAfter: Math.ceil(ctx.ttl / 1000) });
-      (err as unknown as { statusCode: number }).statusCode = 429;
-      return err;
-    },
-  });
+  await registerRateLimit(app, { perMinute: config.rateLimitPerMinute, isPublic: isPublicRoute });
   // Routes whose body is all optional accept an empty request body as {}.
   // (The hooks that need no await take a callback: Fastify then goes on in the same step.)
   app.addHook('preValidation', (req, _reply, done) => {
@@ -397,30 +367,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     done(null, payload);
   });
 
-  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    let code: ErrorCode;
-    let message = err.message;
-    if (err instanceof AppError) {
-      code = err.code;
-      if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
-    } else if (isConnectionLoss(err)) {
-      code = 'UNAVAILABLE';
-      message = 'the database connection was lost; retry shortly';
-      reply.header('retry-after', '1');
-    } else {
-      code = codeForFastifyError(err);
-      if (err.validation) message = `invalid request: ${err.message}`;
-    }
-    const status = ERROR_STATUS[code];
-    if (status >= 500) req.log.error({ err }, 'request failed');
-    else req.log.info({ code, message }, 'client error');
-    if (code === 'INTERNAL') message = 'internal error; the request id identifies it in the server log';
-    const details = err instanceof AppError && err.details ? { details: err.details } : {};
-    return reply.code(status).send({ error: { code, message, request_id: req.id, ...details } });
-  });
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}`, request_id: req.id } }),
-  );
+  registerErrorHandlers(app);
 
   await app.register(swaggerPlugin, { version: SERVER_VERSION });
   await app.register(healthRoutes, {

@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { ErrorCode } from '../errors.js';
+import { errorBody } from './errors.js';
 
 const UUID_ANY_CASE = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
 
@@ -57,7 +58,7 @@ export function jsonClientError(requestTimeoutMs: number) {
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'HEADERS_TOO_LARGE', 'the request headers are too large']
           : [400, 'INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'parse error'})`];
-    const body = JSON.stringify({ error: { code, message, request_id: randomUUID() } });
+    const body = JSON.stringify(errorBody(code, message, randomUUID()));
     if (socket.writable) socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
     socket.destroy(err);
   };
