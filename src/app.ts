@@ -324,11 +324,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     guard,
     ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
   const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined,
-    purgeStored: async (id: string) => {
+    purgeStored: async (id: string, endedTurnId?: string) => {
       await bounded(runner.ended(id), config.interruptGraceMs + 10_000);
+      // A turn ended on another replica writes its last events just after its row: wait for its done.
+      for (let i = 0; endedTurnId && i < 100 && (await events.doneSeq(id, endedTurnId)) === null; i++) await new Promise((r) => setTimeout(r, 50));
       await events.drop(id);
       await transcripts?.purge(id);
       await sessionsRepo.purge(id);
+      await storage.forgetDeleted();
     },
     onPurged: (s, cwd) => cluster.publish({ k: 'purged', s, cwd }) });
   let sse = 0;
@@ -420,8 +423,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
         engine.release(m.s);
         void (async () => {
           await bounded(runner.ended(m.s), config.interruptGraceMs + 10_000);
-          // What its process handed over while the purge ran is removed too.
+          // What its process handed over while the purge ran is removed too, and anything this
+          // replica logged of the session after the purge (rows, events).
           await transcripts?.purge(m.s);
+          await events.drop(m.s);
+          await sessionsRepo.purge(m.s);
           await claudeSessions.removeLocal(m.s, m.cwd);
           await claudeSessions.removeSideFiles(m.s);
         })().catch((err: unknown) => app.log.warn({ err }, 'could not remove a purged transcript'));

@@ -82,15 +82,18 @@ export function claudeSessionFunctions(
       const file = transcriptPath(ownConfigDir, cwd, id);
       // Read once, only when a compaction happened: the entries the SDK does not reach.
       let entries: TranscriptEntry[];
+      const sdkPage = () => getSessionMessages(id, { ...at, limit: page.limit, offset: page.offset });
       if (shared) {
-        if ((await shared.entriesContaining(key, '"compact_boundary"')).length === 0) return getSessionMessages(id, { ...at, limit: page.limit, offset: page.offset });
+        if ((await shared.entriesContaining(key, '"compact_boundary"')).length === 0) return sdkPage();
         entries = ((await shared.store.load(key)) ?? []) as TranscriptEntry[];
       } else {
         const text = await fs.promises.readFile(file, 'utf8').catch(() => '');
-        if (!text.includes('"compact_boundary"')) return getSessionMessages(id, { ...at, limit: page.limit, offset: page.offset });
+        if (!text.includes('"compact_boundary"')) return sdkPage();
         entries = parseTranscript(text);
       }
-      const boundaries = new Map(entries.filter(isBoundary).map((e) => [e.uuid, e]));
+      // (The text matched; a prompt or a tool's output may hold the word without a compaction.)
+      const boundaries = new Map(entries.filter((e) => isBoundary(e) && !e.isSidechain && e.uuid).map((e) => [e.uuid, e]));
+      if (boundaries.size === 0) return sdkPage();
       const recent = await getSessionMessages(id, { ...at, includeSystemMessages: true });
       // Of the system messages, the compactions are kept (marked); the CLI's other notices are not part of the conversation.
       const kept: SessionMessage[] = recent.filter((m) => m.type !== 'system' || boundaries.has(m.uuid)).map((m) => (m.type === 'system' ? boundaryMessage(boundaries.get(m.uuid)!, id) : m));

@@ -44,10 +44,11 @@ export interface SessionServiceDeps {
   /** With a transcript store: whether it holds the session (another replica may have run it). */
   storedElsewhere?: ((sessionId: string) => Promise<boolean>) | undefined;
   /**
-   * Once the session's process here has ended: removes its events (written or not yet), turns,
-   * permission rows and stored transcript.
+   * Once the session's process here has ended (and the turn that was running has its done event,
+   * wherever it ran): removes its events (written or not yet), turns, permission rows and stored
+   * transcript.
    */
-  purgeStored(sessionId: string): Promise<void>;
+  purgeStored(sessionId: string, endedTurnId?: string): Promise<void>;
   /** After a purge: other replicas remove their own copies of the transcript. */
   onPurged?: ((sessionId: string, cwd: string) => void) | undefined;
 }
@@ -126,14 +127,14 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       if (typeof c === 'string') return c;
       return Array.isArray(c) ? c.map((b: { type?: string; text?: string }) => (b.type === 'text' ? (b.text ?? '') : '')).join('') : '';
     };
-    let at = -1;
-    for (let i = all.length - 1; i >= 0; i--) {
-      if (all[i]!.type === 'user' && textOf(all[i]!).trim() === running.prompt.trim()) {
-        at = i;
-        break;
-      }
-    }
-    if (at === -1) return undefined;
+    // The same prompt may have been sent before: the running turn's is the one after those of the
+    // earlier turns that reached the CLI.
+    const prompt = running.prompt.trim();
+    const earlier = (await turns.listBySession(row.session_id, { limit: 100_000 })).filter((t) => t.seq < running.seq && t.started_at !== null && t.prompt.trim() === prompt).length;
+    const matches = all.flatMap((m, i) => (m.type === 'user' && textOf(m).trim() === prompt ? [i] : []));
+    // Not written yet: the fork is bounded at what the transcript holds now (the CLI may write it meanwhile).
+    if (matches.length <= earlier) return [...all].reverse().find((m) => m.type !== 'system')?.uuid;
+    const at = matches[earlier]!;
     const before = all.slice(0, at).reverse().find((m) => m.type !== 'system');
     if (!before) throw new AppError('SESSION_BUSY', `session ${row.session_id} has no finished turn to fork from yet; fork it when its first turn has ended`);
     return before.uuid;
@@ -246,7 +247,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         if (running && running.status === 'running') await settle(running.turn_id);
         engine.release(sessionId);
         // Its process has ended before anything is removed (a CLI writes its transcript as it closes).
-        await deps.purgeStored(sessionId);
+        await deps.purgeStored(sessionId, running?.turn_id);
         await claude.removeLocal(sessionId, row.cwd);
         await claude.removeSideFiles(sessionId);
         deps.onPurged?.(sessionId, row.cwd);

@@ -20,6 +20,8 @@ export interface Storage {
   readonly location: string;
   /** Round trip to the database; throws when it is unreachable. */
   ping(): Promise<void>;
+  /** After a purge: SQLite writes the WAL back and truncates it, so no old copy of a page stays there (PostgreSQL: nothing). */
+  forgetDeleted(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
       dialect: 'postgres',
       location: u.toString(),
       ping: async () => void (await sql`select 1`.execute(db)),
+      forgetDeleted: async () => {},
       close: () => db.destroy(),
     };
   }
@@ -53,8 +56,9 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  // Deleted rows (a purge, compacted events) are overwritten where that costs no extra write.
-  sqlite.pragma('secure_delete = FAST');
+  // Deleted rows (a purge, compacted events) are overwritten with zeros, overflow pages included
+  // (FAST leaves those: a long answer's text stayed in the file after its purge).
+  sqlite.pragma('secure_delete = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   await migrateToLatest(db);
   return {
@@ -62,6 +66,7 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
     dialect: 'sqlite',
     location: file,
     ping: async () => void (await sql`select 1`.execute(db)),
+    forgetDeleted: async () => void sqlite.pragma('wal_checkpoint(TRUNCATE)'),
     close: () => db.destroy(),
   };
 }

@@ -122,6 +122,8 @@ async function fromRows(rows: EventRow[], results: TurnResults): Promise<Session
   return rows.map((r) => {
     if (!marked(r)) return toEvent(r);
     const d = JSON.parse(r.data) as Record<string, unknown>;
+    // The text matched; only the top-level mark is ours (a tool's input may hold the same words).
+    if (d[RESULT_IN_TURN] !== 'turn' || d.result !== null) return toEvent(r);
     delete d[RESULT_IN_TURN];
     d.result = got.get(r.turn_id!) ?? null;
     return toEvent({ ...r, data: JSON.stringify(d) });

@@ -5,9 +5,10 @@
  * events (`Accept: text/event-stream`).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { TurnRow } from '../storage/turns-repo.js';
+import { FINISHED, type TurnRow } from '../storage/turns-repo.js';
 import type { EventLog } from './events.js';
-import { streamEvents } from './sse.js';
+import { streamEnded, streamEvents } from './sse.js';
+import { presentTurn } from './present.js';
 
 export interface StreamSettings {
   events: EventLog;
@@ -35,10 +36,23 @@ export function wantsEventStream(req: FastifyRequest): boolean {
  * there is nothing more to send, and 204 is what tells an EventSource to stop reconnecting.
  */
 export async function streamTurn(req: FastifyRequest, reply: FastifyReply, turn: TurnRow, s: StreamSettings, afterSeq = 0): Promise<void> {
-  if (afterSeq > 0) {
+  const ended = FINISHED.includes(turn.status);
+  if (afterSeq > 0 || ended) {
     const done = await s.events.doneSeq(turn.session_id, turn.turn_id);
     if (done !== null && done <= afterSeq) {
       await reply.code(204).send();
+      return;
+    }
+    // (Not one that ended a moment ago, whose done may still be on its way to the log, unless the
+    // log has moved on to later events: a turn's done is written before anything that follows it.)
+    const movedOn = async () => {
+      const first = (await s.events.after(turn.session_id, 0, { limit: 1 }))[0];
+      return Boolean(first && first.turn_id !== turn.turn_id && first.created_at > Number(turn.finished_at ?? 0));
+    };
+    if (done === null && ended && (Date.now() - Number(turn.finished_at ?? 0) > 10_000 || (await movedOn()))) {
+      // An ended turn whose events are gone (EVENT_RETENTION_DAYS): its end, from its row, and the stream ends.
+      if (afterSeq > 0) await reply.code(204).send();
+      else streamEnded(req, reply, presentTurn(turn));
       return;
     }
   }

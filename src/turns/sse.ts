@@ -37,6 +37,14 @@ export function replayPosition(req: FastifyRequest, after: number | undefined): 
 
 /** Events read per page of a replay; between pages other requests get their turn. */
 const PAGE = 50;
+
+/** A turn's end as a stream of its own (its events are gone): `turn` and `done`, without ids, then the end. */
+export function streamEnded(req: FastifyRequest, reply: FastifyReply, turn: unknown): void {
+  reply.hijack();
+  const data = JSON.stringify(turn);
+  reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-request-id': req.id });
+  reply.raw.end(`event: turn\ndata: ${data}\n\nevent: done\ndata: ${data}\n\n`);
+}
 const yieldToOthers = () => new Promise<void>((r) => setImmediate(r));
 
 export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOptions): void {

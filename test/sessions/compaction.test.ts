@@ -43,6 +43,14 @@ for (const store of ['local', 'database']) {
       expect(new Set(uuids).size).toBe(uuids.length);
     });
 
+    it('a prompt that only names a compaction is served as it is (no compaction happened)', async () => {
+      const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'compact_boundary' })).body;
+      const r = await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages`);
+      expect(r.status).toBe(200);
+      expect(r.body.messages.map((m: any) => m.type)).toEqual(['user', 'assistant']);
+      expect(text(r.body.messages[0])).toBe('compact_boundary');
+    });
+
     it('pages through the same history with limit and offset', async () => {
       const whole = (await call(t.app, 'GET', `/v1/sessions/${id}/messages?limit=500`)).body.messages;
       const paged: any[] = [];

@@ -195,6 +195,23 @@ describe('delete while turns run and wait, and small things', () => {
     expect(end.status).toBe('succeeded');
   });
 
+  it('a fork taken mid-turn finds the running prompt even when an earlier turn sent the same one', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my color is green' })).body;
+    const same = '[[slow:1500]] go on';
+    for (const prompt of [same, 'Remember: my pet is cat']) expect((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt })).body.status).toBe('succeeded');
+    const running = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: same })).body;
+    const userTexts = async (id: string) =>
+      (await call(t.app, 'GET', `/v1/sessions/${id}/messages?limit=500`)).body.messages
+        .filter((m: any) => m.type === 'user')
+        .map((m: any) => (typeof m.message.content === 'string' ? m.message.content : m.message.content.map((b: any) => b.text ?? '').join('')));
+    // Before and after the CLI has written the running prompt, the fork holds every finished turn and not the running one.
+    const early = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/fork`, {})).body;
+    await waitFor(async () => (await userTexts(s.session_id)).filter((x: string) => x === same).length === 2);
+    const late = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/fork`, {})).body;
+    for (const f of [early, late]) expect(await userTexts(f.session_id)).toEqual(['Remember: my color is green', same, 'Remember: my pet is cat']);
+    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${running.turn_id}`)).body.status === 'succeeded', 15_000);
+  });
+
   it('a huge offset, a lone surrogate in a project, and a malformed request get our JSON 400', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
     const r = await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages?offset=999999999999999999999`);
@@ -264,6 +281,8 @@ describe('delete while turns run and wait, and small things', () => {
     expect(JSON.stringify(row)).not.toContain(word);
     expect(fs.existsSync(s.transcript.path)).toBe(false);
     expect(filesWith(t.config.claudeConfigDir, word)).toEqual([]);
+    // Under SQLite the database file and its WAL keep no copy of the purged text either.
+    if (t.app.internals.storage.dialect === 'sqlite') expect(filesWith(t.config.dataDir, word).filter((f) => f.includes('server.db'))).toEqual([]);
     await waitFor(() => filesWith(path.join(t.config.dataDir, 'tmp'), word).length === 0, 5_000);
     // Nothing comes back later either (a closing process, a write batch in flight).
     await new Promise((r) => setTimeout(r, 1_000));
@@ -352,13 +371,27 @@ describe('the event log keeps whole messages, not token-level partials, once a t
     const again = (await stored(s.session_id)).rows;
     expect(again.find((r) => r.type === 'turn' && JSON.parse(r.data).turn_id === next.turn_id)!.seq).toBeGreaterThan(late.rows.at(-1)!.seq);
   });
+
+  it("a tool input that spells the log's own result mark gets no result put into it", async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: '[[tool:Glob {"pattern":"*.md","$result":"turn"}]] x' })).body;
+    expect(turn.status).toBe('succeeded');
+    const replay = await readSse(`${base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events?after=0`);
+    const assistant = replay.events.filter((e) => e.event === 'message' && e.data?.type === 'assistant');
+    expect(assistant.length).toBeGreaterThan(0);
+    for (const e of assistant) expect(Object.keys(e.data)).not.toContain('result');
+    const call1 = assistant.flatMap((e) => e.data.message.content).find((c: any) => c.type === 'tool_use');
+    expect(call1.input).toEqual({ pattern: '*.md', $result: 'turn' });
+  });
 });
 
 describe('EVENT_RETENTION_DAYS', () => {
   let t: TestApp;
+  let base: string;
   beforeAll(async () => {
     t = await startApp({ env: { EVENT_RETENTION_DAYS: '0.00002' } }); // 1.7 s
     await t.app.internals.logUpkeep.stop();
+    base = await listen(t.app);
   });
   afterAll(async () => t.close());
 
@@ -377,5 +410,14 @@ describe('EVENT_RETENTION_DAYS', () => {
     await waitFor(async () => (await rows()).filter((r) => r.type === 'done').length === 2);
     expect(Number((await rows())[1]!.seq)).toBe(Number(before.at(-1)!.seq) + 1);
     expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns).toHaveLength(2);
+    // Once the first turn's last event (its done) is gone too, its stream is its end, read from its
+    // row (events without ids), and the stream ends rather than waiting for events that never come.
+    await new Promise((r) => setTimeout(r, 2_000));
+    await t.app.internals.logUpkeep.run();
+    const first = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns[0];
+    const ended = await readSse(`${base}/v1/sessions/${s.session_id}/turns/${first.turn_id}/events`, { ms: 15_000 });
+    expect(ended.ended).toBe(true);
+    expect(ended.events.filter((e) => e.event).map((e) => [e.event, e.id])).toEqual([['turn', null], ['done', null]]);
+    expect(ended.events.at(-1)!.data).toMatchObject({ turn_id: first.turn_id, status: 'succeeded', result: first.result });
   });
 });
