@@ -3,6 +3,8 @@
  * `buildApp(config, deps)` composes the whole server: storage, the model endpoint, the Claude
  * adapter, services, plugins, routes and the one error handler. Tests build it the same way
  * the process does; `server.ts` only adds listening and signals.
+ * Over 400 lines for now: moving start-up recovery and cluster routing out, so that it only
+ * composes, is issue 14, step 2 (begun: errors and rate limit are plugin files).
  */
 import fs from 'node:fs';
 import http from 'node:http';

@@ -5,6 +5,8 @@
  * stores every SDK message in the session's event log and records the outcome. Two turns of
  * one session never run at once: the actor is the only writer, and the database refuses a
  * second running row even if something else tried.
+ * Over 400 lines for now: its split into admission, submission, the actor, one turn's run, the
+ * approval wait and the replica hooks is issue 14, step 1 (still open).
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
