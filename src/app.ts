@@ -325,16 +325,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     workspace,
     guard,
     ...(transcripts ? { storedElsewhere: (id: string) => transcripts.has(id) } : {}) });
+  /**
+   * What this replica holds of a purged session, once its process here has ended (a CLI writes its
+   * transcript as it closes) and the turn that was running, wherever it ran, has its done event:
+   * events (written or not yet), rows, stored and local transcripts, file checkpoints. The replica
+   * that purges runs it, and so does every other replica told of the purge (what its own process
+   * handed over meanwhile goes too).
+   */
+  const purgeHere = async (id: string, cwd: string, endedTurnId?: string) => {
+    await bounded(runner.ended(id), config.interruptGraceMs + 10_000);
+    // A turn ended on another replica writes its last events just after its row: wait for its done.
+    for (let i = 0; endedTurnId && i < 100 && (await events.doneSeq(id, endedTurnId)) === null; i++) await new Promise((r) => setTimeout(r, 50));
+    await events.drop(id);
+    await transcripts?.purge(id);
+    await sessionsRepo.purge(id);
+    await storage.forgetDeleted();
+    await claudeSessions.removeLocal(id, cwd);
+    await claudeSessions.removeSideFiles(id);
+  };
   const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log: app.log, storedElsewhere: transcripts ? (id: string) => transcripts.has(id) : undefined,
-    purgeStored: async (id: string, endedTurnId?: string) => {
-      await bounded(runner.ended(id), config.interruptGraceMs + 10_000);
-      // A turn ended on another replica writes its last events just after its row: wait for its done.
-      for (let i = 0; endedTurnId && i < 100 && (await events.doneSeq(id, endedTurnId)) === null; i++) await new Promise((r) => setTimeout(r, 50));
-      await events.drop(id);
-      await transcripts?.purge(id);
-      await sessionsRepo.purge(id);
-      await storage.forgetDeleted();
-    },
+    purgeHere,
     onPurged: (s, cwd) => cluster.publish({ k: 'purged', s, cwd }) });
   let sse = 0;
   const stream: StreamSettings = { events, heartbeatMs: config.sseHeartbeatMs, stallMs: config.sseStallMs, onOpen: () => sse++, onClose: () => sse-- };
@@ -421,18 +431,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     cluster.onMessage((m) => {
       if (m.k === 'events') events.poke(m.s);
       else if (m.k === 'purged') {
-        // This replica's warm process and TMPDIR of the session go too (release), then its disk's copies.
+        // This replica's warm process and TMPDIR of the session go too (release), then what it holds.
         engine.release(m.s);
-        void (async () => {
-          await bounded(runner.ended(m.s), config.interruptGraceMs + 10_000);
-          // What its process handed over while the purge ran is removed too, and anything this
-          // replica logged of the session after the purge (rows, events).
-          await transcripts?.purge(m.s);
-          await events.drop(m.s);
-          await sessionsRepo.purge(m.s);
-          await claudeSessions.removeLocal(m.s, m.cwd);
-          await claudeSessions.removeSideFiles(m.s);
-        })().catch((err: unknown) => app.log.warn({ err }, 'could not remove a purged transcript'));
+        purgeHere(m.s, m.cwd).catch((err: unknown) => app.log.warn({ err }, 'could not remove a purged session here'));
       }
       else if (m.k === 'settled') void approvals.recheck(m.s, m.tu).catch((err: unknown) => app.log.warn({ err }, 'could not read a decided permission request'));
       else engine.onClusterMessage(m);

@@ -44,11 +44,10 @@ export interface SessionServiceDeps {
   /** With a transcript store: whether it holds the session (another replica may have run it). */
   storedElsewhere?: ((sessionId: string) => Promise<boolean>) | undefined;
   /**
-   * Once the session's process here has ended (and the turn that was running has its done event,
-   * wherever it ran): removes its events (written or not yet), turns, permission rows and stored
-   * transcript.
+   * Removes what this replica holds of the session (events, rows, transcripts, checkpoints), once
+   * its process here has ended and the turn that was running has its done event.
    */
-  purgeStored(sessionId: string, endedTurnId?: string): Promise<void>;
+  purgeHere(sessionId: string, cwd: string, endedTurnId?: string): Promise<void>;
   /** After a purge: other replicas remove their own copies of the transcript. */
   onPurged?: ((sessionId: string, cwd: string) => void) | undefined;
 }
@@ -246,10 +245,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         // (an interrupt is bounded by INTERRUPT_GRACE_MS, then the CLI is killed).
         if (running && running.status === 'running') await settle(running.turn_id);
         engine.release(sessionId);
-        // Its process has ended before anything is removed (a CLI writes its transcript as it closes).
-        await deps.purgeStored(sessionId, running?.turn_id);
-        await claude.removeLocal(sessionId, row.cwd);
-        await claude.removeSideFiles(sessionId);
+        await deps.purgeHere(sessionId, row.cwd, running?.turn_id);
         deps.onPurged?.(sessionId, row.cwd);
         log.info({ session_id: sessionId }, 'session purged');
       }

@@ -90,6 +90,8 @@ function toEvent(r: EventRow): SessionEvent {
  */
 const RESULT_IN_TURN = '$result';
 const ELIDE_OVER = 256;
+/** The stored text of data whose result is left out, marked to be read back from the turn row. */
+const withoutResult = (d: object) => JSON.stringify({ ...d, result: null, [RESULT_IN_TURN]: 'turn' });
 
 /**
  * A stored `result` message's text with its result left out (marked), when that result is exactly
@@ -99,14 +101,14 @@ export function foldedResult(data: string, turnResult: string | null): string | 
   if (turnResult === null || turnResult.length <= ELIDE_OVER) return null;
   const d = JSON.parse(data) as { type?: unknown; result?: unknown };
   if (d.type !== 'result' || d.result !== turnResult) return null;
-  return JSON.stringify({ ...d, result: null, [RESULT_IN_TURN]: 'turn' });
+  return withoutResult(d);
 }
 
 /** The JSON text an event's data is stored as. */
 function storedData(type: string, data: unknown): string {
   const d = data as { result?: unknown } | null;
   if ((type === 'turn' || type === 'done') && d && typeof d === 'object' && typeof d.result === 'string' && d.result.length > ELIDE_OVER) {
-    return JSON.stringify({ ...d, result: null, [RESULT_IN_TURN]: 'turn' });
+    return withoutResult(d);
   }
   return JSON.stringify(data ?? null) ?? 'null';
 }
