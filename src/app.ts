@@ -37,11 +37,10 @@ import { claudeVersions } from './claude/version.js';
 import { createWorkspace, userFolderName } from './workspace/workspace.js';
 import { decideIsolation, fetchAllowed, isolationOptions, secretEnvNames } from './claude/sandbox.js';
 import { createRunGuard, createTurnService } from './turns/service.js';
-import { createTurnEngine, type TurnEngine } from './turns/engine.js';
+import { createTurnEngine, type TurnEngine } from './turns/engine/index.js';
 import { createEventLog, createSharedEventLog } from './turns/events.js';
 import { createLocalCluster, createPgCluster, type Cluster } from './cluster/cluster.js';
 import { createLeaseRepository } from './storage/leases-repo.js';
-import { createAdmission } from './turns/admission.js';
 import type { StreamSettings } from './turns/respond.js';
 import { presentTurn } from './turns/present.js';
 import { createMetrics } from './metrics/metrics.js';
@@ -209,6 +208,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     multiUser: async () => !(await callers.singleUser()),
     sandboxMissing: isolation.state.mode === 'auto' && !isolation.state.enabled ? isolation.state.reason : null,
   });
+  /** The turn running in each session: written by the engine, read by the tool-approval hook. */
+  const runningTurns = new Map<string, string>();
   const runner = createClaudeRunner({
     configDir: config.claudeConfigDir,
     tmpDir,
@@ -231,7 +232,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     onPreToolUse: async (sessionId, input) =>
       (await approvals.preToolUse({
         sessionId,
-        turnId: engine.currentTurn(sessionId) ?? '',
+        turnId: runningTurns.get(sessionId) ?? '',
         toolName: input.tool_name,
         toolUseId: input.tool_use_id,
         input: (input.tool_input ?? {}) as Record<string, unknown>,
@@ -240,7 +241,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     canUseTool: (sessionId) => async (toolName, input, ctx) =>
       approvals.canUseTool({
         sessionId,
-        turnId: engine.currentTurn(sessionId) ?? '',
+        turnId: runningTurns.get(sessionId) ?? '',
         toolName,
         toolUseId: ctx.toolUseID,
         input,
@@ -301,11 +302,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     turns: turnsRepo,
     events,
     runner,
-    admission: createAdmission(config.maxConcurrentTurns, config.userMaxConcurrentTurns),
     metrics,
     log: app.log,
-    maxQueued: config.maxQueuedTurns,
-    userMaxConcurrent: config.userMaxConcurrentTurns,
+    limits: { maxConcurrent: config.maxConcurrentTurns, maxQueued: config.maxQueuedTurns, userMaxConcurrent: config.userMaxConcurrentTurns },
+    runningTurns,
     approvals,
     transcriptExists: async (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)) || (transcripts ? await transcripts.has(s.session_id) : false),
     // With the store, a transcript only this disk has goes into it before a resume (the CLI resumes from the store).
@@ -426,8 +426,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   // Turns queued before a restart run now.
   app.addHook('onReady', async () => {
     const pending = await approvals.start();
-    await engine.resumeWaiting(pending.map((p) => ({ turnId: p.turn_id, toolUseId: p.tool_use_id })));
-    await engine.resumeQueued();
+    await engine.replica.resumeWaiting(pending.map((p) => ({ turnId: p.turn_id, toolUseId: p.tool_use_id })));
+    await engine.replica.resumeQueued();
     cluster.onMessage((m) => {
       if (m.k === 'events') events.poke(m.s);
       else if (m.k === 'purged') {
@@ -436,15 +436,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
         purgeHere(m.s, m.cwd).catch((err: unknown) => app.log.warn({ err }, 'could not remove a purged session here'));
       }
       else if (m.k === 'settled') void approvals.recheck(m.s, m.tu).catch((err: unknown) => app.log.warn({ err }, 'could not read a decided permission request'));
-      else engine.onClusterMessage(m);
+      else engine.replica.onMessage(m);
     });
     await cluster.start({
-      active: () => engine.activeSessions(),
-      lost: (ids) => engine.leasesLost(ids),
-      sweep: () => engine.sweep(),
-      taken: (id) => engine.leaseTaken(id),
+      ...engine.replica,
       resync: () => {
-        engine.resync();
+        engine.replica.resync();
         events.pokeAll();
       },
     });

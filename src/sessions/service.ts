@@ -17,7 +17,7 @@ import { isUniqueViolation } from '../storage/db.js';
 import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
 import type { Workspaces } from '../workspace/workspace.js';
 import type { TurnService } from '../turns/service.js';
-import type { TurnEngine } from '../turns/engine.js';
+import type { TurnEngine } from '../turns/engine/index.js';
 import { ownedSession, type Caller } from './access.js';
 import type { CreateSessionBody, ForkBody, ImportBody, ListSessionsQuery, PatchSessionBody, Session } from './schemas.js';
 
@@ -37,7 +37,7 @@ export interface SessionServiceDeps {
   sessions: SessionRepository;
   turns: TurnRepository;
   turnService: TurnService;
-  engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'busy' | 'cancel' | 'interrupt' | 'waitFor'>;
+  engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'cancel' | 'interrupt' | 'waitFor'>;
   claude: ClaudeSessions;
   workspace: Workspaces;
   log: FastifyBaseLogger;

@@ -37,13 +37,18 @@ export const TurnSchema = Type.Object(
 );
 export type Turn = Static<typeof TurnSchema>;
 
+/** What a turn sent to a busy session does. */
+export const IfBusySchema = Type.Union([Type.Literal('reject'), Type.Literal('queue'), Type.Literal('interrupt')]);
+export type IfBusy = Static<typeof IfBusySchema>;
+
 export const StartTurnBodySchema = Type.Object(
   {
     prompt: Type.String({ minLength: 1, description: 'Text sent to Claude verbatim' }),
-    if_busy: Type.Union([Type.Literal('reject'), Type.Literal('queue'), Type.Literal('interrupt')], {
+    if_busy: {
+      ...IfBusySchema,
       default: 'reject',
       description: 'When the session is busy: reject (409 SESSION_BUSY), queue (wait in line), interrupt (stop the running turn, then run)',
-    }),
+    },
     permission_mode: Type.Optional(PermissionModeSchema),
   },
   { additionalProperties: false },
@@ -83,7 +88,7 @@ export const QueryBodySchema = Type.Object(
     query: Type.String({ minLength: 1, description: 'The prompt' }),
     project: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'For a new session (no session_id)' })),
     permission_mode: Type.Optional(PermissionModeSchema),
-    if_busy: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('queue'), Type.Literal('interrupt')])),
+    if_busy: Type.Optional(IfBusySchema),
   },
   { additionalProperties: false },
 );

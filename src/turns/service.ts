@@ -13,7 +13,8 @@ import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js'
 import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
 import type { Workspaces } from '../workspace/workspace.js';
 import { ownedSession, type Caller } from '../sessions/access.js';
-import type { IfBusy, TurnEngine } from './engine.js';
+import type { TurnEngine } from './engine/index.js';
+import type { IfBusy } from './schemas.js';
 
 export interface StartTurnInput {
   prompt: string;

@@ -1,5 +1,5 @@
 /**
- * @module turns/admission
+ * @module turns/engine/admission
  * Admission control: at most `max` turns run at once across all sessions (and at most
  * `perUser` for one user, when set). A turn that cannot start waits for a slot in FIFO order;
  * how many may wait is bounded by the engine (429 beyond it).
@@ -15,8 +15,6 @@ export interface Admission {
   readonly running: number;
   /** Turns waiting for a slot. */
   readonly waiting: number;
-  /** Turns running now for one user. */
-  runningFor(userId: string): number;
 }
 
 export function createAdmission(max: number, perUser?: number): Admission {
@@ -60,8 +58,25 @@ export function createAdmission(max: number, perUser?: number): Admission {
     get waiting() {
       return waiters.length;
     },
-    runningFor(userId) {
-      return byUser.get(userId) ?? 0;
+  };
+}
+
+/** An admission slot that a turn gives back while a person decides, and takes again after. */
+export interface Slot {
+  release(): void;
+  reacquire(): Promise<void>;
+}
+
+/** Holds a slot (or none yet) for a user's turn. */
+export function holdSlot(admission: Admission, userId: string, release: (() => void) | null): Slot {
+  let rel = release;
+  return {
+    release() {
+      rel?.();
+      rel = null;
+    },
+    async reacquire() {
+      if (!rel) rel = await admission.acquire(userId);
     },
   };
 }
