@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import Fastify from 'fastify';
-import { createClaudeRunner } from '../src/claude/runner.js';
+import { createClaudeRunner } from '../src/claude/runner/index.js';
 import { benchIsolation } from './server.js';
 
 const runner = createClaudeRunner({

@@ -12,7 +12,7 @@ import { query, listSessions, type Options } from '@anthropic-ai/claude-agent-sd
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/app.js';
 import { startOfflineModel } from '../src/offline-model/server.js';
-import { childEnv, createClaudeRunner } from '../src/claude/runner.js';
+import { childEnv, createClaudeRunner } from '../src/claude/runner/index.js';
 import { Inbox } from '../src/claude/live-session.js';
 import { transcriptPath } from '../src/claude/paths.js';
 import type { SessionRow } from '../src/storage/sessions-repo.js';

@@ -28,7 +28,7 @@ import { createSessionRepository } from './storage/sessions-repo.js';
 import { createTurnRepository } from './storage/turns-repo.js';
 import { createEventRepository } from './storage/events-repo.js';
 import { startOfflineModel, type OfflineModel } from './offline-model/server.js';
-import { createClaudeRunner, sweepTmpDir, type ClaudeRunner, type RunnerOptions } from './claude/runner.js';
+import { createClaudeRunner, sweepTmpDir, type ClaudeRunner, type RunnerOptions } from './claude/runner/index.js';
 import { createTranscriptStore } from './storage/transcript-store.js';
 import { createProcessRegistry, reapOrphans } from './claude/processes.js';
 import { transcriptPath } from './claude/paths.js';

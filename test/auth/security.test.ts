@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { childEnv } from '../../src/claude/runner.js';
+import { childEnv } from '../../src/claude/runner/index.js';
 import { call, dbEnv, exited, freePort, makeDirs, offlineModel, spawnServer, startApp, testConfig, waitFor, useApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };

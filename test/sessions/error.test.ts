@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClaudeRunner } from '../../src/claude/runner.js';
+import { createClaudeRunner } from '../../src/claude/runner/index.js';
 import { isRoot } from '../../src/claude/permission-mode.js';
 import { AppError } from '../../src/errors.js';
 import { call, offlineModel, startApp, type TestApp, useApp } from '../helper.js';

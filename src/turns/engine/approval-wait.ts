@@ -5,7 +5,7 @@
  * interrupt meanwhile denies the call and ends the turn interrupted.
  */
 import { AppError } from '../../errors.js';
-import type { TurnOutcome, TurnSpec } from '../../claude/runner.js';
+import type { TurnOutcome, TurnSpec } from '../../claude/runner/index.js';
 import type { SessionRow } from '../../storage/sessions-repo.js';
 import type { TurnRow } from '../../storage/turns-repo.js';
 import { FINISHED } from '../../storage/turns-repo.js';

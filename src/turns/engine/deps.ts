@@ -3,7 +3,7 @@
  * What the engine is given, and the context its modules share.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { ClaudeRunner } from '../../claude/runner.js';
+import type { ClaudeRunner } from '../../claude/runner/index.js';
 import type { SessionRepository, SessionRow } from '../../storage/sessions-repo.js';
 import type { TurnRepository } from '../../storage/turns-repo.js';
 import type { EventLog } from '../events.js';

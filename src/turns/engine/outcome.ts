@@ -3,7 +3,7 @@
  * A turn's end as its followers see it: the outcome of a turn that never reached the CLI, and
  * the events that close a turn in the session's log.
  */
-import type { TurnOutcome } from '../../claude/runner.js';
+import type { TurnOutcome } from '../../claude/runner/index.js';
 import type { TurnRow } from '../../storage/turns-repo.js';
 import type { EventLog } from '../events.js';
 import { presentTurn } from '../present.js';

@@ -5,7 +5,7 @@
  * whoever waits. Whatever breaks, the turn is recorded as failed and its waiters answered.
  */
 import { monotonicNow } from '../../clock.js';
-import type { TurnOutcome, TurnSpec } from '../../claude/runner.js';
+import type { TurnOutcome, TurnSpec } from '../../claude/runner/index.js';
 import type { PermissionMode } from '../../claude/permission-mode.js';
 import type { SessionRepository, SessionRow } from '../../storage/sessions-repo.js';
 import type { TurnRow } from '../../storage/turns-repo.js';

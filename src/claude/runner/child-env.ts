@@ -1,5 +1,5 @@
 /**
- * @module claude/child-env
+ * @module claude/runner/child-env
  * What a CLI process starts with besides its options: its environment (the server's, less what
  * only the server may know, plus what the CLI must see) and its session's private TMPDIR, and the
  * last look at a session's folder before a process starts there.
@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { AppError } from '../errors.js';
-import type { ModelEndpoint } from './runner.js';
+import { AppError } from '../../errors.js';
+import type { ModelEndpoint } from './types.js';
 
 /** Server settings that are secrets or that a tool could abuse: kept out of every CLI's environment. */
 // CLAUDE_CODE_PROJECT_DIR_NAME would move transcripts away from where paths.ts (and the store key) expect them.
