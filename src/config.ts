@@ -1,7 +1,7 @@
 /**
  * @module config
  * The whole configuration of the server, read from the environment in one schema.
- * Defaults follow API.md; derived values (paths made absolute, capacity from the
+ * Defaults are the README's "Configuration" table; derived values (paths made absolute, capacity from the
  * machine's size) are computed here so that nothing else reads `process.env`.
  */
 import fs from 'node:fs';
@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import envSchema from 'env-schema';
 import { Type, type Static } from 'typebox';
+import { PERMISSION_MODES, type PermissionMode } from './schemas.js';
 
-export const PERMISSION_MODES = ['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk'] as const;
 
 const EnvSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1' }),
@@ -113,7 +113,7 @@ export interface Config {
   maxQueuedTurns: number;
   sseHeartbeatMs: number;
   sseStallMs: number;
-  allowedPermissionModes: PermissionModeName[];
+  allowedPermissionModes: PermissionMode[];
   rateLimitPerMinute: number;
   maxTurnBudgetUsd: number | undefined;
   promptExpansion: boolean;
@@ -129,18 +129,17 @@ export interface Config {
   sandboxReadPaths: string[] | undefined;
 }
 
-export type PermissionModeName = (typeof PERMISSION_MODES)[number];
 
-/** Private memory of one CLI process (DESIGN.md: ~110 MB), used to size the defaults. */
+/** Private memory of one CLI process (measured: ~110 MB), used to size the defaults. */
 const CLI_PRIVATE_MB = 110;
 
-function parseModes(list: string): PermissionModeName[] {
+function parseModes(list: string): PermissionMode[] {
   const modes = list.split(',').map((m) => m.trim()).filter(Boolean);
   for (const m of modes) {
     if (!(PERMISSION_MODES as readonly string[]).includes(m)) throw new Error(`ALLOWED_PERMISSION_MODES: unknown mode "${m}" (known: ${PERMISSION_MODES.join(', ')})`);
   }
   if (!modes.includes('default')) modes.unshift('default');
-  return modes as PermissionModeName[];
+  return modes as PermissionMode[];
 }
 
 /** A name for this machine or a bare address (IP literals are not domains here). */

@@ -3,11 +3,11 @@
  * Resolves who is calling. With API keys (API_KEYS or the keys command) every request needs
  * `Authorization: Bearer <key>`; with none, a server bound to loopback runs single-user as
  * `local` (an admin: the operator on this machine). A server bound elsewhere with no keys does
- * not start (see `assertAuthConfigured`), and never becomes open later: single-user mode is
- * only ever granted on loopback.
+ * not start (the services refuse it), and never becomes open later: single-user mode is only
+ * ever granted on loopback.
  */
 import type { FastifyRequest } from 'fastify';
-import type { Caller } from '../sessions/access.js';
+import type { Caller } from './access.js';
 import type { KeyAuth } from './keys.js';
 
 export const LOCAL_USER = 'local';

@@ -6,7 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { KeyRepository } from '../storage/keys-repo.js';
 import { AppError } from '../errors.js';
-import type { Caller } from '../sessions/access.js';
+import type { Caller } from './access.js';
 
 export const hashKey = (key: string): Buffer => createHash('sha256').update(key, 'utf8').digest();
 

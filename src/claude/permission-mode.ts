@@ -5,8 +5,9 @@
  * set for it; we refuse such a request up front instead of letting a turn crash.
  */
 import { AppError } from '../errors.js';
+import type { PermissionMode } from '../schemas.js';
 
-export type PermissionMode = 'default' | 'acceptEdits' | 'bypassPermissions' | 'plan' | 'dontAsk';
+export type { PermissionMode } from '../schemas.js';
 
 export const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
 

@@ -4,7 +4,7 @@
  * its tool children end with it) and leaves a pid file under DATA_DIR while it lives. A
  * server killed with SIGKILL cannot close its CLIs, which keep running their turn and writing
  * the transcript; the next start reads the pid files and ends every such orphan before any
- * turn runs (DESIGN.md: one writer per session, also across a restart).
+ * turn runs (one writer per session, also across a restart).
  */
 import fs from 'node:fs';
 import path from 'node:path';

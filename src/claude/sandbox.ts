@@ -1,6 +1,6 @@
 /**
  * @module claude/sandbox
- * What keeps one user's tools away from another user's data, as the CLI enforces it (DESIGN.md,
+ * What keeps one user's tools away from another user's data, as the CLI enforces it (README,
  * "Tenant isolation"). Two layers, both session-independent so that prewarmed spares carry them:
  * - Claude Code's own sandbox for Bash (bubblewrap on Linux): commands read only the system's
  *   program folders and the session's folder (the CLI lets a command write its cwd, and what it

@@ -5,38 +5,12 @@
 import { Type } from 'typebox';
 import type { App } from '../types.js';
 import { sessionErrors } from '../errors.js';
-import { SessionParamsSchema } from '../sessions/schemas.js';
-import { presentRequest, type Approvals } from './service.js';
+import { SessionParamsSchema } from '../schemas.js';
+import type { Approvals } from './service.js';
+import { presentRequest } from './policy.js';
+import { DecisionBodySchema, PermissionRequestSchema } from './schemas.js';
 
 const tags = ['permissions'];
-
-const PermissionRequestSchema = Type.Object(
-  {
-    request_id: Type.String({ format: 'uuid' }),
-    session_id: Type.String({ format: 'uuid' }),
-    turn_id: Type.String(),
-    tool_name: Type.String(),
-    tool_use_id: Type.String(),
-    input: Type.Record(Type.String(), Type.Unknown()),
-    suggestions: Type.Array(Type.Unknown(), { description: 'Permission updates that allow the same call again (scope "session")' }),
-    status: Type.Union([Type.Literal('pending'), Type.Literal('allowed'), Type.Literal('denied'), Type.Literal('expired')]),
-    scope: Type.Union([Type.Literal('once'), Type.Literal('session'), Type.Null()]),
-    decided_by: Type.Union([Type.String(), Type.Null()]),
-    created_at: Type.String({ format: 'date-time' }),
-    expires_at: Type.String({ format: 'date-time' }),
-  },
-  { $id: 'PermissionRequest' },
-);
-
-const DecisionBodySchema = Type.Object(
-  {
-    behavior: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
-    scope: Type.Optional(Type.Union([Type.Literal('once'), Type.Literal('session')], { description: 'session: the same call is allowed for the rest of the session' })),
-    updated_input: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Run the tool with this input instead' })),
-    message: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'Told to the model (with deny)' })),
-  },
-  { additionalProperties: false },
-);
 
 export async function permissionRoutes(app: App, opts: { approvals: Approvals }) {
   app.get('/v1/sessions/:session_id/permissions', {

@@ -1,13 +1,14 @@
 /**
  * @module plugins/request-guards
  * What every request goes through before a route sees it: ids in capitals made lowercase, text with
- * a NUL refused, a client's request id kept only when plain, and requests Node cannot parse answered
- * with the same JSON error shape as everything else.
+ * a NUL refused, an empty body of a route whose body is all optional read as {}, and requests Node
+ * cannot parse answered with the same JSON error shape as everything else.
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import type { ErrorCode } from '../errors.js';
+import { AppError, type ErrorCode } from '../errors.js';
+import type { App } from '../types.js';
 import { errorBody } from './errors.js';
 
 const UUID_ANY_CASE = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
@@ -43,9 +44,6 @@ export function nulAt(o: unknown, at: string, depth = 0): string | null {
   return null;
 }
 
-/** A client's request id that is kept as it is: a plain token of at most 128 characters. */
-export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 /** Fastify's `clientErrorHandler`: a malformed request (400), headers too large (431), a request not received in time (408). */
 export function jsonClientError(requestTimeoutMs: number) {
   // A request Node cannot parse (a malformed request line, headers too large, one not received in
@@ -62,4 +60,19 @@ export function jsonClientError(requestTimeoutMs: number) {
     if (socket.writable) socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
     socket.destroy(err);
   };
+}
+
+/** The checks every request's parsed parts go through before validation. */
+export function registerRequestGuards(app: App): void {
+  // (The hook needs no await: with a callback Fastify goes on in the same step.)
+  app.addHook('preValidation', (req, _reply, done) => {
+    // Routes whose body is all optional accept an empty request body as {}.
+    if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
+    // Ids are the SDK's lowercase UUIDs; one sent in capitals (as Swift's UUID prints them) names the same.
+    lowerUuids(req.params);
+    lowerUuids(req.body);
+    const nul = nulAt(req.body, 'body') ?? nulAt(req.query, 'query') ?? nulAt(req.params, 'params');
+    if (nul) return done(new AppError('INVALID_REQUEST', `${nul} contains a NUL character (U+0000), which this server does not accept in any text`));
+    done();
+  });
 }

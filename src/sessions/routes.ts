@@ -1,7 +1,7 @@
 /**
  * @module sessions/routes
- * HTTP routes of the session resource. Each route declares its schemas; handlers only call
- * the session service.
+ * HTTP routes of the session resource, and the original `/v1/query` contract (a turn in a
+ * new or given session). Each route declares its schemas; handlers only call the services.
  */
 import { Type } from 'typebox';
 import type { App } from '../types.js';
@@ -10,7 +10,7 @@ import type { SessionService } from './service.js';
 import { presentTurn } from '../turns/present.js';
 import type { TurnService } from '../turns/service.js';
 import { streamTurn, wantsEventStream, type StreamSettings } from '../turns/respond.js';
-import { WaitQuerySchema } from '../turns/schemas.js';
+import { QueryBodySchema, QueryResultSchema, WaitQuerySchema } from '../turns/schemas.js';
 import {
   CreateSessionBodySchema,
   DeleteQuerySchema,
@@ -133,5 +133,30 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
       response: { 200: MessagesPageSchema, ...sessionErrors },
     },
     handler: async (req) => svc.messages(req.caller, req.params.session_id, req.query),
+  });
+
+  app.post('/v1/query', {
+    schema: {
+      tags: ['turns'],
+      operationId: 'query',
+      summary: 'The original contract: run `query` in `session_id` (a new session when absent)',
+      querystring: WaitQuerySchema,
+      body: QueryBodySchema,
+      response: {
+        200: { description: 'The finished turn; SSE with Accept: text/event-stream', content: { 'application/json': { schema: QueryResultSchema }, 'text/event-stream': { schema: Type.String() } } },
+        202: QueryResultSchema,
+        ...sessionErrors,
+      },
+    },
+    handler: async (req, reply) => {
+      const b = req.body;
+      const turn = b.session_id
+        ? await opts.turns.start(req.caller, b.session_id, { prompt: b.query, ifBusy: b.if_busy, permissionMode: b.permission_mode })
+        : (await opts.sessions.create(req.caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode })).turn!;
+      if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
+      const t = presentTurn(req.query.wait ? await opts.turns.wait(turn.turn_id) : turn);
+      const body = { session_id: t.session_id, turn_id: t.turn_id, status: t.status, result: t.result, error: t.error, duration_ms: t.duration_ms, cost_usd: t.cost_usd, usage: t.usage };
+      return reply.code(req.query.wait ? 200 : 202).send(body);
+    },
   });
 }

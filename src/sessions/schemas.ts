@@ -4,13 +4,9 @@
  */
 import { Type, type Static } from 'typebox';
 
-export const Uuid = Type.String({ format: 'uuid', description: 'A session id: the SDK\'s UUID', examples: ['3f0b6f7e-8a51-4d4e-9d0e-7f8f5a1c2b3d'] });
-export const PermissionModeSchema = Type.Union(
-  [Type.Literal('default'), Type.Literal('acceptEdits'), Type.Literal('bypassPermissions'), Type.Literal('plan'), Type.Literal('dontAsk')],
-  { description: 'Claude Code permission mode; always passed to the CLI explicitly' },
-);
-export const SessionStatusSchema = Type.Union([Type.Literal('active'), Type.Literal('archived'), Type.Literal('deleted')]);
-export const UsageSchema = Type.Object({ input_tokens: Type.Integer(), output_tokens: Type.Integer() });
+import { PermissionModeSchema, SessionStatusSchema, UsageSchema, Uuid } from '../schemas.js';
+
+export { PermissionModeSchema, SessionParamsSchema, Uuid } from '../schemas.js';
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
 export const SessionSchema = Type.Object(
@@ -87,7 +83,6 @@ export const PatchSessionBodySchema = Type.Object(
 );
 export type PatchSessionBody = Static<typeof PatchSessionBodySchema>;
 
-export const SessionParamsSchema = Type.Object({ session_id: Uuid });
 
 export const DeleteQuerySchema = Type.Object({ purge: Type.Boolean({ default: false }) }, { additionalProperties: false });
 

@@ -18,7 +18,9 @@ import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
 import type { Workspaces } from '../workspace/workspace.js';
 import type { TurnService } from '../turns/service.js';
 import type { TurnEngine } from '../turns/engine/index.js';
-import { ownedSession, type Caller } from './access.js';
+import { ownedSession, type Caller } from '../auth/access.js';
+import type { Cluster } from '../cluster/cluster.js';
+import type { PurgeHere } from './purge.js';
 import type { CreateSessionBody, ForkBody, ImportBody, ListSessionsQuery, PatchSessionBody, Session } from './schemas.js';
 
 export interface SessionService {
@@ -47,9 +49,9 @@ export interface SessionServiceDeps {
    * Removes what this replica holds of the session (events, rows, transcripts, checkpoints), once
    * its process here has ended and the turn that was running has its done event.
    */
-  purgeHere(sessionId: string, cwd: string, endedTurnId?: string): Promise<void>;
-  /** After a purge: other replicas remove their own copies of the transcript. */
-  onPurged?: ((sessionId: string, cwd: string) => void) | undefined;
+  purgeHere: PurgeHere;
+  /** After a purge the other replicas remove their own copies, and this one does when told of theirs. */
+  cluster: Pick<Cluster, 'publish' | 'onMessage'>;
 }
 
 const iso = (ms: number) => new Date(Number(ms)).toISOString();
@@ -69,6 +71,12 @@ function decodeCursor(cursor: string): { lastActive: number; sessionId: string }
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { config, sessions, turns, turnService, engine, claude, workspace, log } = deps;
+  // Purged on another replica: this one's warm process and TMPDIR of the session go (release), then what it holds.
+  deps.cluster.onMessage((m) => {
+    if (m.k !== 'purged') return;
+    engine.release(m.s);
+    deps.purgeHere(m.s, m.cwd).catch((err: unknown) => log.warn({ err }, 'could not remove a purged session here'));
+  });
 
   const pathOf = (row: SessionRow) => transcriptPath(config.claudeConfigDir, row.cwd, row.session_id);
 
@@ -246,7 +254,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         if (running && running.status === 'running') await settle(running.turn_id);
         engine.release(sessionId);
         await deps.purgeHere(sessionId, row.cwd, running?.turn_id);
-        deps.onPurged?.(sessionId, row.cwd);
+        deps.cluster.publish({ k: 'purged', s: sessionId, cwd: row.cwd });
         log.info({ session_id: sessionId }, 'session purged');
       }
       engine.release(sessionId);

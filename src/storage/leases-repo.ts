@@ -5,10 +5,9 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
-import type { TurnRow } from './turns-repo.js';
 
 /** The database's clock in ms. */
-const dbNow = sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+export const dbNow = sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 
 export interface LeaseRepository {
   /** Takes a free or expired lease, or renews one's own; true when `replicaId` holds it now. */
@@ -18,10 +17,6 @@ export interface LeaseRepository {
   release(replicaId: string, sessionIds: string[]): Promise<void>;
   /** Moves every lease of `from` to `to`, renewed; returns the sessions. */
   transfer(from: string, to: string, leaseMs: number): Promise<string[]>;
-  /** Running turns of other runners whose session has no live lease: their replica died. */
-  abandonedRunning(runnerId: string, limit: number): Promise<TurnRow[]>;
-  /** Sessions with queued turns whose lease is free, expired or `runnerId`'s own. */
-  queuedUnowned(runnerId: string, limit: number): Promise<string[]>;
   /** Announces to every listening replica (NOTIFY). */
   notify(channel: string, payload: string): Promise<void>;
 }
@@ -54,30 +49,6 @@ export function createLeaseRepository(db: Kysely<Database>): LeaseRepository {
     },
     async transfer(from, to, leaseMs) {
       const rows = await db.updateTable('session_leases').set({ replica_id: to, expires_at: sql<number>`${dbNow} + ${leaseMs}` }).where('replica_id', '=', from).returning('session_id').execute();
-      return rows.map((r) => r.session_id);
-    },
-    async abandonedRunning(runnerId, limit) {
-      const rows = await db
-        .selectFrom('turns as t')
-        .leftJoin('session_leases as l', 'l.session_id', 't.session_id')
-        .selectAll('t')
-        .where('t.status', '=', 'running')
-        .where((eb) => eb.or([eb('t.runner_id', 'is', null), eb('t.runner_id', '!=', runnerId)]))
-        .where((eb) => eb.or([eb('l.session_id', 'is', null), eb('l.expires_at', '<', dbNow)]))
-        .limit(limit)
-        .execute();
-      return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
-    },
-    async queuedUnowned(runnerId, limit) {
-      const rows = await db
-        .selectFrom('turns as t')
-        .leftJoin('session_leases as l', 'l.session_id', 't.session_id')
-        .select('t.session_id')
-        .distinct()
-        .where('t.status', '=', 'queued')
-        .where((eb) => eb.or([eb('l.session_id', 'is', null), eb('l.expires_at', '<', dbNow), eb('l.replica_id', '=', runnerId)]))
-        .limit(limit)
-        .execute();
       return rows.map((r) => r.session_id);
     },
     async notify(channel, payload) {

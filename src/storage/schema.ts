@@ -3,12 +3,13 @@
  * Table types for Kysely. Times are integer milliseconds since the epoch (compared and
  * paged as numbers on both SQLite and PostgreSQL); the API turns them into ISO strings.
  */
+import type { PermissionStatus, SessionStatus, TurnStatus } from '../schemas.js';
 
 export interface SessionsTable {
   session_id: string;
   user_id: string;
   session_name: string | null;
-  status: 'active' | 'archived' | 'deleted';
+  status: SessionStatus;
   project: string;
   cwd: string;
   created_at: number;
@@ -30,7 +31,7 @@ export interface TurnsTable {
   turn_id: string;
   session_id: string;
   user_id: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'interrupted' | 'cancelled';
+  status: TurnStatus;
   prompt: string;
   /** The permission mode this turn runs with (the session's unless the turn set one). */
   permission_mode: string | null;
@@ -88,7 +89,7 @@ export interface PermissionRequestsTable {
   input: string;
   /** JSON text: the SDK's permission suggestions. */
   suggestions: string;
-  status: 'pending' | 'allowed' | 'denied' | 'expired';
+  status: PermissionStatus;
   scope: 'once' | 'session' | null;
   updated_input: string | null;
   message: string | null;

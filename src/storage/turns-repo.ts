@@ -10,11 +10,12 @@ import type { Database, TurnsTable } from './schema.js';
 import { isUniqueViolation } from './db.js';
 import { prepared } from './prepared.js';
 import { storeText } from './text.js';
+import { dbNow } from './leases-repo.js';
 
 export type TurnRow = Selectable<TurnsTable>;
 export type NewTurn = Omit<TurnRow, 'seq'>;
-export type TurnStatus = TurnRow['status'];
-export const FINISHED: TurnStatus[] = ['succeeded', 'failed', 'interrupted', 'cancelled'];
+export type { TurnStatus } from '../schemas.js';
+import type { TurnStatus } from '../schemas.js';
 
 export interface TurnRepository {
   /**
@@ -53,6 +54,10 @@ export interface TurnRepository {
   runningBySession(sessionIds: string[]): Promise<Map<string, string>>;
   /** Sessions that have queued turns. */
   sessionsWithQueued(): Promise<string[]>;
+  /** Running turns of other runners whose session has no live lease: their replica died (PostgreSQL: leases). */
+  abandonedRunning(runnerId: string, limit: number): Promise<TurnRow[]>;
+  /** Sessions with queued turns whose lease is free, expired or `runnerId`'s own (PostgreSQL: leases). */
+  queuedUnowned(runnerId: string, limit: number): Promise<string[]>;
   /**
    * Marks every turn left running (by a process that died) as failed, except the given ones
    * (turns waiting for a tool approval, which go on); returns how many.
@@ -209,6 +214,30 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
         q = q.where((eb) => eb.or([...(ids.length > 0 ? [eb('runner_id', 'in', ids)] : []), ...(orNull ? [eb('runner_id', 'is', null)] : [])]));
       }
       return (await q.returningAll().execute()).map((r) => ({ ...r, seq: Number(r.seq) }));
+    },
+    async abandonedRunning(runnerId, limit) {
+      const rows = await db
+        .selectFrom('turns as t')
+        .leftJoin('session_leases as l', 'l.session_id', 't.session_id')
+        .selectAll('t')
+        .where('t.status', '=', 'running')
+        .where((eb) => eb.or([eb('t.runner_id', 'is', null), eb('t.runner_id', '!=', runnerId)]))
+        .where((eb) => eb.or([eb('l.session_id', 'is', null), eb('l.expires_at', '<', dbNow)]))
+        .limit(limit)
+        .execute();
+      return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+    },
+    async queuedUnowned(runnerId, limit) {
+      const rows = await db
+        .selectFrom('turns as t')
+        .leftJoin('session_leases as l', 'l.session_id', 't.session_id')
+        .select('t.session_id')
+        .distinct()
+        .where('t.status', '=', 'queued')
+        .where((eb) => eb.or([eb('l.session_id', 'is', null), eb('l.expires_at', '<', dbNow), eb('l.replica_id', '=', runnerId)]))
+        .limit(limit)
+        .execute();
+      return rows.map((r) => r.session_id);
     },
   };
 }

@@ -5,8 +5,9 @@
  * events (`Accept: text/event-stream`).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { FINISHED, type TurnRow } from '../storage/turns-repo.js';
-import type { EventLog } from './events.js';
+import type { TurnRow } from '../storage/turns-repo.js';
+import { ENDED } from '../schemas.js';
+import type { EventLog } from '../events/log.js';
 import { streamEnded, streamEvents } from './sse.js';
 import { presentTurn } from './present.js';
 
@@ -36,7 +37,7 @@ export function wantsEventStream(req: FastifyRequest): boolean {
  * there is nothing more to send, and 204 is what tells an EventSource to stop reconnecting.
  */
 export async function streamTurn(req: FastifyRequest, reply: FastifyReply, turn: TurnRow, s: StreamSettings, afterSeq = 0): Promise<void> {
-  const ended = FINISHED.includes(turn.status);
+  const ended = ENDED.includes(turn.status);
   if (afterSeq > 0 || ended) {
     const done = await s.events.doneSeq(turn.session_id, turn.turn_id);
     if (done !== null && done <= afterSeq) {

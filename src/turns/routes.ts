@@ -1,18 +1,16 @@
 /**
  * @module turns/routes
- * HTTP routes that run, list, cancel and interrupt turns, the SSE event streams, and the
- * original `/v1/query` contract.
+ * HTTP routes that run, list, cancel and interrupt turns, and the SSE event streams.
  */
 import { Type } from 'typebox';
 import type { App } from '../types.js';
 import { sessionErrors } from '../errors.js';
 import type { TurnService } from './service.js';
-import type { SessionService } from '../sessions/service.js';
 import { presentTurn } from './present.js';
 import { streamTurn, wantsEventStream, type StreamSettings } from './respond.js';
 import { replayPosition, streamEvents } from './sse.js';
-import { EventsQuerySchema, ListTurnsQuerySchema, QueryBodySchema, QueryResultSchema, StartTurnBodySchema, TurnListSchema, TurnParamsSchema, WaitQuerySchema } from './schemas.js';
-import { SessionParamsSchema } from '../sessions/schemas.js';
+import { EventsQuerySchema, ListTurnsQuerySchema, StartTurnBodySchema, TurnListSchema, TurnParamsSchema, WaitQuerySchema } from './schemas.js';
+import { SessionParamsSchema } from '../schemas.js';
 
 const tags = ['turns'];
 const LastEventIdHeaders = Type.Object({
@@ -24,7 +22,7 @@ const turnOrStream = {
   content: { 'application/json': { schema: Type.Ref('Turn') }, 'text/event-stream': { schema: Type.String() } },
 };
 
-export async function turnRoutes(app: App, opts: { turns: TurnService; sessions: SessionService; stream: StreamSettings }) {
+export async function turnRoutes(app: App, opts: { turns: TurnService; stream: StreamSettings }) {
   const svc = opts.turns;
 
   app.post('/v1/sessions/:session_id/turns', {
@@ -103,7 +101,7 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; sessions:
       response: { 200: sse, ...sessionErrors },
     },
     handler: async (req, reply) => {
-      await opts.sessions.get(req.caller, req.params.session_id);
+      await svc.session(req.caller, req.params.session_id);
       streamEvents(req, reply, { ...opts.stream, sessionId: req.params.session_id, afterSeq: replayPosition(req, req.query.after) });
     },
   });
@@ -117,30 +115,5 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; sessions:
       response: { 202: Type.Ref('Turn'), ...sessionErrors },
     },
     handler: async (req, reply) => reply.code(202).send(presentTurn(await svc.interrupt(req.caller, req.params.session_id))),
-  });
-
-  app.post('/v1/query', {
-    schema: {
-      tags,
-      operationId: 'query',
-      summary: 'The original contract: run `query` in `session_id` (a new session when absent)',
-      querystring: WaitQuerySchema,
-      body: QueryBodySchema,
-      response: {
-        200: { description: 'The finished turn; SSE with Accept: text/event-stream', content: { 'application/json': { schema: QueryResultSchema }, 'text/event-stream': { schema: Type.String() } } },
-        202: QueryResultSchema,
-        ...sessionErrors,
-      },
-    },
-    handler: async (req, reply) => {
-      const b = req.body;
-      const turn = b.session_id
-        ? await svc.start(req.caller, b.session_id, { prompt: b.query, ifBusy: b.if_busy, permissionMode: b.permission_mode })
-        : (await opts.sessions.create(req.caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode })).turn!;
-      if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
-      const t = presentTurn(req.query.wait ? await svc.wait(turn.turn_id) : turn);
-      const body = { session_id: t.session_id, turn_id: t.turn_id, status: t.status, result: t.result, error: t.error, duration_ms: t.duration_ms, cost_usd: t.cost_usd, usage: t.usage };
-      return reply.code(req.query.wait ? 200 : 202).send(body);
-    },
   });
 }

@@ -3,17 +3,9 @@
  * The Turn resource and the bodies of the turn routes.
  */
 import { Type, type Static } from 'typebox';
-import { PermissionModeSchema, Uuid, UsageSchema } from '../sessions/schemas.js';
+import { PermissionModeSchema, TurnStatusSchema, Uuid, UsageSchema } from '../schemas.js';
 import { TurnErrorSchema } from '../errors.js';
 
-export const TurnStatusSchema = Type.Union([
-  Type.Literal('queued'),
-  Type.Literal('running'),
-  Type.Literal('succeeded'),
-  Type.Literal('failed'),
-  Type.Literal('interrupted'),
-  Type.Literal('cancelled'),
-]);
 
 const NullableString = Type.Union([Type.String(), Type.Null()]);
 const NullableNumber = Type.Union([Type.Number(), Type.Null()]);

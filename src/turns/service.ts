@@ -12,14 +12,15 @@ import { assertPermissionModeUsable, type PermissionMode } from '../claude/permi
 import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
 import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
 import type { Workspaces } from '../workspace/workspace.js';
-import { ownedSession, type Caller } from '../sessions/access.js';
+import { ownedSession, type Caller } from '../auth/access.js';
 import type { TurnEngine } from './engine/index.js';
-import type { IfBusy } from './schemas.js';
+import type { StartTurnBody } from './schemas.js';
 
+/** A turn's body (derived from its schema) with the server's own names. */
 export interface StartTurnInput {
-  prompt: string;
-  ifBusy?: IfBusy | undefined;
-  permissionMode?: PermissionMode | undefined;
+  prompt: StartTurnBody['prompt'];
+  ifBusy?: StartTurnBody['if_busy'] | undefined;
+  permissionMode?: StartTurnBody['permission_mode'] | undefined;
 }
 
 export interface TurnService {
@@ -29,6 +30,8 @@ export interface TurnService {
   startOn(session: SessionRow, input: StartTurnInput): Promise<TurnRow>;
   /** Resolves when the turn has finished. */
   wait(turnId: string): Promise<TurnRow>;
+  /** A session the caller may act on (404 otherwise). */
+  session(caller: Caller, sessionId: string): Promise<SessionRow>;
   list(caller: Caller, sessionId: string, opts: { status?: TurnRow['status'] | undefined; limit: number; cursor?: string | undefined }): Promise<{ turns: TurnRow[]; nextCursor: string | null }>;
   get(caller: Caller, sessionId: string, turnId: string): Promise<TurnRow>;
   cancel(caller: Caller, sessionId: string, turnId: string): Promise<TurnRow>;
@@ -118,6 +121,7 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
       return startOn(await ownedSession(sessions, caller, sessionId), input);
     },
     wait: (turnId) => engine.waitFor(turnId),
+    session: (caller, sessionId) => ownedSession(sessions, caller, sessionId),
     async list(caller, sessionId, opts) {
       await ownedSession(sessions, caller, sessionId);
       const rows = await turns.listBySession(sessionId, { status: opts.status, limit: opts.limit + 1, afterSeq: opts.cursor ? Number(opts.cursor) : undefined });

@@ -8,7 +8,7 @@
  */
 import { AppError } from '../errors.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { EventLog, SessionEvent } from './events.js';
+import type { EventLog, SessionEvent } from '../events/log.js';
 
 export interface SseOptions {
   events: EventLog;

@@ -304,7 +304,7 @@ describe.skipIf(DIALECT !== 'postgres')('a replica killed mid-turn', () => {
   let aConfigDir = '';
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    // The killed replica's CLI outlives it (DESIGN.md): end it here.
+    // The killed replica's CLI outlives it, as measured: end it here.
     for (const pid of cliProcesses(aConfigDir)) {
       try {
         process.kill(pid, 'SIGKILL');

@@ -103,7 +103,7 @@ describe('graceful stop', () => {
 
     first.child.kill('SIGKILL');
     await exited(first.child);
-    // The CLI outlives a killed parent (DESIGN.md): it is still there, able to write the transcript.
+    // The CLI outlives a killed parent (measured): it is still there, able to write the transcript.
     expect(cliProcesses(dirs.configDir, { tree: true }).filter((p) => orphans.includes(p)).length).toBeGreaterThan(0);
 
     const second = await startServer(env);

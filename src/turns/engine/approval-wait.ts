@@ -8,7 +8,7 @@ import { AppError } from '../../errors.js';
 import type { TurnOutcome, TurnSpec } from '../../claude/runner/index.js';
 import type { SessionRow } from '../../storage/sessions-repo.js';
 import type { TurnRow } from '../../storage/turns-repo.js';
-import { FINISHED } from '../../storage/turns-repo.js';
+import { ENDED } from '../../schemas.js';
 import type { EngineContext } from './deps.js';
 import type { Slot } from './admission.js';
 import { outcomeWithout } from './outcome.js';
@@ -57,7 +57,7 @@ export async function runThroughApprovals(ctx: EngineContext, run: DeferredRun):
       ctx.bounds.untrack(turn.turn_id);
       slot.release();
       const now = await ctx.turns.get(turn.turn_id);
-      if (now && FINISHED.includes(now.status)) ctx.waiters.settle(now);
+      if (now && ENDED.includes(now.status)) ctx.waiters.settle(now);
       return null;
     }
     if (state.interruptedWhileWaiting.delete(turn.turn_id)) interrupted = true;

@@ -6,7 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ClaudeRunner } from '../../claude/runner/index.js';
 import type { SessionRepository, SessionRow } from '../../storage/sessions-repo.js';
 import type { TurnRepository } from '../../storage/turns-repo.js';
-import type { EventLog } from '../events.js';
+import type { EventLog } from '../../events/log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import type { Admission } from './admission.js';

@@ -66,6 +66,8 @@ export function createTurnEngine(deps: TurnEngineDeps): TurnEngine {
   const kick = createActors(ctx, createRunTurn(ctx));
   const submit = createSubmit(ctx, kick, interruptTurn);
   const replica = createReplicaHooks(ctx, kick, interruptTurn);
+  // Other replicas' messages about turns (queued, finished, interrupt).
+  deps.cluster.onMessage((m) => replica.onMessage(m));
 
   return {
     submit,

@@ -5,7 +5,7 @@
  */
 import type { TurnOutcome } from '../../claude/runner/index.js';
 import type { TurnRow } from '../../storage/turns-repo.js';
-import type { EventLog } from '../events.js';
+import type { EventLog } from '../../events/log.js';
 import { presentTurn } from '../present.js';
 
 /** An outcome with no model work behind it. */

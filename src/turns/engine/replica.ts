@@ -109,7 +109,7 @@ export function createReplicaHooks(ctx: EngineContext, kick: Kick, interruptTurn
         for (const id of ended) bounds.untrack(id);
         for (const id of ended) if (waiters.has(id)) void waiters.recheck(id).catch(() => {});
       }
-      for (const t of await ctx.cluster.abandonedRunning(50)) {
+      for (const t of await turns.abandonedRunning(ctx.runnerId, 50)) {
         if (state.actors.has(t.session_id) || !(await ctx.cluster.acquire(t.session_id))) continue;
         const pending = (await ctx.approvals.adopt(t.session_id)).filter((p) => p.turn_id === t.turn_id);
         if (pending.length > 0) {
@@ -133,7 +133,7 @@ export function createReplicaHooks(ctx: EngineContext, kick: Kick, interruptTurn
         waiters.ended(failed);
         kick(t.session_id);
       }
-      for (const id of await ctx.cluster.queuedUnowned(100)) if (!state.actors.has(id)) kick(id);
+      for (const id of await turns.queuedUnowned(ctx.runnerId, 100)) if (!state.actors.has(id)) kick(id);
     },
   };
 }

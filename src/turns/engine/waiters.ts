@@ -5,7 +5,7 @@
  * may be lost).
  */
 import type { TurnRepository, TurnRow } from '../../storage/turns-repo.js';
-import { FINISHED } from '../../storage/turns-repo.js';
+import { ENDED } from '../../schemas.js';
 import type { Cluster } from '../../cluster/cluster.js';
 
 export interface TurnWaiters {
@@ -58,7 +58,7 @@ export function createTurnWaiters(turns: TurnRepository, cluster: Cluster): Turn
     },
     async recheck(turnId) {
       const row = await turns.get(turnId);
-      if (row && FINISHED.includes(row.status)) w.settle(row);
+      if (row && ENDED.includes(row.status)) w.settle(row);
     },
     recheckAll() {
       for (const id of waiters.keys()) void w.recheck(id).catch(() => {});

@@ -1,5 +1,5 @@
 /**
- * @module turns/log-upkeep
+ * @module events/upkeep
  * Keeps the event log near the size of what it tells. A turn streams its answer token by token
  * (thousands of small `stream_event` messages for a long answer, ~50x the answer's bytes); once the
  * turn has ended and a client could no longer be catching up on it (PARTIAL_EVENTS_KEEP_MS), those
@@ -10,7 +10,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { EventRepository } from '../storage/events-repo.js';
 import { loadText } from '../storage/text.js';
-import { foldedResult } from './events.js';
+import { foldedResult } from './stored.js';
 
 const BATCH = 2_000;
 

@@ -1,5 +1,5 @@
 /**
- * @module sessions/access
+ * @module auth/access
  * Who may see a session: its owner, or an admin. Anyone else gets the same 404 as for a
  * session that does not exist, so ids of other users' sessions are never confirmed.
  */

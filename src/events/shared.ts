@@ -1,0 +1,89 @@
+/**
+ * @module events/shared
+ * The event log of several replicas over PostgreSQL; the other replicas are told of new events
+ * through the cluster, and their subscribers read them back in order.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { EventRepository, EventRow } from '../storage/events-repo.js';
+import type { Cluster } from '../cluster/cluster.js';
+import type { EventLog, EventType, SessionEvent, TurnResults } from './log.js';
+import { fromRows, stage, storedData } from './stored.js';
+import { createLiveBus } from './live-bus.js';
+
+const BATCH = 500;
+
+/**
+ * The event log shared by several replicas (PostgreSQL): an event is numbered where it is
+ * written, in a transaction holding the session's lock, then announced here and to the other
+ * replicas. Appends to one session are written in order, several at a time: while one write is
+ * in flight the next ones gather, so a burst costs a few transactions, not one each.
+ */
+export function createSharedEventLog(repo: EventRepository, results: TurnResults, cluster: Pick<Cluster, 'publish' | 'onMessage'>, log?: FastifyBaseLogger): EventLog {
+  const live = createLiveBus();
+  // Another replica stored events of a session: its subscribers here read them back.
+  cluster.onMessage((m) => {
+    if (m.k === 'events') live.poke(m.s);
+  });
+  const notify = (sessionId: string) => cluster.publish({ k: 'events', s: sessionId });
+  interface Pending {
+    row: Omit<EventRow, 'seq'>;
+    /** The data as appended (the row's may leave the result out). */
+    data: unknown;
+    resolve: (e: SessionEvent) => void;
+    reject: (err: unknown) => void;
+  }
+  const queues = new Map<string, { pending: Pending[]; writing: Promise<void> }>();
+
+  async function drain(sessionId: string, q: { pending: Pending[] }): Promise<void> {
+    while (q.pending.length > 0) {
+      const batch = q.pending.splice(0, BATCH);
+      try {
+        const rows = await repo.appendNumbered(sessionId, batch.map((b) => b.row));
+        // Announced with the data as appended: live subscribers need no read back.
+        const events = rows.map((r, i): SessionEvent => ({ seq: Number(r.seq), session_id: r.session_id, turn_id: r.turn_id, type: r.type as EventType, data: batch[i]!.data ?? null, created_at: Number(r.created_at) }));
+        events.forEach((e, i) => {
+          live.emit(sessionId, e);
+          batch[i]!.resolve(e);
+        });
+        notify(sessionId);
+      } catch (err) {
+        log?.error({ err, session_id: sessionId, events: batch.length }, 'could not store events');
+        for (const b of batch) b.reject(err);
+      }
+    }
+    queues.delete(sessionId);
+  }
+
+  return {
+    direct: false,
+    append(sessionId, turnId, type, data) {
+      return new Promise<SessionEvent>((resolve, reject) => {
+        const row = { session_id: sessionId, turn_id: turnId, type, data: storedData(type, data), created_at: Date.now(), transient: stage(type, data) };
+        const q = queues.get(sessionId);
+        if (q) {
+          q.pending.push({ row, data, resolve, reject });
+          return;
+        }
+        const fresh = { pending: [{ row, data, resolve, reject }], writing: Promise.resolve() };
+        queues.set(sessionId, fresh);
+        fresh.writing = drain(sessionId, fresh);
+      });
+    },
+    doneSeq: (sessionId, turnId) => repo.doneSeq(sessionId, turnId),
+    async after(sessionId, afterSeq, opts = {}) {
+      return fromRows(await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 }), results);
+    },
+    subscribe: live.subscribe,
+    poke: live.poke,
+    pokeAll: live.pokeAll,
+    async drop(sessionId) {
+      await queues.get(sessionId)?.writing;
+    },
+    async flush() {
+      await Promise.all([...queues.values()].map((q) => q.writing));
+    },
+    get subscribers() {
+      return live.subscribers;
+    },
+  };
+}
