@@ -81,7 +81,7 @@ export async function loadBench(modelUrl: string, opts: { replicas?: number } = 
 
   const post = async (base: string, url: string, body: unknown) => {
     const r = await fetch(base + url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: r.status, body: (await r.json()) as any };
+    return { status: r.status, body: await r.json() };
   };
   const baseFor = (n: number, k: number) => servers[(n + k) % servers.length]!.base;
   const latencies: number[] = [];
@@ -116,8 +116,8 @@ export async function loadBench(modelUrl: string, opts: { replicas?: number } = 
   let lost = 0;
   for (const [n, id] of sessions.entries()) {
     const base = baseFor(n, 1);
-    const s = (await (await fetch(`${base}/v1/sessions/${id}`)).json()) as any;
-    const page = (await (await fetch(`${base}/v1/sessions/${id}/messages?limit=500`)).json()) as any;
+    const s = await (await fetch(`${base}/v1/sessions/${id}`)).json();
+    const page = await (await fetch(`${base}/v1/sessions/${id}/messages?limit=500`)).json();
     lost += Math.abs(TURNS - countPrompts(page.messages ?? []));
     if (s.turn_count !== TURNS) lost += Math.abs(TURNS - s.turn_count);
   }

@@ -202,7 +202,7 @@ if (want('sandbox')) {
   for (const c of closers) c();
   const starts: Record<string, number[]> = { 'API on': [], 'raw on': [], 'API off': [], 'raw off': [] };
   for (let i = 0; i < C; i++) {
-    for (const w of i % 2 === 0 ? ways : ([...ways].reverse() as Array<'on' | 'off'>)) {
+    for (const w of i % 2 === 0 ? ways : [...ways].reverse()) {
       let t0 = performance.now();
       const s = await api(srv[w].base, 'POST', '/v1/sessions', { prompt: prompt(i), permission_mode: 'bypassPermissions', project: `sandbox-start-${w}-${i}` });
       starts[`API ${w}`]!.push(performance.now() - t0);
@@ -286,9 +286,15 @@ if (want('breakdown')) {
         const res = await app.inject({ method: 'POST', url: `/v1/sessions/${inApp.session_id}/turns`, payload: { prompt: p } });
         if (res.statusCode !== 200) throw new Error(res.body);
       }],
-      ['app in this process, HTTP', async (p) => void (await api(base, 'POST', `/v1/sessions/${inApp.session_id}/turns`, { prompt: p }))],
-      ['server as its own process, HTTP', async (p) => void (await api(srv.base, 'POST', `/v1/sessions/${inProc.session_id}/turns`, { prompt: p }))],
-      ['bare Fastify wrapper, own process', async (p) => void (await api(bare.base, 'POST', '/turn', { session: bareSession, cwd, prompt: p }))],
+      ['app in this process, HTTP', async (p) => {
+        await api(base, 'POST', `/v1/sessions/${inApp.session_id}/turns`, { prompt: p });
+      }],
+      ['server as its own process, HTTP', async (p) => {
+        await api(srv.base, 'POST', `/v1/sessions/${inProc.session_id}/turns`, { prompt: p });
+      }],
+      ['bare Fastify wrapper, own process', async (p) => {
+        await api(bare.base, 'POST', '/turn', { session: bareSession, cwd, prompt: p });
+      }],
     ];
     await raw('Remember: my favorite color is blue');
     await viaRunner('Remember: my favorite color is blue');
@@ -394,7 +400,9 @@ if (want('list')) {
   const apiMs = await timed(30, async () => {
     if ((await api(base, 'GET', '/v1/sessions?limit=50')).sessions.length !== 50) throw new Error('short page');
   });
-  const filtered = await timed(30, async () => void (await api(base, 'GET', '/v1/sessions?limit=50&project=bench-list&q=bench%2099')));
+  const filtered = await timed(30, async () => {
+    await api(base, 'GET', '/v1/sessions?limit=50&project=bench-list&q=bench%2099');
+  });
   const sdkMs = await timed(3, async () => {
     if ((await listSessions({ dir: seed.cwd, limit: 50 })).length !== 50) throw new Error('SDK short page');
   });
@@ -452,7 +460,9 @@ if (want('pglist')) {
   const byProject = await timed(50, async () => {
     if ((await api(base, 'GET', '/v1/sessions?limit=50&project=bench-pg-3')).sessions.length !== 50) throw new Error('short page');
   });
-  const searched = await timed(50, async () => void (await api(base, 'GET', '/v1/sessions?limit=50&q=bench%209999')));
+  const searched = await timed(50, async () => {
+    await api(base, 'GET', '/v1/sessions?limit=50&q=bench%209999');
+  });
   const got = await timed(50, async (i) => {
     const id = ids[(i * 7919) % ids.length]!;
     if ((await api(base, 'GET', `/v1/sessions/${id}`)).session_id !== id) throw new Error('wrong session');

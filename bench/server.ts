@@ -3,6 +3,7 @@
  * at a model endpoint the bench shares with its raw-SDK baselines.
  */
 import fs from 'node:fs';
+import { START_NODE_FLAGS } from '../scripts/start-flags.js';
 import net from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
@@ -33,13 +34,7 @@ const freePort = () =>
     });
   });
 
-/** The Node flags `npm start` gives the server (package.json): the bench and the tests start it the same way. */
-export const START_NODE_FLAGS: string[] = (() => {
-  const start = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  const m = /\bnode((?: --\S+)*) dist\/server\.js/.exec(start);
-  if (!m) throw new Error(`package.json's start script does not run node ... dist/server.js: ${start}`);
-  return m[1]!.trim().split(/\s+/).filter(Boolean);
-})();
+export { START_NODE_FLAGS } from '../scripts/start-flags.js';
 
 export async function startServerProcess(root: string, modelUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
   const port = await freePort();
@@ -86,7 +81,7 @@ export async function startBareServer(root: string, configDir: string, modelUrl:
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
+    child.stdout.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the bare server exited (${code})`)));
   });
   return {

@@ -23,7 +23,7 @@ import { createPermissionRepository } from './storage/permissions-repo.js';
 import { createLeaseRepository } from './storage/leases-repo.js';
 import { createTranscriptStore } from './storage/transcript-store.js';
 import { startOfflineModel, type OfflineModel } from './offline-model/server.js';
-import { createClaudeRunner, sweepTmpDir, type ClaudeRunner, type RunnerOptions } from './claude/runner/index.js';
+import { createClaudeRunner, sweepTmpDir, type ClaudeRunner } from './claude/runner/index.js';
 import { createProcessRegistry } from './claude/processes.js';
 import { transcriptPath } from './claude/paths.js';
 import { bindConfigDir, claudeSessionFunctions } from './claude/sessions.js';
@@ -214,7 +214,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     spares: config.prewarmSpares,
     interruptGraceMs: config.interruptGraceMs,
     maxBudgetUsd: config.maxTurnBudgetUsd,
-    ...(transcripts ? { sessionStore: transcripts as unknown as NonNullable<RunnerOptions['sessionStore']>, storedEntriesContaining: transcripts.entriesContaining } : {}),
+    ...(transcripts ? { sessionStore: transcripts, storedEntriesContaining: (key, text) => transcripts.entriesContaining(key, text) } : {}),
     verbatimPrompts: !config.promptExpansion,
     processes,
     onPreToolUse: async (sessionId, input) =>
@@ -256,7 +256,9 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     approvals,
     transcriptExists: async (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)) || (transcripts ? await transcripts.has(s.session_id) : false),
     // With the store, a transcript only this disk has goes into it before a resume (the CLI resumes from the store).
-    ...(transcripts ? { prepareResume: async (s: { session_id: string; cwd: string }) => void (await claudeSessions.ensureShared(s.session_id, s.cwd)) } : {}),
+    ...(transcripts ? { prepareResume: async (s: { session_id: string; cwd: string }) => {
+            await claudeSessions.ensureShared(s.session_id, s.cwd);
+          } } : {}),
     runnerId,
     cluster,
     // A tag set before the transcript existed is written to it now, so a terminal user sees it.

@@ -14,7 +14,7 @@ import { cliBinaryPath } from '../src/claude/paths.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { buildApp } from '../src/app.js';
 import { startOfflineModel, type OfflineModel } from '../src/offline-model/server.js';
-import { START_NODE_FLAGS } from '../bench/server.js';
+import { START_NODE_FLAGS } from '../scripts/start-flags.js';
 import type { App } from '../src/types.js';
 import { afterAll, beforeAll } from 'vitest';
 
@@ -215,6 +215,25 @@ export async function waitFor<T>(check: () => T | Promise<T>, ms = 10_000, every
     v = await check();
   }
   return v;
+}
+
+/** The statuses a turn ends in. */
+export const ENDED = ['succeeded', 'failed', 'interrupted', 'cancelled'];
+
+/**
+ * Waits until a turn's status is one of `statuses` (by default: it has ended) and returns the turn;
+ * throws when it is not within `ms`, saying where it stayed.
+ */
+export async function waitForTurn(app: App, sessionId: string, turnId: string, statuses: string | string[] = ENDED, ms = 20_000, headers: Record<string, string> = {}): Promise<any> {
+  const want = typeof statuses === 'string' ? [statuses] : statuses;
+  let turn: any = null;
+  const end = Date.now() + ms;
+  for (;;) {
+    turn = (await call(app, 'GET', `/v1/sessions/${sessionId}/turns/${turnId}`, undefined, headers)).body;
+    if (want.includes(turn?.status)) return turn;
+    if (Date.now() > end) throw new Error(`turn ${turnId} is ${turn?.status ?? JSON.stringify(turn)} after ${ms} ms, not ${want.join(' or ')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Listens on a free loopback port; returns the base URL (for SSE and real HTTP). */

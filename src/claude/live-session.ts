@@ -119,7 +119,7 @@ export class LiveSession {
         }
         if (m.type === 'result') {
           // A spare's refusal is handled by the runner (it retries cold): not the client's news.
-          const refused = m.subtype !== 'success' && (m.errors ?? []).some((e) => /^not_claimed/.test(e));
+          const refused = m.subtype !== 'success' && (m.errors ?? []).some((e) => e.startsWith('not_claimed'));
           if (!refused) {
             const r = cur.onMessage(m);
             if (r instanceof Promise) await r;
@@ -176,7 +176,7 @@ export class LiveSession {
       cur.resolve({ ...base, status: 'failed', result: null, error: { code: 'SESSION_NOT_FOUND', message: text }, notFound: true });
       return;
     }
-    if (/^not_claimed/.test(text) || errors.some((e) => /^not_claimed/.test(e))) {
+    if (text.startsWith('not_claimed') || errors.some((e) => e.startsWith('not_claimed'))) {
       cur.resolve({ ...base, status: 'failed', result: null, error: { code: 'NOT_CLAIMED', message: text }, notClaimed: true });
       return;
     }

@@ -114,7 +114,7 @@ export function createProcessRegistry(pidDir: string, onStderr?: (line: string) 
     spawn(opts) {
       const child = spawn(opts.command, opts.args, {
         cwd: opts.cwd,
-        env: opts.env as NodeJS.ProcessEnv,
+        env: opts.env,
         stdio: ['pipe', 'pipe', 'pipe'],
         detached: true, // its own process group: the CLI and its tools end together
       });
@@ -160,7 +160,7 @@ export function createProcessRegistry(pidDir: string, onStderr?: (line: string) 
         partial = lines.pop() ?? '';
         for (const line of lines) if (line.trim()) onStderr?.(line);
       });
-      return child as unknown as SpawnedProcess;
+      return child;
     },
     get pids() {
       return [...live].filter(alive);

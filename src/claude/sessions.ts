@@ -85,7 +85,7 @@ export function claudeSessionFunctions(
       const sdkPage = () => getSessionMessages(id, { ...at, limit: page.limit, offset: page.offset });
       if (shared) {
         if ((await shared.entriesContaining(key, '"compact_boundary"')).length === 0) return sdkPage();
-        entries = ((await shared.store.load(key)) ?? []) as TranscriptEntry[];
+        entries = (await shared.store.load(key)) ?? [];
       } else {
         const text = await fs.promises.readFile(file, 'utf8').catch(() => '');
         if (!text.includes('"compact_boundary"')) return sdkPage();

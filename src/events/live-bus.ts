@@ -14,7 +14,7 @@ export function createLiveBus() {
   return {
     emit: (sessionId: string, e: SessionEvent | null) => bus.emit(sessionId, e),
     listeners: (sessionId: string) => bus.listenerCount(sessionId),
-    subscribe(sessionId: string, fn: (e: SessionEvent | null) => void): () => void {
+    subscribe: (sessionId: string, fn: (e: SessionEvent | null) => void): (() => void) => {
       bus.on(sessionId, fn);
       subscribers++;
       let done = false;
@@ -25,10 +25,10 @@ export function createLiveBus() {
         bus.off(sessionId, fn);
       };
     },
-    poke(sessionId: string) {
+    poke: (sessionId: string) => {
       bus.emit(sessionId, null);
     },
-    pokeAll() {
+    pokeAll: () => {
       for (const name of bus.eventNames()) bus.emit(name, null);
     },
     get subscribers() {

@@ -112,7 +112,7 @@ export function createEventLog(repo: EventRepository, results: TurnResults, log?
       streams.delete(sessionId);
     },
     async flush() {
-      await Promise.all([...streams.values()].map((s) => s.writing));
+      await Promise.all([...streams.values()].map(async (s) => s.writing));
     },
     get subscribers() {
       return live.subscribers;

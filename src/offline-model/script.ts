@@ -51,7 +51,7 @@ export function lastPrompt(m: Message): string {
   const texts = m.content
     .filter((b) => b.type === 'text' && typeof b.text === 'string')
     .map((b) => b.text!.trim())
-    .filter((t) => t !== '' && !t.startsWith('<system-reminder>') && !/^\[Request interrupted/.test(t));
+    .filter((t) => t !== '' && !t.startsWith('<system-reminder>') && !t.startsWith('[Request interrupted'));
   return texts[texts.length - 1] ?? '';
 }
 

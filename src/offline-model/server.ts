@@ -121,7 +121,7 @@ export async function startOfflineModel(opts: { port?: number; host?: string } =
       if (req.method === 'POST' && url.startsWith('/v1/messages')) {
         let body: Parameters<typeof respond>[1];
         try {
-          body = JSON.parse(Buffer.concat(chunksIn).toString('utf8'));
+          body = JSON.parse(Buffer.concat(chunksIn).toString('utf8')) as typeof body;
         } catch {
           sendJson(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'body is not JSON' } });
           return;

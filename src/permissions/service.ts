@@ -153,11 +153,11 @@ export function createApprovals(deps: {
   const hooks = createToolHooks({ repo, settlements, open, fetchAllowed: deps.fetchAllowed, fetchRefusal: deps.fetchRefusal });
 
   return {
-    preToolUse: hooks.preToolUse,
-    canUseTool: hooks.canUseTool,
-    settled: settlements.settled,
-    recheck: settlements.recheck,
-    recheckAll: settlements.recheckAll,
+    preToolUse: (call) => hooks.preToolUse(call),
+    canUseTool: (call) => hooks.canUseTool(call),
+    settled: (sessionId, toolUseId) => settlements.settled(sessionId, toolUseId),
+    recheck: (sessionId, toolUseId) => settlements.recheck(sessionId, toolUseId),
+    recheckAll: () => settlements.recheckAll(),
 
     async list(caller, sessionId) {
       await ownedSession(sessions, caller, sessionId);

@@ -56,7 +56,7 @@ export function createSettlements(repo: PermissionRepository, onSettle: (request
       if (row && row.status !== 'pending') s.settle(row);
     },
     async recheckAll() {
-      for (const k of [...waiters.keys()]) {
+      for (const k of Array.from(waiters.keys())) {
         const [sessionId, toolUseId] = k.split('\u0000') as [string, string];
         const row = await repo.byToolUse(sessionId, toolUseId);
         if (!row || row.status !== 'pending') s.settle(row ?? { session_id: sessionId, tool_use_id: toolUseId, status: 'denied' });

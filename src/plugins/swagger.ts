@@ -62,7 +62,7 @@ export default fp(async (app, opts: { version: string }) => {
         { name: 'system', description: 'Health and documentation' },
       ],
     },
-    refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get(

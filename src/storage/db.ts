@@ -44,7 +44,9 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
       db,
       dialect: 'postgres',
       location: u.toString(),
-      ping: async () => void (await sql`select 1`.execute(db)),
+      ping: async () => {
+        await sql`select 1`.execute(db);
+      },
       forgetDeleted: async () => {},
       close: () => db.destroy(),
     };
@@ -65,7 +67,9 @@ export async function openStorage(opts: { dataDir: string; databaseUrl?: string 
     db,
     dialect: 'sqlite',
     location: file,
-    ping: async () => void (await sql`select 1`.execute(db)),
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
     forgetDeleted: async () => void sqlite.pragma('wal_checkpoint(TRUNCATE)'),
     close: () => db.destroy(),
   };

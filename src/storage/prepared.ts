@@ -8,10 +8,11 @@
  * transaction's), and binds every key given, an undefined value as NULL.
  */
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
+import type { Database } from './schema.js';
 
 const MARK = '\u0000param:';
 
-export function prepared<P extends Record<string, unknown>, R>(db: Kysely<any>, keys: ReadonlyArray<keyof P & string>, build: (p: P) => Compilable<R>): (params: P) => Promise<QueryResult<R>> {
+export function prepared<P extends Record<string, unknown>, R>(db: Kysely<Database>, keys: ReadonlyArray<keyof P & string>, build: (p: P) => Compilable<R>): (params: P) => Promise<QueryResult<R>> {
   let template: { compiled: CompiledQuery<R>; slots: Array<{ key: string } | { value: unknown }> } | null = null;
   return (params) => {
     if (!template) {

@@ -53,7 +53,7 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
   /** A transcript's entries in order; with `containing`, only those whose stored text contains it. */
   async function entriesOf(key: StoreKey, containing?: string): Promise<StoreEntry[]> {
     const pending = writing.get(keyOf(key));
-    if (pending) await Promise.allSettled([...pending]);
+    if (pending) await Promise.allSettled(pending);
     let q = db
       .selectFrom('transcript_entries')
       .select('entry')

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cliProcesses, dbEnv, DIALECT, exited, listen, makeDirs, readSse, startApp, startServer, streamedText, terminalSession, waitFor, type TestApp } from '../helper.js';
+import { call, cliProcesses, dbEnv, DIALECT, exited, listen, makeDirs, readSse, startApp, startServer, streamedText, terminalSession, waitFor, waitForTurn, ENDED, type TestApp } from '../helper.js';
 import { transcriptPath } from '../../src/claude/paths.js';
 
 /** The user prompts of a session's messages (as GET .../messages answers them), in order. */
@@ -105,7 +105,8 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
     });
     expect(live.status).toBe(200);
     // The first message reached B while the turn still ran on A: followed live, not replayed at the end.
-    expect(await statusAtFirstMessage).toBe('running');
+    // (Assigned in the callback above, which the compiler does not follow.)
+    expect(await (statusAtFirstMessage as Promise<string> | null)).toBe('running');
     const evs = live.events.filter((e) => e.event);
     expect(evs.at(-1)).toMatchObject({ event: 'done', data: { status: 'succeeded' } });
     expect(streamedText(evs).length).toBeGreaterThan(0);
@@ -123,14 +124,12 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
 
   it('an interrupt sent to B stops the turn running on A; the session goes on with its history', async () => {
     const turn = (await call(A.app, 'POST', `/v1/sessions/${blue}/turns?wait=false`, { prompt: '[[slow:30000]] a long job' })).body;
-    const running = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${blue}/turns/${turn.turn_id}`)).body.status === 'running', 20_000);
-    expect(running).toBe(true);
+    expect((await waitForTurn(B.app, blue, turn.turn_id, 'running', 20_000)).status).toBe('running');
     const t0 = Date.now();
     const r = await call(B.app, 'POST', `/v1/sessions/${blue}/interrupt`);
     expect(r.status).toBe(202);
     expect(r.body.turn_id).toBe(turn.turn_id);
-    const stopped = await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${blue}/turns/${turn.turn_id}`)).body.status === 'interrupted', 10_000);
-    expect(stopped).toBe(true);
+    expect((await waitForTurn(B.app, blue, turn.turn_id, ENDED, 10_000)).status).toBe('interrupted');
     expect(Date.now() - t0).toBeLessThan(3_000);
     const next = await call(B.app, 'POST', `/v1/sessions/${blue}/turns`, { prompt: 'What is my favorite color?' });
     expect(next.status).toBe(200);
@@ -140,7 +139,7 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
   it('if_busy reject, interrupt and a cancel sent to B act on the session A runs', async () => {
     const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is green' })).body;
     const slow = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:30000]] a long job' })).body;
-    expect(await waitFor(async () => (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${slow.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
+    await waitForTurn(B.app, s.session_id, slow.turn_id, 'running', 20_000);
     const refused = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'not now' });
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('SESSION_BUSY');
@@ -235,7 +234,7 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
   it('deleting a session on the replica running its turn interrupts it there; it is not handed to another replica', async () => {
     const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
     const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:9500]] finishing up' })).body;
-    expect(await waitFor(async () => (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
+    await waitForTurn(A.app, s.session_id, turn.turn_id, 'running', 20_000);
     expect((await call(A.app, 'DELETE', `/v1/sessions/${s.session_id}`)).status).toBe(200);
     // Longer than the lease (8 s): B's sweep must not take the running turn for a dead replica's.
     const end = await waitFor(async () => {
@@ -253,7 +252,7 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
     const onA = transcriptPath(A.config.claudeConfigDir, s.cwd, s.session_id);
     const onB = transcriptPath(B.config.claudeConfigDir, s.cwd, s.session_id);
     const turn = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:30000]] long' })).body;
-    expect(await waitFor(async () => (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
+    await waitForTurn(A.app, s.session_id, turn.turn_id, 'running', 20_000);
     expect(fs.existsSync(onA) || fs.existsSync(onB)).toBe(true);
     const p = await call(B.app, 'DELETE', `/v1/sessions/${s.session_id}?purge=true`);
     expect(p.status).toBe(200);
@@ -330,8 +329,7 @@ describe.skipIf(DIALECT !== 'postgres')('a replica killed mid-turn', () => {
     const doomed = await post(`/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:60000]] a long job' });
     const next = await post(`/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'What is my favorite color?', if_busy: 'queue' });
     expect(next.status).toBe('queued');
-    const running = await waitFor(async () => (await call(B!.app, 'GET', `/v1/sessions/${s.session_id}/turns/${doomed.turn_id}`)).body.status === 'running', 20_000);
-    expect(running).toBe(true);
+    expect((await waitForTurn(B!.app, s.session_id, doomed.turn_id, 'running', 20_000)).status).toBe('running');
 
     srv.child.kill('SIGKILL');
     await exited(srv.child);

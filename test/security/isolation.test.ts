@@ -273,7 +273,7 @@ describe('a session folder swapped for a link after the turn was accepted', () =
     fs.symlinkSync(target, link);
     const wrong: string[][] = [];
     const registry = createProcessRegistry(path.join(t.dirs.root, 'pids-test'), undefined, (asked, actual) => wrong.push([asked, actual]));
-    const child = registry.spawn({ command: 'sleep', args: ['30'], cwd: link, env: { PATH: process.env.PATH }, signal: new AbortController().signal } as never) as unknown as import('node:child_process').ChildProcess;
+    const child = registry.spawn({ command: 'sleep', args: ['30'], cwd: link, env: { PATH: process.env.PATH }, signal: new AbortController().signal }) as unknown as import('node:child_process').ChildProcess;
     const code = await new Promise((r) => child.once('exit', (c, sig) => r(sig ?? c)));
     expect(code).toBe('SIGKILL');
     expect(wrong).toEqual([[link, target]]);

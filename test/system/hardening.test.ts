@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadText, storeText } from '../../src/storage/text.js';
-import { call, cliProcesses, listen, readSse, runApproving, startApp, waitFor, type TestApp, useApp } from '../helper.js';
+import { call, cliProcesses, listen, readSse, runApproving, startApp, waitFor, waitForTurn, type TestApp, useApp } from '../helper.js';
 
 describe('NUL in client text is refused with 400 naming the field, on every route and both dialects', () => {
   let t: TestApp;
@@ -75,7 +75,7 @@ describe('a CLI that answers nothing (stopped with SIGSTOP mid-turn)', () => {
   async function stuck() {
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:30000]] a long answer' })).body;
-    expect(await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running', 20_000)).toBe(true);
+    await waitForTurn(t.app, s.session_id, turn.turn_id, 'running', 20_000);
     // This session's CLI: the one with the session's own TMPDIR.
     const tmp = path.join(t.dirs.dataDir, 'tmp', createHash('sha256').update(s.session_id).digest('hex').slice(0, 12));
     const mine = cliProcesses(t.config.claudeConfigDir).filter((p) => fs.readFileSync(`/proc/${p}/environ`, 'latin1').includes(`TMPDIR=${tmp}\0`));
@@ -137,7 +137,7 @@ describe('a request body that never ends', () => {
     const t0 = Date.now();
     sock.write(`POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"ses\r\n`);
     let got = '';
-    sock.on('data', (d) => (got += d));
+    sock.on('data', (d: Buffer) => (got += d.toString()));
     await new Promise((r) => sock.once('close', r));
     const took = Date.now() - t0;
     expect(got).toMatch(/^HTTP\/1\.1 408/);
@@ -209,7 +209,7 @@ describe('delete while turns run and wait, and small things', () => {
     await waitFor(async () => (await userTexts(s.session_id)).filter((x: string) => x === same).length === 2);
     const late = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/fork`, {})).body;
     for (const f of [early, late]) expect(await userTexts(f.session_id)).toEqual(['Remember: my color is green', same, 'Remember: my pet is cat']);
-    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${running.turn_id}`)).body.status === 'succeeded', 15_000);
+    await waitForTurn(t.app, s.session_id, running.turn_id, 'succeeded', 15_000);
   });
 
   it('a huge offset, a lone surrogate in a project, and a malformed request get our JSON 400', async () => {
@@ -221,7 +221,7 @@ describe('delete while turns run and wait, and small things', () => {
     const sock = net.connect(Number(new URL(t.base).port), '127.0.0.1');
     await new Promise((res) => sock.once('connect', res));
     let got = '';
-    sock.on('data', (d) => (got += d));
+    sock.on('data', (d: Buffer) => (got += d.toString()));
     sock.write('GET /health HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n');
     await new Promise((res) => sock.once('close', res));
     expect(got).toMatch(/^HTTP\/1\.1 400/);
@@ -268,7 +268,7 @@ describe('delete while turns run and wait, and small things', () => {
     const tmpNotes = filesWith(path.join(t.config.dataDir, 'tmp'), word);
     expect(tmpNotes.length).toBe(1);
     const running = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[slow:30000]] still about ${word}` })).body;
-    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${running.turn_id}`)).body.status === 'running');
+    await waitForTurn(t.app, s.session_id, running.turn_id, 'running');
 
     const started = Date.now();
     const p = await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}?purge=true`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { call, offlineModel, waitFor, useApp } from '../helper.js';
+import { call, offlineModel, waitFor, waitForTurn, useApp } from '../helper.js';
 
 describe('admission control', () => {
   const t = useApp({ env: { MAX_CONCURRENT_TURNS: '2' } });
@@ -29,7 +29,7 @@ describe('a bounded waiting line', () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await call(t.app, 'POST', '/v1/sessions', {})).body.session_id);
     const a = await call(t.app, 'POST', `/v1/sessions/${ids[0]}/turns?wait=false`, { prompt: '[[slow:1000]] a' });
-    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${ids[0]}/turns/${a.body.turn_id}`)).body.status === 'running');
+    await waitForTurn(t.app, ids[0]!, a.body.turn_id, 'running');
     const b = await call(t.app, 'POST', `/v1/sessions/${ids[1]}/turns?wait=false`, { prompt: 'b' });
     expect(b.status).toBe(202);
     const c = await call(t.app, 'POST', `/v1/sessions/${ids[2]}/turns?wait=false`, { prompt: 'c' });
@@ -61,7 +61,7 @@ describe('no waiting line (MAX_QUEUED_TURNS=0)', () => {
     const other = (await call(t.app, 'POST', '/v1/sessions', {})).body.session_id;
     const a = await call(t.app, 'POST', `/v1/sessions/${first.body.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] What is my favorite color?' });
     expect(a.status).toBe(202);
-    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${first.body.session_id}/turns/${a.body.turn_id}`)).body.status === 'running');
+    await waitForTurn(t.app, first.body.session_id, a.body.turn_id, 'running');
     // The one slot is taken: waiting for it, or behind the running turn of the same session, is refused.
     for (const [sid, body] of [
       [other, { prompt: 'b' }],

@@ -10,7 +10,7 @@ describe('one writer per session', () => {
       call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: '[[slow:1500]] first of two' }),
       call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: '[[slow:1500]] second of two' }),
     ]);
-    const statuses = [a.status, b.status].sort();
+    const statuses = [a.status, b.status].sort((x, y) => x - y);
     expect(statuses).toEqual([200, 409]);
     const won = a.status === 200 ? a : b;
     const lost = a.status === 200 ? b : a;
@@ -60,7 +60,12 @@ describe('one writer per session', () => {
 
   it('turns on different sessions run side by side', async () => {
     const ids = await Promise.all([1, 2, 3].map(async () => (await call(t.app, 'POST', '/v1/sessions', {})).body.session_id));
-    const results = await Promise.all(ids.map((id) => call(t.app, 'POST', `/v1/sessions/${id}/turns`, { prompt: '[[slow:500]] hi' })));
+    const results = await Promise.all(ids.map((id) => call(t.app, 'POST', `/v1/sessions/${id}/turns`, { prompt: '[[slow:1000]] hi' })));
     expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+    // Overlapped in time: every turn started before any of them finished (one after another, the
+    // last would start only after the first had finished).
+    const starts = results.map((r) => Date.parse(r.body.started_at));
+    const ends = results.map((r) => Date.parse(r.body.finished_at));
+    expect(Math.max(...starts)).toBeLessThan(Math.min(...ends));
   });
 });

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cliProcesses, startApp, transcriptPrompts, waitFor, type TestApp, useApp } from '../helper.js';
+import { call, cliProcesses, startApp, transcriptPrompts, waitFor, waitForTurn, type TestApp, useApp } from '../helper.js';
 
 describe('turn engine: queue, interrupt, cancel, wait modes', () => {
   const t = useApp();
 
   const newSession = async (prompt = 'Remember: my favorite color is blue') => (await call(t.app, 'POST', '/v1/sessions', { prompt })).body;
   const turnOf = (sid: string, tid: string) => call(t.app, 'GET', `/v1/sessions/${sid}/turns/${tid}`).then((r) => r.body);
-  const settled = (sid: string, tid: string) => waitFor(async () => ((await turnOf(sid, tid)).status in { succeeded: 1, failed: 1, interrupted: 1, cancelled: 1 } ? turnOf(sid, tid) : null), 20_000);
 
   it('10 concurrent queued turns on one session all reach the transcript, in order', async () => {
     const s = await newSession();
@@ -30,7 +29,7 @@ describe('turn engine: queue, interrupt, cancel, wait modes', () => {
     const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'What is my favorite color?' });
     expect(r.status).toBe(202);
     expect(['queued', 'running']).toContain(r.body.status);
-    const fin = await settled(s.session_id, r.body.turn_id);
+    const fin = await waitForTurn(t.app, s.session_id, r.body.turn_id);
     expect(fin.status).toBe('succeeded');
     expect(fin.result).toMatch(/blue/);
   });
@@ -38,12 +37,12 @@ describe('turn engine: queue, interrupt, cancel, wait modes', () => {
   it('interrupt ends the running turn as interrupted within a second; the session keeps its history', async () => {
     const s = await newSession();
     const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:20000]] a long job' });
-    await waitFor(async () => (await turnOf(s.session_id, r.body.turn_id)).status === 'running');
+    await waitForTurn(t.app, s.session_id, r.body.turn_id, 'running');
     const t0 = Date.now();
     const i = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/interrupt`, {});
     expect(i.status).toBe(202);
     expect(i.body.turn_id).toBe(r.body.turn_id);
-    const fin = await settled(s.session_id, r.body.turn_id);
+    const fin = await waitForTurn(t.app, s.session_id, r.body.turn_id);
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(fin.status).toBe('interrupted');
     const again = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?' });
@@ -57,7 +56,7 @@ describe('turn engine: queue, interrupt, cancel, wait modes', () => {
   it('if_busy interrupt stops the running turn, then runs', async () => {
     const s = await newSession();
     const slow = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:20000]] a long job' });
-    await waitFor(async () => (await turnOf(s.session_id, slow.body.turn_id)).status === 'running');
+    await waitForTurn(t.app, s.session_id, slow.body.turn_id, 'running');
     const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?', if_busy: 'interrupt' });
     expect(r.status).toBe(200);
     expect(r.body.result).toMatch(/blue/);
@@ -68,7 +67,7 @@ describe('turn engine: queue, interrupt, cancel, wait modes', () => {
     const s = await newSession();
     const slow = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] first' });
     // (Under a full suite's load the first turn may wait for a slot a moment: the queue is what follows it.)
-    await waitFor(async () => (await turnOf(s.session_id, slow.body.turn_id)).status === 'running');
+    await waitForTurn(t.app, s.session_id, slow.body.turn_id, 'running');
     const a = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'second', if_busy: 'queue' });
     const b = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'third', if_busy: 'queue' });
     expect(a.body.status).toBe('queued');
@@ -80,11 +79,11 @@ describe('turn engine: queue, interrupt, cancel, wait modes', () => {
     const again = await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}/turns/${a.body.turn_id}`);
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('TURN_NOT_CANCELLABLE');
-    await waitFor(async () => (await turnOf(s.session_id, slow.body.turn_id)).status === 'running');
+    await waitForTurn(t.app, s.session_id, slow.body.turn_id, 'running');
     const running = await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}/turns/${slow.body.turn_id}`);
     expect(running.status).toBe(409);
     expect(running.body.error.code).toBe('TURN_NOT_CANCELLABLE');
-    expect((await settled(s.session_id, b.body.turn_id)).status).toBe('succeeded');
+    expect((await waitForTurn(t.app, s.session_id, b.body.turn_id)).status).toBe('succeeded');
     const prompts = transcriptPrompts(s.transcript.path);
     expect(prompts).toContain('third');
     expect(prompts).not.toContain('second');
@@ -133,7 +132,7 @@ describe('warm processes are bounded by count', () => {
     expect(await waitFor(() => cliProcesses(t.config.claudeConfigDir).length === 2, 5_000)).toBe(true);
     // A turn on the closed session starts a process again, and the least recently used one gives way.
     expect((await call(t.app, 'POST', `/v1/sessions/${ids[0]}/turns`, { prompt: 'again' })).body.status).toBe('succeeded');
-    expect(t.app.internals.runner.liveSessions().sort()).toEqual([ids[0], ids[2]].sort());
+    expect(new Set(t.app.internals.runner.liveSessions())).toEqual(new Set([ids[0], ids[2]]));
     expect(await waitFor(() => cliProcesses(t.config.claudeConfigDir).length === 2, 5_000)).toBe(true);
   });
 });

@@ -31,7 +31,7 @@ describe('graceful stop', () => {
     });
     children.push(npm);
     let log = '';
-    npm.stderr!.on('data', (d) => (log += d));
+    npm.stderr.on('data', (d: Buffer) => (log += d.toString()));
     const base = `http://127.0.0.1:${port}`;
     const up = await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 30_000, 200);
     if (!up) throw new Error(`npm start did not serve: ${log}`);

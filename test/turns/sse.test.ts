@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, listen, makeDirs, readSse, startApp, streamedText, waitFor, type SseEvent, type TestApp } from '../helper.js';
+import { call, listen, makeDirs, readSse, startApp, streamedText, waitFor, waitForTurn, type SseEvent, type TestApp } from '../helper.js';
 
 const ids = (evs: SseEvent[]) => evs.filter((e) => e.id !== null).map((e) => e.id!);
 
@@ -73,7 +73,7 @@ describe('server-sent events', () => {
     const first = readSse(url, { until: (evs) => evs.some((e) => e.event === 'done') });
     await new Promise((r) => setTimeout(r, 100));
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:800]] hello there, how are you today' })).body;
-    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body.status === 'running');
+    await waitForTurn(t.app, s.session_id, turn.turn_id, 'running');
     const late = readSse(url, { until: (evs) => evs.some((e) => e.event === 'done') });
     const [a, b] = await Promise.all([first, late]);
     const strip = (evs: SseEvent[]) => evs.filter((e) => e.id !== null).map((e) => [e.id, e.event, JSON.stringify(e.data)]);

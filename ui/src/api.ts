@@ -1,8 +1,12 @@
 /** The HTTP API as the page uses it: JSON calls and an SSE reader that resumes after the last id. */
-export interface ApiError {
-  status: number;
-  code: string;
-  message: string;
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
 }
 
 const KEY = 'css-api-key';
@@ -17,23 +21,27 @@ function headers(json: boolean): Record<string, string> {
   return h;
 }
 
-export async function api<T = any>(method: string, url: string, body?: unknown): Promise<T> {
+export async function api<T = unknown>(method: string, url: string, body?: unknown): Promise<T> {
   let res: Response;
   try {
     res = await fetch(url, { method, headers: headers(body !== undefined), body: body === undefined ? null : JSON.stringify(body) });
   } catch {
-    throw { status: 0, code: 'OFFLINE', message: 'The server cannot be reached.' } satisfies ApiError;
+    throw new ApiError(0, 'OFFLINE', 'The server cannot be reached.');
   }
   const text = await res.text();
-  const json = text ? JSON.parse(text) : null;
-  if (!res.ok) throw { status: res.status, code: json?.error?.code ?? 'ERROR', message: json?.error?.message ?? res.statusText } satisfies ApiError;
+  const json: unknown = text ? JSON.parse(text) : null;
+  if (!res.ok) {
+    const err = (json as { error?: { code?: string; message?: string } } | null)?.error;
+    throw new ApiError(res.status, err?.code ?? 'ERROR', err?.message ?? res.statusText);
+  }
   return json as T;
 }
 
 export interface StreamEvent {
   id: number;
   event: string;
-  data: any;
+  /** The event's JSON data, as the server sent it (its shape depends on `event`). */
+  data: unknown;
 }
 
 /**
@@ -67,11 +75,11 @@ export function follow(url: string, onEvent: (e: StreamEvent) => void, onState?:
             buf = buf.slice(i + 2);
             let id = 0;
             let event = '';
-            let data: any = null;
+            let data: unknown = null;
             for (const line of block.split('\n')) {
               if (line.startsWith('id: ')) id = Number(line.slice(4));
               else if (line.startsWith('event: ')) event = line.slice(7);
-              else if (line.startsWith('data: ')) data = JSON.parse(line.slice(6));
+              else if (line.startsWith('data: ')) data = JSON.parse(line.slice(6)) as unknown;
             }
             if (event && id > last) {
               last = id;

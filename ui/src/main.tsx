@@ -5,6 +5,21 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, follow, getKey, setKey, type ApiError } from './api';
+
+/** A content block of a transcript message (text, tool call, tool result; other kinds are not shown). */
+interface Block {
+  type: string;
+  text?: unknown;
+  name?: string;
+  input?: unknown;
+  is_error?: boolean;
+  content?: unknown;
+}
+/** A token-level partial of the running turn. */
+interface StreamPartial {
+  type: 'stream_event';
+  event?: { type?: string; delta?: { type?: string; text?: string } };
+}
 import { Markdown } from './markdown';
 import './style.css';
 
@@ -87,7 +102,7 @@ function SignIn({ onDone, failed }: { onDone: () => void; failed: boolean }) {
 /** One transcript message: text as markdown, tool calls and results folded. */
 function Bubble({ m }: { m: Message }) {
   const content = m.message?.content;
-  const blocks: any[] = typeof content === 'string' ? [{ type: 'text', text: content }] : Array.isArray(content) ? content : [];
+  const blocks: Block[] = typeof content === 'string' ? [{ type: 'text', text: content }] : Array.isArray(content) ? (content as Block[]) : [];
   const parts = blocks
     .filter((b) => !(b.type === 'text' && String(b.text).trimStart().startsWith('<system-reminder>')))
     .map((b, i) => {
@@ -146,20 +161,23 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
       `/v1/sessions/${id}/events`,
       (e) => {
         if (e.event === 'turn') {
-          if (e.data.status === 'running') setRunning(e.data.turn_id);
-          if (e.data.status === 'queued') setQueue((q) => (q.some((t) => t.turn_id === e.data.turn_id) ? q : [...q, e.data]));
-          else setQueue((q) => q.filter((t) => t.turn_id !== e.data.turn_id));
-        } else if (e.event === 'message' && e.data?.type === 'stream_event') {
-          const ev = e.data.event;
+          const t = e.data as Turn;
+          if (t.status === 'running') setRunning(t.turn_id);
+          if (t.status === 'queued') setQueue((q) => (q.some((x) => x.turn_id === t.turn_id) ? q : [...q, t]));
+          else setQueue((q) => q.filter((x) => x.turn_id !== t.turn_id));
+        } else if (e.event === 'message' && (e.data as { type?: string } | null)?.type === 'stream_event') {
+          const ev = (e.data as StreamPartial).event;
           if (ev?.type === 'message_start' && text) text += '\n\n';
           if (ev?.type === 'content_block_delta' && ev.delta?.type === 'text_delta') {
             text += ev.delta.text;
             setLive(text);
           }
         } else if (e.event === 'permission_request') {
-          setApprovals((a) => (a.some((x) => x.request_id === e.data.request_id) ? a : [...a, e.data]));
+          const r = e.data as Approval;
+          setApprovals((a) => (a.some((x) => x.request_id === r.request_id) ? a : [...a, r]));
         } else if (e.event === 'permission_resolved') {
-          setApprovals((a) => a.filter((x) => x.request_id !== e.data.request_id));
+          const r = e.data as { request_id: string };
+          setApprovals((a) => a.filter((x) => x.request_id !== r.request_id));
         } else if (e.event === 'done') {
           text = '';
           setLive('');
@@ -215,7 +233,7 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
           {queue.map((t) => (
             <div key={t.turn_id} class="queued">
               <span>{t.prompt.slice(0, 80)}</span>
-              <button class="link" onClick={() => api('DELETE', `/v1/sessions/${id}/turns/${t.turn_id}`).then(load, onError)}>
+              <button class="link" onClick={() => void api('DELETE', `/v1/sessions/${id}/turns/${t.turn_id}`).then(load, onError)}>
                 Cancel
               </button>
             </div>
@@ -250,7 +268,7 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
             </select>
           </label>
           <span class={`conn ${conn}`}>{running ? 'running…' : conn === 'live' ? 'idle' : 'reconnecting…'}</span>
-          <button type="button" disabled={!running} onClick={() => api('POST', `/v1/sessions/${id}/interrupt`, {}).catch(onError)}>
+          <button type="button" disabled={!running} onClick={() => void api('POST', `/v1/sessions/${id}/interrupt`, {}).catch(onError)}>
             Interrupt
           </button>
           <button type="submit">Send</button>
@@ -259,12 +277,12 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
       {approvals.length > 0 ? (
         <div class="modal" role="dialog" aria-modal="true" aria-label="Tool approval">
           <div class="card">
-            <h2>Claude wants to use {approvals[0]!.tool_name}</h2>
-            <pre>{JSON.stringify(approvals[0]!.input, null, 2)}</pre>
+            <h2>Claude wants to use {approvals[0].tool_name}</h2>
+            <pre>{JSON.stringify(approvals[0].input, null, 2)}</pre>
             <div class="row">
-              <button onClick={() => decide(approvals[0]!, 'allow', 'once')}>Allow once</button>
-              <button onClick={() => decide(approvals[0]!, 'allow', 'session')}>Allow for session</button>
-              <button class="danger" onClick={() => decide(approvals[0]!, 'deny')}>
+              <button onClick={() => void decide(approvals[0], 'allow', 'once')}>Allow once</button>
+              <button onClick={() => void decide(approvals[0], 'allow', 'session')}>Allow for session</button>
+              <button class="danger" onClick={() => void decide(approvals[0], 'deny')}>
                 Deny
               </button>
             </div>
@@ -350,10 +368,10 @@ function App() {
       <aside class="sidebar" aria-label="Sessions">
         <div class="row">
           <button onClick={() => setCreating((c) => !c)}>New session</button>
-          <button onClick={() => act(() => api('POST', '/v1/sessions/import', {}))}>Import</button>
+          <button onClick={() => void act(() => api('POST', '/v1/sessions/import', {}))}>Import</button>
         </div>
         {creating ? (
-          <form class="create" onSubmit={create}>
+          <form class="create" onSubmit={(e) => void create(e)}>
             <input aria-label="Session name" placeholder="Name" value={form.session_name} onInput={(e) => setForm({ ...form, session_name: (e.target as HTMLInputElement).value })} />
             <input aria-label="Project folder" placeholder="Project folder (optional)" value={form.project} onInput={(e) => setForm({ ...form, project: (e.target as HTMLInputElement).value })} />
             <select aria-label="Permission mode" value={form.permission_mode} onChange={(e) => setForm({ ...form, permission_mode: (e.target as HTMLSelectElement).value })}>
@@ -404,7 +422,7 @@ function App() {
               >
                 Rename
               </button>
-              <button onClick={() => act(() => api('PATCH', `/v1/sessions/${current.session_id}`, { status: current.status === 'archived' ? 'active' : 'archived' }))}>
+              <button onClick={() => void act(() => api('PATCH', `/v1/sessions/${current.session_id}`, { status: current.status === 'archived' ? 'active' : 'archived' }))}>
                 {current.status === 'archived' ? 'Unarchive' : 'Archive'}
               </button>
               <button
@@ -416,7 +434,7 @@ function App() {
                 Delete
               </button>
             </header>
-            <Conversation key={current.session_id} session={current} onError={onError} onChanged={refresh} />
+            <Conversation key={current.session_id} session={current} onError={onError} onChanged={() => void refresh()} />
           </>
         ) : (
           <p class="muted empty">Choose a session, or make a new one.</p>

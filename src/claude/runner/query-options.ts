@@ -5,7 +5,7 @@
  * the child environment), the approval hook and callback; then the session's own (cwd, mode,
  * resume or new id, model, system prompt) for a cold start or a spare's claim.
  */
-import type { HookJSONOutput, Options, SpareProcess } from '@anthropic-ai/claude-agent-sdk';
+import type { Options, SpareProcess } from '@anthropic-ai/claude-agent-sdk';
 import type { PreToolUseHookInput, RunnerOptions, TurnSpec } from './types.js';
 import { childEnv, sessionTmpDir } from './child-env.js';
 
@@ -46,7 +46,7 @@ export function createQueryOptions(opts: RunnerOptions, onSpawn: (sessionId: str
     }
     if (opts.onPreToolUse) {
       const hook = opts.onPreToolUse;
-      o.hooks = { PreToolUse: [{ hooks: [async (input) => (await hook(sessionId(), input as PreToolUseHookInput)) as HookJSONOutput] }] };
+      o.hooks = { PreToolUse: [{ hooks: [async (input) => hook(sessionId(), input as PreToolUseHookInput)] }] };
     }
     if (opts.canUseTool) {
       const approver = opts.canUseTool;

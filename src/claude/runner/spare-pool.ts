@@ -94,7 +94,7 @@ export function createSparePool(target: number, holdMs: number, options: (sessio
     has: (sessionId) => spares.has(sessionId),
     close() {
       closing = true;
-      for (const id of [...spares.keys()]) pool.drop(id);
+      for (const id of Array.from(spares.keys())) pool.drop(id);
     },
     stats() {
       const sp = [...spares.values()];

@@ -71,7 +71,7 @@ export function createTurnEngine(deps: TurnEngineDeps): TurnEngine {
 
   return {
     submit,
-    waitFor: waiters.waitFor,
+    waitFor: (turnId) => waiters.waitFor(turnId),
     replica,
 
     async interrupt(sessionId) {

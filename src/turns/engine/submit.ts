@@ -66,7 +66,7 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
     // The prompt already went to the CLI: stop it, and write this session's turns first from now on.
     state.writeFirst.add(id);
     await interruptTurn(id, row.turn_id, 'the turn could not be recorded', ctx.runnerId);
-    if (failure) throw failure;
+    if (failure) throw failure instanceof Error ? failure : new Error('the turn could not be recorded', { cause: failure });
     // A running row no actor of this process runs (left by a failed bookkeeping).
     ctx.log.error({ session_id: id }, 'a running turn of this session exists that no actor of this process runs');
     throw busy(id);

@@ -38,7 +38,7 @@ export function createTurnWaiters(turns: TurnRepository, cluster: Cluster): Turn
         // It may have finished before we started waiting.
         w.recheck(turnId).catch((err: unknown) => {
           clearInterval(poll);
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         });
         // Run by another replica: its end is notified; a look now and then covers a lost notice.
         if (cluster.shared) {
