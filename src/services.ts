@@ -5,6 +5,8 @@
  * cluster and the event log, tool approvals, the Claude runner, the turn engine, the session and
  * turn services. Start-up recovery (`recovery.ts`) runs where its inputs exist. `buildApp` puts
  * the result behind HTTP; `start` and `stop` are its lifecycle.
+ * Over 300 lines on purpose: one function, so that the order services are built in reads top to
+ * bottom in one place.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,7 +27,6 @@ import { createTranscriptStore } from './storage/transcript-store.js';
 import { startOfflineModel, type OfflineModel } from './offline-model/server.js';
 import { createClaudeRunner, sweepTmpDir, type ClaudeRunner } from './claude/runner/index.js';
 import { createProcessRegistry } from './claude/processes.js';
-import { transcriptPath } from './claude/paths.js';
 import { bindConfigDir, claudeSessionFunctions } from './claude/sessions.js';
 import { claudeVersions } from './claude/version.js';
 import { decideIsolation, fetchAllowed, isolationOptions, secretEnvNames, type SandboxState } from './claude/sandbox.js';
@@ -254,7 +255,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     limits: { maxConcurrent: config.maxConcurrentTurns, maxQueued: config.maxQueuedTurns, userMaxConcurrent: config.userMaxConcurrentTurns },
     runningTurns,
     approvals,
-    transcriptExists: async (s) => fs.existsSync(transcriptPath(config.claudeConfigDir, s.cwd, s.session_id)) || (transcripts ? await transcripts.has(s.session_id) : false),
+    transcriptExists: (s) => claudeSessions.exists(s.session_id, s.cwd),
     // With the store, a transcript only this disk has goes into it before a resume (the CLI resumes from the store).
     ...(transcripts ? { prepareResume: async (s: { session_id: string; cwd: string }) => {
             await claudeSessions.ensureShared(s.session_id, s.cwd);
@@ -266,10 +267,9 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
       if (s.tag) await claudeSessions.tag(s.session_id, s.cwd, s.tag).catch((err: unknown) => log.warn({ err }, 'could not tag the transcript'));
     },
   });
-  const storedElsewhere = transcripts ? (id: string) => transcripts.has(id) : undefined;
-  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace, guard, ...(storedElsewhere ? { storedElsewhere } : {}) });
+  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace, guard, transcriptExists: (s) => claudeSessions.exists(s.session_id, s.cwd) });
   const purgeHere = createPurgeHere({ runner, events, transcripts, sessions: sessionsRepo, storage, claude: claudeSessions, interruptGraceMs: config.interruptGraceMs });
-  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log, storedElsewhere, purgeHere, cluster });
+  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log, purgeHere, cluster });
 
   return {
     storage,

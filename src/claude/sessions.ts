@@ -70,6 +70,8 @@ export function claudeSessionFunctions(
   };
   return {
     ensureShared,
+    /** Whether the session's transcript exists: on this disk, or in the transcript store. */
+    exists: async (id: string, cwd: string): Promise<boolean> => local(id, cwd) || (shared ? await shared.has(id) : false),
     info: async (id: string, cwd: string): Promise<SDKSessionInfo | undefined> => getSessionInfo(id, await where(id, cwd)),
     /**
      * A page of the whole conversation. Before any compaction this is the SDK's own page; after

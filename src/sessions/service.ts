@@ -21,6 +21,8 @@ import type { TurnEngine } from '../turns/engine/index.js';
 import { ownedSession, type Caller } from '../auth/access.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { PurgeHere } from './purge.js';
+import { lastFinishedMessage } from './fork-point.js';
+import { importCandidates } from './import.js';
 import type { CreateSessionBody, ForkBody, ImportBody, ListSessionsQuery, PatchSessionBody, Session } from './schemas.js';
 
 export interface SessionService {
@@ -43,8 +45,6 @@ export interface SessionServiceDeps {
   claude: ClaudeSessions;
   workspace: Workspaces;
   log: FastifyBaseLogger;
-  /** With a transcript store: whether it holds the session (another replica may have run it). */
-  storedElsewhere?: ((sessionId: string) => Promise<boolean>) | undefined;
   /**
    * Removes what this replica holds of the session (events, rows, transcripts, checkpoints), once
    * its process here has ended and the turn that was running has its done event.
@@ -107,7 +107,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
   /** Whether the session's transcript exists, on this disk or in the transcript store. */
   async function hasTranscript(row: SessionRow): Promise<boolean> {
-    return fs.existsSync(pathOf(row)) || Boolean(await deps.storedElsewhere?.(row.session_id));
+    return claude.exists(row.session_id, row.cwd);
   }
 
   /** Waits (bounded) for a turn to end; a turn that does not end in time makes the purge a 409. */
@@ -118,33 +118,6 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       new Promise<false>((r) => (timer = setTimeout(() => r(false), config.interruptGraceMs + 10_000))),
     ]).finally(() => clearTimeout(timer));
     if (!ended) throw new AppError('SESSION_BUSY', `turn ${turnId} of this session is still ending; purge it again in a moment`);
-  }
-
-  /**
-   * With a turn running: the uuid of the last message before its prompt in the transcript (the end
-   * of the last finished turn); undefined when none runs or its prompt is not written yet.
-   */
-  async function lastFinishedMessage(row: SessionRow): Promise<string | undefined> {
-    const runningId = (await turns.runningBySession([row.session_id])).get(row.session_id);
-    const running = runningId ? await turns.get(runningId) : undefined;
-    if (!running) return undefined;
-    const all = await claude.messages(row.session_id, row.cwd, { limit: 1_000_000_000, offset: 0 });
-    const textOf = (m: SessionMessage) => {
-      const c = (m.message as { content?: unknown } | null)?.content;
-      if (typeof c === 'string') return c;
-      return Array.isArray(c) ? c.map((b: { type?: string; text?: string }) => (b.type === 'text' ? (b.text ?? '') : '')).join('') : '';
-    };
-    // The same prompt may have been sent before: the running turn's is the one after those of the
-    // earlier turns that reached the CLI.
-    const prompt = running.prompt.trim();
-    const earlier = (await turns.listBySession(row.session_id, { limit: 100_000 })).filter((t) => t.seq < running.seq && t.started_at !== null && t.prompt.trim() === prompt).length;
-    const matches = all.flatMap((m, i) => (m.type === 'user' && textOf(m).trim() === prompt ? [i] : []));
-    // Not written yet: the fork is bounded at what the transcript holds now (the CLI may write it meanwhile).
-    if (matches.length <= earlier) return [...all].reverse().find((m) => m.type !== 'system')?.uuid;
-    const at = matches[earlier]!;
-    const before = all.slice(0, at).reverse().find((m) => m.type !== 'system');
-    if (!before) throw new AppError('SESSION_BUSY', `session ${row.session_id} has no finished turn to fork from yet; fork it when its first turn has ended`);
-    return before.uuid;
   }
 
   /** The transcript must be there for operations that read or copy it. */
@@ -268,7 +241,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const name = body.session_name ?? `${row.session_name ?? row.first_prompt?.slice(0, 80) ?? 'session'} (fork)`;
       // Taken mid-turn, a fork would hold the running turn's prompt without its answer: it is taken
       // from the last finished turn instead (unless the client named the message to fork up to).
-      const upTo = body.up_to_message_id ?? (await lastFinishedMessage(row));
+      const upTo = body.up_to_message_id ?? (await lastFinishedMessage({ turns, claude }, row));
       let newId: string;
       try {
         newId = await claude.fork(sessionId, row.cwd, { upToMessageId: upTo, title: name });
@@ -314,43 +287,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       // A project folder that does not exist holds nothing to adopt, and is not created for it.
       const scope: string | null | undefined = body.project !== undefined ? own.find(body.project)?.cwd : null;
       if (scope === undefined) return { imported: 0, already_known: 0, sessions: [] };
-      const found = await claude.list(scope ? { cwd: scope } : {});
-      const candidates: SessionRow[] = [];
-      for (const info of found) {
-        let cwd: string | null = info.cwd ?? scope;
-        if (!cwd) continue;
-        try {
-          cwd = fs.realpathSync.native(cwd);
-        } catch {
-          continue; // its folder is gone: nothing could run there
-        }
-        // Different folders can share one project folder name: keep only exact matches.
-        if (scope && cwd !== scope) continue;
-        const project = own.projectOf(cwd);
-        if (project === null) continue;
-        if (!fs.existsSync(transcriptPath(config.claudeConfigDir, cwd, info.sessionId))) continue;
-        const created = info.createdAt ?? info.lastModified;
-        candidates.push({
-          session_id: info.sessionId,
-          user_id: userId,
-          session_name: info.customTitle ?? null,
-          status: info.archived ? 'archived' : 'active',
-          project,
-          cwd,
-          created_at: created,
-          last_active: info.lastModified,
-          turn_count: 0,
-          total_cost_usd: 0,
-          input_tokens: 0,
-          output_tokens: 0,
-          first_prompt: info.firstPrompt?.slice(0, 1000) ?? null,
-          tag: info.tag ?? null,
-          permission_mode: 'default',
-          model: null,
-          system_prompt: null,
-          started: 1,
-        });
-      }
+      const candidates = await importCandidates({ claude, configDir: config.claudeConfigDir, own }, userId, scope);
       const inserted = new Set(await sessions.insertMissing(candidates));
       const adopted = candidates.filter((c) => inserted.has(c.session_id));
       // With a transcript store, what is adopted goes into it: any replica can then resume it.

@@ -4,7 +4,6 @@
  * permission mode, limits), then hands the turn to the engine. Nothing is written for a
  * request that is refused.
  */
-import fs from 'node:fs';
 import { AppError } from '../errors.js';
 import type { Config } from '../config.js';
 import { transcriptPath } from '../claude/paths.js';
@@ -46,8 +45,8 @@ export interface TurnServiceDeps {
   workspace: Workspaces;
   /** Whether the session may run a turn where it is (its folder, the isolation in force): throws if not. */
   guard: RunGuard;
-  /** Whether a transcript missing on this disk is in the transcript store (several replicas). */
-  storedElsewhere?: (sessionId: string) => Promise<boolean>;
+  /** Whether the session's transcript exists (on this disk, or in the transcript store). */
+  transcriptExists(session: SessionRow): Promise<boolean>;
 }
 
 /** Checks that a session may run a turn now; throws the AppError that says why not. */
@@ -100,7 +99,7 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
     const guarded = deps.guard(session);
     if (guarded) await guarded;
     const transcript = transcriptPath(config.claudeConfigDir, session.cwd, session.session_id);
-    if (session.started && !fs.existsSync(transcript) && !(await deps.storedElsewhere?.(session.session_id))) {
+    if (session.started && !(await deps.transcriptExists(session))) {
       throw new AppError('TRANSCRIPT_MISSING', `the transcript of session ${session.session_id} is missing: it was expected at ${transcript}`, {
         details: { path: transcript },
       });

@@ -329,7 +329,7 @@ describe.skipIf(DIALECT !== 'postgres')('a replica killed mid-turn', () => {
     const doomed = await post(`/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:60000]] a long job' });
     const next = await post(`/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'What is my favorite color?', if_busy: 'queue' });
     expect(next.status).toBe('queued');
-    expect((await waitForTurn(B!.app, s.session_id, doomed.turn_id, 'running', 20_000)).status).toBe('running');
+    expect((await waitForTurn(B.app, s.session_id, doomed.turn_id, 'running', 20_000)).status).toBe('running');
 
     srv.child.kill('SIGKILL');
     await exited(srv.child);
