@@ -7,6 +7,7 @@
  */
 import type { Query, SDKMessage, SDKUserMessage } from '@anthropic-ai/claude-agent-sdk';
 import type { PermissionMode } from './permission-mode.js';
+import type { TurnStatus } from '../schemas.js';
 import { CostMeter } from './cost.js';
 import type { ErrorCode, TurnErrorCode } from '../errors.js';
 
@@ -37,7 +38,8 @@ export class Inbox implements AsyncIterable<SDKUserMessage> {
 }
 
 export interface TurnOutcome {
-  status: 'succeeded' | 'failed' | 'interrupted';
+  /** How a turn that reached a process ended (never queued, running or cancelled). */
+  status: Extract<TurnStatus, 'succeeded' | 'failed' | 'interrupted'>;
   result: string | null;
   error: { code: string; message: string } | null;
   costUsd: number;

@@ -2,7 +2,9 @@
  * @module turns/engine/admission
  * Admission control: at most `max` turns run at once across all sessions (and at most
  * `perUser` for one user, when set). A turn that cannot start waits for a slot in FIFO order;
- * how many may wait is bounded by the engine (429 beyond it).
+ * how many may wait is bounded by `bounds.ts` (429 beyond it). USER_MAX_CONCURRENT_TURNS is
+ * refused at submission by `bounds.ts`; here it only holds back turns that never went through a
+ * submission (taken up after a restart or from a replica that is gone).
  */
 export interface Admission {
   /** Waits for a slot; resolves with the function that gives it back. */
