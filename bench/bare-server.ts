@@ -24,7 +24,17 @@ const started = new Set<string>();
 const app = Fastify({ logger: false });
 app.post('/turn', async (req) => {
   const { session, cwd, prompt } = req.body as { session: string; cwd: string; prompt: string };
-  const o = await runner.runTurn({ sessionId: session, cwd, prompt, resume: started.has(session), permissionMode: 'default', model: null, systemPrompt: null, title: null, onMessage: () => {} });
+  const o = await runner.runTurn({
+    sessionId: session,
+    cwd,
+    prompt,
+    resume: started.has(session),
+    permissionMode: 'default',
+    model: null,
+    systemPrompt: null,
+    title: null,
+    onMessage: () => {},
+  });
   if (o.status !== 'succeeded') throw new Error(`turn ${o.status}`);
   started.add(session);
   return { result: o.result };

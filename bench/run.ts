@@ -33,7 +33,14 @@ const workspace = path.join(root, 'workspace');
 const env = childEnv({ configDir, tmpDir: path.join(root, 'raw-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false });
 fs.mkdirSync(path.join(root, 'raw-tmp'), { recursive: true });
 /** The options the server gives the CLI, for the raw SDK baselines. */
-const rawOptions: Options = { ...benchIsolation([configDir, path.join(root, 'raw-tmp')]), permissionMode: 'default', settingSources: [], verbatimPrompts: true, includePartialMessages: true, env };
+const rawOptions: Options = {
+  ...benchIsolation([configDir, path.join(root, 'raw-tmp')]),
+  permissionMode: 'default',
+  settingSources: [],
+  verbatimPrompts: true,
+  includePartialMessages: true,
+  env,
+};
 
 /** One raw SDK turn as a hand-written wrapper runs it: a fresh query() (new, or resume). */
 async function rawTurn(sessionId: string, cwd: string, prompt: string, resume: boolean): Promise<{ first: number; total: number }> {
@@ -75,12 +82,18 @@ if (want('cold') || want('warm')) {
     const M = mode.toUpperCase();
     const N = Number(process.env[`BENCH_${M}_TURNS`] ?? (mode === 'cold' ? 15 : 60));
     const R = Math.max(1, Number(process.env[`BENCH_${M}_ROUNDS`] ?? (mode === 'cold' ? 1 : 6)));
-    console.log(`\n--- ${mode} turn: API vs raw SDK ${mode === 'cold' ? 'query({resume})' : 'streaming-input turn'}, ${R} round(s) of ${N} turns each, interleaved ---`);
+    console.log(
+      `\n--- ${mode} turn: API vs raw SDK ${mode === 'cold' ? 'query({resume})' : 'streaming-input turn'}, ${R} round(s) of ${N} turns each, interleaved ---`,
+    );
     const apiMs: number[] = [];
     const rawMs: number[] = [];
     const perRound: string[] = [];
     for (let r = 0; r < R; r++) {
-      const srv = await startServerProcess(path.join(root, `srv-${mode}-${r}`), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace, WARM_IDLE_MS: mode === 'cold' ? '0' : '300000' });
+      const srv = await startServerProcess(path.join(root, `srv-${mode}-${r}`), model.url, {
+        CLAUDE_CONFIG_DIR: configDir,
+        WORKSPACE_ROOT: workspace,
+        WARM_IDLE_MS: mode === 'cold' ? '0' : '300000',
+      });
       const s = await api(srv.base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: `bench-${mode}-${r}` });
       const rawId = randomUUID();
       let rawWarm: ((p: string) => Promise<number>) | null = null;
@@ -151,7 +164,15 @@ if (want('sandbox')) {
   const health = await api(srv.on.base, 'GET', '/health');
   if (!health.sandbox?.enabled) throw new Error(`the sandbox is not on in the server: ${JSON.stringify(health.sandbox)}`);
   const rawEnv = { ...env, IS_SANDBOX: '1' };
-  const rawOpts = (w: 'on' | 'off'): Options => ({ ...benchIsolation([configDir, path.join(root, 'raw-tmp')], w === 'on' ? 'auto' : 'off'), permissionMode: 'bypassPermissions', allowDangerouslySkipPermissions: true, settingSources: [], verbatimPrompts: true, includePartialMessages: true, env: rawEnv });
+  const rawOpts = (w: 'on' | 'off'): Options => ({
+    ...benchIsolation([configDir, path.join(root, 'raw-tmp')], w === 'on' ? 'auto' : 'off'),
+    permissionMode: 'bypassPermissions',
+    allowDangerouslySkipPermissions: true,
+    settingSources: [],
+    verbatimPrompts: true,
+    includePartialMessages: true,
+    env: rawEnv,
+  });
   const prompt = (i: number) => `[[bash:echo turn-${i}]]`;
   const check = (text: string, i: number) => {
     if (!text.includes(`turn-${i}`)) throw new Error(`the Bash call did not run: ${text}`);
@@ -223,7 +244,10 @@ if (want('sandbox')) {
   }
   await srv.on.stop();
   await srv.off.stop();
-  for (const [title, m] of [['warm turn with one Bash call', warm], ['new session, first turn with one Bash call', starts]] as const) {
+  for (const [title, m] of [
+    ['warm turn with one Bash call', warm],
+    ['new session, first turn with one Bash call', starts],
+  ] as const) {
     for (const [way, ms] of Object.entries(m)) console.log(`${title}, ${way}: median ${fmt(median(ms))} ms  p90 ${fmt(p90(ms))} ms`);
     const withSandbox = median(m['API on']!) / median(m['raw on']!);
     const without = median(m['API off']!) / median(m['raw off']!);
@@ -263,15 +287,45 @@ if (want('breakdown')) {
         if (value.type === 'result') return;
       }
     };
-    const runner = createClaudeRunner({ configDir, tmpDir: path.join(root, 'runner-tmp'), model: { backend: 'offline', baseUrl: model.url }, sandboxOptIn: false, isolation: benchIsolation([configDir, path.join(root, 'runner-tmp')]), turnTimeoutMs: 600_000, warmIdleMs: 300_000, maxWarm: 8, spares: 0 });
+    const runner = createClaudeRunner({
+      configDir,
+      tmpDir: path.join(root, 'runner-tmp'),
+      model: { backend: 'offline', baseUrl: model.url },
+      sandboxOptIn: false,
+      isolation: benchIsolation([configDir, path.join(root, 'runner-tmp')]),
+      turnTimeoutMs: 600_000,
+      warmIdleMs: 300_000,
+      maxWarm: 8,
+      spares: 0,
+    });
     const runnerId = randomUUID();
     let runnerStarted = false;
     const viaRunner = async (p: string) => {
-      const o = await runner.runTurn({ sessionId: runnerId, cwd, prompt: p, resume: runnerStarted, permissionMode: 'default', model: null, systemPrompt: null, title: null, onMessage: () => {} });
+      const o = await runner.runTurn({
+        sessionId: runnerId,
+        cwd,
+        prompt: p,
+        resume: runnerStarted,
+        permissionMode: 'default',
+        model: null,
+        systemPrompt: null,
+        title: null,
+        onMessage: () => {},
+      });
       if (o.status !== 'succeeded') throw new Error(`runner turn ${o.status}`);
       runnerStarted = true;
     };
-    const app = await buildApp(loadConfig({ DATA_DIR: path.join(root, `breakdown-data-${r}`), WORKSPACE_ROOT: workspace, CLAUDE_CONFIG_DIR: configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'error', PREWARM_SPARES: '0' }), { offlineModel: model });
+    const app = await buildApp(
+      loadConfig({
+        DATA_DIR: path.join(root, `breakdown-data-${r}`),
+        WORKSPACE_ROOT: workspace,
+        CLAUDE_CONFIG_DIR: configDir,
+        MODEL_BACKEND: 'offline',
+        LOG_LEVEL: 'error',
+        PREWARM_SPARES: '0',
+      }),
+      { offlineModel: model },
+    );
     await app.listen({ host: '127.0.0.1', port: 0 });
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     const inApp = await api(base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: `bench-breakdown-app-${r}` });
@@ -282,19 +336,31 @@ if (want('breakdown')) {
     const ways: Array<[string, (p: string) => Promise<void>]> = [
       ['raw SDK', raw],
       ['our runner alone', viaRunner],
-      ['app in this process, inject', async (p) => {
-        const res = await app.inject({ method: 'POST', url: `/v1/sessions/${inApp.session_id}/turns`, payload: { prompt: p } });
-        if (res.statusCode !== 200) throw new Error(res.body);
-      }],
-      ['app in this process, HTTP', async (p) => {
-        await api(base, 'POST', `/v1/sessions/${inApp.session_id}/turns`, { prompt: p });
-      }],
-      ['server as its own process, HTTP', async (p) => {
-        await api(srv.base, 'POST', `/v1/sessions/${inProc.session_id}/turns`, { prompt: p });
-      }],
-      ['bare Fastify wrapper, own process', async (p) => {
-        await api(bare.base, 'POST', '/turn', { session: bareSession, cwd, prompt: p });
-      }],
+      [
+        'app in this process, inject',
+        async (p) => {
+          const res = await app.inject({ method: 'POST', url: `/v1/sessions/${inApp.session_id}/turns`, payload: { prompt: p } });
+          if (res.statusCode !== 200) throw new Error(res.body);
+        },
+      ],
+      [
+        'app in this process, HTTP',
+        async (p) => {
+          await api(base, 'POST', `/v1/sessions/${inApp.session_id}/turns`, { prompt: p });
+        },
+      ],
+      [
+        'server as its own process, HTTP',
+        async (p) => {
+          await api(srv.base, 'POST', `/v1/sessions/${inProc.session_id}/turns`, { prompt: p });
+        },
+      ],
+      [
+        'bare Fastify wrapper, own process',
+        async (p) => {
+          await api(bare.base, 'POST', '/turn', { session: bareSession, cwd, prompt: p });
+        },
+      ],
     ];
     await raw('Remember: my favorite color is blue');
     await viaRunner('Remember: my favorite color is blue');
@@ -330,7 +396,11 @@ if (want('breakdown')) {
 if (want('prewarm')) {
   const N = Number(process.env.BENCH_PREWARM_SESSIONS ?? 10);
   console.log(`\n--- new session, first event: API with a prewarmed spare vs a cold raw query(), ${N} each ---`);
-  const srv = await startServerProcess(path.join(root, 'srv-prewarm'), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace, PREWARM_SPARES: '1' });
+  const srv = await startServerProcess(path.join(root, 'srv-prewarm'), model.url, {
+    CLAUDE_CONFIG_DIR: configDir,
+    WORKSPACE_ROOT: workspace,
+    PREWARM_SPARES: '1',
+  });
   const cwd = path.join(workspace, 'bench-prewarm');
   fs.mkdirSync(cwd, { recursive: true });
   const apiMs: number[] = [];
@@ -369,7 +439,17 @@ if (want('list')) {
   console.log(`\n--- list: first page of ${N} sessions through the API vs SDK listSessions({dir, limit: 50}) ---`);
   // Seeded through the app's own storage (rows) and the CLI's layout (transcripts), then served.
   const dirs = { dataDir: path.join(root, 'list-data'), workspace, configDir };
-  const app = await buildApp(loadConfig({ DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: workspace, CLAUDE_CONFIG_DIR: configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', PREWARM_SPARES: '0' }), { offlineModel: model });
+  const app = await buildApp(
+    loadConfig({
+      DATA_DIR: dirs.dataDir,
+      WORKSPACE_ROOT: workspace,
+      CLAUDE_CONFIG_DIR: configDir,
+      MODEL_BACKEND: 'offline',
+      LOG_LEVEL: 'warn',
+      PREWARM_SPARES: '0',
+    }),
+    { offlineModel: model },
+  );
   await app.listen({ host: '127.0.0.1', port: 0 });
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const seed = await api(base, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue', project: 'bench-list' });
@@ -381,9 +461,24 @@ if (want('list')) {
     const id = randomUUID();
     fs.writeFileSync(transcriptPath(configDir, seed.cwd, id), template.replaceAll(seed.session_id, id));
     batch.push({
-      session_id: id, user_id: 'local', session_name: `bench ${i}`, status: 'active', project: 'bench-list', cwd: seed.cwd,
-      created_at: now - N + i, last_active: now - N + i, turn_count: 1, total_cost_usd: 0, input_tokens: 0, output_tokens: 0,
-      first_prompt: 'Remember: my favorite color is blue', tag: null, permission_mode: 'default', model: null, system_prompt: null, started: 1,
+      session_id: id,
+      user_id: 'local',
+      session_name: `bench ${i}`,
+      status: 'active',
+      project: 'bench-list',
+      cwd: seed.cwd,
+      created_at: now - N + i,
+      last_active: now - N + i,
+      turn_count: 1,
+      total_cost_usd: 0,
+      input_tokens: 0,
+      output_tokens: 0,
+      first_prompt: 'Remember: my favorite color is blue',
+      tag: null,
+      permission_mode: 'default',
+      model: null,
+      system_prompt: null,
+      started: 1,
     });
     if (batch.length === 500 || i === N - 1) await app.internals.storage.db.insertInto('sessions').values(batch.splice(0)).execute();
   }
@@ -423,7 +518,15 @@ if (want('pglist')) {
   console.log(`\n--- list and get with ${N} sessions in PostgreSQL ---`);
   const pgdb = await freshDatabase('css_bench_list');
   const app = await buildApp(
-    loadConfig({ DATA_DIR: path.join(root, 'pglist-data'), DATABASE_URL: pgdb.url, WORKSPACE_ROOT: workspace, CLAUDE_CONFIG_DIR: configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', PREWARM_SPARES: '0' }),
+    loadConfig({
+      DATA_DIR: path.join(root, 'pglist-data'),
+      DATABASE_URL: pgdb.url,
+      WORKSPACE_ROOT: workspace,
+      CLAUDE_CONFIG_DIR: configDir,
+      MODEL_BACKEND: 'offline',
+      LOG_LEVEL: 'warn',
+      PREWARM_SPARES: '0',
+    }),
     { offlineModel: model },
   );
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -437,9 +540,24 @@ if (want('pglist')) {
     const id = randomUUID();
     ids.push(id);
     batch.push({
-      session_id: id, user_id: 'local', session_name: `bench ${i}`, status: 'active', project: `bench-pg-${i % 10}`, cwd: seed.cwd,
-      created_at: now - N + i, last_active: now - N + i, turn_count: 1, total_cost_usd: 0, input_tokens: 0, output_tokens: 0,
-      first_prompt: 'Remember: my favorite color is blue', tag: null, permission_mode: 'default', model: null, system_prompt: null, started: 1,
+      session_id: id,
+      user_id: 'local',
+      session_name: `bench ${i}`,
+      status: 'active',
+      project: `bench-pg-${i % 10}`,
+      cwd: seed.cwd,
+      created_at: now - N + i,
+      last_active: now - N + i,
+      turn_count: 1,
+      total_cost_usd: 0,
+      input_tokens: 0,
+      output_tokens: 0,
+      first_prompt: 'Remember: my favorite color is blue',
+      tag: null,
+      permission_mode: 'default',
+      model: null,
+      system_prompt: null,
+      started: 1,
     });
     if (batch.length === 2000 || i === N - 1) await app.internals.storage.db.insertInto('sessions').values(batch.splice(0)).execute();
   }

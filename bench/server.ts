@@ -96,21 +96,25 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 export function api(base: string, method: string, url: string, body?: unknown): Promise<any> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = http.request(base + url, { method, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: any;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = text;
-        }
-        if ((res.statusCode ?? 500) >= 300) reject(new Error(`${method} ${url}: ${res.statusCode} ${text.slice(0, 300)}`));
-        else resolve(json);
-      });
-    });
+    const req = http.request(
+      base + url,
+      { method, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: any;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = text;
+          }
+          if ((res.statusCode ?? 500) >= 300) reject(new Error(`${method} ${url}: ${res.statusCode} ${text.slice(0, 300)}`));
+          else resolve(json);
+        });
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -150,4 +154,3 @@ export async function freshDatabase(prefix: string): Promise<{ url: string; drop
 export function benchIsolation(hidden: string[], sandbox: 'auto' | 'off' = process.env.BENCH_SANDBOX === 'off' ? 'off' : 'auto') {
   return isolationOptions(decideIsolation({ mode: sandbox, singleUser: true, domains: [], network: 'none', readPaths: undefined, hiddenPaths: hidden }).policy);
 }
-

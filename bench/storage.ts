@@ -113,8 +113,12 @@ export async function storageBench(modelUrl: string, root: string): Promise<Row[
   console.log(`${N} turns in ${fmt((performance.now() - t0) / 1000)} s`);
   const db = new SQLite(path.join(dir, 'data', 'server.db'), { readonly: true });
   const measure = async () => {
-    const ev = db.prepare('select transient, count(*) as n, sum(length(cast(data as blob))) as b from events where session_id = ? group by transient').all(s.session_id) as Array<{ transient: number; n: number; b: number }>;
-    const turns = db.prepare('select count(*) as n, sum(length(cast(prompt as blob)) + coalesce(length(cast(result as blob)), 0)) as b from turns where session_id = ?').get(s.session_id) as { n: number; b: number };
+    const ev = db
+      .prepare('select transient, count(*) as n, sum(length(cast(data as blob))) as b from events where session_id = ? group by transient')
+      .all(s.session_id) as Array<{ transient: number; n: number; b: number }>;
+    const turns = db
+      .prepare('select count(*) as n, sum(length(cast(prompt as blob)) + coalesce(length(cast(result as blob)), 0)) as b from turns where session_id = ?')
+      .get(s.session_id) as { n: number; b: number };
     const last = db.prepare('select max(seq) as m from events where session_id = ?').get(s.session_id) as { m: number };
     const session = await api(srv.base, 'GET', `/v1/sessions/${s.session_id}`);
     const rows = ev.reduce((a, r) => a + r.n, 0);
@@ -128,8 +132,12 @@ export async function storageBench(modelUrl: string, root: string): Promise<Row[
     const busy = await healthDuringReplays(srv.base, s.session_id, m.last, 5);
     const perTurn = m.bytes / N;
     const ratio = m.bytes / m.transcript;
-    console.log(`${label}: ${m.rows} event rows (${m.partials} partials), ${fmt(perTurn / 1024)} KB stored per turn vs ${fmt(m.transcript / N / 1024)} KB of transcript (x${fmt(ratio, 2)})`);
-    console.log(`${label}: replay of the whole log ${fmt(one.ms)} ms (${fmt(one.bytes / 1048576)} MB); 5 at once: median ${fmt(median(busy.replayMs))} ms; /health meanwhile median ${fmt(median(busy.health))} ms, p90 ${fmt(p90(busy.health))} ms, max ${fmt(Math.max(...busy.health))} ms (${busy.health.length} calls; idle median ${fmt(median(idle))} ms)`);
+    console.log(
+      `${label}: ${m.rows} event rows (${m.partials} partials), ${fmt(perTurn / 1024)} KB stored per turn vs ${fmt(m.transcript / N / 1024)} KB of transcript (x${fmt(ratio, 2)})`,
+    );
+    console.log(
+      `${label}: replay of the whole log ${fmt(one.ms)} ms (${fmt(one.bytes / 1048576)} MB); 5 at once: median ${fmt(median(busy.replayMs))} ms; /health meanwhile median ${fmt(median(busy.health))} ms, p90 ${fmt(p90(busy.health))} ms, max ${fmt(Math.max(...busy.health))} ms (${busy.health.length} calls; idle median ${fmt(median(idle))} ms)`,
+    );
     return { m, one, busy, perTurn, ratio };
   };
   const kept = await report('kept');

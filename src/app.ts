@@ -51,7 +51,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     // A request that is not received whole in time (a body that never ends) is answered 408 and
     // dropped; Node checks open requests a few times per timeout. Responses are not bound by it.
     serverFactory: (handler) =>
-      http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.requestTimeoutMs / 4))) }, handler),
+      http.createServer(
+        { requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.requestTimeoutMs / 4))) },
+        handler,
+      ),
     clientErrorHandler: jsonClientError(config.requestTimeoutMs),
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimit,
@@ -83,12 +86,28 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   registerErrorHandlers(app);
 
   let sse = 0;
-  const stream: StreamSettings = { events: s.events, heartbeatMs: config.sseHeartbeatMs, stallMs: config.sseStallMs, onOpen: () => sse++, onClose: () => sse-- };
+  const stream: StreamSettings = {
+    events: s.events,
+    heartbeatMs: config.sseHeartbeatMs,
+    stallMs: config.sseStallMs,
+    onOpen: () => sse++,
+    onClose: () => sse--,
+  };
   s.metrics.observe(() => {
     const e = s.engine.stats();
     const r = s.runner.stats();
     const c = s.cluster.state();
-    return { running: e.running, waiting: e.waiting, queued: e.queued, warm: r.warm, busy: r.busy, spares: r.spares, sse, leases: c.leases, listening: c.listening ? 1 : 0 };
+    return {
+      running: e.running,
+      waiting: e.waiting,
+      queued: e.queued,
+      warm: r.warm,
+      busy: r.busy,
+      spares: r.spares,
+      sse,
+      leases: c.leases,
+      listening: c.listening ? 1 : 0,
+    };
   });
 
   await app.register(swaggerPlugin, { version: SERVER_VERSION });

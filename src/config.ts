@@ -11,7 +11,6 @@ import envSchema from 'env-schema';
 import { Type, type Static } from 'typebox';
 import { PERMISSION_MODES, type PermissionMode } from './schemas.js';
 
-
 const EnvSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1' }),
   PORT: Type.Integer({ default: 8000, minimum: 0, maximum: 65535 }),
@@ -129,14 +128,17 @@ export interface Config {
   sandboxReadPaths: string[] | undefined;
 }
 
-
 /** Private memory of one CLI process (measured: ~110 MB), used to size the defaults. */
 const CLI_PRIVATE_MB = 110;
 
 function parseModes(list: string): PermissionMode[] {
-  const modes = list.split(',').map((m) => m.trim()).filter(Boolean);
+  const modes = list
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
   for (const m of modes) {
-    if (!(PERMISSION_MODES as readonly string[]).includes(m)) throw new Error(`ALLOWED_PERMISSION_MODES: unknown mode "${m}" (known: ${PERMISSION_MODES.join(', ')})`);
+    if (!(PERMISSION_MODES as readonly string[]).includes(m))
+      throw new Error(`ALLOWED_PERMISSION_MODES: unknown mode "${m}" (known: ${PERMISSION_MODES.join(', ')})`);
   }
   if (!modes.includes('default')) modes.unshift('default');
   return modes as PermissionMode[];
@@ -157,17 +159,25 @@ function sandboxDomains(value: string, model: { backend: 'anthropic' | 'offline'
     const host = model.baseUrl ? new URL(model.baseUrl).hostname.toLowerCase() : 'api.anthropic.com';
     return DOMAIN.test(host) && !localName(host) ? [host] : [];
   }
-  const list = v.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean);
+  const list = v
+    .split(',')
+    .map((d) => d.trim().toLowerCase())
+    .filter(Boolean);
   for (const d of list) {
-    if (!DOMAIN.test(d)) throw new Error(`SANDBOX_NETWORK: "${d}" is not a domain (use none, model, or a comma-separated list such as registry.npmjs.org,*.github.com)`);
-    if (localName(d)) throw new Error(`SANDBOX_NETWORK: "${d}" names this machine or an address, not a domain: loopback would open every local service (the database too)`);
+    if (!DOMAIN.test(d))
+      throw new Error(`SANDBOX_NETWORK: "${d}" is not a domain (use none, model, or a comma-separated list such as registry.npmjs.org,*.github.com)`);
+    if (localName(d))
+      throw new Error(`SANDBOX_NETWORK: "${d}" names this machine or an address, not a domain: loopback would open every local service (the database too)`);
   }
   return list;
 }
 
 function readPaths(value: string | undefined): string[] | undefined {
   if (value === undefined || value.trim() === '') return undefined;
-  const list = value.split(',').map((p) => p.trim()).filter(Boolean);
+  const list = value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   for (const p of list) {
     if (!path.isAbsolute(p) || p.split('/').includes('..')) throw new Error(`SANDBOX_READ_PATHS: "${p}" must be an absolute path without ".."`);
     if (path.resolve(p) === '/') throw new Error('SANDBOX_READ_PATHS: "/" would let commands read everything (other users\' folders included)');
@@ -201,7 +211,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workspaceRoot: path.resolve(e.WORKSPACE_ROOT),
     claudeConfigDir: path.resolve(e.CLAUDE_CONFIG_DIR || path.join(os.homedir(), '.claude')),
     apiKeys: e.API_KEYS || undefined,
-    adminUsers: (e.ADMIN_USERS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    adminUsers: (e.ADMIN_USERS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     modelBackend,
     modelBackendAuto: e.MODEL_BACKEND === 'auto' && modelBackend === 'offline',
     anthropicApiKey: e.ANTHROPIC_API_KEY || undefined,
@@ -239,7 +252,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   // A user's folder is a folder of WORKSPACE_ROOT: the server's own folders must not be one (a user
   // named "data" would work in DATA_DIR).
-  for (const [name, dir] of [['DATA_DIR', config.dataDir], ['CLAUDE_CONFIG_DIR', config.claudeConfigDir]] as const) {
+  for (const [name, dir] of [
+    ['DATA_DIR', config.dataDir],
+    ['CLAUDE_CONFIG_DIR', config.claudeConfigDir],
+  ] as const) {
     const inside = (a: string, b: string) => a === b || a.startsWith(b + path.sep);
     if (inside(dir, config.workspaceRoot) || inside(config.workspaceRoot, dir)) {
       throw new Error(`${name} (${dir}) and WORKSPACE_ROOT (${config.workspaceRoot}) must not hold one another: users' folders live in WORKSPACE_ROOT`);

@@ -84,7 +84,10 @@ export class AppError extends Error {
 export const ErrorBodySchema = Type.Object(
   {
     error: Type.Object({
-      code: Type.Union(ERROR_CODES.map((c) => Type.Literal(c)), { description: 'One of the closed list of error codes' }),
+      code: Type.Union(
+        ERROR_CODES.map((c) => Type.Literal(c)),
+        { description: 'One of the closed list of error codes' },
+      ),
       message: Type.String(),
       request_id: Type.String(),
       details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),

@@ -41,7 +41,13 @@ export function takeOverDataDir(dataDir: string): { runnerId: string; previousRu
 }
 
 /** Fails the turns the previous process left running, but those waiting for a tool approval. */
-export async function failAbandoned(d: { turns: TurnRepository; permissions: PermissionRepository; dialect: Dialect; previousRunner: string | null; log: FastifyBaseLogger }): Promise<TurnRow[]> {
+export async function failAbandoned(d: {
+  turns: TurnRepository;
+  permissions: PermissionRepository;
+  dialect: Dialect;
+  previousRunner: string | null;
+  log: FastifyBaseLogger;
+}): Promise<TurnRow[]> {
   const waiting = await d.permissions.allPending();
   const abandoned = await d.turns.failRunning(Date.now(), 'SERVER_RESTARTED', 'the server stopped while this turn was running', {
     except: [...new Set(waiting.map((w) => w.turn_id))],

@@ -44,7 +44,10 @@ process.on('SIGINT', () => void stop('SIGINT'));
 
 try {
   await app.listen({ host: config.host, port: config.port });
-  app.log.info({ user_mode: app.internals.singleUser ? 'single-user (local)' : 'API keys', workspace: config.workspaceRoot, config_dir: config.claudeConfigDir }, 'ready');
+  app.log.info(
+    { user_mode: app.internals.singleUser ? 'single-user (local)' : 'API keys', workspace: config.workspaceRoot, config_dir: config.claudeConfigDir },
+    'ready',
+  );
 } catch (err) {
   app.log.error({ err }, 'could not start');
   process.exit(1);

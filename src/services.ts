@@ -91,7 +91,8 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
   const processes = createProcessRegistry(
     pidDir,
     (line) => log.debug({ cli: line }, 'cli stderr'),
-    (asked, actual) => log.error({ asked, actual }, "a CLI started in another folder than its session's (a link swapped in?): it was ended before it ran anything"),
+    (asked, actual) =>
+      log.error({ asked, actual }, "a CLI started in another folder than its session's (a link swapped in?): it was ended before it ran anything"),
     config.claudeConfigDir,
   );
 
@@ -126,14 +127,20 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
       network: config.sandboxNetwork,
       readPaths: config.sandboxReadPaths,
       secretEnv: secretEnvNames(process.env),
-      hiddenPaths: [config.dataDir, config.claudeConfigDir, config.workspaceRoot, SERVER_ROOT, os.homedir()].map((p) => (fs.existsSync(p) ? fs.realpathSync.native(p) : p)),
+      hiddenPaths: [config.dataDir, config.claudeConfigDir, config.workspaceRoot, SERVER_ROOT, os.homedir()].map((p) =>
+        fs.existsSync(p) ? fs.realpathSync.native(p) : p,
+      ),
     });
   } catch (err) {
     await storage.close();
     throw err;
   }
   for (const w of isolation.warnings) log.warn(w);
-  if (isolation.state.enabled) log.info({ network: isolation.state.allowed_domains, read_paths: isolation.state.read_paths }, "tool isolation: Bash runs in the CLI's sandbox; file tools stay in each session's folder");
+  if (isolation.state.enabled)
+    log.info(
+      { network: isolation.state.allowed_domains, read_paths: isolation.state.read_paths },
+      "tool isolation: Bash runs in the CLI's sandbox; file tools stay in each session's folder",
+    );
 
   // What the previous process on this DATA_DIR left running.
   const { runnerId, previousRunner } = takeOverDataDir(config.dataDir);
@@ -148,7 +155,9 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     const why = config.modelBackendAuto ? 'no ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN is set (MODEL_BACKEND=auto)' : 'MODEL_BACKEND=offline';
     log.warn({ url: offline.url }, `OFFLINE MODEL: ${why}; sessions talk to the built-in scripted model, not to Claude`);
   } else if (!config.anthropicApiKey && !config.anthropicAuthToken) {
-    log.warn('MODEL_BACKEND=anthropic with no ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN: the CLI can only use a login of its own under CLAUDE_CONFIG_DIR; without one every turn fails');
+    log.warn(
+      'MODEL_BACKEND=anthropic with no ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN: the CLI can only use a login of its own under CLAUDE_CONFIG_DIR; without one every turn fails',
+    );
   }
 
   // TRANSCRIPT_STORE=database: transcripts are mirrored into PostgreSQL, so that a replica whose
@@ -157,7 +166,11 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
   const claudeSessions = claudeSessionFunctions(
     config.claudeConfigDir,
     transcripts
-      ? { store: transcripts as unknown as NonNullable<Parameters<typeof claudeSessionFunctions>[1]>['store'], has: (id) => transcripts.has(id), entriesContaining: (key, text) => transcripts.entriesContaining(key, text) }
+      ? {
+          store: transcripts as unknown as NonNullable<Parameters<typeof claudeSessionFunctions>[1]>['store'],
+          has: (id) => transcripts.has(id),
+          entriesContaining: (key, text) => transcripts.entriesContaining(key, text),
+        }
       : undefined,
   );
   const versions = await claudeVersions();
@@ -168,7 +181,13 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
   // the event log is numbered where it is written. With SQLite this process is the only one.
   const cluster: Cluster =
     storage.dialect === 'postgres' && config.databaseUrl
-      ? createPgCluster({ leases: createLeaseRepository(storage.db), databaseUrl: config.databaseUrl, replicaId: runnerId, leaseMs: config.replicaLeaseMs, log })
+      ? createPgCluster({
+          leases: createLeaseRepository(storage.db),
+          databaseUrl: config.databaseUrl,
+          replicaId: runnerId,
+          leaseMs: config.replicaLeaseMs,
+          log,
+        })
       : createLocalCluster(runnerId);
   if (previousRunner) await cluster.inherit(previousRunner);
   // An ended turn's result is read back from its row (events store it once, not three times).
@@ -257,9 +276,13 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     approvals,
     transcriptExists: (s) => claudeSessions.exists(s.session_id, s.cwd),
     // With the store, a transcript only this disk has goes into it before a resume (the CLI resumes from the store).
-    ...(transcripts ? { prepareResume: async (s: { session_id: string; cwd: string }) => {
+    ...(transcripts
+      ? {
+          prepareResume: async (s: { session_id: string; cwd: string }) => {
             await claudeSessions.ensureShared(s.session_id, s.cwd);
-          } } : {}),
+          },
+        }
+      : {}),
     runnerId,
     cluster,
     // A tag set before the transcript existed is written to it now, so a terminal user sees it.
@@ -267,9 +290,36 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
       if (s.tag) await claudeSessions.tag(s.session_id, s.cwd, s.tag).catch((err: unknown) => log.warn({ err }, 'could not tag the transcript'));
     },
   });
-  const turnService = createTurnService({ config, sessions: sessionsRepo, turns: turnsRepo, engine, workspace, guard, transcriptExists: (s) => claudeSessions.exists(s.session_id, s.cwd) });
-  const purgeHere = createPurgeHere({ runner, events, transcripts, sessions: sessionsRepo, storage, claude: claudeSessions, interruptGraceMs: config.interruptGraceMs });
-  const sessionService = createSessionService({ config, sessions: sessionsRepo, turns: turnsRepo, turnService, engine, claude: claudeSessions, workspace, log, purgeHere, cluster });
+  const turnService = createTurnService({
+    config,
+    sessions: sessionsRepo,
+    turns: turnsRepo,
+    engine,
+    workspace,
+    guard,
+    transcriptExists: (s) => claudeSessions.exists(s.session_id, s.cwd),
+  });
+  const purgeHere = createPurgeHere({
+    runner,
+    events,
+    transcripts,
+    sessions: sessionsRepo,
+    storage,
+    claude: claudeSessions,
+    interruptGraceMs: config.interruptGraceMs,
+  });
+  const sessionService = createSessionService({
+    config,
+    sessions: sessionsRepo,
+    turns: turnsRepo,
+    turnService,
+    engine,
+    claude: claudeSessions,
+    workspace,
+    log,
+    purgeHere,
+    cluster,
+  });
 
   return {
     storage,

@@ -37,7 +37,10 @@ const PG_ADMIN = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/
 /** A database for one set of test folders: its DATABASE_URL under PostgreSQL, nothing under SQLite. */
 export async function dbEnv(dirs: TestDirs): Promise<Record<string, string>> {
   if (DIALECT !== 'postgres') return {};
-  const name = `css_${path.basename(dirs.root).replace(/[^a-zA-Z0-9]/g, '_').toLowerCase()}`;
+  const name = `css_${path
+    .basename(dirs.root)
+    .replace(/[^a-zA-Z0-9]/g, '_')
+    .toLowerCase()}`;
   if (!madeDatabases.includes(name)) {
     const c = new pg.Client({ connectionString: PG_ADMIN });
     await c.connect();
@@ -154,7 +157,9 @@ export async function call(app: App, method: 'GET' | 'POST' | 'PATCH' | 'DELETE'
   const res = await app.inject({
     method,
     url,
-    ...(body !== undefined ? { payload: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } } : { headers }),
+    ...(body !== undefined
+      ? { payload: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } }
+      : { headers }),
   });
   let json: any;
   try {
@@ -174,7 +179,10 @@ export function transcriptPrompts(file: string): string[] {
     if (e.type !== 'user' || e.isMeta) continue;
     const c = e.message?.content;
     const texts = typeof c === 'string' ? [c] : Array.isArray(c) ? c.filter((b: any) => b.type === 'text').map((b: any) => b.text) : [];
-    const t = texts.filter((x: string) => !x.trimStart().startsWith('<system-reminder>')).join('\n').trim();
+    const t = texts
+      .filter((x: string) => !x.trimStart().startsWith('<system-reminder>'))
+      .join('\n')
+      .trim();
     if (t) out.push(t);
   }
   return out;
@@ -224,7 +232,14 @@ export const ENDED = ['succeeded', 'failed', 'interrupted', 'cancelled'];
  * Waits until a turn's status is one of `statuses` (by default: it has ended) and returns the turn;
  * throws when it is not within `ms`, saying where it stayed.
  */
-export async function waitForTurn(app: App, sessionId: string, turnId: string, statuses: string | string[] = ENDED, ms = 20_000, headers: Record<string, string> = {}): Promise<any> {
+export async function waitForTurn(
+  app: App,
+  sessionId: string,
+  turnId: string,
+  statuses: string | string[] = ENDED,
+  ms = 20_000,
+  headers: Record<string, string> = {},
+): Promise<any> {
   const want = typeof statuses === 'string' ? [statuses] : statuses;
   let turn: any = null;
   const end = Date.now() + ms;
@@ -314,7 +329,10 @@ export async function readSse(
 /** The text a turn streamed: its text deltas, in order. */
 export function streamedText(events: SseEvent[]): string {
   return events
-    .filter((e) => e.event === 'message' && e.data?.type === 'stream_event' && e.data.event?.type === 'content_block_delta' && e.data.event.delta?.type === 'text_delta')
+    .filter(
+      (e) =>
+        e.event === 'message' && e.data?.type === 'stream_event' && e.data.event?.type === 'content_block_delta' && e.data.event.delta?.type === 'text_delta',
+    )
     .map((e) => e.data.event.delta.text)
     .join('');
 }
@@ -330,7 +348,10 @@ export async function freePort(): Promise<number> {
 
 /** Spawns the real server process, as `npm start` runs it (its Node flags; from source, through tsx), with `env` over the test's own. */
 export function spawnServer(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** Starts the real server process on the offline model and waits until it serves. */
@@ -381,9 +402,19 @@ export async function finishTurnApproving(t: TestApp, sessionId: string, turnId:
 }
 
 /** Starts a turn (`?wait=false`) and finishes it with finishTurnApproving. */
-export async function runApproving(t: TestApp, sessionId: string, prompt: string, opts: { headers?: Record<string, string>; mode?: string | undefined } = {}): Promise<any> {
-  const r = await call(t.app, 'POST', `/v1/sessions/${sessionId}/turns?wait=false`, { prompt, ...(opts.mode ? { permission_mode: opts.mode } : {}) }, opts.headers);
+export async function runApproving(
+  t: TestApp,
+  sessionId: string,
+  prompt: string,
+  opts: { headers?: Record<string, string>; mode?: string | undefined } = {},
+): Promise<any> {
+  const r = await call(
+    t.app,
+    'POST',
+    `/v1/sessions/${sessionId}/turns?wait=false`,
+    { prompt, ...(opts.mode ? { permission_mode: opts.mode } : {}) },
+    opts.headers,
+  );
   if (r.status !== 202) throw new Error(`turn not accepted: ${r.status} ${JSON.stringify(r.body)}`);
   return finishTurnApproving(t, sessionId, r.body.turn_id, opts.headers);
 }
-

@@ -40,7 +40,9 @@ const unitOf = (file: string) => path.relative(SRC, file).split(path.sep)[0]!;
 /** Relative imports and re-exports of a file, as resolved source files, and its package imports. */
 function importsOf(file: string): { local: string[]; packages: string[] } {
   const text = fs.readFileSync(file, 'utf8');
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?\bfrom\s+'([^']+)'/g), ...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)].map((m) => m[1]!);
+  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?\bfrom\s+'([^']+)'/g), ...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)].map(
+    (m) => m[1]!,
+  );
   return {
     local: specs.filter((s) => s.startsWith('.')).map((s) => path.resolve(path.dirname(file), s).replace(/\.js$/, '.ts')),
     packages: specs.filter((s) => !s.startsWith('.')),
@@ -48,7 +50,12 @@ function importsOf(file: string): { local: string[]; packages: string[] } {
 }
 
 /** Every import between two different units: [from file, to file]. */
-const edgesIn = (files: string[]) => files.flatMap((f) => importsOf(f).local.filter((t) => unitOf(t) !== unitOf(f)).map((t) => [f, t] as const));
+const edgesIn = (files: string[]) =>
+  files.flatMap((f) =>
+    importsOf(f)
+      .local.filter((t) => unitOf(t) !== unitOf(f))
+      .map((t) => [f, t] as const),
+  );
 
 /** Imports that do not point to a lower layer. */
 function upward(edges: ReadonlyArray<readonly [string, string]>): string[] {
@@ -95,7 +102,12 @@ describe('layering of src/', () => {
     const turns = path.join(SRC, 'turns/engine/index.ts');
     const sessions = path.join(SRC, 'sessions/service.ts');
     expect(upward([[turns, sessions]])).toEqual(['turns/engine/index.ts -> sessions/service.ts']);
-    expect(cyclesIn([[turns, sessions], [sessions, turns]])).toContain('turns -> sessions -> turns');
+    expect(
+      cyclesIn([
+        [turns, sessions],
+        [sessions, turns],
+      ]),
+    ).toContain('turns -> sessions -> turns');
   });
 
   it('lets only claude/ import the Agent SDK', () => {

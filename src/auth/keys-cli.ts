@@ -14,7 +14,11 @@ import { hashKey, newKey } from './keys.js';
 const USAGE = 'usage: npm run keys -- create --user <id> [--admin] [--label <text>] | list | revoke <key_id>';
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { user: { type: 'string' }, admin: { type: 'boolean' }, label: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { user: { type: 'string' }, admin: { type: 'boolean' }, label: { type: 'string' } },
+  });
   const [command, arg] = positionals;
   const config = loadConfig();
   const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
@@ -27,14 +31,31 @@ async function main(argv: string[]): Promise<number> {
       }
       const key = newKey();
       const keyId = randomUUID();
-      await keys.insert({ key_id: keyId, user_id: values.user, key_hash: hashKey(key).toString('hex'), admin: values.admin ? 1 : 0, label: values.label ?? null, created_at: Date.now(), revoked_at: null });
+      await keys.insert({
+        key_id: keyId,
+        user_id: values.user,
+        key_hash: hashKey(key).toString('hex'),
+        admin: values.admin ? 1 : 0,
+        label: values.label ?? null,
+        created_at: Date.now(),
+        revoked_at: null,
+      });
       console.log(JSON.stringify({ key_id: keyId, user_id: values.user, admin: Boolean(values.admin), key }));
       console.error('Keep the key now: it is stored hashed and cannot be shown again.');
       return 0;
     }
     if (command === 'list') {
       for (const k of await keys.list()) {
-        console.log(JSON.stringify({ key_id: k.key_id, user_id: k.user_id, admin: k.admin === 1, label: k.label, created_at: new Date(Number(k.created_at)).toISOString(), revoked_at: k.revoked_at ? new Date(Number(k.revoked_at)).toISOString() : null }));
+        console.log(
+          JSON.stringify({
+            key_id: k.key_id,
+            user_id: k.user_id,
+            admin: k.admin === 1,
+            label: k.label,
+            created_at: new Date(Number(k.created_at)).toISOString(),
+            revoked_at: k.revoked_at ? new Date(Number(k.revoked_at)).toISOString() : null,
+          }),
+        );
       }
       return 0;
     }

@@ -47,7 +47,10 @@ export function createKeyAuth(opts: { apiKeys: string | undefined; adminUsers: s
   return {
     async authenticate(authorization) {
       const m = /^Bearer\s+(\S{8,512})\s*$/i.exec(authorization ?? '');
-      if (!m) throw unauthorized(authorization ? 'the Authorization header must be "Bearer <api key>"' : 'an API key is required: send "Authorization: Bearer <api key>"');
+      if (!m)
+        throw unauthorized(
+          authorization ? 'the Authorization header must be "Bearer <api key>"' : 'an API key is required: send "Authorization: Bearer <api key>"',
+        );
       const h = hashKey(m[1]!);
       // Every environment key is compared, in constant time, whether or not one matched before.
       let user: string | null = null;

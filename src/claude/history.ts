@@ -42,7 +42,13 @@ export function boundaryMessage(e: TranscriptEntry, sessionId: string): HistoryM
     type: 'system',
     uuid: e.uuid!,
     session_id: sessionId,
-    message: { role: 'system', subtype: 'compact_boundary', content: typeof e.content === 'string' ? e.content : 'Conversation compacted', compact_metadata: e.compactMetadata ?? null, timestamp: e.timestamp ?? null },
+    message: {
+      role: 'system',
+      subtype: 'compact_boundary',
+      content: typeof e.content === 'string' ? e.content : 'Conversation compacted',
+      compact_metadata: e.compactMetadata ?? null,
+      timestamp: e.timestamp ?? null,
+    },
     parent_tool_use_id: null,
     parent_agent_id: null,
   };

@@ -188,7 +188,13 @@ export class LiveSession {
     }
     // A sandbox that is required and cannot run: the CLI ends the turn before any tool call.
     const sandbox = errors.some((e) => SANDBOX_REFUSED.test(e));
-    const code: TurnErrorCode | ErrorCode = sandbox ? 'SANDBOX_UNAVAILABLE' : m.subtype === 'error_max_turns' ? 'MAX_TURNS' : m.subtype === 'error_max_budget_usd' ? 'BUDGET_EXCEEDED' : 'MODEL_ERROR';
+    const code: TurnErrorCode | ErrorCode = sandbox
+      ? 'SANDBOX_UNAVAILABLE'
+      : m.subtype === 'error_max_turns'
+        ? 'MAX_TURNS'
+        : m.subtype === 'error_max_budget_usd'
+          ? 'BUDGET_EXCEEDED'
+          : 'MODEL_ERROR';
     cur.resolve({ ...base, status: 'failed', result: m.subtype === 'success' ? m.result : null, error: { code, message: text } });
   }
 
@@ -240,7 +246,10 @@ export class LiveSession {
     asked.catch(() => {});
     try {
       const how = await Promise.race([asked, new Promise<'silent'>((r) => (timer = setTimeout(() => r('silent'), this.interruptGraceMs)))]);
-      if (how === 'silent') this.forceStop(reason ?? { code: 'INTERRUPTED', message: `the CLI did not answer the interrupt within ${this.interruptGraceMs} ms; its process was ended` });
+      if (how === 'silent')
+        this.forceStop(
+          reason ?? { code: 'INTERRUPTED', message: `the CLI did not answer the interrupt within ${this.interruptGraceMs} ms; its process was ended` },
+        );
     } catch {
       this.close(reason);
     } finally {

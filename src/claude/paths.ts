@@ -38,7 +38,8 @@ const require = createRequire(import.meta.url);
 
 /** The native CLI binary the SDK's npm package ships for this platform. */
 export function cliBinaryPath(): string {
-  const musl = process.platform === 'linux' && !(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
+  const musl =
+    process.platform === 'linux' && !(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
   const pkg = `@anthropic-ai/claude-agent-sdk-${process.platform}-${process.arch}${musl ? '-musl' : ''}`;
   const dir = path.dirname(require.resolve(`${pkg}/package.json`));
   const bin = path.join(dir, process.platform === 'win32' ? 'claude.exe' : 'claude');

@@ -17,7 +17,10 @@ export const isRoot = (): boolean => typeof process.getuid === 'function' && pro
  */
 export function assertPermissionModeUsable(mode: PermissionMode, opts: { sandboxOptIn: boolean; allowed?: readonly string[]; root?: boolean }): void {
   if (opts.allowed && !opts.allowed.includes(mode)) {
-    throw new AppError('PERMISSION_MODE_REFUSED', `permission_mode ${mode} is not allowed on this server (ALLOWED_PERMISSION_MODES: ${opts.allowed.join(', ')})`);
+    throw new AppError(
+      'PERMISSION_MODE_REFUSED',
+      `permission_mode ${mode} is not allowed on this server (ALLOWED_PERMISSION_MODES: ${opts.allowed.join(', ')})`,
+    );
   }
   const root = opts.root ?? isRoot();
   if (mode === 'bypassPermissions' && root && !opts.sandboxOptIn) {

@@ -107,7 +107,12 @@ export async function reapOrphans(pidDir: string, configDir: string): Promise<nu
   return found.length;
 }
 
-export function createProcessRegistry(pidDir: string, onStderr?: (line: string) => void, onWrongCwd?: (asked: string, actual: string) => void, configDir?: string): ProcessRegistry {
+export function createProcessRegistry(
+  pidDir: string,
+  onStderr?: (line: string) => void,
+  onWrongCwd?: (asked: string, actual: string) => void,
+  configDir?: string,
+): ProcessRegistry {
   fs.mkdirSync(pidDir, { recursive: true });
   const live = new Set<number>();
   return {

@@ -75,15 +75,32 @@ function onPath(name: string): string | null {
  * may forbid them). Takes a few milliseconds.
  */
 export function probeSandbox(): SandboxProbe {
-  if (process.platform !== 'linux') return { ok: false, reason: `this server runs the CLI's sandbox on Linux only (platform ${process.platform})`, fix: 'run the server on Linux, or set SANDBOX=off for a single trusted user' };
+  if (process.platform !== 'linux')
+    return {
+      ok: false,
+      reason: `this server runs the CLI's sandbox on Linux only (platform ${process.platform})`,
+      fix: 'run the server on Linux, or set SANDBOX=off for a single trusted user',
+    };
   const missing = ['bwrap', 'socat'].filter((b) => !onPath(b));
   if (missing.length > 0) {
-    return { ok: false, reason: `${missing.join(' and ')} not found on PATH`, fix: `apt-get install ${missing.map((b) => (b === 'bwrap' ? 'bubblewrap' : b)).join(' ')}` };
+    return {
+      ok: false,
+      reason: `${missing.join(' and ')} not found on PATH`,
+      fix: `apt-get install ${missing.map((b) => (b === 'bwrap' ? 'bubblewrap' : b)).join(' ')}`,
+    };
   }
-  const r = spawnSync('bwrap', ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-net', '--die-with-parent', '--', 'true'], { timeout: 10_000, encoding: 'utf8' });
+  const r = spawnSync(
+    'bwrap',
+    ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-net', '--die-with-parent', '--', 'true'],
+    { timeout: 10_000, encoding: 'utf8' },
+  );
   if (r.status !== 0) {
     const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0];
-    return { ok: false, reason: `bubblewrap cannot make its namespaces here: ${why}`, fix: 'in a container, allow user namespaces (README: "Docker"); on a host, check kernel.unprivileged_userns_clone and AppArmor' };
+    return {
+      ok: false,
+      reason: `bubblewrap cannot make its namespaces here: ${why}`,
+      fix: 'in a container, allow user namespaces (README: "Docker"); on a host, check kernel.unprivileged_userns_clone and AppArmor',
+    };
   }
   return { ok: true };
 }
@@ -159,18 +176,29 @@ export function decideIsolation(o: {
   let reason: string | null = null;
   if (mode === 'off') {
     reason = 'SANDBOX=off';
-    warnings.push("SANDBOX=off: Bash commands run WITHOUT the CLI's sandbox; tool approvals are all that keeps users' commands from each other's files and the server's data");
+    warnings.push(
+      "SANDBOX=off: Bash commands run WITHOUT the CLI's sandbox; tool approvals are all that keeps users' commands from each other's files and the server's data",
+    );
   } else {
     const p = (o.probe ?? probeSandbox)();
     if (p.ok) enabled = true;
     else if (mode === 'required') {
-      throw new Error(`refusing to start: the CLI's sandbox cannot run (${p.reason}); fix: ${p.fix}${o.singleUser ? '' : ' (SANDBOX=required is the default with API keys: users must not reach each other\'s files)'}`);
+      throw new Error(
+        `refusing to start: the CLI's sandbox cannot run (${p.reason}); fix: ${p.fix}${o.singleUser ? '' : " (SANDBOX=required is the default with API keys: users must not reach each other's files)"}`,
+      );
     } else {
       reason = `${p.reason}; fix: ${p.fix}`;
       warnings.push(`SANDBOX=auto: the CLI's sandbox cannot run here (${p.reason}); Bash commands run WITHOUT it. Fix: ${p.fix}`);
     }
   }
-  const policy: IsolationPolicy = { sandbox: enabled, allowedDomains: o.domains, fetchDomains: o.network !== 'none' && o.network !== 'model' && o.domains.length > 0, readPaths, hiddenPaths: o.hiddenPaths, secretEnv: o.secretEnv ?? ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN'] };
+  const policy: IsolationPolicy = {
+    sandbox: enabled,
+    allowedDomains: o.domains,
+    fetchDomains: o.network !== 'none' && o.network !== 'model' && o.domains.length > 0,
+    readPaths,
+    hiddenPaths: o.hiddenPaths,
+    secretEnv: o.secretEnv ?? ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN'],
+  };
   return { policy, state: { mode, enabled, reason, network: o.network, allowed_domains: o.domains, read_paths: readPaths }, warnings };
 }
 

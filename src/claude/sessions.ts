@@ -98,7 +98,9 @@ export function claudeSessionFunctions(
       if (boundaries.size === 0) return sdkPage();
       const recent = await getSessionMessages(id, { ...at, includeSystemMessages: true });
       // Of the system messages, the compactions are kept (marked); the CLI's other notices are not part of the conversation.
-      const kept: SessionMessage[] = recent.filter((m) => m.type !== 'system' || boundaries.has(m.uuid)).map((m) => (m.type === 'system' ? boundaryMessage(boundaries.get(m.uuid)!, id) : m));
+      const kept: SessionMessage[] = recent
+        .filter((m) => m.type !== 'system' || boundaries.has(m.uuid))
+        .map((m) => (m.type === 'system' ? boundaryMessage(boundaries.get(m.uuid)!, id) : m));
       const first = kept.find((m) => m.type === 'system');
       // (Were the SDK to leave the boundary out, the newest one in the file is where its messages begin.)
       const from = first ? boundaries.get(first.uuid)! : [...boundaries.values()].at(-1)!;
@@ -129,7 +131,11 @@ export function claudeSessionFunctions(
       await fs.promises.rm(path.join(path.dirname(file), id), { recursive: true, force: true });
     },
     fork: async (id: string, cwd: string, opts: { upToMessageId?: string | undefined; title?: string | undefined }): Promise<string> => {
-      const r = await forkSession(id, { ...(await where(id, cwd)), ...(opts.upToMessageId ? { upToMessageId: opts.upToMessageId } : {}), ...(opts.title ? { title: opts.title } : {}) });
+      const r = await forkSession(id, {
+        ...(await where(id, cwd)),
+        ...(opts.upToMessageId ? { upToMessageId: opts.upToMessageId } : {}),
+        ...(opts.title ? { title: opts.title } : {}),
+      });
       return r.sessionId;
     },
   };

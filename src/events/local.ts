@@ -27,7 +27,10 @@ export function createEventLog(repo: EventRepository, results: TurnResults, log?
   const live = createLiveBus();
   const streams = new Map<string, Stream>();
   /** Appends made while a session's numbering is being read, in call order. */
-  const opening = new Map<string, Array<{ turnId: string | null; type: EventType; data: unknown; resolve: (e: SessionEvent) => void; reject: (e: unknown) => void }>>();
+  const opening = new Map<
+    string,
+    Array<{ turnId: string | null; type: EventType; data: unknown; resolve: (e: SessionEvent) => void; reject: (e: unknown) => void }>
+  >();
 
   /** Reads the session's next number once, then numbers the appends that waited for it, in order. */
   function open(sessionId: string) {

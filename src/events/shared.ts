@@ -18,7 +18,12 @@ const BATCH = 500;
  * replicas. Appends to one session are written in order, several at a time: while one write is
  * in flight the next ones gather, so a burst costs a few transactions, not one each.
  */
-export function createSharedEventLog(repo: EventRepository, results: TurnResults, cluster: Pick<Cluster, 'publish' | 'onMessage'>, log?: FastifyBaseLogger): EventLog {
+export function createSharedEventLog(
+  repo: EventRepository,
+  results: TurnResults,
+  cluster: Pick<Cluster, 'publish' | 'onMessage'>,
+  log?: FastifyBaseLogger,
+): EventLog {
   const live = createLiveBus();
   // Another replica stored events of a session: its subscribers here read them back.
   cluster.onMessage((m) => {
@@ -38,9 +43,19 @@ export function createSharedEventLog(repo: EventRepository, results: TurnResults
     while (q.pending.length > 0) {
       const batch = q.pending.splice(0, BATCH);
       try {
-        const rows = await repo.appendNumbered(sessionId, batch.map((b) => b.row));
+        const rows = await repo.appendNumbered(
+          sessionId,
+          batch.map((b) => b.row),
+        );
         // Announced with the data as appended: live subscribers need no read back.
-        const events = rows.map((r, i): SessionEvent => ({ seq: Number(r.seq), session_id: r.session_id, turn_id: r.turn_id, type: r.type as EventType, data: batch[i]!.data ?? null, created_at: Number(r.created_at) }));
+        const events = rows.map((r, i): SessionEvent => ({
+          seq: Number(r.seq),
+          session_id: r.session_id,
+          turn_id: r.turn_id,
+          type: r.type as EventType,
+          data: batch[i]!.data ?? null,
+          created_at: Number(r.created_at),
+        }));
         events.forEach((e, i) => {
           live.emit(sessionId, e);
           batch[i]!.resolve(e);

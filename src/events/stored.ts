@@ -63,7 +63,8 @@ export function storedData(type: string, data: unknown): string {
 
 /** Events read back from the database, with the results left out of `turn`/`done` events put back. */
 export async function fromRows(rows: EventRow[], results: TurnResults): Promise<SessionEvent[]> {
-  const marked = (r: EventRow) => (r.type === 'turn' || r.type === 'done' || r.type === 'message') && r.turn_id !== null && r.data.includes(`"${RESULT_IN_TURN}":"turn"`);
+  const marked = (r: EventRow) =>
+    (r.type === 'turn' || r.type === 'done' || r.type === 'message') && r.turn_id !== null && r.data.includes(`"${RESULT_IN_TURN}":"turn"`);
   const ids = [...new Set(rows.filter(marked).map((r) => r.turn_id!))];
   const got = ids.length > 0 ? await results(ids) : new Map<string, string | null>();
   return rows.map((r) => {

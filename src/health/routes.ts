@@ -22,7 +22,10 @@ const HealthSchema = Type.Object({
   storage: Type.Object({
     config_dir: DirCheck,
     projects_dir: Type.Object({
-      path: Type.String({ description: "Projects folder of the default workspace folder (single-user: the local user's folder; with keys: the workspace root), as the CLI names it" }),
+      path: Type.String({
+        description:
+          "Projects folder of the default workspace folder (single-user: the local user's folder; with keys: the workspace root), as the CLI names it",
+      }),
       exists: Type.Boolean(),
       writable: Type.Boolean({ description: 'The folder, or the nearest existing folder above it (the CLI creates the rest), takes new files' }),
     }),
@@ -41,7 +44,9 @@ const HealthSchema = Type.Object({
   ),
   sandbox: Type.Object(
     {
-      mode: Type.Union([Type.Literal('required'), Type.Literal('auto'), Type.Literal('off')], { description: 'SANDBOX (default: required with API keys, else auto)' }),
+      mode: Type.Union([Type.Literal('required'), Type.Literal('auto'), Type.Literal('off')], {
+        description: 'SANDBOX (default: required with API keys, else auto)',
+      }),
       enabled: Type.Boolean({ description: "Bash commands run in the CLI's sandbox" }),
       reason: Type.Union([Type.String(), Type.Null()], { description: 'Why it is off' }),
       network: Type.String({ description: 'SANDBOX_NETWORK as configured' }),
@@ -99,7 +104,13 @@ export interface HealthFacts {
 export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage: Storage; replica: () => ReplicaState; shuttingDown: () => boolean }) {
   const { facts, storage } = opts;
   app.get('/health', {
-    schema: { tags: ['system'], operationId: 'health', summary: 'Liveness and storage verification', security: [], response: { 200: HealthSchema, 503: HealthSchema } },
+    schema: {
+      tags: ['system'],
+      operationId: 'health',
+      summary: 'Liveness and storage verification',
+      security: [],
+      response: { 200: HealthSchema, 503: HealthSchema },
+    },
     handler: async (_req, reply) => {
       let reachable = true;
       let error: string | undefined;
@@ -114,7 +125,8 @@ export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage
       const dataDir = dirCheck(facts.dataDir);
       const projects = creatableDirCheck(projectDir(facts.configDir, facts.defaultFolder));
       const replica = opts.replica();
-      const ok = reachable && configDir.writable && projects.writable && workspace.writable && dataDir.writable && facts.cliVersion !== null && replica.listening;
+      const ok =
+        reachable && configDir.writable && projects.writable && workspace.writable && dataDir.writable && facts.cliVersion !== null && replica.listening;
       // Shutting down: a load balancer sends nothing more here.
       const stopping = opts.shuttingDown();
       return reply.code(ok && !stopping ? 200 : 503).send({

@@ -14,7 +14,19 @@ export interface Metrics {
   /** A prewarmed spare was claimed by a new session, or refused the claim. */
   spareClaim(outcome: 'claimed' | 'refused'): void;
   /** Gauges read from live state at scrape time. */
-  observe(read: () => { running: number; waiting: number; queued: number; warm: number; busy: number; spares: number; sse: number; leases: number; listening: number }): void;
+  observe(
+    read: () => {
+      running: number;
+      waiting: number;
+      queued: number;
+      warm: number;
+      busy: number;
+      spares: number;
+      sse: number;
+      leases: number;
+      listening: number;
+    },
+  ): void;
 }
 
 export function createMetrics(): Metrics {
@@ -33,7 +45,12 @@ export function createMetrics(): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  const claims = new Counter({ name: 'css_spare_claims_total', help: 'Prewarmed spare processes claimed by new sessions, by outcome', labelNames: ['outcome'], registers: [registry] });
+  const claims = new Counter({
+    name: 'css_spare_claims_total',
+    help: 'Prewarmed spare processes claimed by new sessions, by outcome',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   let read: Parameters<Metrics['observe']>[0] = () => ({ running: 0, waiting: 0, queued: 0, warm: 0, busy: 0, spares: 0, sse: 0, leases: 0, listening: 1 });
   const gauge = (name: string, help: string, key: keyof ReturnType<typeof read>) =>
     new Gauge({

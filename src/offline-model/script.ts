@@ -87,7 +87,12 @@ export function plan(messages: Message[]): Plan {
   if (results.length > 0) {
     const r = results[0]!;
     const body = resultText(r).trim();
-    return { kind: 'reply', ...base, delayMs: 0, text: r.is_error ? `The tool call was refused or failed: ${body}` : `The command ran. Output: ${body || '(none)'}` };
+    return {
+      kind: 'reply',
+      ...base,
+      delayMs: 0,
+      text: r.is_error ? `The tool call was refused or failed: ${body}` : `The command ran. Output: ${body || '(none)'}`,
+    };
   }
 
   const fail = directive(prompt, 'fail');
@@ -111,7 +116,12 @@ export function plan(messages: Message[]): Plan {
   }
   const bash = directive(prompt, 'bash');
   if (bash !== undefined) {
-    return { kind: 'reply', ...base, text: 'I will run a command.', toolUse: { name: 'Bash', input: { command: bash, description: 'Run the requested command' } } };
+    return {
+      kind: 'reply',
+      ...base,
+      text: 'I will run a command.',
+      toolUse: { name: 'Bash', input: { command: bash, description: 'Run the requested command' } },
+    };
   }
   const cut = directive(prompt, 'cut') !== undefined;
   const say = directive(prompt, 'say');

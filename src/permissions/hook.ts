@@ -7,7 +7,17 @@
  * is answered from the decision already made, or waits for a person in this process.
  */
 import type { PermissionRepository } from '../storage/permissions-repo.js';
-import { hookAnswerFor, needsPerson, ruleFor, sameCallSuggestion, toolAnswerFor, DENIED_BY_USER, type CanUseToolAnswer, type HookAnswer, type Suggestion } from './policy.js';
+import {
+  hookAnswerFor,
+  needsPerson,
+  ruleFor,
+  sameCallSuggestion,
+  toolAnswerFor,
+  DENIED_BY_USER,
+  type CanUseToolAnswer,
+  type HookAnswer,
+  type Suggestion,
+} from './policy.js';
 import type { Settlements } from './waiters.js';
 
 export interface ToolCall {
@@ -39,12 +49,19 @@ export function createToolHooks(d: {
 }): ToolHooks {
   const { repo } = d;
   /** Whether a rule allowed "for the rest of the session" covers this call. */
-  const allowedForSession = async (call: ToolCall, rule: string) => (await repo.rules(call.sessionId)).some((r) => r.tool_name === call.toolName && (r.rule_content === '*' || r.rule_content === rule));
+  const allowedForSession = async (call: ToolCall, rule: string) =>
+    (await repo.rules(call.sessionId)).some((r) => r.tool_name === call.toolName && (r.rule_content === '*' || r.rule_content === rule));
 
   return {
     async preToolUse(call) {
       if (call.toolName === 'WebFetch' && d.fetchAllowed && !d.fetchAllowed(call.input?.url)) {
-        return { hookSpecificOutput: { hookEventName: 'PreToolUse', permissionDecision: 'deny', permissionDecisionReason: d.fetchRefusal ?? 'WebFetch may not reach this address on this server.' } };
+        return {
+          hookSpecificOutput: {
+            hookEventName: 'PreToolUse',
+            permissionDecision: 'deny',
+            permissionDecisionReason: d.fetchRefusal ?? 'WebFetch may not reach this address on this server.',
+          },
+        };
       }
       if (!needsPerson(call.mode, call.toolName)) return { continue: true };
       const earlier = await repo.byToolUse(call.sessionId, call.toolUseId);
@@ -75,7 +92,13 @@ export function createToolHooks(d: {
       const aborted = new Promise<'aborted'>((r) => call.signal.addEventListener('abort', () => r('aborted'), { once: true }));
       const how = await Promise.race([d.settlements.settled(call.sessionId, call.toolUseId), aborted]);
       if (how === 'aborted') return { behavior: 'deny', message: 'The turn ended before this tool call was approved.', toolUseID: call.toolUseId };
-      return toolAnswerFor(await repo.byToolUse(call.sessionId, call.toolUseId), call.input, call.toolUseId) ?? { behavior: 'deny', message: DENIED_BY_USER, toolUseID: call.toolUseId };
+      return (
+        toolAnswerFor(await repo.byToolUse(call.sessionId, call.toolUseId), call.input, call.toolUseId) ?? {
+          behavior: 'deny',
+          message: DENIED_BY_USER,
+          toolUseID: call.toolUseId,
+        }
+      );
     },
   };
 }

@@ -9,12 +9,18 @@ import type { PermissionRequest } from './schemas.js';
 /** What the PreToolUse hook answers (the SDK's hook output, narrowed). */
 export type HookAnswer =
   | { continue: true }
-  | { hookSpecificOutput: { hookEventName: 'PreToolUse'; permissionDecision: 'allow' | 'deny' | 'defer'; permissionDecisionReason?: string; updatedInput?: Record<string, unknown> } };
+  | {
+      hookSpecificOutput: {
+        hookEventName: 'PreToolUse';
+        permissionDecision: 'allow' | 'deny' | 'defer';
+        permissionDecisionReason?: string;
+        updatedInput?: Record<string, unknown>;
+      };
+    };
 
 /** The SDK's PermissionResult, narrowed. */
 export type CanUseToolAnswer =
-  | { behavior: 'allow'; updatedInput: Record<string, unknown>; toolUseID: string }
-  | { behavior: 'deny'; message: string; toolUseID: string };
+  { behavior: 'allow'; updatedInput: Record<string, unknown>; toolUseID: string } | { behavior: 'deny'; message: string; toolUseID: string };
 
 /** A PermissionUpdate of the SDK: the shape suggestions take. */
 export interface Suggestion {
@@ -25,7 +31,21 @@ export interface Suggestion {
 }
 
 /** Tools that never need approval in `default` mode (reading and planning). */
-const READ_ONLY = new Set(['Read', 'Glob', 'Grep', 'LS', 'NotebookRead', 'TodoWrite', 'ToolSearch', 'Agent', 'Task', 'ListAgents', 'TaskList', 'TaskGet', 'EnterPlanMode']);
+const READ_ONLY = new Set([
+  'Read',
+  'Glob',
+  'Grep',
+  'LS',
+  'NotebookRead',
+  'TodoWrite',
+  'ToolSearch',
+  'Agent',
+  'Task',
+  'ListAgents',
+  'TaskList',
+  'TaskGet',
+  'EnterPlanMode',
+]);
 /** Tools that `acceptEdits` mode allows without asking. */
 const EDITS = new Set(['Edit', 'Write', 'MultiEdit', 'NotebookEdit']);
 
@@ -49,7 +69,12 @@ export function ruleFor(toolName: string, input: Record<string, unknown>): strin
 }
 
 /** The suggestion that allows the same call for the rest of the session. */
-export const sameCallSuggestion = (toolName: string, rule: string): Suggestion => ({ type: 'addRules', rules: [{ toolName, ruleContent: rule }], behavior: 'allow', destination: 'session' });
+export const sameCallSuggestion = (toolName: string, rule: string): Suggestion => ({
+  type: 'addRules',
+  rules: [{ toolName, ruleContent: rule }],
+  behavior: 'allow',
+  destination: 'session',
+});
 
 /** The hook's answer from a decided request. */
 export function hookAnswerFor(row: PermissionRow): HookAnswer {

@@ -26,7 +26,9 @@ export const PermissionRequestSchema = Type.Object(
 export const DecisionBodySchema = Type.Object(
   {
     behavior: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
-    scope: Type.Optional(Type.Union([Type.Literal('once'), Type.Literal('session')], { description: 'session: the same call is allowed for the rest of the session' })),
+    scope: Type.Optional(
+      Type.Union([Type.Literal('once'), Type.Literal('session')], { description: 'session: the same call is allowed for the rest of the session' }),
+    ),
     updated_input: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Run the tool with this input instead' })),
     message: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'Told to the model (with deny)' })),
   },

@@ -96,10 +96,13 @@ export function createApprovals(deps: {
 
   function arm(row: PermissionRow) {
     clearTimeout(timers.get(row.request_id));
-    const t = setTimeout(() => {
-      timers.delete(row.request_id);
-      void expire(row);
-    }, Math.max(0, Number(row.expires_at) - Date.now()));
+    const t = setTimeout(
+      () => {
+        timers.delete(row.request_id);
+        void expire(row);
+      },
+      Math.max(0, Number(row.expires_at) - Date.now()),
+    );
     t.unref();
     timers.set(row.request_id, t);
   }
@@ -167,7 +170,8 @@ export function createApprovals(deps: {
     async decide(caller, sessionId, requestId, d) {
       await ownedSession(sessions, caller, sessionId);
       const row = await repo.get(requestId);
-      if (!row || row.session_id !== sessionId) throw new AppError('PERMISSION_REQUEST_NOT_FOUND', `no permission request ${requestId} in session ${sessionId}`);
+      if (!row || row.session_id !== sessionId)
+        throw new AppError('PERMISSION_REQUEST_NOT_FOUND', `no permission request ${requestId} in session ${sessionId}`);
       if (row.status !== 'pending') throw new AppError('PERMISSION_ALREADY_DECIDED', `permission request ${requestId} is already ${row.status}`);
       if (d.behavior === 'deny' && (d.updated_input !== undefined || d.scope === 'session')) {
         throw new AppError('INVALID_REQUEST', 'updated_input and scope "session" go with behavior "allow"');
@@ -193,14 +197,29 @@ export function createApprovals(deps: {
     async revoke(sessionId, toolUseId, by) {
       const row = await repo.byToolUse(sessionId, toolUseId);
       if (row && row.status === 'allowed') {
-        await repo.override(row.request_id, { status: 'denied', message: 'The turn was interrupted before this tool call ran.', decided_by: by, decided_at: Date.now() });
+        await repo.override(row.request_id, {
+          status: 'denied',
+          message: 'The turn was interrupted before this tool call ran.',
+          decided_by: by,
+          decided_at: Date.now(),
+        });
       }
     },
 
     async denyPending(sessionId, by) {
       let n = 0;
       for (const row of await repo.pending(sessionId)) {
-        if (await resolve(row, { status: 'denied', scope: null, updated_input: null, message: 'The turn was interrupted before this tool call was approved.', decided_by: by, decided_at: Date.now() })) n++;
+        if (
+          await resolve(row, {
+            status: 'denied',
+            scope: null,
+            updated_input: null,
+            message: 'The turn was interrupted before this tool call was approved.',
+            decided_by: by,
+            decided_at: Date.now(),
+          })
+        )
+          n++;
       }
       return n;
     },

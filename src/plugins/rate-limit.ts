@@ -15,7 +15,9 @@ export async function registerRateLimit(app: App, o: { perMinute: number; isPubl
     keyGenerator: (req) => (req.caller?.userId ? `user:${req.caller.userId}` : `ip:${req.ip}`),
     allowList: (req) => o.isPublic(req.routeOptions.url),
     errorResponseBuilder: (_req, ctx) => {
-      const err = new AppError('RATE_LIMITED', `more than ${ctx.max} requests a minute (RATE_LIMIT_PER_MINUTE); retry in ${ctx.after}`, { retryAfter: Math.ceil(ctx.ttl / 1000) });
+      const err = new AppError('RATE_LIMITED', `more than ${ctx.max} requests a minute (RATE_LIMIT_PER_MINUTE); retry in ${ctx.after}`, {
+        retryAfter: Math.ceil(ctx.ttl / 1000),
+      });
       (err as unknown as { statusCode: number }).statusCode = 429;
       return err;
     },

@@ -57,7 +57,10 @@ export function jsonClientError(requestTimeoutMs: number) {
           ? [431, 'HEADERS_TOO_LARGE', 'the request headers are too large']
           : [400, 'INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'parse error'})`];
     const body = JSON.stringify(errorBody(code, message, randomUUID()));
-    if (socket.writable) socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    if (socket.writable)
+      socket.write(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+      );
     socket.destroy(err);
   };
 }

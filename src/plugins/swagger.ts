@@ -43,14 +43,28 @@ export default fp(async (app, opts: { version: string }) => {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       // Pages served by plugins, listed here because their routes carry no schema.
       paths: {
-        '/docs': { get: { tags: ['system'], operationId: 'docs', summary: 'This document as a browsable page', security: [], responses: { 200: { description: 'HTML' } } } },
+        '/docs': {
+          get: {
+            tags: ['system'],
+            operationId: 'docs',
+            summary: 'This document as a browsable page',
+            security: [],
+            responses: { 200: { description: 'HTML' } },
+          },
+        },
         '/': {
           get: {
             tags: ['system'],
             operationId: 'webPage',
             summary: 'The web page',
             security: [],
-            responses: { 200: { description: 'HTML' }, 503: { description: 'The page is not built (`npm run build`)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } },
+            responses: {
+              200: { description: 'HTML' },
+              503: {
+                description: 'The page is not built (`npm run build`)',
+                content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+              },
+            },
           },
         },
       },
@@ -62,7 +76,7 @@ export default fp(async (app, opts: { version: string }) => {
         { name: 'system', description: 'Health and documentation' },
       ],
     },
-    refResolver: { buildLocalReference: (json, _base, _frag, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get(
@@ -73,7 +87,10 @@ export default fp(async (app, opts: { version: string }) => {
         operationId: 'openapi',
         summary: 'This OpenAPI document',
         security: [],
-        response: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object', additionalProperties: true } } } }, 500: Type.Ref('Error') },
+        response: {
+          200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object', additionalProperties: true } } } },
+          500: Type.Ref('Error'),
+        },
       },
     },
     async (_req, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(app.swagger())),

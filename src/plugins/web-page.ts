@@ -14,7 +14,9 @@ export const UI_DIR = fileURLToPath(new URL('../../dist/ui', import.meta.url));
 export default fp(async (app) => {
   if (!fs.existsSync(`${UI_DIR}/index.html`)) {
     app.log.warn(`the web page is not built (${UI_DIR}); run "npm run build"`);
-    app.get('/', { schema: { hide: true } }, async (req, reply) => reply.code(503).send(errorBody('UNAVAILABLE', 'the web page is not built: run "npm run build"', req.id)));
+    app.get('/', { schema: { hide: true } }, async (req, reply) =>
+      reply.code(503).send(errorBody('UNAVAILABLE', 'the web page is not built: run "npm run build"', req.id)),
+    );
     return;
   }
   await app.register(fastifyStatic, { root: UI_DIR, prefix: '/', wildcard: false, index: ['index.html'], schemaHide: true });

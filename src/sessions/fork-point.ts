@@ -12,8 +12,11 @@ import type { TurnRepository } from '../storage/turns-repo.js';
  * With a turn running: the uuid of the last message before its prompt in the transcript (the end
  * of the last finished turn); undefined when none runs or its prompt is not written yet.
  */
-export async function lastFinishedMessage(d: { turns: TurnRepository; claude: Pick<ClaudeSessions, 'messages'> }, row: SessionRow): Promise<string | undefined> {
-const { turns, claude } = d;
+export async function lastFinishedMessage(
+  d: { turns: TurnRepository; claude: Pick<ClaudeSessions, 'messages'> },
+  row: SessionRow,
+): Promise<string | undefined> {
+  const { turns, claude } = d;
   const runningId = (await turns.runningBySession([row.session_id])).get(row.session_id);
   const running = runningId ? await turns.get(runningId) : undefined;
   if (!running) return undefined;
@@ -26,12 +29,17 @@ const { turns, claude } = d;
   // The same prompt may have been sent before: the running turn's is the one after those of the
   // earlier turns that reached the CLI.
   const prompt = running.prompt.trim();
-  const earlier = (await turns.listBySession(row.session_id, { limit: 100_000 })).filter((t) => t.seq < running.seq && t.started_at !== null && t.prompt.trim() === prompt).length;
+  const earlier = (await turns.listBySession(row.session_id, { limit: 100_000 })).filter(
+    (t) => t.seq < running.seq && t.started_at !== null && t.prompt.trim() === prompt,
+  ).length;
   const matches = all.flatMap((m, i) => (m.type === 'user' && textOf(m).trim() === prompt ? [i] : []));
   // Not written yet: the fork is bounded at what the transcript holds now (the CLI may write it meanwhile).
   if (matches.length <= earlier) return [...all].reverse().find((m) => m.type !== 'system')?.uuid;
   const at = matches[earlier]!;
-  const before = all.slice(0, at).reverse().find((m) => m.type !== 'system');
+  const before = all
+    .slice(0, at)
+    .reverse()
+    .find((m) => m.type !== 'system');
   if (!before) throw new AppError('SESSION_BUSY', `session ${row.session_id} has no finished turn to fork from yet; fork it when its first turn has ended`);
   return before.uuid;
 }

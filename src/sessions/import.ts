@@ -11,7 +11,11 @@ import type { SessionRow } from '../storage/sessions-repo.js';
 import type { Workspace } from '../workspace/workspace.js';
 
 /** The sessions found under `scope` (a project folder, or null: the whole of the owner's folder), as rows for `userId`. */
-export async function importCandidates(d: { claude: Pick<ClaudeSessions, 'list'>; configDir: string; own: Pick<Workspace, 'projectOf'> }, userId: string, scope: string | null): Promise<SessionRow[]> {
+export async function importCandidates(
+  d: { claude: Pick<ClaudeSessions, 'list'>; configDir: string; own: Pick<Workspace, 'projectOf'> },
+  userId: string,
+  scope: string | null,
+): Promise<SessionRow[]> {
   const found = await d.claude.list(scope ? { cwd: scope } : {});
   const candidates: SessionRow[] = [];
   for (const info of found) {

@@ -143,7 +143,10 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
       querystring: WaitQuerySchema,
       body: QueryBodySchema,
       response: {
-        200: { description: 'The finished turn; SSE with Accept: text/event-stream', content: { 'application/json': { schema: QueryResultSchema }, 'text/event-stream': { schema: Type.String() } } },
+        200: {
+          description: 'The finished turn; SSE with Accept: text/event-stream',
+          content: { 'application/json': { schema: QueryResultSchema }, 'text/event-stream': { schema: Type.String() } },
+        },
         202: QueryResultSchema,
         ...sessionErrors,
       },
@@ -155,7 +158,16 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
         : (await opts.sessions.create(req.caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode })).turn!;
       if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
       const t = presentTurn(req.query.wait ? await opts.turns.wait(turn.turn_id) : turn);
-      const body = { session_id: t.session_id, turn_id: t.turn_id, status: t.status, result: t.result, error: t.error, duration_ms: t.duration_ms, cost_usd: t.cost_usd, usage: t.usage };
+      const body = {
+        session_id: t.session_id,
+        turn_id: t.turn_id,
+        status: t.status,
+        result: t.result,
+        error: t.error,
+        duration_ms: t.duration_ms,
+        cost_usd: t.cost_usd,
+        usage: t.usage,
+      };
       return reply.code(req.query.wait ? 200 : 202).send(body);
     },
   });

@@ -83,7 +83,6 @@ export const PatchSessionBodySchema = Type.Object(
 );
 export type PatchSessionBody = Static<typeof PatchSessionBodySchema>;
 
-
 export const DeleteQuerySchema = Type.Object({ purge: Type.Boolean({ default: false }) }, { additionalProperties: false });
 
 export const ForkBodySchema = Type.Object(

@@ -32,7 +32,11 @@ export interface SessionService {
   patch(caller: Caller, sessionId: string, body: PatchSessionBody): Promise<Session>;
   remove(caller: Caller, sessionId: string, purge: boolean): Promise<Session>;
   fork(caller: Caller, sessionId: string, body: ForkBody): Promise<Session>;
-  messages(caller: Caller, sessionId: string, page: { limit: number; offset: number }): Promise<{ messages: SessionMessage[]; offset: number; limit: number; next_offset: number | null }>;
+  messages(
+    caller: Caller,
+    sessionId: string,
+    page: { limit: number; offset: number },
+  ): Promise<{ messages: SessionMessage[]; offset: number; limit: number; next_offset: number | null }>;
   importFromWorkspace(caller: Caller, body: ImportBody): Promise<{ imported: number; already_known: number; sessions: Session[] }>;
 }
 
@@ -181,7 +185,14 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async list(caller, q) {
       const after = q.cursor ? decodeCursor(q.cursor) : undefined;
-      const rows = await sessions.list({ userId: ownerFor(caller, q.user_id), status: q.status, project: q.project === undefined ? undefined : workspace.normalize(q.project), q: q.q, limit: q.limit + 1, after });
+      const rows = await sessions.list({
+        userId: ownerFor(caller, q.user_id),
+        status: q.status,
+        project: q.project === undefined ? undefined : workspace.normalize(q.project),
+        q: q.q,
+        limit: q.limit + 1,
+        after,
+      });
       const page = rows.slice(0, q.limit);
       const running = await turns.runningBySession(page.map((r) => r.session_id));
       return {
@@ -293,7 +304,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       // With a transcript store, what is adopted goes into it: any replica can then resume it.
       for (const c of adopted) await claude.ensureShared(c.session_id, c.cwd);
       // Known ones are counted only when they are the owner's: another user's session is not even a number here.
-      const known = await sessions.ownedBy(candidates.filter((c) => !inserted.has(c.session_id)).map((c) => c.session_id), userId);
+      const known = await sessions.ownedBy(
+        candidates.filter((c) => !inserted.has(c.session_id)).map((c) => c.session_id),
+        userId,
+      );
       return {
         imported: adopted.length,
         already_known: known.length,

@@ -26,7 +26,11 @@ export interface Storage {
 }
 
 /** Opens the database and runs migrations. */
-export async function openStorage(opts: { dataDir: string; databaseUrl?: string | undefined; log?: { warn(obj: object, msg: string): void } }): Promise<Storage> {
+export async function openStorage(opts: {
+  dataDir: string;
+  databaseUrl?: string | undefined;
+  log?: { warn(obj: object, msg: string): void };
+}): Promise<Storage> {
   if (opts.databaseUrl) {
     // BIGINT (int8) columns hold millisecond times and counters: read them as numbers.
     pg.types.setTypeParser(20, (v) => Number(v));

@@ -48,20 +48,39 @@ export function createEventRepository(db: Kysely<Database>): EventRepository {
       if (rows.length === 0) return [];
       return db.transaction().execute(async (tx) => {
         await sql`select pg_advisory_xact_lock(hashtext(${`events/${sessionId}`}))`.execute(tx);
-        const r = await tx.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).where('session_id', '=', sessionId).executeTakeFirst();
+        const r = await tx
+          .selectFrom('events')
+          .select((eb) => eb.fn.max('seq').as('m'))
+          .where('session_id', '=', sessionId)
+          .executeTakeFirst();
         let seq = Number(r?.m ?? 0);
         const numbered = rows.map((row) => ({ ...row, seq: ++seq }));
-        for (let i = 0; i < numbered.length; i += 500) await tx.insertInto('events').values(numbered.slice(i, i + 500)).execute();
+        for (let i = 0; i < numbered.length; i += 500)
+          await tx
+            .insertInto('events')
+            .values(numbered.slice(i, i + 500))
+            .execute();
         return numbered;
       });
     },
     async maxSeq(sessionId) {
-      const r = await db.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).where('session_id', '=', sessionId).executeTakeFirst();
+      const r = await db
+        .selectFrom('events')
+        .select((eb) => eb.fn.max('seq').as('m'))
+        .where('session_id', '=', sessionId)
+        .executeTakeFirst();
       return Number(r?.m ?? 0);
     },
     async doneSeq(sessionId, turnId) {
       // A turn's done is its last event (events_turn index).
-      const r = await db.selectFrom('events').select(['seq', 'type']).where('turn_id', '=', turnId).where('session_id', '=', sessionId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      const r = await db
+        .selectFrom('events')
+        .select(['seq', 'type'])
+        .where('turn_id', '=', turnId)
+        .where('session_id', '=', sessionId)
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
       return r && r.type === 'done' ? Number(r.seq) : null;
     },
     async compactPartials(cutoff, limit) {

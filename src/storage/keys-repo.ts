@@ -34,7 +34,11 @@ export function createKeyRepository(db: Kysely<Database>): KeyRepository {
       return Number(r.numUpdatedRows) === 1;
     },
     async countActive() {
-      const r = await db.selectFrom('api_keys').select((eb) => eb.fn.countAll().as('n')).where('revoked_at', 'is', null).executeTakeFirst();
+      const r = await db
+        .selectFrom('api_keys')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
       return Number(r?.n ?? 0);
     },
   };

@@ -48,7 +48,12 @@ export function createLeaseRepository(db: Kysely<Database>): LeaseRepository {
       await db.deleteFrom('session_leases').where('replica_id', '=', replicaId).where('session_id', 'in', sessionIds).execute();
     },
     async transfer(from, to, leaseMs) {
-      const rows = await db.updateTable('session_leases').set({ replica_id: to, expires_at: sql<number>`${dbNow} + ${leaseMs}` }).where('replica_id', '=', from).returning('session_id').execute();
+      const rows = await db
+        .updateTable('session_leases')
+        .set({ replica_id: to, expires_at: sql<number>`${dbNow} + ${leaseMs}` })
+        .where('replica_id', '=', from)
+        .returning('session_id')
+        .execute();
       return rows.map((r) => r.session_id);
     },
     async notify(channel, payload) {

@@ -54,13 +54,7 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('turns_session_seq').on('turns').columns(['session_id', 'seq']).unique().execute();
       // One writer per session, enforced by the database itself: at most one running turn.
-      await db.schema
-        .createIndex('turns_one_running_per_session')
-        .on('turns')
-        .column('session_id')
-        .unique()
-        .where(sql.ref('status'), '=', 'running')
-        .execute();
+      await db.schema.createIndex('turns_one_running_per_session').on('turns').column('session_id').unique().where(sql.ref('status'), '=', 'running').execute();
     },
   },
   '0002_events': {
@@ -143,7 +137,13 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addPrimaryKeyConstraint('transcript_entries_pk', ['project_key', 'session_id', 'subpath', 'seq'])
         .execute();
-      await db.schema.createIndex('transcript_entries_uuid').on('transcript_entries').columns(['project_key', 'session_id', 'subpath', 'uuid']).unique().where(sql.ref('uuid'), 'is not', null).execute();
+      await db.schema
+        .createIndex('transcript_entries_uuid')
+        .on('transcript_entries')
+        .columns(['project_key', 'session_id', 'subpath', 'uuid'])
+        .unique()
+        .where(sql.ref('uuid'), 'is not', null)
+        .execute();
       await db.schema.createIndex('transcript_entries_session').on('transcript_entries').columns(['session_id']).execute();
     },
   },
@@ -179,7 +179,10 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<any>) {
       // Partials are marked as they are written; the maintenance sweep finds them (and events past
       // their retention) by time, through these indexes.
-      await db.schema.alterTable('events').addColumn('transient', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .alterTable('events')
+        .addColumn('transient', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
       await db.schema.createIndex('events_transient_created').on('events').column('created_at').where(sql.ref('transient'), '=', 1).execute();
       await db.schema.createIndex('events_created').on('events').column('created_at').execute();
     },

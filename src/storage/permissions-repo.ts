@@ -34,10 +34,22 @@ export function createPermissionRepository(db: Kysely<Database>): PermissionRepo
       return db.selectFrom('permission_requests').selectAll().where('request_id', '=', requestId).executeTakeFirst();
     },
     async byToolUse(sessionId, toolUseId) {
-      return db.selectFrom('permission_requests').selectAll().where('session_id', '=', sessionId).where('tool_use_id', '=', toolUseId).orderBy('created_at', 'desc').executeTakeFirst();
+      return db
+        .selectFrom('permission_requests')
+        .selectAll()
+        .where('session_id', '=', sessionId)
+        .where('tool_use_id', '=', toolUseId)
+        .orderBy('created_at', 'desc')
+        .executeTakeFirst();
     },
     async pending(sessionId) {
-      return db.selectFrom('permission_requests').selectAll().where('session_id', '=', sessionId).where('status', '=', 'pending').orderBy('created_at', 'asc').execute();
+      return db
+        .selectFrom('permission_requests')
+        .selectAll()
+        .where('session_id', '=', sessionId)
+        .where('status', '=', 'pending')
+        .orderBy('created_at', 'asc')
+        .execute();
     },
     async allPending() {
       return db.selectFrom('permission_requests').selectAll().where('status', '=', 'pending').execute();

@@ -12,7 +12,11 @@ import type { Database } from './schema.js';
 
 const MARK = '\u0000param:';
 
-export function prepared<P extends Record<string, unknown>, R>(db: Kysely<Database>, keys: ReadonlyArray<keyof P & string>, build: (p: P) => Compilable<R>): (params: P) => Promise<QueryResult<R>> {
+export function prepared<P extends Record<string, unknown>, R>(
+  db: Kysely<Database>,
+  keys: ReadonlyArray<keyof P & string>,
+  build: (p: P) => Compilable<R>,
+): (params: P) => Promise<QueryResult<R>> {
   let template: { compiled: CompiledQuery<R>; slots: Array<{ key: string } | { value: unknown }> } | null = null;
   return (params) => {
     if (!template) {

@@ -74,7 +74,12 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
     async ownedBy(sessionIds, userId) {
       const owned: string[] = [];
       for (let i = 0; i < sessionIds.length; i += 500) {
-        const rows = await db.selectFrom('sessions').select('session_id').where('user_id', '=', userId).where('session_id', 'in', sessionIds.slice(i, i + 500)).execute();
+        const rows = await db
+          .selectFrom('sessions')
+          .select('session_id')
+          .where('user_id', '=', userId)
+          .where('session_id', 'in', sessionIds.slice(i, i + 500))
+          .execute();
         owned.push(...rows.map((r) => r.session_id));
       }
       return owned;
@@ -84,7 +89,11 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
       const inserted: string[] = [];
       await db.transaction().execute(async (tx) => {
         for (const row of rows) {
-          const r = await tx.insertInto('sessions').values(row).onConflict((oc) => oc.column('session_id').doNothing()).executeTakeFirst();
+          const r = await tx
+            .insertInto('sessions')
+            .values(row)
+            .onConflict((oc) => oc.column('session_id').doNothing())
+            .executeTakeFirst();
           if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) inserted.push(row.session_id);
         }
       });
@@ -128,7 +137,11 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
         for (const table of ['events', 'permission_requests', 'session_rules', 'turns'] as const) {
           await tx.deleteFrom(table).where('session_id', '=', sessionId).execute();
         }
-        await tx.updateTable('sessions').set({ status: 'deleted', session_name: null, first_prompt: null, tag: null, system_prompt: null, started: 0 }).where('session_id', '=', sessionId).execute();
+        await tx
+          .updateTable('sessions')
+          .set({ status: 'deleted', session_name: null, first_prompt: null, tag: null, system_prompt: null, started: 0 })
+          .where('session_id', '=', sessionId)
+          .execute();
       });
     },
     async addTurn(sessionId, t) {

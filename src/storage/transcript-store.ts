@@ -69,31 +69,35 @@ export function createTranscriptStore(db: Kysely<Database>, dialect: Dialect): T
     return (await q.execute()).map((r) => JSON.parse(r.entry) as StoreEntry);
   }
   async function write(key: StoreKey, entries: StoreEntry[]): Promise<void> {
-      await db.transaction().execute(async (tx) => {
-        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${keyOf(key)}))`.execute(tx);
-        const last = await tx
-          .selectFrom('transcript_entries')
-          .select((eb) => eb.fn.max('seq').as('m'))
-          .where('project_key', '=', key.projectKey)
-          .where('session_id', '=', key.sessionId)
-          .where('subpath', '=', sub(key))
-          .executeTakeFirst();
-        let seq = Number(last?.m ?? 0);
-        const now = Date.now();
-        const rows = entries.map((e) => ({
-          project_key: key.projectKey,
-          session_id: key.sessionId,
-          subpath: sub(key),
-          seq: ++seq,
-          uuid: typeof e.uuid === 'string' ? e.uuid : null,
-          entry: JSON.stringify(e),
-          created_at: now,
-        }));
-        for (let i = 0; i < rows.length; i += 500) {
-          // A replayed entry (same uuid) is skipped, not duplicated.
-          await tx.insertInto('transcript_entries').values(rows.slice(i, i + 500)).onConflict((oc) => oc.doNothing()).execute();
-        }
-      });
+    await db.transaction().execute(async (tx) => {
+      if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${keyOf(key)}))`.execute(tx);
+      const last = await tx
+        .selectFrom('transcript_entries')
+        .select((eb) => eb.fn.max('seq').as('m'))
+        .where('project_key', '=', key.projectKey)
+        .where('session_id', '=', key.sessionId)
+        .where('subpath', '=', sub(key))
+        .executeTakeFirst();
+      let seq = Number(last?.m ?? 0);
+      const now = Date.now();
+      const rows = entries.map((e) => ({
+        project_key: key.projectKey,
+        session_id: key.sessionId,
+        subpath: sub(key),
+        seq: ++seq,
+        uuid: typeof e.uuid === 'string' ? e.uuid : null,
+        entry: JSON.stringify(e),
+        created_at: now,
+      }));
+      for (let i = 0; i < rows.length; i += 500) {
+        // A replayed entry (same uuid) is skipped, not duplicated.
+        await tx
+          .insertInto('transcript_entries')
+          .values(rows.slice(i, i + 500))
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
+    });
   }
 
   return {

@@ -68,8 +68,23 @@ export interface TurnRepository {
 /** The columns a turn's end sets (the common case, compiled once). */
 const END_KEYS = ['status', 'result', 'error_code', 'error_message', 'finished_at', 'duration_ms', 'cost_usd', 'input_tokens', 'output_tokens'] as const;
 const NEW_KEYS = [
-  'turn_id', 'session_id', 'user_id', 'status', 'prompt', 'permission_mode', 'result', 'error_code', 'error_message',
-  'created_at', 'started_at', 'finished_at', 'duration_ms', 'cost_usd', 'input_tokens', 'output_tokens', 'runner_id',
+  'turn_id',
+  'session_id',
+  'user_id',
+  'status',
+  'prompt',
+  'permission_mode',
+  'result',
+  'error_code',
+  'error_message',
+  'created_at',
+  'started_at',
+  'finished_at',
+  'duration_ms',
+  'cost_usd',
+  'input_tokens',
+  'output_tokens',
+  'runner_id',
 ] as const satisfies ReadonlyArray<keyof NewTurn>;
 
 export function createTurnRepository(db: Kysely<Database>): TurnRepository {
@@ -78,7 +93,13 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
   const insertOne = prepared<NewTurn, TurnRow>(db, NEW_KEYS, (p) =>
     db
       .insertInto('turns')
-      .values({ ...p, seq: db.selectFrom('turns').select(sql<number>`coalesce(max(seq), 0) + 1`.as('next')).where('session_id', '=', p.session_id) })
+      .values({
+        ...p,
+        seq: db
+          .selectFrom('turns')
+          .select(sql<number>`coalesce(max(seq), 0) + 1`.as('next'))
+          .where('session_id', '=', p.session_id),
+      })
       .returningAll(),
   );
   type End = Record<(typeof END_KEYS)[number], unknown> & { id: string; runner: string };
@@ -101,7 +122,12 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
         } catch (err) {
           if (!isUniqueViolation(err) || attempt >= 50) throw err;
           if (turn.status === 'running') {
-            const running = await db.selectFrom('turns').select('turn_id').where('session_id', '=', turn.session_id).where('status', '=', 'running').executeTakeFirst();
+            const running = await db
+              .selectFrom('turns')
+              .select('turn_id')
+              .where('session_id', '=', turn.session_id)
+              .where('status', '=', 'running')
+              .executeTakeFirst();
             if (running) return null;
           }
           await new Promise((r) => setTimeout(r, Math.random() * 5));
@@ -127,14 +153,33 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
       return q.orderBy('seq', 'asc').limit(opts.limit).execute();
     },
     async unfinishedBefore(sessionId, seq) {
-      return db.selectFrom('turns').selectAll().where('session_id', '=', sessionId).where('status', 'in', ['queued', 'running']).where('seq', '<', seq).orderBy('seq', 'asc').execute();
+      return db
+        .selectFrom('turns')
+        .selectAll()
+        .where('session_id', '=', sessionId)
+        .where('status', 'in', ['queued', 'running'])
+        .where('seq', '<', seq)
+        .orderBy('seq', 'asc')
+        .execute();
     },
     async nextQueued(sessionId) {
-      return db.selectFrom('turns').selectAll().where('session_id', '=', sessionId).where('status', '=', 'queued').orderBy('seq', 'asc').limit(1).executeTakeFirst();
+      return db
+        .selectFrom('turns')
+        .selectAll()
+        .where('session_id', '=', sessionId)
+        .where('status', '=', 'queued')
+        .orderBy('seq', 'asc')
+        .limit(1)
+        .executeTakeFirst();
     },
     async claim(turnId, at, runnerId) {
       try {
-        const r = await db.updateTable('turns').set({ status: 'running', started_at: at, runner_id: runnerId }).where('turn_id', '=', turnId).where('status', '=', 'queued').executeTakeFirst();
+        const r = await db
+          .updateTable('turns')
+          .set({ status: 'running', started_at: at, runner_id: runnerId })
+          .where('turn_id', '=', turnId)
+          .where('status', '=', 'queued')
+          .executeTakeFirst();
         return Number(r.numUpdatedRows) === 1;
       } catch (err) {
         if (isUniqueViolation(err)) return false;
@@ -163,7 +208,13 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
         const r = await finishOne({ ...(patch as Record<(typeof END_KEYS)[number], unknown>), id: turnId, runner: runnerId });
         return Number(r.numAffectedRows ?? 0) === 1;
       }
-      const r = await db.updateTable('turns').set(patch).where('turn_id', '=', turnId).where('status', '=', 'running').where('runner_id', '=', runnerId).executeTakeFirst();
+      const r = await db
+        .updateTable('turns')
+        .set(patch)
+        .where('turn_id', '=', turnId)
+        .where('status', '=', 'running')
+        .where('runner_id', '=', runnerId)
+        .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },
     async reassign(turnId, from, to) {
@@ -180,7 +231,11 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
       const ended: string[] = [];
       for (let i = 0; i < turnIds.length; i += 500) {
         const ids = turnIds.slice(i, i + 500);
-        const open = new Set((await db.selectFrom('turns').select('turn_id').where('turn_id', 'in', ids).where('status', 'in', ['queued', 'running']).execute()).map((r) => r.turn_id));
+        const open = new Set(
+          (await db.selectFrom('turns').select('turn_id').where('turn_id', 'in', ids).where('status', 'in', ['queued', 'running']).execute()).map(
+            (r) => r.turn_id,
+          ),
+        );
         for (const id of ids) if (!open.has(id)) ended.push(id);
       }
       return ended;
@@ -198,7 +253,12 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     },
     async runningBySession(sessionIds) {
       if (sessionIds.length === 0) return new Map();
-      const rows = await db.selectFrom('turns').select(['session_id', 'turn_id']).where('session_id', 'in', sessionIds).where('status', '=', 'running').execute();
+      const rows = await db
+        .selectFrom('turns')
+        .select(['session_id', 'turn_id'])
+        .where('session_id', 'in', sessionIds)
+        .where('status', '=', 'running')
+        .execute();
       return new Map(rows.map((r) => [r.session_id, r.turn_id]));
     },
     async sessionsWithQueued() {

@@ -14,9 +14,14 @@ import { SessionParamsSchema } from '../schemas.js';
 
 const tags = ['turns'];
 const LastEventIdHeaders = Type.Object({
-  'last-event-id': Type.Optional(Type.String({ description: 'Replay after this event id (what an EventSource sends when it reconnects); takes precedence over ?after=' })),
+  'last-event-id': Type.Optional(
+    Type.String({ description: 'Replay after this event id (what an EventSource sends when it reconnects); takes precedence over ?after=' }),
+  ),
 });
-const sse = { description: 'Server-sent events: id (the session sequence number), event, data (JSON)', content: { 'text/event-stream': { schema: Type.String() } } };
+const sse = {
+  description: 'Server-sent events: id (the session sequence number), event, data (JSON)',
+  content: { 'text/event-stream': { schema: Type.String() } },
+};
 const turnOrStream = {
   description: 'The finished Turn; with Accept: text/event-stream, the turn as server-sent events',
   content: { 'application/json': { schema: Type.Ref('Turn') }, 'text/event-stream': { schema: Type.String() } },
@@ -36,7 +41,11 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; stream: S
       response: { 200: turnOrStream, 202: Type.Ref('Turn'), ...sessionErrors },
     },
     handler: async (req, reply) => {
-      const turn = await svc.start(req.caller, req.params.session_id, { prompt: req.body.prompt, ifBusy: req.body.if_busy, permissionMode: req.body.permission_mode });
+      const turn = await svc.start(req.caller, req.params.session_id, {
+        prompt: req.body.prompt,
+        ifBusy: req.body.if_busy,
+        permissionMode: req.body.permission_mode,
+      });
       if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
       if (!req.query.wait) return reply.code(202).send(presentTurn((await svc.get(req.caller, turn.session_id, turn.turn_id)) ?? turn));
       return reply.code(200).send(presentTurn(await svc.wait(turn.turn_id)));
@@ -82,7 +91,11 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; stream: S
       params: TurnParamsSchema,
       querystring: EventsQuerySchema,
       headers: LastEventIdHeaders,
-      response: { 200: sse, 204: { description: 'The client already has the turn\'s done event: nothing more to send (an EventSource stops reconnecting)', type: 'null' }, ...sessionErrors },
+      response: {
+        200: sse,
+        204: { description: "The client already has the turn's done event: nothing more to send (an EventSource stops reconnecting)", type: 'null' },
+        ...sessionErrors,
+      },
     },
     handler: async (req, reply) => {
       const turn = await svc.get(req.caller, req.params.session_id, req.params.turn_id);

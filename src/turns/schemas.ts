@@ -6,7 +6,6 @@ import { Type, type Static } from 'typebox';
 import { PermissionModeSchema, TurnStatusSchema, Uuid, UsageSchema } from '../schemas.js';
 import { TurnErrorSchema } from '../errors.js';
 
-
 const NullableString = Type.Union([Type.String(), Type.Null()]);
 const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
 
@@ -54,7 +53,11 @@ export const WaitQuerySchema = Type.Object(
 
 export const EventsQuerySchema = Type.Object(
   // The same bound as Last-Event-ID's (at most 15 digits): both name an event id.
-  { after: Type.Optional(Type.Integer({ minimum: 0, maximum: 999_999_999_999_999, description: 'Replay events after this id (Last-Event-ID wins when both are given)' })) },
+  {
+    after: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 999_999_999_999_999, description: 'Replay events after this id (Last-Event-ID wins when both are given)' }),
+    ),
+  },
   { additionalProperties: false },
 );
 

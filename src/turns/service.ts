@@ -31,7 +31,11 @@ export interface TurnService {
   wait(turnId: string): Promise<TurnRow>;
   /** A session the caller may act on (404 otherwise). */
   session(caller: Caller, sessionId: string): Promise<SessionRow>;
-  list(caller: Caller, sessionId: string, opts: { status?: TurnRow['status'] | undefined; limit: number; cursor?: string | undefined }): Promise<{ turns: TurnRow[]; nextCursor: string | null }>;
+  list(
+    caller: Caller,
+    sessionId: string,
+    opts: { status?: TurnRow['status'] | undefined; limit: number; cursor?: string | undefined },
+  ): Promise<{ turns: TurnRow[]; nextCursor: string | null }>;
   get(caller: Caller, sessionId: string, turnId: string): Promise<TurnRow>;
   cancel(caller: Caller, sessionId: string, turnId: string): Promise<TurnRow>;
   interrupt(caller: Caller, sessionId: string): Promise<TurnRow>;
@@ -75,7 +79,10 @@ export function createRunGuard(o: { workspace: Workspaces; multiUser: () => Prom
     }
     // SANDBOX=auto fell back to no sandbox while the server had one user: keys made since do not open a way through.
     if (o.sandboxMissing && (await o.multiUser())) {
-      throw new AppError('SANDBOX_UNAVAILABLE', `the server now has several users, but the CLI's sandbox cannot run here (${o.sandboxMissing}); restart the server, which then refuses to start without it, or fix the cause`);
+      throw new AppError(
+        'SANDBOX_UNAVAILABLE',
+        `the server now has several users, but the CLI's sandbox cannot run here (${o.sandboxMissing}); restart the server, which then refuses to start without it, or fix the cause`,
+      );
     }
   }
   // A session in its owner's folder, with the sandbox in force, is checked without an await (the turn's hot path).
@@ -123,7 +130,11 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
     session: (caller, sessionId) => ownedSession(sessions, caller, sessionId),
     async list(caller, sessionId, opts) {
       await ownedSession(sessions, caller, sessionId);
-      const rows = await turns.listBySession(sessionId, { status: opts.status, limit: opts.limit + 1, afterSeq: opts.cursor ? Number(opts.cursor) : undefined });
+      const rows = await turns.listBySession(sessionId, {
+        status: opts.status,
+        limit: opts.limit + 1,
+        afterSeq: opts.cursor ? Number(opts.cursor) : undefined,
+      });
       const page = rows.slice(0, opts.limit);
       return { turns: page, nextCursor: rows.length > opts.limit ? String(page[page.length - 1]!.seq) : null };
     },

@@ -49,7 +49,12 @@ const PLAIN_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
  */
 export function userFolderName(userId: string): string {
   if (PLAIN_ID.test(userId)) return userId;
-  const slug = userId.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'user';
+  const slug =
+    userId
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40) || 'user';
   const hash = createHash('sha256').update(userId, 'utf8').digest('hex').slice(0, 16);
   return `${slug}.${hash}`;
 }
@@ -64,7 +69,8 @@ function folder(rootDir: string): Workspace {
     if (/[\u0000-\u001f\u007f]/.test(raw)) throw bad('project contains a control character');
     if (raw.includes('\\')) throw bad('project must use "/" as separator');
     // A lone surrogate has no spelling on disk: the folder made would not be the project shown.
-    if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(raw)) throw bad('project contains a lone UTF-16 surrogate (not valid Unicode text)');
+    if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(raw))
+      throw bad('project contains a lone UTF-16 surrogate (not valid Unicode text)');
     if (/%[0-9a-fA-F]{2}/.test(raw)) throw bad('project must not contain percent-encoded characters');
     if (path.isAbsolute(raw) || raw.startsWith('~')) throw bad('project must be a path relative to your workspace folder');
     const segments = raw.split('/').filter((s) => s !== '' && s !== '.');

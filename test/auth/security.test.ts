@@ -13,7 +13,10 @@ describe('API keys', () => {
   const t = useApp({ env: keysEnv });
 
   it('no key or a wrong key is a 401 JSON error; public paths need none', async () => {
-    for (const headers of [{}, { authorization: "Bearer nope-nope-nope" }, { authorization: "Basic abc" }, { authorization: "Bearer " }] as Record<string, string>[]) {
+    for (const headers of [{}, { authorization: 'Bearer nope-nope-nope' }, { authorization: 'Basic abc' }, { authorization: 'Bearer ' }] as Record<
+      string,
+      string
+    >[]) {
       const r = await call(t.app, 'GET', '/v1/sessions', undefined, headers);
       expect(r.status).toBe(401);
       expect(r.body.error.code).toBe('UNAUTHORIZED');
@@ -37,7 +40,12 @@ describe('API keys', () => {
     try {
       const env = childEnv({ configDir: '/c', tmpDir: '/t', model: { backend: 'offline', baseUrl: 'http://127.0.0.1:1' }, sandboxOptIn: false });
       for (const k of ['API_KEYS', 'DATABASE_URL', 'ADMIN_USERS', 'IS_SANDBOX']) expect(env[k], k).toBeUndefined();
-      expect(env).toMatchObject({ CLAUDE_CONFIG_DIR: '/c', TMPDIR: '/t', CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', ANTHROPIC_BASE_URL: 'http://127.0.0.1:1' });
+      expect(env).toMatchObject({
+        CLAUDE_CONFIG_DIR: '/c',
+        TMPDIR: '/t',
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+        ANTHROPIC_BASE_URL: 'http://127.0.0.1:1',
+      });
       expect(childEnv({ configDir: '/c', tmpDir: '/t', model: { backend: 'offline' }, sandboxOptIn: true }).IS_SANDBOX).toBe('1');
     } finally {
       for (const [k, v] of Object.entries(saved)) {
@@ -76,7 +84,16 @@ describe('who may start the server', () => {
   /** Runs the server process as `npm start` does, until it exits by itself. */
   const startAlone = async (env: Record<string, string>) => {
     const dirs = makeDirs();
-    const child = spawnServer({ ...(await dbEnv(dirs)), PORT: String(await freePort()), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', ...env });
+    const child = spawnServer({
+      ...(await dbEnv(dirs)),
+      PORT: String(await freePort()),
+      DATA_DIR: dirs.dataDir,
+      WORKSPACE_ROOT: dirs.workspace,
+      CLAUDE_CONFIG_DIR: dirs.configDir,
+      MODEL_BACKEND: 'offline',
+      LOG_LEVEL: 'warn',
+      ...env,
+    });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -88,12 +105,27 @@ describe('who may start the server', () => {
     const dirs = makeDirs();
     const port = await freePort();
     // A dead loopback address as the API, and no spare: nothing could leave the machine.
-    const child = spawnServer({ ...(await dbEnv(dirs)), PORT: String(port), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'anthropic', ANTHROPIC_API_KEY: '', ANTHROPIC_AUTH_TOKEN: '', ANTHROPIC_BASE_URL: 'http://127.0.0.1:9', PREWARM_SPARES: '0', LOG_LEVEL: 'warn' });
+    const child = spawnServer({
+      ...(await dbEnv(dirs)),
+      PORT: String(port),
+      DATA_DIR: dirs.dataDir,
+      WORKSPACE_ROOT: dirs.workspace,
+      CLAUDE_CONFIG_DIR: dirs.configDir,
+      MODEL_BACKEND: 'anthropic',
+      ANTHROPIC_API_KEY: '',
+      ANTHROPIC_AUTH_TOKEN: '',
+      ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
+      PREWARM_SPARES: '0',
+      LOG_LEVEL: 'warn',
+    });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     try {
       expect(await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.ok, 30_000, 200)).toBe(true);
-      const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      const lines = out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
       expect(lines.map((l) => l.msg)).toContainEqual(expect.stringMatching(/^MODEL_BACKEND=anthropic with no ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN/));
     } finally {
       child.kill('SIGTERM');
@@ -103,14 +135,18 @@ describe('who may start the server', () => {
   it('says in one line what is wrong with the configuration, and exits 1', async () => {
     const bad = await startAlone({ API_KEYS: 'alice:k1' });
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^claude-session-server: (invalid configuration|could not start): API_KEYS must be "user:key,user2:key2" .*at least 8 characters\n$/);
+    expect(bad.stderr).toMatch(
+      /^claude-session-server: (invalid configuration|could not start): API_KEYS must be "user:key,user2:key2" .*at least 8 characters\n$/,
+    );
     const open = await startAlone({ HOST: '0.0.0.0', API_KEYS: '' });
     expect(open.code).toBe(1);
     expect(open.stderr).toMatch(/^claude-session-server: could not start: refusing to start: .*API_KEYS.*\n$/);
   });
   it('refuses to start on a non-loopback address with no keys', async () => {
     const dirs = makeDirs();
-    await expect(buildApp(testConfig(dirs, { ...(await dbEnv(dirs)), HOST: '0.0.0.0' }), { offlineModel: await offlineModel() })).rejects.toThrow(/refusing to start.*API_KEYS/);
+    await expect(buildApp(testConfig(dirs, { ...(await dbEnv(dirs)), HOST: '0.0.0.0' }), { offlineModel: await offlineModel() })).rejects.toThrow(
+      /refusing to start.*API_KEYS/,
+    );
   });
   it('starts on a non-loopback address with keys, and then every request needs one', async () => {
     const dirs = makeDirs();

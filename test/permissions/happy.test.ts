@@ -86,7 +86,10 @@ describe('tool approvals over HTTP, through the real CLI', () => {
     const given = path.join(s.cwd, 'given-instead');
     const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `[[bash:touch ${asked}]]` })).body;
     const req = await pending(t, s.session_id);
-    await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, { behavior: 'allow', updated_input: { command: `touch ${given}`, description: 'safer' } });
+    await call(t.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${req.request_id}`, {
+      behavior: 'allow',
+      updated_input: { command: `touch ${given}`, description: 'safer' },
+    });
     expect((await finished(t, s.session_id, turn.turn_id)).status).toBe('succeeded');
     expect(fs.existsSync(given)).toBe(true);
     expect(fs.existsSync(asked)).toBe(false);

@@ -9,7 +9,24 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cliProcesses, dbEnv, DIALECT, exited, listen, makeDirs, readSse, startApp, startServer, streamedText, terminalSession, waitFor, waitForTurn, ENDED, type TestApp } from '../helper.js';
+import {
+  call,
+  cliProcesses,
+  dbEnv,
+  DIALECT,
+  exited,
+  listen,
+  makeDirs,
+  readSse,
+  startApp,
+  startServer,
+  streamedText,
+  terminalSession,
+  waitFor,
+  waitForTurn,
+  ENDED,
+  type TestApp,
+} from '../helper.js';
 import { transcriptPath } from '../../src/claude/paths.js';
 
 /** The user prompts of a session's messages (as GET .../messages answers them), in order. */
@@ -18,7 +35,14 @@ function userPrompts(messages: Array<{ type: string; message?: { content?: unkno
     .filter((m) => m.type === 'user')
     .map((m) => {
       const c = m.message?.content;
-      return typeof c === 'string' ? c : Array.isArray(c) ? c.filter((b: { type?: string }) => b.type === 'text').map((b: { text?: string }) => b.text ?? '').join('') : '';
+      return typeof c === 'string'
+        ? c
+        : Array.isArray(c)
+          ? c
+              .filter((b: { type?: string }) => b.type === 'text')
+              .map((b: { text?: string }) => b.text ?? '')
+              .join('')
+          : '';
     })
     .filter((t) => t && !t.trimStart().startsWith('<system-reminder>'));
 }
@@ -80,10 +104,14 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
       expect(r.status).toBe(202);
       ids.push(r.body.turn_id);
     }
-    const ended = await waitFor(async () => {
-      const rows = await Promise.all(ids.map(async (id) => (await call(B.app, 'GET', `/v1/sessions/${blue}/turns/${id}`)).body));
-      return rows.every((t) => t.status === 'succeeded') ? rows : null;
-    }, 60_000, 200);
+    const ended = await waitFor(
+      async () => {
+        const rows = await Promise.all(ids.map(async (id) => (await call(B.app, 'GET', `/v1/sessions/${blue}/turns/${id}`)).body));
+        return rows.every((t) => t.status === 'succeeded') ? rows : null;
+      },
+      60_000,
+      200,
+    );
     expect(ended).toBeTruthy();
     // Read on B from the shared transcript: every prompt once, in the order they were sent.
     const msgs = (await call(B.app, 'GET', `/v1/sessions/${blue}/messages?limit=500`)).body.messages;
@@ -207,22 +235,31 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
       const cut = await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`);
       expect(cut.rowCount).toBeGreaterThanOrEqual(2);
       // A connection cut under a request answers 503 with Retry-After, as the database restarting would; a client retries.
-      const decided = await waitFor(async () => {
-        const r = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${pending.request_id}`, { behavior: 'allow' });
-        if (r.status === 503) {
-          expect(r.body.error.code).toBe('UNAVAILABLE');
-          expect(r.headers['retry-after']).toBe('1');
-          return null;
-        }
-        return r;
-      }, 10_000, 200);
+      const decided = await waitFor(
+        async () => {
+          const r = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/permissions/${pending.request_id}`, { behavior: 'allow' });
+          if (r.status === 503) {
+            expect(r.body.error.code).toBe('UNAVAILABLE');
+            expect(r.headers['retry-after']).toBe('1');
+            return null;
+          }
+          return r;
+        },
+        10_000,
+        200,
+      );
       expect(decided?.status).toBe(200);
       let last: any = null;
       await waitFor(async () => (last = (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body).status === 'succeeded', 20_000);
       expect({ status: last?.status, error: last?.error }).toEqual({ status: 'succeeded', error: null });
       expect(fs.existsSync(marker)).toBe(true);
       // Both listen again, and follow each other again: a turn waited for on B runs on A.
-      const listening = await waitFor(async () => Number((await c.query(`select count(*) as n from pg_stat_activity where datname = current_database() and query ilike 'LISTEN%'`)).rows[0].n) === 2, 10_000, 100);
+      const listening = await waitFor(
+        async () =>
+          Number((await c.query(`select count(*) as n from pg_stat_activity where datname = current_database() and query ilike 'LISTEN%'`)).rows[0].n) === 2,
+        10_000,
+        100,
+      );
       expect(listening).toBe(true);
       const r = await call(B.app, 'POST', `/v1/sessions/${blue}/turns`, { prompt: 'What is my favorite color?' });
       expect(r.body.result).toMatch(/blue/);
@@ -237,15 +274,19 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
     await waitForTurn(A.app, s.session_id, turn.turn_id, 'running', 20_000);
     expect((await call(A.app, 'DELETE', `/v1/sessions/${s.session_id}`)).status).toBe(200);
     // Longer than the lease (8 s): B's sweep must not take the running turn for a dead replica's.
-    const end = await waitFor(async () => {
-      const t = (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body;
-      return t.status !== 'running' ? t : null;
-    }, 20_000, 100);
+    const end = await waitFor(
+      async () => {
+        const t = (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${turn.turn_id}`)).body;
+        return t.status !== 'running' ? t : null;
+      },
+      20_000,
+      100,
+    );
     // Delete interrupts the running turn (issue 20): it ends interrupted, not taken over (REPLICA_LOST).
     expect([end.status, end.error?.code]).toEqual(['interrupted', 'INTERRUPTED']);
   });
 
-  it('a purge sent to B stops the turn A runs, and removes the rows, the store and both disks\' copies', async () => {
+  it("a purge sent to B stops the turn A runs, and removes the rows, the store and both disks' copies", async () => {
     const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'to be purged' })).body;
     // A turn on B leaves a copy of the transcript on B's disk too.
     expect((await call(B.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'from B' })).body.status).toBe('succeeded');
@@ -334,17 +375,25 @@ describe.skipIf(DIALECT !== 'postgres')('a replica killed mid-turn', () => {
     srv.child.kill('SIGKILL');
     await exited(srv.child);
     const t0 = Date.now();
-    const failed = await waitFor(async () => {
-      const t = (await call(B!.app, 'GET', `/v1/sessions/${s.session_id}/turns/${doomed.turn_id}`)).body;
-      return t.status === 'failed' ? t : null;
-    }, 15_000, 100);
+    const failed = await waitFor(
+      async () => {
+        const t = (await call(B!.app, 'GET', `/v1/sessions/${s.session_id}/turns/${doomed.turn_id}`)).body;
+        return t.status === 'failed' ? t : null;
+      },
+      15_000,
+      100,
+    );
     expect(failed).toMatchObject({ status: 'failed', error: { code: 'REPLICA_LOST' } });
     // Lease 3 s, heartbeat every second: the takeover comes within about 4 s.
     expect(Date.now() - t0).toBeLessThan(6_000);
-    const after = await waitFor(async () => {
-      const t = (await call(B!.app, 'GET', `/v1/sessions/${s.session_id}/turns/${next.turn_id}`)).body;
-      return t.status === 'succeeded' ? t : null;
-    }, 30_000, 100);
+    const after = await waitFor(
+      async () => {
+        const t = (await call(B!.app, 'GET', `/v1/sessions/${s.session_id}/turns/${next.turn_id}`)).body;
+        return t.status === 'succeeded' ? t : null;
+      },
+      30_000,
+      100,
+    );
     expect(after).toBeTruthy();
     expect(after.result).toMatch(/blue/);
     // The session keeps working on B.

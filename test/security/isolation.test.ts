@@ -16,12 +16,14 @@ const KEYS = 'alice:key-alice-0123456789,bob:key-bob-0123456789';
 const as = (user: 'alice' | 'bob') => ({ authorization: `Bearer key-${user}-0123456789` });
 // The refusals the CLI and the sandbox give: a hidden path, the file-tool limits, a read-only or
 // forbidden write, a tool this CLI version lacks, and an Edit of a file that could never be read.
-const REFUSED = /No such file or directory|outside the working directories|blocks (reads|writes) outside|Reads outside the working directories are blocked|Permission denied|Read-only file system|Operation not permitted|No such tool available/i;
+const REFUSED =
+  /No such file or directory|outside the working directories|blocks (reads|writes) outside|Reads outside the working directories are blocked|Permission denied|Read-only file system|Operation not permitted|No such tool available/i;
 /** Edit and Write of an existing file the CLI could never read are refused for that first. */
 const NOT_READ = /has not been read yet|outside the working directories|blocks (reads|writes) outside/i;
 
 /** Runs a turn as `user` and approves every tool call it asks for; returns the finished turn. */
-const turnApproving = (t: TestApp, user: 'alice' | 'bob', sessionId: string, prompt: string, mode?: string) => runApproving(t, sessionId, prompt, { headers: as(user), mode });
+const turnApproving = (t: TestApp, user: 'alice' | 'bob', sessionId: string, prompt: string, mode?: string) =>
+  runApproving(t, sessionId, prompt, { headers: as(user), mode });
 const finishApproving = (t: TestApp, user: 'alice' | 'bob', sessionId: string, turnId: string) => finishTurnApproving(t, sessionId, turnId, as(user));
 
 /** Where a process runs, or null once it has ended. */
@@ -99,11 +101,20 @@ describe("one user's tools cannot reach another user's data", () => {
     await attempt(bash(`ls ${path.dirname(alice.cwd)}`));
     await attempt(bash(`grep -rl "${SPLIT}" ${t.dirs.configDir}`));
     // Of DATA_DIR, a command sees only the way to its own session's TMPDIR: no database, no other session's TMPDIR.
-    const data = await turnApproving(t, 'bob', bob.session_id, bash(`ls -a ${t.dirs.dataDir} ${t.dirs.dataDir}/tmp; grep -rals "${SPLIT}" ${t.dirs.dataDir}; echo end`));
+    const data = await turnApproving(
+      t,
+      'bob',
+      bob.session_id,
+      bash(`ls -a ${t.dirs.dataDir} ${t.dirs.dataDir}/tmp; grep -rals "${SPLIT}" ${t.dirs.dataDir}; echo end`),
+    );
     expect(data.result).toMatch(/end/);
     expect(data.result).not.toMatch(/server\.db|runner-id|pids/);
     expect(data.result).not.toContain(WORD);
-    const own = data.result.split(`${t.dirs.dataDir}/tmp:`)[1].split('\n').map((l: string) => l.trim()).filter((l: string) => l && l !== '.' && l !== '..' && l !== 'end');
+    const own = data.result
+      .split(`${t.dirs.dataDir}/tmp:`)[1]
+      .split('\n')
+      .map((l: string) => l.trim())
+      .filter((l: string) => l && l !== '.' && l !== '..' && l !== 'end');
     expect(own).toHaveLength(1);
     expect(fs.readdirSync(path.join(t.dirs.dataDir, 'tmp')).length).toBeGreaterThan(1);
     await attempt(bash(`echo from-bob > ${alice.cwd}/planted-by-bash.txt`));
@@ -116,7 +127,12 @@ describe("one user's tools cannot reach another user's data", () => {
 
   it("a link in Bob's folder to Alice's file or to the server's folders opens no way through", async () => {
     // Making the links may succeed; reading through them must not.
-    const made = await turnApproving(t, 'bob', bob.session_id, bash(`ln -s ${aliceFile} to-alice && ln -s ${t.dirs.dataDir} to-data && ln -s ${t.dirs.configDir} to-config && echo linked`));
+    const made = await turnApproving(
+      t,
+      'bob',
+      bob.session_id,
+      bash(`ln -s ${aliceFile} to-alice && ln -s ${t.dirs.dataDir} to-data && ln -s ${t.dirs.configDir} to-config && echo linked`),
+    );
     expect(made.result).toMatch(/linked/);
     await attempt(bash('cat to-alice'));
     await attempt(bash('ls to-data/ to-config/projects/'));
@@ -126,7 +142,9 @@ describe("one user's tools cannot reach another user's data", () => {
     // A new file through a link to her folder: refused by the write limit itself.
     const dir = await turnApproving(t, 'bob', bob.session_id, bash(`ln -s ${alice.cwd} to-alice-dir && echo linked`));
     expect(dir.result).toMatch(/linked/);
-    await attempt(tool('Write', { file_path: path.join(bob.cwd, 'to-alice-dir', 'new.txt'), content: 'from bob' }), { refusal: /outside the working directories|blocks writes outside|a link in it leads/i });
+    await attempt(tool('Write', { file_path: path.join(bob.cwd, 'to-alice-dir', 'new.txt'), content: 'from bob' }), {
+      refusal: /outside the working directories|blocks writes outside|a link in it leads/i,
+    });
     expect(fs.existsSync(path.join(alice.cwd, 'new.txt'))).toBe(false);
     expect(fs.readFileSync(aliceFile, 'utf8')).toBe(`${WORD}\n`);
   });
@@ -137,7 +155,12 @@ describe("one user's tools cannot reach another user's data", () => {
     const procs = await turnApproving(t, 'bob', bob.session_id, bash(`grep -al "${SPLIT}" /proc/*/environ /proc/*/cmdline; echo searched-proc`));
     expect(procs.result).toMatch(/searched-proc/);
     expect(procs.result).not.toContain(WORD);
-    const found = await turnApproving(t, 'bob', bob.session_id, bash(`find / -name secret.txt 2>/dev/null; grep -rls "${SPLIT}" /tmp /var /root /home /srv /mnt /work ${t.dirs.root} 2>/dev/null; echo searched-disk`));
+    const found = await turnApproving(
+      t,
+      'bob',
+      bob.session_id,
+      bash(`find / -name secret.txt 2>/dev/null; grep -rls "${SPLIT}" /tmp /var /root /home /srv /mnt /work ${t.dirs.root} 2>/dev/null; echo searched-disk`),
+    );
     expect(found.result).toMatch(/searched-disk/);
     expect(found.result).not.toContain(WORD);
     expect(found.result).not.toContain(aliceFile);
@@ -150,7 +173,12 @@ describe("one user's tools cannot reach another user's data", () => {
     await new Promise((r) => service.once('listening', r));
     const port = (service.address() as net.AddressInfo).port;
     try {
-      const out = await turnApproving(t, 'bob', bob.session_id, bash(`for p in ${port} ${model.port}; do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo open-$p || echo closed-$p; done`));
+      const out = await turnApproving(
+        t,
+        'bob',
+        bob.session_id,
+        bash(`for p in ${port} ${model.port}; do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo open-$p || echo closed-$p; done`),
+      );
       expect(out.result).toMatch(new RegExp(`closed-${port}\\s+closed-${model.port}`));
       expect(out.result).not.toMatch(/open-/);
     } finally {
@@ -193,12 +221,19 @@ describe("one user's tools cannot reach another user's data", () => {
   });
 
   it('in his own folder, Bob works as before: Bash creates, edits and runs files; Write, Edit and Read work', async () => {
-    const run = await turnApproving(t, 'bob', bob.session_id, bash(`printf 'echo ran-$((6*7))\\n' > job.sh && sed -i 's/ran-/done-/' job.sh && bash job.sh && ls`));
+    const run = await turnApproving(
+      t,
+      'bob',
+      bob.session_id,
+      bash(`printf 'echo ran-$((6*7))\\n' > job.sh && sed -i 's/ran-/done-/' job.sh && bash job.sh && ls`),
+    );
     expect(run.result).toMatch(/done-42/);
     expect(fs.readFileSync(path.join(bob.cwd, 'job.sh'), 'utf8')).toContain('done-');
     const notes = path.join(bob.cwd, 'notes.md');
     expect((await turnApproving(t, 'bob', bob.session_id, tool('Write', { file_path: notes, content: 'first draft\n' }))).status).toBe('succeeded');
-    expect((await turnApproving(t, 'bob', bob.session_id, tool('Edit', { file_path: notes, old_string: 'first', new_string: 'second' }))).status).toBe('succeeded');
+    expect((await turnApproving(t, 'bob', bob.session_id, tool('Edit', { file_path: notes, old_string: 'first', new_string: 'second' }))).status).toBe(
+      'succeeded',
+    );
     expect(fs.readFileSync(notes, 'utf8')).toBe('second draft\n');
     const read = await turnApproving(t, 'bob', bob.session_id, tool('Read', { file_path: notes }));
     expect(read.result).toMatch(/second draft/);
@@ -223,7 +258,9 @@ describe('a prewarmed spare carries the same isolation into the session that cla
     const other = path.join(t.dirs.workspace, 'alice', 'p', 'alice.txt');
     fs.mkdirSync(path.dirname(other), { recursive: true });
     fs.writeFileSync(other, 'ALICE-ONLY');
-    const b = (await call(t.app, 'POST', '/v1/sessions?wait=false', { project: 'p', prompt: `[[bash:cat ${other}; echo mine > mine.txt && cat mine.txt]]` }, as('bob'))).body;
+    const b = (
+      await call(t.app, 'POST', '/v1/sessions?wait=false', { project: 'p', prompt: `[[bash:cat ${other}; echo mine > mine.txt && cat mine.txt]]` }, as('bob'))
+    ).body;
     const turn = await finishApproving(t, 'bob', b.session_id, b.turn.turn_id);
     expect(turn.result).not.toContain('ALICE-ONLY');
     expect(turn.result).toMatch(/No such file or directory/);
@@ -250,7 +287,9 @@ describe('a session folder swapped for a link after the turn was accepted', () =
     fs.writeFileSync(path.join(aliceDir, 'secret.txt'), 'ALICE-ONLY');
     const s = (await call(t.app, 'POST', '/v1/sessions', { project: 'swapped', prompt: 'hello' }, as('bob'))).body;
     const first = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] one' }, as('bob'))).body;
-    const queued = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[bash:cat secret.txt]]', if_busy: 'queue' }, as('bob'))).body;
+    const queued = (
+      await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[bash:cat secret.txt]]', if_busy: 'queue' }, as('bob'))
+    ).body;
     expect(queued.status).toBe('queued');
     // Once the first turn's CLI runs in the folder (a CLI started after the swap would be refused, as the queued one is)...
     expect(await waitFor(() => cliProcesses(t.config.claudeConfigDir).some((pid) => cwdOf(pid) === s.cwd), 20_000, 20)).toBe(true);
@@ -273,7 +312,13 @@ describe('a session folder swapped for a link after the turn was accepted', () =
     fs.symlinkSync(target, link);
     const wrong: string[][] = [];
     const registry = createProcessRegistry(path.join(t.dirs.root, 'pids-test'), undefined, (asked, actual) => wrong.push([asked, actual]));
-    const child = registry.spawn({ command: 'sleep', args: ['30'], cwd: link, env: { PATH: process.env.PATH }, signal: new AbortController().signal }) as unknown as import('node:child_process').ChildProcess;
+    const child = registry.spawn({
+      command: 'sleep',
+      args: ['30'],
+      cwd: link,
+      env: { PATH: process.env.PATH },
+      signal: new AbortController().signal,
+    }) as unknown as import('node:child_process').ChildProcess;
     const code = await new Promise((r) => child.once('exit', (c, sig) => r(sig ?? c)));
     expect(code).toBe('SIGKILL');
     expect(wrong).toEqual([[link, target]]);

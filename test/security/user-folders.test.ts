@@ -12,7 +12,22 @@ describe('user folder names', () => {
   it('keeps a plain id as it is, and turns any other into a safe name that no other id gets', () => {
     expect(userFolderName('alice')).toBe('alice');
     expect(userFolderName('local')).toBe('local');
-    const odd = ['Alice', 'ALICE', 'alice@corp.example', '..', '.', '../../etc', 'a/b', 'a b', 'a\u0000b', '\u00e9l\u00e8ve', '-x', '', 'x'.repeat(300), 'alice.0123456789abcdef'];
+    const odd = [
+      'Alice',
+      'ALICE',
+      'alice@corp.example',
+      '..',
+      '.',
+      '../../etc',
+      'a/b',
+      'a b',
+      'a\u0000b',
+      '\u00e9l\u00e8ve',
+      '-x',
+      '',
+      'x'.repeat(300),
+      'alice.0123456789abcdef',
+    ];
     const names = odd.map(userFolderName);
     for (const [i, n] of names.entries()) {
       expect(n, odd[i]).toMatch(/^[a-z0-9][a-z0-9_-]*\.[0-9a-f]{16}$/);
@@ -30,18 +45,27 @@ describe('the sandbox decision at start', () => {
   const missing = () => ({ ok: false as const, reason: 'bwrap not found on PATH', fix: 'apt-get install bubblewrap' });
 
   it('is required with keys (no start without it, with the fix), auto single-user (a loud warning), off only when asked', () => {
-    expect(() => decideIsolation({ ...base, mode: undefined, singleUser: false, probe: missing })).toThrow(/refusing to start: .*bwrap not found on PATH.*fix: apt-get install bubblewrap/);
+    expect(() => decideIsolation({ ...base, mode: undefined, singleUser: false, probe: missing })).toThrow(
+      /refusing to start: .*bwrap not found on PATH.*fix: apt-get install bubblewrap/,
+    );
     const keys = decideIsolation({ ...base, mode: undefined, singleUser: false, probe: ok });
     expect(keys.state).toMatchObject({ mode: 'required', enabled: true, reason: null });
     const auto = decideIsolation({ ...base, mode: undefined, singleUser: true, probe: missing });
     expect(auto.state).toMatchObject({ mode: 'auto', enabled: false });
     expect(auto.warnings.join('\n')).toMatch(/WITHOUT it\. Fix: apt-get install bubblewrap/);
-    const off = decideIsolation({ ...base, mode: 'off', singleUser: false, probe: () => { throw new Error('not probed'); } });
+    const off = decideIsolation({
+      ...base,
+      mode: 'off',
+      singleUser: false,
+      probe: () => {
+        throw new Error('not probed');
+      },
+    });
     expect(off.state).toMatchObject({ mode: 'off', enabled: false, reason: 'SANDBOX=off' });
     expect(off.warnings.join('\n')).toMatch(/WITHOUT the CLI's sandbox/);
   });
 
-  it("gives the CLI a sandbox with no unsandboxed escape and the file-tool limits, which hold even with the sandbox off", () => {
+  it('gives the CLI a sandbox with no unsandboxed escape and the file-tool limits, which hold even with the sandbox off', () => {
     const on = isolationOptions(decideIsolation({ ...base, mode: 'required', singleUser: false, probe: ok }).policy);
     expect(on.sandbox).toMatchObject({ enabled: true, failIfUnavailable: true, allowUnsandboxedCommands: false, autoAllowBashIfSandboxed: false });
     expect(on.sandbox!.filesystem!.denyRead).toEqual(['/', '/srv/data']);
@@ -57,33 +81,57 @@ describe('the sandbox decision at start', () => {
       ['ANTHROPIC_API_KEY', 'deny'],
       ['ANTHROPIC_AUTH_TOKEN', 'deny'],
     ]);
-    const listed = isolationOptions(decideIsolation({ ...base, domains: ['registry.npmjs.org'], network: 'registry.npmjs.org', mode: 'required', singleUser: false, probe: ok }).policy);
+    const listed = isolationOptions(
+      decideIsolation({ ...base, domains: ['registry.npmjs.org'], network: 'registry.npmjs.org', mode: 'required', singleUser: false, probe: ok }).policy,
+    );
     expect(listed.sandbox!.network).toEqual({ allowedDomains: ['registry.npmjs.org'] });
     expect(listed.disallowedTools).toBeUndefined();
     // `model` lists the model's host for commands, and fetching stays off.
-    const model = isolationOptions(decideIsolation({ ...base, domains: ['api.anthropic.com'], network: 'model', mode: 'required', singleUser: false, probe: ok }).policy);
+    const model = isolationOptions(
+      decideIsolation({ ...base, domains: ['api.anthropic.com'], network: 'model', mode: 'required', singleUser: false, probe: ok }).policy,
+    );
     expect(model.disallowedTools).toEqual(['WebFetch', 'WebSearch']);
   });
 
   it('knows a secret by its name, and holds WebFetch to the listed domains', () => {
-    expect(secretEnvNames({ PATH: '/usr/bin', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'x', GITHUB_TOKEN: 'y', PGPASSWORD: 'z', LANG: 'C' })).toEqual(['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'AWS_SECRET_ACCESS_KEY', 'GITHUB_TOKEN', 'PGPASSWORD']);
+    expect(secretEnvNames({ PATH: '/usr/bin', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'x', GITHUB_TOKEN: 'y', PGPASSWORD: 'z', LANG: 'C' })).toEqual([
+      'ANTHROPIC_API_KEY',
+      'ANTHROPIC_AUTH_TOKEN',
+      'AWS_SECRET_ACCESS_KEY',
+      'GITHUB_TOKEN',
+      'PGPASSWORD',
+    ]);
     const list = ['registry.npmjs.org', '*.example.org'];
     expect(fetchAllowed('https://registry.npmjs.org/x', list)).toBe(true);
     expect(fetchAllowed('https://a.example.org/', list)).toBe(true);
-    for (const u of ['https://example.org.evil.com/', 'http://127.0.0.1:5432/', 'http://localhost/', 'http://169.254.169.254/', 'not a url', undefined]) expect(fetchAllowed(u, list), String(u)).toBe(false);
+    for (const u of ['https://example.org.evil.com/', 'http://127.0.0.1:5432/', 'http://localhost/', 'http://169.254.169.254/', 'not a url', undefined])
+      expect(fetchAllowed(u, list), String(u)).toBe(false);
   });
 
   it('a server with keys and no bubblewrap does not start, and says so in one line with the fix', async () => {
     const dirs = makeDirs();
     // A PATH without bwrap (node is started by its absolute path).
-    const child = spawnServer({ ...(await dbEnv(dirs)), PATH: '/nonexistent', PORT: String(await freePort()), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir, MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', API_KEYS: 'alice:key-alice-0123456789', PREWARM_SPARES: '0' });
+    const child = spawnServer({
+      ...(await dbEnv(dirs)),
+      PATH: '/nonexistent',
+      PORT: String(await freePort()),
+      DATA_DIR: dirs.dataDir,
+      WORKSPACE_ROOT: dirs.workspace,
+      CLAUDE_CONFIG_DIR: dirs.configDir,
+      MODEL_BACKEND: 'offline',
+      LOG_LEVEL: 'warn',
+      API_KEYS: 'alice:key-alice-0123456789',
+      PREWARM_SPARES: '0',
+    });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     const code = await exited(child);
     clearTimeout(timer);
     expect(code).toBe(1);
-    expect(stderr).toMatch(/^claude-session-server: could not start: refusing to start: the CLI's sandbox cannot run \(bwrap and socat not found on PATH\); fix: apt-get install bubblewrap socat .*\n$/);
+    expect(stderr).toMatch(
+      /^claude-session-server: could not start: refusing to start: the CLI's sandbox cannot run \(bwrap and socat not found on PATH\); fix: apt-get install bubblewrap socat .*\n$/,
+    );
   });
 });
 
@@ -95,19 +143,32 @@ describe('SANDBOX and SANDBOX_NETWORK through the app', () => {
       await expect(startApp({ env: { SANDBOX_NETWORK: `registry.npmjs.org,${d}` } }), d).rejects.toThrow(/names this machine or an address|is not a domain/);
     }
     const dirs = makeDirs();
-    await expect(startApp({ dirs: { ...dirs, dataDir: path.join(dirs.workspace, 'data') } })).rejects.toThrow(/DATA_DIR .* and WORKSPACE_ROOT .* must not hold one another/);
+    await expect(startApp({ dirs: { ...dirs, dataDir: path.join(dirs.workspace, 'data') } })).rejects.toThrow(
+      /DATA_DIR .* and WORKSPACE_ROOT .* must not hold one another/,
+    );
   });
 
   it('a domain list is handed to the sandbox; loopback (the database, the model) stays closed all the same', async () => {
-    const t = await startApp({ env: { SANDBOX_NETWORK: 'registry.npmjs.org, *.example.org', IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
+    const t = await startApp({
+      env: { SANDBOX_NETWORK: 'registry.npmjs.org, *.example.org', IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' },
+    });
     try {
-      expect((await call(t.app, 'GET', '/health')).body.sandbox).toMatchObject({ enabled: true, network: 'registry.npmjs.org, *.example.org', allowed_domains: ['registry.npmjs.org', '*.example.org'] });
+      expect((await call(t.app, 'GET', '/health')).body.sandbox).toMatchObject({
+        enabled: true,
+        network: 'registry.npmjs.org, *.example.org',
+        allowed_domains: ['registry.npmjs.org', '*.example.org'],
+      });
       const port = new URL((await offlineModel()).url).port;
-      const r = await call(t.app, 'POST', '/v1/sessions', { permission_mode: 'bypassPermissions', prompt: `[[bash:for p in 5432 ${port}; do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo open-$p || echo closed-$p; done]]` });
+      const r = await call(t.app, 'POST', '/v1/sessions', {
+        permission_mode: 'bypassPermissions',
+        prompt: `[[bash:for p in 5432 ${port}; do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo open-$p || echo closed-$p; done]]`,
+      });
       // (Whether a listed domain is reached cannot be tried here: this machine has no network beyond loopback.)
       expect(r.body.turn.result).toMatch(new RegExp(`closed-5432\\s+closed-${port}`));
       // WebFetch runs in the server, outside the sandbox: it may reach only the listed domains, in every mode.
-      const fetch = await call(t.app, 'POST', `/v1/sessions/${r.body.session_id}/turns`, { prompt: `[[tool:WebFetch {"url":"http://127.0.0.1:${port}/","prompt":"read it"}]]` });
+      const fetch = await call(t.app, 'POST', `/v1/sessions/${r.body.session_id}/turns`, {
+        prompt: `[[tool:WebFetch {"url":"http://127.0.0.1:${port}/","prompt":"read it"}]]`,
+      });
       expect(fetch.body.result).toMatch(/WebFetch may only reach the domains this server allows \(SANDBOX_NETWORK\): registry\.npmjs\.org, \*\.example\.org/);
     } finally {
       await t.close();
@@ -144,14 +205,19 @@ describe('SANDBOX and SANDBOX_NETWORK through the app', () => {
   it('an operator read path that holds the server folders does not open them', async () => {
     const dirs = makeDirs();
     // Everything this test's server keeps is below dirs.root: list it as readable.
-    const t = await startApp({ dirs, env: { SANDBOX_READ_PATHS: `/usr,/bin,/lib,/lib64,/etc,${dirs.root}`, IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
+    const t = await startApp({
+      dirs,
+      env: { SANDBOX_READ_PATHS: `/usr,/bin,/lib,/lib64,/etc,${dirs.root}`, IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' },
+    });
     try {
       fs.writeFileSync(path.join(dirs.root, 'granted.txt'), 'GRANTED');
       const first = await call(t.app, 'POST', '/v1/sessions', { permission_mode: 'bypassPermissions', prompt: 'Remember: my favorite color is blue' });
       const s = first.body;
       // Paths spelled indirectly: a command naming a path outside its folder is refused before the sandbox is asked.
       const b64 = (p: string) => `"$(echo ${Buffer.from(p).toString('base64')} | base64 -d)"`;
-      const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `[[bash:cat ${b64(`${dirs.root}/granted.txt`)}; ls ${b64(dirs.dataDir)} ${b64(dirs.configDir)} ${b64(dirs.workspace)} 2>&1; echo end]]` });
+      const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, {
+        prompt: `[[bash:cat ${b64(`${dirs.root}/granted.txt`)}; ls ${b64(dirs.dataDir)} ${b64(dirs.configDir)} ${b64(dirs.workspace)} 2>&1; echo end]]`,
+      });
       expect(r.body.result).toMatch(/GRANTED/);
       expect(r.body.result).not.toMatch(/server\.db|runner-id|projects|pids/);
       expect(r.body.result).toMatch(/end/);
@@ -164,7 +230,11 @@ describe('SANDBOX and SANDBOX_NETWORK through the app', () => {
 describe('sessions made before user folders', () => {
   /** Moves a session's row to the workspace root, as sessions were made before user folders. */
   async function makeLegacy(t: TestApp, sessionId: string) {
-    await t.app.internals.storage.db.updateTable('sessions').set({ cwd: fs.realpathSync(t.dirs.workspace), project: '.' }).where('session_id', '=', sessionId).execute();
+    await t.app.internals.storage.db
+      .updateTable('sessions')
+      .set({ cwd: fs.realpathSync(t.dirs.workspace), project: '.' })
+      .where('session_id', '=', sessionId)
+      .execute();
   }
 
   describe('with several users', () => {

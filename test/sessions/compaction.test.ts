@@ -10,7 +10,12 @@ import { call, DIALECT, startApp, type TestApp } from '../helper.js';
 const text = (m: any): string => {
   const c = m.message?.content;
   if (typeof c === 'string') return c;
-  return Array.isArray(c) ? c.filter((b: any) => b.type === 'text').map((b: any) => b.text).join('') : '';
+  return Array.isArray(c)
+    ? c
+        .filter((b: any) => b.type === 'text')
+        .map((b: any) => b.text)
+        .join('')
+    : '';
 };
 
 for (const store of ['local', 'database']) {
@@ -37,7 +42,14 @@ for (const store of ['local', 'database']) {
       expect(marks).toHaveLength(2);
       for (const m of marks) expect(m.message).toMatchObject({ subtype: 'compact_boundary' });
       const seq = page.messages.map((m: any) => (m.type === 'system' ? '|compacted|' : text(m))).filter((x: string) => /Remember: my|compacted/.test(x));
-      expect(seq).toEqual(['Remember: my color is red', 'Remember: my pet is cat', '|compacted|', 'Remember: my car is blue', '|compacted|', 'Remember: my tree is oak']);
+      expect(seq).toEqual([
+        'Remember: my color is red',
+        'Remember: my pet is cat',
+        '|compacted|',
+        'Remember: my car is blue',
+        '|compacted|',
+        'Remember: my tree is oak',
+      ]);
       // Each message once.
       const uuids = page.messages.map((m: any) => m.uuid);
       expect(new Set(uuids).size).toBe(uuids.length);

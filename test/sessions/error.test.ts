@@ -178,7 +178,11 @@ describe('client mistakes get a 4xx JSON error and write nothing', () => {
       expectError(r, 400, 'PERMISSION_MODE_REFUSED');
       expect(r.body.error.message).toMatch(/IS_SANDBOX=1/);
       expect(await sessionCount()).toBe(before);
-      expectError(await call(t.app, 'POST', `/v1/sessions/${started}/turns`, { prompt: 'hi', permission_mode: 'bypassPermissions' }), 400, 'PERMISSION_MODE_REFUSED');
+      expectError(
+        await call(t.app, 'POST', `/v1/sessions/${started}/turns`, { prompt: 'hi', permission_mode: 'bypassPermissions' }),
+        400,
+        'PERMISSION_MODE_REFUSED',
+      );
     } else {
       expect(r.status).toBe(201);
       expect(r.body.turn.status).toBe('succeeded');
@@ -210,7 +214,11 @@ describe('permission modes the operator has not allowed', () => {
       expect(r.body.error.message).toMatch(/ALLOWED_PERMISSION_MODES/);
     }
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
-    expectError(await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'x', permission_mode: 'acceptEdits' }), 400, 'PERMISSION_MODE_REFUSED');
+    expectError(
+      await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'x', permission_mode: 'acceptEdits' }),
+      400,
+      'PERMISSION_MODE_REFUSED',
+    );
     expect((await call(t.app, 'GET', '/v1/sessions')).body.sessions).toHaveLength(1);
     expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns).toEqual([]);
   });

@@ -28,7 +28,15 @@ describe('session metadata', () => {
   it('creates without a prompt and without a model call; the first turn creates the transcript', async () => {
     const r = await call(t.app, 'POST', '/v1/sessions', { session_name: 'empty' });
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ status: 'active', project: '.', turn_count: 0, running_turn_id: null, permission_mode: 'default', first_prompt: null, turn: null });
+    expect(r.body).toMatchObject({
+      status: 'active',
+      project: '.',
+      turn_count: 0,
+      running_turn_id: null,
+      permission_mode: 'default',
+      first_prompt: null,
+      turn: null,
+    });
     expect(r.body.transcript.exists).toBe(false);
     const msgs = await call(t.app, 'GET', `/v1/sessions/${r.body.session_id}/messages`);
     expect(msgs.body.messages).toEqual([]);

@@ -8,7 +8,7 @@ const BOB = { authorization: 'Bearer key-bob-0123456789' };
 const ROOT = { authorization: 'Bearer key-root-0123456789' };
 const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789,root:key-root-0123456789', ADMIN_USERS: 'root' };
 
-describe('isolation: bob on alice\'s session', () => {
+describe("isolation: bob on alice's session", () => {
   let t: TestApp;
   let alice: any;
   let turnId: string;
@@ -52,7 +52,7 @@ describe('isolation: bob on alice\'s session', () => {
     expect(fs.existsSync(alice.transcript.path)).toBe(true);
   });
 
-  it('lists never show another user\'s sessions; import and create cannot act for others', async () => {
+  it("lists never show another user's sessions; import and create cannot act for others", async () => {
     expect((await call(t.app, 'GET', '/v1/sessions', undefined, BOB)).body.sessions).toEqual([]);
     expect((await call(t.app, 'GET', '/v1/sessions?q=secret', undefined, BOB)).body.sessions).toEqual([]);
     expect((await call(t.app, 'GET', '/v1/sessions?user_id=alice', undefined, BOB)).status).toBe(400);

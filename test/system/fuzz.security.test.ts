@@ -12,9 +12,37 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
 
 const hostileString = fc.oneof(
   fc.string({ maxLength: 40 }),
-  fc.constantFrom('../../etc/passwd', '..', '%2e%2e%2f', '%00', '\u0000', 'a\u0000b', '/etc', '~root', '\\\\server\\share', "' OR 1=1 --", '<script>alert(1)</script>', '${jndi:x}', 'null', 'true', '-1', '1e309', ''),
+  fc.constantFrom(
+    '../../etc/passwd',
+    '..',
+    '%2e%2e%2f',
+    '%00',
+    '\u0000',
+    'a\u0000b',
+    '/etc',
+    '~root',
+    '\\\\server\\share',
+    "' OR 1=1 --",
+    '<script>alert(1)</script>',
+    '${jndi:x}',
+    'null',
+    'true',
+    '-1',
+    '1e309',
+    '',
+  ),
   // Lone surrogates, values that look like CLI flags, and integers past every bound (issue 20).
-  fc.constantFrom('\ud800', 'a\udfffb', '\udc00\ud800', '--dangerously-skip-permissions', '-p', '--model=x', '999999999999999999999', '-99999999999999999999', '9007199254740993'),
+  fc.constantFrom(
+    '\ud800',
+    'a\udfffb',
+    '\udc00\ud800',
+    '--dangerously-skip-permissions',
+    '-p',
+    '--model=x',
+    '999999999999999999999',
+    '-99999999999999999999',
+    '9007199254740993',
+  ),
   fc.string({ minLength: 300, maxLength: 2000 }),
   fc.uuid(),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
@@ -30,11 +58,23 @@ function enc(v: string): string {
 const jsonValue = fc.jsonValue({ maxDepth: 3 });
 /** Hostile bodies for an operation: its own fields (from the OpenAPI document) and one it does not have. */
 const bodyFor = (fields: string[]) =>
-  fc.oneof(jsonValue, fc.dictionary(fc.constantFrom(...fields, 'extra'), fc.oneof(jsonValue, hostileString)), hostileString.map((s) => ({ __raw: s })));
+  fc.oneof(
+    jsonValue,
+    fc.dictionary(fc.constantFrom(...fields, 'extra'), fc.oneof(jsonValue, hostileString)),
+    hostileString.map((s) => ({ __raw: s })),
+  );
 
 /** The property names of an operation's JSON body and the names of its query parameters, as its OpenAPI entry declares them. */
 function fieldsOf(doc: any, op: any): { body: string[]; query: string[] } {
-  const deref = (sch: any): any => (sch?.$ref ? deref(sch.$ref.split('/').slice(1).reduce((o: any, k: string) => o?.[k], doc)) : sch);
+  const deref = (sch: any): any =>
+    sch?.$ref
+      ? deref(
+          sch.$ref
+            .split('/')
+            .slice(1)
+            .reduce((o: any, k: string) => o?.[k], doc),
+        )
+      : sch;
   const schema = deref(op.requestBody?.content?.['application/json']?.schema);
   const props = (sch: any): string[] => [...Object.keys(deref(sch)?.properties ?? {}), ...(deref(sch)?.anyOf ?? deref(sch)?.oneOf ?? []).flatMap(props)];
   return {
@@ -49,7 +89,8 @@ describe('fuzz: hostile input on every route', () => {
   let turnId: string;
   const counts = async () => {
     const db = t.app.internals.storage.db;
-    const one = async (table: string) => Number(((await sql<{ n: number }>`select count(*) as n from ${sql.table(table)}`.execute(db)).rows[0] as { n: number }).n);
+    const one = async (table: string) =>
+      Number(((await sql<{ n: number }>`select count(*) as n from ${sql.table(table)}`.execute(db)).rows[0] as { n: number }).n);
     return [await one('sessions'), await one('turns'), await one('permission_requests'), await one('api_keys'), await one('session_rules')];
   };
   beforeAll(async () => {
@@ -63,7 +104,9 @@ describe('fuzz: hostile input on every route', () => {
 
   it('answers every generated request with a non-5xx status, and refused ones write nothing', async () => {
     const doc = (await call(t.app, 'GET', '/openapi.json')).body;
-    const ops = Object.entries<any>(doc.paths).flatMap(([p, methods]) => Object.keys(methods).map((m) => ({ method: m.toUpperCase(), path: p, op: methods[m] })));
+    const ops = Object.entries<any>(doc.paths).flatMap(([p, methods]) =>
+      Object.keys(methods).map((m) => ({ method: m.toUpperCase(), path: p, op: methods[m] })),
+    );
     expect(ops.length).toBeGreaterThanOrEqual(20);
     let cases = 0;
     const statuses = new Map<number, number>();
@@ -74,38 +117,61 @@ describe('fuzz: hostile input on every route', () => {
       const fields = fieldsOf(doc, op);
       for (const f of [...fields.body.map((x) => `body.${x}`), ...fields.query.map((x) => `query.${x}`)]) fieldsSeen.add(f);
       await fc.assert(
-        fc.asyncProperty(hostileString, hostileString, bodyFor(fields.body), fc.dictionary(fc.constantFrom(...fields.query, 'x'), hostileString), fc.boolean(), fc.boolean(), async (p1, p2, b, query, useRealIds, authed) => {
-          const url =
-            path
-              .replace('{session_id}', enc(useRealIds ? sessionId : p1))
-              .replace('{turn_id}', enc(useRealIds ? turnId : p2))
-              .replace('{request_id}', enc(p2)) +
-            '?' +
-            new URLSearchParams(query).toString();
-          const headers: Record<string, string> = authed ? { authorization: 'Bearer key-alice-0123456789' } : {};
-          const payload = b && typeof b === 'object' && '__raw' in (b as object) ? String((b as { __raw: string }).__raw) : b;
-          const before = await counts();
-          const res = await t.app.inject({
-            method: method as any,
-            url,
-            headers: { ...headers, ...(method === 'GET' || method === 'DELETE' ? {} : { 'content-type': 'application/json' }) },
-            ...(method === 'GET' || method === 'DELETE' ? {} : { payload: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
-          });
-          cases++;
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-          expect(res.statusCode, `${method} ${url} -> ${res.body.slice(0, 200)}`).toBeLessThan(500);
-          if (res.statusCode >= 400 && res.headers['content-type']?.toString().includes('json')) {
-            const err = res.json();
-            expect(typeof err.error?.code, `${method} ${url} -> ${res.statusCode} ${res.body.slice(0, 200)}`).toBe('string');
-            expect(await counts(), `${method} ${url} refused but wrote`).toEqual(before);
-          }
-        }),
+        fc.asyncProperty(
+          hostileString,
+          hostileString,
+          bodyFor(fields.body),
+          fc.dictionary(fc.constantFrom(...fields.query, 'x'), hostileString),
+          fc.boolean(),
+          fc.boolean(),
+          async (p1, p2, b, query, useRealIds, authed) => {
+            const url =
+              path
+                .replace('{session_id}', enc(useRealIds ? sessionId : p1))
+                .replace('{turn_id}', enc(useRealIds ? turnId : p2))
+                .replace('{request_id}', enc(p2)) +
+              '?' +
+              new URLSearchParams(query).toString();
+            const headers: Record<string, string> = authed ? { authorization: 'Bearer key-alice-0123456789' } : {};
+            const payload = b && typeof b === 'object' && '__raw' in (b as object) ? String((b as { __raw: string }).__raw) : b;
+            const before = await counts();
+            const res = await t.app.inject({
+              method: method as any,
+              url,
+              headers: { ...headers, ...(method === 'GET' || method === 'DELETE' ? {} : { 'content-type': 'application/json' }) },
+              ...(method === 'GET' || method === 'DELETE' ? {} : { payload: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
+            });
+            cases++;
+            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+            expect(res.statusCode, `${method} ${url} -> ${res.body.slice(0, 200)}`).toBeLessThan(500);
+            if (res.statusCode >= 400 && res.headers['content-type']?.toString().includes('json')) {
+              const err = res.json();
+              expect(typeof err.error?.code, `${method} ${url} -> ${res.statusCode} ${res.body.slice(0, 200)}`).toBe('string');
+              expect(await counts(), `${method} ${url} refused but wrote`).toEqual(before);
+            }
+          },
+        ),
         { seed: SEED, numRuns: RUNS, interruptAfterTimeLimit: 15_000, endOnFailure: true },
       );
     }
-    console.log(`fuzz: ${ops.length} operations, ${fieldsSeen.size} declared fields, ${cases} cases in ${Date.now() - started} ms, seed ${SEED}; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+    console.log(
+      `fuzz: ${ops.length} operations, ${fieldsSeen.size} declared fields, ${cases} cases in ${Date.now() - started} ms, seed ${SEED}; statuses ${JSON.stringify(Object.fromEntries(statuses))}`,
+    );
     // The fields come from the document: a route's new field is fuzzed without editing this test.
-    for (const f of ['body.prompt', 'body.session_name', 'body.model', 'body.system_prompt', 'body.up_to_message_id', 'body.behavior', 'query.limit', 'query.offset', 'query.purge', 'query.after', 'query.q']) expect(fieldsSeen).toContain(f);
+    for (const f of [
+      'body.prompt',
+      'body.session_name',
+      'body.model',
+      'body.system_prompt',
+      'body.up_to_message_id',
+      'body.behavior',
+      'query.limit',
+      'query.offset',
+      'query.purge',
+      'query.after',
+      'query.q',
+    ])
+      expect(fieldsSeen).toContain(f);
     expect(cases).toBeGreaterThan(1000);
   }, 600_000);
 });

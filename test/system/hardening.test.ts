@@ -51,7 +51,10 @@ describe("NUL in the CLI's own output is stored losslessly, on both dialects", (
   const t = useApp({ env: { IS_SANDBOX: '1', ALLOWED_PERMISSION_MODES: 'default,bypassPermissions' } });
 
   it("a tool's output with NUL: the turn succeeds, and its result reads back as the CLI gave it", async () => {
-    const r = await call(t.app, 'POST', '/v1/sessions', { permission_mode: 'bypassPermissions', prompt: "[[bash:printf 'a\\000b'; printf '\\356\\200\\200lead']]" });
+    const r = await call(t.app, 'POST', '/v1/sessions', {
+      permission_mode: 'bypassPermissions',
+      prompt: "[[bash:printf 'a\\000b'; printf '\\356\\200\\200lead']]",
+    });
     expect(r.status).toBe(201);
     expect(r.body.turn.status).toBe('succeeded');
     const shown = (await call(t.app, 'GET', `/v1/sessions/${r.body.session_id}/turns/${r.body.turn.turn_id}`)).body;
@@ -158,7 +161,8 @@ describe('delete while turns run and wait, and small things', () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
     const running = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:20000]] long' })).body;
     const queued = [];
-    for (let i = 0; i < 3; i++) queued.push((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `queued ${i}`, if_busy: 'queue' })).body);
+    for (let i = 0; i < 3; i++)
+      queued.push((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: `queued ${i}`, if_busy: 'queue' })).body);
     expect(queued.map((q) => q.status)).toEqual(['queued', 'queued', 'queued']);
     const d = await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}`);
     expect(d.body.status).toBe('deleted');
@@ -198,7 +202,8 @@ describe('delete while turns run and wait, and small things', () => {
   it('a fork taken mid-turn finds the running prompt even when an earlier turn sent the same one', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my color is green' })).body;
     const same = '[[slow:1500]] go on';
-    for (const prompt of [same, 'Remember: my pet is cat']) expect((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt })).body.status).toBe('succeeded');
+    for (const prompt of [same, 'Remember: my pet is cat'])
+      expect((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt })).body.status).toBe('succeeded');
     const running = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: same })).body;
     const userTexts = async (id: string) =>
       (await call(t.app, 'GET', `/v1/sessions/${id}/messages?limit=500`)).body.messages
@@ -255,7 +260,9 @@ describe('delete while turns run and wait, and small things', () => {
 
   it('a purge during a running turn stops it, then removes events, turns, approvals, rules, the transcript and TMPDIR', async () => {
     const word = `PURPLE${Date.now()}`;
-    const s = (await call(t.app, 'POST', '/v1/sessions', { session_name: `name ${word}`, system_prompt: `system ${word}`, prompt: `remember: my word is ${word}` })).body;
+    const s = (
+      await call(t.app, 'POST', '/v1/sessions', { session_name: `name ${word}`, system_prompt: `system ${word}`, prompt: `remember: my word is ${word}` })
+    ).body;
     await call(t.app, 'PATCH', `/v1/sessions/${s.session_id}`, { tag: `tag-${word}` });
     // An approved Bash call (a permission row, an approval event) that leaves a file in the session's TMPDIR.
     const bash = await runApproving(t, s.session_id, `[[bash:echo ${word} > "$TMPDIR/note-${word}"; cat "$TMPDIR/note-${word}"]]`);
@@ -274,7 +281,14 @@ describe('delete while turns run and wait, and small things', () => {
     const p = await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}?purge=true`);
     expect(p.status).toBe(200);
     expect(Date.now() - started).toBeLessThan(t.config.interruptGraceMs + 10_000);
-    expect(p.body).toMatchObject({ status: 'deleted', session_name: null, first_prompt: null, tag: null, running_turn_id: null, transcript: { exists: false } });
+    expect(p.body).toMatchObject({
+      status: 'deleted',
+      session_name: null,
+      first_prompt: null,
+      tag: null,
+      running_turn_id: null,
+      transcript: { exists: false },
+    });
 
     expect(await rowsOf(s.session_id)).toEqual({ events: 0, turns: 0, permission_requests: 0, session_rules: 0, transcript_entries: 0 });
     const row = await db().selectFrom('sessions').selectAll().where('session_id', '=', s.session_id).executeTakeFirst();
@@ -326,7 +340,12 @@ describe('the event log keeps whole messages, not token-level partials, once a t
   afterAll(async () => t.close());
 
   const stored = async (sessionId: string) => {
-    const rows = await t.app.internals.storage.db.selectFrom('events').select(['seq', 'type', 'data', 'transient']).where('session_id', '=', sessionId).orderBy('seq').execute();
+    const rows = await t.app.internals.storage.db
+      .selectFrom('events')
+      .select(['seq', 'type', 'data', 'transient'])
+      .where('session_id', '=', sessionId)
+      .orderBy('seq')
+      .execute();
     return { rows, partials: rows.filter((r) => Number(r.transient) === 1).length, bytes: rows.reduce((n, r) => n + Buffer.byteLength(r.data), 0) };
   };
 
@@ -364,7 +383,13 @@ describe('the event log keeps whole messages, not token-level partials, once a t
     const ids = evs.map((e) => e.id!);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     const assistant = evs.filter((e) => e.event === 'message' && e.data?.type === 'assistant');
-    expect(assistant.flatMap((e) => e.data.message.content).filter((c: any) => c.type === 'text').map((c: any) => c.text).join('')).toBe(turn.result);
+    expect(
+      assistant
+        .flatMap((e) => e.data.message.content)
+        .filter((c: any) => c.type === 'text')
+        .map((c: any) => c.text)
+        .join(''),
+    ).toBe(turn.result);
     // The numbering goes on above the removed events.
     const next = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'and again' })).body;
     await waitFor(async () => (await stored(s.session_id)).rows.filter((r) => r.type === 'done').length === 2);
@@ -395,7 +420,7 @@ describe('EVENT_RETENTION_DAYS', () => {
   });
   afterAll(async () => t.close());
 
-  it('removes events past it, keeping each session\'s last (its numbering goes on), its turns and its transcript', async () => {
+  it("removes events past it, keeping each session's last (its numbering goes on), its turns and its transcript", async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is teal' })).body;
     const db = t.app.internals.storage.db;
     const rows = () => db.selectFrom('events').select(['seq', 'type']).where('session_id', '=', s.session_id).orderBy('seq').execute();
@@ -417,7 +442,10 @@ describe('EVENT_RETENTION_DAYS', () => {
     const first = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns[0];
     const ended = await readSse(`${base}/v1/sessions/${s.session_id}/turns/${first.turn_id}/events`, { ms: 15_000 });
     expect(ended.ended).toBe(true);
-    expect(ended.events.filter((e) => e.event).map((e) => [e.event, e.id])).toEqual([['turn', null], ['done', null]]);
+    expect(ended.events.filter((e) => e.event).map((e) => [e.event, e.id])).toEqual([
+      ['turn', null],
+      ['done', null],
+    ]);
     expect(ended.events.at(-1)!.data).toMatchObject({ turn_id: first.turn_id, status: 'succeeded', result: first.result });
   });
 });

@@ -22,8 +22,18 @@ describe('offline model', () => {
   afterAll(async () => m.close());
 
   const post = (messages: unknown[], stream = true) =>
-    fetch(`${m.url}/v1/messages?beta=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'x', stream, messages }) });
-  const user = (text: string) => ({ role: 'user', content: [{ type: 'text', text: '<system-reminder>ignore me: my favorite color is red</system-reminder>' }, { type: 'text', text }] });
+    fetch(`${m.url}/v1/messages?beta=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'x', stream, messages }),
+    });
+  const user = (text: string) => ({
+    role: 'user',
+    content: [
+      { type: 'text', text: '<system-reminder>ignore me: my favorite color is red</system-reminder>' },
+      { type: 'text', text },
+    ],
+  });
 
   it('streams a message in the Messages protocol order', async () => {
     const evs = await events(await post([user('hello')]));
@@ -31,15 +41,30 @@ describe('offline model', () => {
     expect(names[0]).toBe('message_start');
     expect(names.slice(-2)).toEqual(['message_delta', 'message_stop']);
     expect(names.filter((n) => n === 'content_block_delta').length).toBeGreaterThan(1);
-    const text = evs.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('');
+    const text = evs
+      .filter((e) => e.event === 'content_block_delta')
+      .map((e) => e.data.delta.text)
+      .join('');
     expect(text).toContain('hello');
   });
 
   it('recalls only what the history holds, never system reminders', async () => {
-    const withFact = await events(await post([user('Remember: my favorite color is blue'), { role: 'assistant', content: 'ok' }, user('What is my favorite color?')]));
-    expect(withFact.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('')).toBe('Your favorite color is blue.');
+    const withFact = await events(
+      await post([user('Remember: my favorite color is blue'), { role: 'assistant', content: 'ok' }, user('What is my favorite color?')]),
+    );
+    expect(
+      withFact
+        .filter((e) => e.event === 'content_block_delta')
+        .map((e) => e.data.delta.text)
+        .join(''),
+    ).toBe('Your favorite color is blue.');
     const without = await events(await post([user('What is my favorite color?')]));
-    expect(without.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('')).toMatch(/don't know/);
+    expect(
+      without
+        .filter((e) => e.event === 'content_block_delta')
+        .map((e) => e.data.delta.text)
+        .join(''),
+    ).toMatch(/don't know/);
   });
 
   it('fails with the status asked for', async () => {
@@ -56,7 +81,11 @@ describe('offline model', () => {
     expect(JSON.parse(json!.data.delta.partial_json).command).toBe('echo hi');
     expect(evs.find((e) => e.event === 'message_delta')!.data.delta.stop_reason).toBe('tool_use');
     const after = await post(
-      [user('[[bash:echo hi]]'), { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'Bash', input: {} }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'hi' }] }],
+      [
+        user('[[bash:echo hi]]'),
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'Bash', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'hi' }] },
+      ],
       false,
     );
     expect((await after.json()).content[0].text).toBe('The command ran. Output: hi');
@@ -70,7 +99,10 @@ describe('offline model', () => {
     expect(JSON.parse(json!.data.delta.partial_json)).toEqual({ file_path: '/etc/hostname', limit: 3 });
     for (const bad of ['[[tool:Read {not json}]]', '[[tool:Read [1,2]]]', '[[tool: ]]']) {
       const r = await (await post([user(bad)], false)).json();
-      expect(r.content.map((b: any) => b.type), bad).toEqual(['text']);
+      expect(
+        r.content.map((b: any) => b.type),
+        bad,
+      ).toEqual(['text']);
       expect(r.content[0].text).toMatch(/needs a tool name and a JSON object/);
     }
   });

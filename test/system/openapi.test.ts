@@ -57,7 +57,8 @@ describe('OpenAPI document, docs page and health', () => {
       for (const [m, op] of Object.entries<any>(ops)) {
         for (const x of op.parameters ?? []) if (x.schema?.default !== undefined) defaulted.push(`${m} ${p} ${x.name} required=${x.required}`);
         const body = op.requestBody?.content?.['application/json']?.schema;
-        for (const [k, v] of Object.entries<any>(body?.properties ?? {})) if (v.default !== undefined) defaulted.push(`${m} ${p} ${k} required=${(body.required ?? []).includes(k)}`);
+        for (const [k, v] of Object.entries<any>(body?.properties ?? {}))
+          if (v.default !== undefined) defaulted.push(`${m} ${p} ${k} required=${(body.required ?? []).includes(k)}`);
       }
     }
     expect(defaulted).toContain('post /v1/sessions/{session_id}/turns wait required=false');

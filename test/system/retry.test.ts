@@ -14,7 +14,9 @@ describe('retryOnConnectionLoss', () => {
     expect(calls).toBe(1);
 
     calls = 0;
-    await expect(retryOnConnectionLoss(async () => (++calls, Promise.reject(new Error('Connection terminated unexpectedly'))), 3)).rejects.toThrow(/terminated/);
+    await expect(retryOnConnectionLoss(async () => (++calls, Promise.reject(new Error('Connection terminated unexpectedly'))), 3)).rejects.toThrow(
+      /terminated/,
+    );
     expect(calls).toBe(3);
   });
 });

@@ -28,7 +28,9 @@ describe('one writer per session', () => {
   it('a burst of rejects and queues on an idle session: refused ones never run, the rest run in their recorded order', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'Remember: my favorite color is blue' })).body;
     const sent = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `[[slow:100]] burst ${i}`, if_busy: i % 2 ? 'queue' : 'reject' })),
+      Array.from({ length: 8 }, (_, i) =>
+        call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `[[slow:100]] burst ${i}`, if_busy: i % 2 ? 'queue' : 'reject' }),
+      ),
     );
     const ran = sent.filter((r) => r.status === 200);
     const refused = sent.filter((r) => r.status === 409);

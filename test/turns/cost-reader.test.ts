@@ -27,7 +27,12 @@ describe('saved cost total of a transcript', () => {
       expect(await savedCostInFile(file('b.jsonl', lines, ''), id), `chunk ${bytes}, no final newline`).toBe(0.02);
       expect(await savedCostInFile(file('c.jsonl', lines, '\r\n'), id), `chunk ${bytes}, CRLF`).toBe(0.02);
       // A torn last entry (an exit still writing), another session's entry, a mention inside a message: skipped.
-      const noisy = [...lines, cost(0.5, '22222222-2222-4222-8222-222222222222'), JSON.stringify({ type: 'user', text: '"type":"cost-state"' }), cost(0.9).slice(0, 30)];
+      const noisy = [
+        ...lines,
+        cost(0.5, '22222222-2222-4222-8222-222222222222'),
+        JSON.stringify({ type: 'user', text: '"type":"cost-state"' }),
+        cost(0.9).slice(0, 30),
+      ];
       expect(await savedCostInFile(file('d.jsonl', noisy, ''), id), `chunk ${bytes}, noise`).toBe(0.02);
       expect(await savedCostInFile(file('e.jsonl', [msg(1), msg(2, 300)]), id), `chunk ${bytes}, none`).toBe(0);
       expect(await savedCostInFile(file('f.jsonl', ['', '', cost(0.03), '', '']), id), `chunk ${bytes}, empty lines`).toBe(0.03);
@@ -36,7 +41,9 @@ describe('saved cost total of a transcript', () => {
   });
 
   it('reads a store copy the same way', () => {
-    const entries = [cost(0.01), cost(0.02), cost(0.7, 'other'), { type: 'cost-state', sessionId: id, totalCostUSD: 'NaN' }, { type: 'user' }].map((e) => (typeof e === 'string' ? JSON.parse(e) : e));
+    const entries = [cost(0.01), cost(0.02), cost(0.7, 'other'), { type: 'cost-state', sessionId: id, totalCostUSD: 'NaN' }, { type: 'user' }].map((e) =>
+      typeof e === 'string' ? JSON.parse(e) : e,
+    );
     expect(savedCostInEntries(entries, id)).toBe(0.02);
     expect(savedCostInEntries(null, id)).toBe(0);
   });

@@ -8,8 +8,17 @@ const store: Record<string, string> = DIALECT === 'postgres' ? { TRANSCRIPT_STOR
 /** The running total the session's CLI processes saved when they ended: in the transcript, or with the store in the database. */
 async function savedTotal(t: TestApp, s: { session_id: string; transcript: { path: string } }): Promise<number | null> {
   if (DIALECT !== 'postgres') return savedCostInFile(s.transcript.path, s.session_id);
-  const rows = await t.app.internals.storage.db.selectFrom('transcript_entries').select('entry').where('session_id', '=', s.session_id).where('subpath', '=', '').orderBy('seq').execute();
-  return savedCostInEntries(rows.map((r) => JSON.parse(r.entry)), s.session_id);
+  const rows = await t.app.internals.storage.db
+    .selectFrom('transcript_entries')
+    .select('entry')
+    .where('session_id', '=', s.session_id)
+    .where('subpath', '=', '')
+    .orderBy('seq')
+    .execute();
+  return savedCostInEntries(
+    rows.map((r) => JSON.parse(r.entry)),
+    s.session_id,
+  );
 }
 
 /** Ends the session's process and waits until the total it saves on its way out is the sum of the turns' costs. */
@@ -17,10 +26,14 @@ async function expectSavedSum(t: TestApp, s: { session_id: string; transcript: {
   t.app.internals.runner.discardWarm(s.session_id);
   const sum = Math.round(costs.reduce((a, b) => a + b, 0) * 1e9) / 1e9;
   let last: number | null = null;
-  const same = await waitFor(async () => {
-    last = await savedTotal(t, s);
-    return last !== null && Math.abs(last - sum) < 1e-9;
-  }, 15_000, 100);
+  const same = await waitFor(
+    async () => {
+      last = await savedTotal(t, s);
+      return last !== null && Math.abs(last - sum) < 1e-9;
+    },
+    15_000,
+    100,
+  );
   expect(last, `saved ${last}, sum of the turns ${sum}`).toBeCloseTo(sum, 9);
   expect(same).toBe(true);
 }
@@ -74,7 +87,10 @@ describe('cost of a turn', () => {
     for (const c of costs) expect(c).toBeLessThan(costs[0]! * 3);
     const session = (await call(second.app, 'GET', `/v1/sessions/${s.session_id}`)).body;
     expect(session.turn_count).toBe(6);
-    expect(session.total_cost_usd).toBeCloseTo(costs.reduce((a, b) => a + b, 0), 9);
+    expect(session.total_cost_usd).toBeCloseTo(
+      costs.reduce((a, b) => a + b, 0),
+      9,
+    );
     // The CLI's own running total, saved when its last process ends, is the sum of the turns' costs.
     await expectSavedSum(second, s, costs);
   });
@@ -93,7 +109,9 @@ describe('cost of a turn', () => {
     // Both at once: one waits for the single slot, and starts the moment the other ends, while
     // the other's end is closing its own old process.
     for (let i = 0; i < 3; i++) {
-      const rs = await Promise.all([a, b].map((s) => call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?', if_busy: 'queue' })));
+      const rs = await Promise.all(
+        [a, b].map((s) => call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: 'What is my favorite color?', if_busy: 'queue' })),
+      );
       for (const r of rs) {
         expect(r.body.status).toBe('succeeded');
         costs.get(r.body.session_id)!.push(r.body.cost_usd);

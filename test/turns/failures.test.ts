@@ -12,10 +12,14 @@ describe('a turn the database refuses to record', () => {
     t = await startApp();
     const db = t.app.internals.storage.db;
     if (DIALECT === 'postgres') {
-      await sql`create function refuse_boom() returns trigger language plpgsql as $$ begin if new.prompt like '%boom%' then raise exception 'refused by the test'; end if; return new; end $$`.execute(db);
+      await sql`create function refuse_boom() returns trigger language plpgsql as $$ begin if new.prompt like '%boom%' then raise exception 'refused by the test'; end if; return new; end $$`.execute(
+        db,
+      );
       await sql`create trigger refuse_boom before insert on turns for each row execute function refuse_boom()`.execute(db);
     } else {
-      await sql`create trigger refuse_boom before insert on turns when new.prompt like '%boom%' begin select raise(abort, 'refused by the test'); end`.execute(db);
+      await sql`create trigger refuse_boom before insert on turns when new.prompt like '%boom%' begin select raise(abort, 'refused by the test'); end`.execute(
+        db,
+      );
     }
   });
   afterAll(async () => t.close());

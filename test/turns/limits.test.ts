@@ -22,7 +22,10 @@ describe('per-user running turns', () => {
     expect((await call(t.app, 'GET', `/v1/sessions/${a2.session_id}/turns`, undefined, ALICE)).body.turns).toEqual([]);
     const bob = await call(t.app, 'POST', `/v1/sessions/${b1.session_id}/turns`, { prompt: 'hi' }, BOB);
     expect(bob.body.status).toBe('succeeded');
-    await waitFor(async () => (await call(t.app, 'GET', `/v1/sessions/${a1.session_id}/turns/${slow.body.turn_id}`, undefined, ALICE)).body.status === 'succeeded', 15_000);
+    await waitFor(
+      async () => (await call(t.app, 'GET', `/v1/sessions/${a1.session_id}/turns/${slow.body.turn_id}`, undefined, ALICE)).body.status === 'succeeded',
+      15_000,
+    );
     expect((await call(t.app, 'POST', `/v1/sessions/${a2.session_id}/turns`, { prompt: 'hi' }, ALICE)).body.status).toBe('succeeded');
   });
 });
@@ -30,7 +33,7 @@ describe('per-user running turns', () => {
 describe('per-turn budget', () => {
   const t = useApp({ env: { MAX_TURN_BUDGET_USD: '0.000001' } });
 
-  it('a turn over MAX_TURN_BUDGET_USD ends failed with the SDK\'s budget error', async () => {
+  it("a turn over MAX_TURN_BUDGET_USD ends failed with the SDK's budget error", async () => {
     const r = await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' });
     expect(r.body.turn.status).toBe('failed');
     expect(r.body.turn.error.code).toBe('BUDGET_EXCEEDED');

@@ -26,7 +26,17 @@ describe('graceful stop', () => {
     const port = await freePort();
     // --ignore-scripts: the start script itself, without its prestart build (pretest built dist/).
     const npm = spawn('npm', ['start', '--silent', '--ignore-scripts'], {
-      env: { ...process.env, ...(await dbEnv(dirs)), PORT: String(port), HOST: '127.0.0.1', MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn', DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir },
+      env: {
+        ...process.env,
+        ...(await dbEnv(dirs)),
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        MODEL_BACKEND: 'offline',
+        LOG_LEVEL: 'warn',
+        DATA_DIR: dirs.dataDir,
+        WORKSPACE_ROOT: dirs.workspace,
+        CLAUDE_CONFIG_DIR: dirs.configDir,
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     children.push(npm);
@@ -35,7 +45,9 @@ describe('graceful stop', () => {
     const base = `http://127.0.0.1:${port}`;
     const up = await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 30_000, 200);
     if (!up) throw new Error(`npm start did not serve: ${log}`);
-    const s = await (await fetch(`${base}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hello' }) })).json();
+    const s = await (
+      await fetch(`${base}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hello' }) })
+    ).json();
     expect(s.turn.status).toBe('succeeded');
     // npm, the server and its CLI processes (warm and spare) all carry this CLAUDE_CONFIG_DIR.
     const running = cliProcesses(dirs.configDir, { tree: true });
@@ -46,12 +58,23 @@ describe('graceful stop', () => {
     const gone = await waitFor(() => cliProcesses(dirs.configDir, { tree: true }).length === 0, 15_000);
     leftBehind.push(...cliProcesses(dirs.configDir, { tree: true }));
     expect(gone).toBe(true);
-    expect(await fetch(`${base}/health`).then(() => 'served', () => 'refused')).toBe('refused');
+    expect(
+      await fetch(`${base}/health`).then(
+        () => 'served',
+        () => 'refused',
+      ),
+    ).toBe('refused');
   });
 
   it('SIGTERM mid-turn: the server exits and leaves no CLI process behind', async () => {
     const dirs = makeDirs();
-    const srv = await startServer({ ...(await dbEnv(dirs)), SHUTDOWN_GRACE_MS: '1000', DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir });
+    const srv = await startServer({
+      ...(await dbEnv(dirs)),
+      SHUTDOWN_GRACE_MS: '1000',
+      DATA_DIR: dirs.dataDir,
+      WORKSPACE_ROOT: dirs.workspace,
+      CLAUDE_CONFIG_DIR: dirs.configDir,
+    });
     children.push(srv.child);
     const created = await (await fetch(`${srv.base}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json();
     const turn = fetch(`${srv.base}/v1/sessions/${created.session_id}/turns`, {
@@ -67,7 +90,11 @@ describe('graceful stop', () => {
     srv.child.kill('SIGTERM');
     // During the grace period a new request gets the contract's 503: the JSON error, with Retry-After.
     const refused = await waitFor(async () => {
-      const r = await fetch(`${srv.base}/v1/sessions/${created.session_id}/turns`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hi' }) });
+      const r = await fetch(`${srv.base}/v1/sessions/${created.session_id}/turns`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'hi' }),
+      });
       return r.status === 503 ? r : null;
     }, 900);
     if (!refused) throw new Error('no 503 during the grace period');

@@ -24,7 +24,10 @@ describe('server-sent events', () => {
     // says running); when the previous turn's actor is still winding down, it is queued first.
     expect(kinds[0]).toBe('turn');
     const states = evs.filter((e) => e.event === 'turn').map((e) => e.data.status);
-    expect([['running', 'succeeded'], ['queued', 'running', 'succeeded']]).toContainEqual(states);
+    expect([
+      ['running', 'succeeded'],
+      ['queued', 'running', 'succeeded'],
+    ]).toContainEqual(states);
     expect(kinds.indexOf('message')).toBeGreaterThan(0);
     expect(kinds.slice(-2)).toEqual(['turn', 'done']);
     expect(evs[evs.length - 1]!.data.status).toBe('succeeded');
@@ -38,7 +41,11 @@ describe('server-sent events', () => {
 
   it('replays after Last-Event-ID mid-turn: nothing missing, nothing doubled', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
-    const turn = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] tell me a somewhat longer story about colors and their names' })).body;
+    const turn = (
+      await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, {
+        prompt: '[[slow:1500]] tell me a somewhat longer story about colors and their names',
+      })
+    ).body;
     const url = `${base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events`;
     const part = await readSse(url, { until: (evs) => evs.filter((e) => e.event === 'message').length >= 3 });
     const seen = part.events.filter((e) => e.id !== null);
@@ -57,7 +64,10 @@ describe('server-sent events', () => {
     // gets 204, which stops an EventSource; one that has not gets the rest, and the stream ends.
     const doneId = joined[joined.length - 1]!.id!;
     const t0 = Date.now();
-    for (const again of [await readSse(url, { headers: { 'last-event-id': String(doneId) }, ms: 5_000 }), await readSse(`${url}?after=${doneId}`, { ms: 5_000 })]) {
+    for (const again of [
+      await readSse(url, { headers: { 'last-event-id': String(doneId) }, ms: 5_000 }),
+      await readSse(`${url}?after=${doneId}`, { ms: 5_000 }),
+    ]) {
       expect(again.status).toBe(204);
       expect(again.events.filter((e) => e.id !== null)).toEqual([]);
     }

@@ -15,7 +15,15 @@ async function launch(): Promise<Browser> {
   return chromium.launch({
     executablePath: chromiumPath()!,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -133,7 +141,10 @@ describe('the web page', () => {
     t.app.server.closeAllConnections();
     const samples: string[] = [];
     const sampler = setInterval(() => {
-      live.textContent({ timeout: 100 }).then((x) => x && samples.push(x), () => {});
+      live.textContent({ timeout: 100 }).then(
+        (x) => x && samples.push(x),
+        () => {},
+      );
     }, 50);
     await page.locator('.bubble.assistant:not(.live)', { hasText: 'word59' }).waitFor({ timeout: 30_000 });
     clearInterval(sampler);

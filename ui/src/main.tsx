@@ -372,9 +372,23 @@ function App() {
         </div>
         {creating ? (
           <form class="create" onSubmit={(e) => void create(e)}>
-            <input aria-label="Session name" placeholder="Name" value={form.session_name} onInput={(e) => setForm({ ...form, session_name: (e.target as HTMLInputElement).value })} />
-            <input aria-label="Project folder" placeholder="Project folder (optional)" value={form.project} onInput={(e) => setForm({ ...form, project: (e.target as HTMLInputElement).value })} />
-            <select aria-label="Permission mode" value={form.permission_mode} onChange={(e) => setForm({ ...form, permission_mode: (e.target as HTMLSelectElement).value })}>
+            <input
+              aria-label="Session name"
+              placeholder="Name"
+              value={form.session_name}
+              onInput={(e) => setForm({ ...form, session_name: (e.target as HTMLInputElement).value })}
+            />
+            <input
+              aria-label="Project folder"
+              placeholder="Project folder (optional)"
+              value={form.project}
+              onInput={(e) => setForm({ ...form, project: (e.target as HTMLInputElement).value })}
+            />
+            <select
+              aria-label="Permission mode"
+              value={form.permission_mode}
+              onChange={(e) => setForm({ ...form, permission_mode: (e.target as HTMLSelectElement).value })}
+            >
               {['default', 'plan', 'dontAsk', 'acceptEdits', 'bypassPermissions'].map((m) => (
                 <option key={m} value={m}>
                   {m}
@@ -422,7 +436,11 @@ function App() {
               >
                 Rename
               </button>
-              <button onClick={() => void act(() => api('PATCH', `/v1/sessions/${current.session_id}`, { status: current.status === 'archived' ? 'active' : 'archived' }))}>
+              <button
+                onClick={() =>
+                  void act(() => api('PATCH', `/v1/sessions/${current.session_id}`, { status: current.status === 'archived' ? 'active' : 'archived' }))
+                }
+              >
                 {current.status === 'archived' ? 'Unarchive' : 'Archive'}
               </button>
               <button

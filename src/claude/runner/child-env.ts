@@ -12,7 +12,15 @@ import type { ModelEndpoint } from './types.js';
 
 /** Server settings that are secrets or that a tool could abuse: kept out of every CLI's environment. */
 // CLAUDE_CODE_PROJECT_DIR_NAME would move transcripts away from where paths.ts (and the store key) expect them.
-export const SERVER_ONLY_ENV = ['API_KEYS', 'ADMIN_USERS', 'DATABASE_URL', 'IS_SANDBOX', 'TEST_PG_URL', 'ALLOWED_PERMISSION_MODES', 'CLAUDE_CODE_PROJECT_DIR_NAME'];
+export const SERVER_ONLY_ENV = [
+  'API_KEYS',
+  'ADMIN_USERS',
+  'DATABASE_URL',
+  'IS_SANDBOX',
+  'TEST_PG_URL',
+  'ALLOWED_PERMISSION_MODES',
+  'CLAUDE_CODE_PROJECT_DIR_NAME',
+];
 
 /** The environment of every CLI process: the server's, plus what the CLI must see. */
 export function childEnv(o: { configDir: string; tmpDir: string; model: ModelEndpoint; sandboxOptIn: boolean }): Record<string, string | undefined> {

@@ -46,7 +46,9 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     if (opts.sessionStore) {
       const key = { projectKey: projectDirName(cwd), sessionId };
       // Every entry that can hold the total contains the mark, so the candidates give the same answer as the whole.
-      const entries = opts.storedEntriesContaining ? await opts.storedEntriesContaining(key, COST_STATE_MARK) : ((await opts.sessionStore.load(key)) as Array<Record<string, unknown>> | null);
+      const entries = opts.storedEntriesContaining
+        ? await opts.storedEntriesContaining(key, COST_STATE_MARK)
+        : ((await opts.sessionStore.load(key)) as Array<Record<string, unknown>> | null);
       return savedCostInEntries(entries, sessionId);
     }
     return (await savedCostInFile(transcriptPath(opts.configDir, cwd, sessionId), sessionId)) ?? 0;
@@ -104,7 +106,8 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     let s = warm.take(id);
     // A deferred call is taken up by a resumed process, as the SDK documents it; the old one
     // must be gone first (waited for below), or its exit would write to the transcript under the new one.
-    const stale = s && (spec.continueDeferred || !s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null));
+    const stale =
+      s && (spec.continueDeferred || !s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null));
     if (s && (stale || !(await s.setMode(spec.permissionMode)))) {
       warm.drop(id, true);
       s = undefined;

@@ -33,7 +33,14 @@ export function createActors(ctx: EngineContext, runTurn: RunTurn): Kick {
     if (first) {
       const slot = holdSlot(ctx.admission, first.turn.user_id, first.release);
       try {
-        await runTurn({ turn: first.turn, startedAt: Number(first.turn.started_at), slot, session: first.session, waitingFor: first.waitingFor, written: first.written });
+        await runTurn({
+          turn: first.turn,
+          startedAt: Number(first.turn.started_at),
+          slot,
+          session: first.session,
+          waitingFor: first.waitingFor,
+          written: first.written,
+        });
       } finally {
         bounds.untrack(first.turn.turn_id);
         slot.release();

@@ -50,7 +50,10 @@ export async function runThroughApprovals(ctx: EngineContext, run: DeferredRun):
     state.waitingApproval.delete(session.session_id);
     if (!(await ctx.cluster.acquire(session.session_id))) {
       // Another replica took the session over while a person decided: it resumes the call.
-      ctx.log.warn({ turn_id: turn.turn_id, session_id: session.session_id }, 'lease lost while a tool call waited for approval; leaving the turn to the replica holding it');
+      ctx.log.warn(
+        { turn_id: turn.turn_id, session_id: session.session_id },
+        'lease lost while a tool call waited for approval; leaving the turn to the replica holding it',
+      );
       state.current.delete(session.session_id);
       state.interruptedWhileWaiting.delete(turn.turn_id);
       state.stopBeforeStart.delete(turn.turn_id);
@@ -74,13 +77,22 @@ export async function runThroughApprovals(ctx: EngineContext, run: DeferredRun):
     } catch (err) {
       next = failedOutcome(ctx, turn.turn_id, run.startedAt, err);
     }
-    outcome = { ...next, costUsd: before.costUsd + next.costUsd, inputTokens: before.inputTokens + next.inputTokens, outputTokens: before.outputTokens + next.outputTokens };
+    outcome = {
+      ...next,
+      costUsd: before.costUsd + next.costUsd,
+      inputTokens: before.inputTokens + next.inputTokens,
+      outputTokens: before.outputTokens + next.outputTokens,
+    };
   }
   // An interrupt that came too late to matter (the turn had finished) changes nothing.
   if (state.interruptedWhileWaiting.delete(turn.turn_id) && deferredOnce) interrupted = true;
   state.stopBeforeStart.delete(turn.turn_id);
   if (interrupted && outcome.status === 'succeeded') {
-    outcome = { ...outcome, status: 'interrupted', error: { code: 'INTERRUPTED', message: 'interrupted while a tool call waited for approval (the call was denied)' } };
+    outcome = {
+      ...outcome,
+      status: 'interrupted',
+      error: { code: 'INTERRUPTED', message: 'interrupted while a tool call waited for approval (the call was denied)' },
+    };
   }
   return outcome;
 }

@@ -74,7 +74,9 @@ export function createReplicaHooks(ctx: EngineContext, kick: Kick, interruptTurn
         bounds.untrack(m.t);
         if (waiters.has(m.t)) void waiters.recheck(m.t).catch(() => {});
       } else if (m.k === 'interrupt' && (state.current.get(m.s) === m.t || state.waitingApproval.get(m.s) === m.t)) {
-        void interruptTurn(m.s, m.t, 'interrupted by a client (through another replica)').catch((err: unknown) => log.error({ err, turn_id: m.t }, 'could not interrupt a turn'));
+        void interruptTurn(m.s, m.t, 'interrupted by a client (through another replica)').catch((err: unknown) =>
+          log.error({ err, turn_id: m.t }, 'could not interrupt a turn'),
+        );
       }
     },
 

@@ -45,9 +45,25 @@ export function createRunTurn(ctx: EngineContext): RunTurn {
       if (await neverWritten(run)) return;
       log.error({ err, turn_id: turn.turn_id }, 'turn bookkeeping failed; recording the turn as failed');
       const at = monotonicNow();
-      const failed: TurnRow = { ...turn, status: 'failed', started_at: startedAt, finished_at: at, duration_ms: at - startedAt, error_code: 'INTERNAL', error_message: 'the server could not record this turn' };
+      const failed: TurnRow = {
+        ...turn,
+        status: 'failed',
+        started_at: startedAt,
+        finished_at: at,
+        duration_ms: at - startedAt,
+        error_code: 'INTERNAL',
+        error_message: 'the server could not record this turn',
+      };
       try {
-        if (await ctx.turns.finish(turn.turn_id, ctx.runnerId, { status: 'failed', finished_at: at, duration_ms: failed.duration_ms, error_code: 'INTERNAL', error_message: failed.error_message })) {
+        if (
+          await ctx.turns.finish(turn.turn_id, ctx.runnerId, {
+            status: 'failed',
+            finished_at: at,
+            duration_ms: failed.duration_ms,
+            error_code: 'INTERNAL',
+            error_message: failed.error_message,
+          })
+        ) {
           await announceEnd(ctx.events, failed);
         }
       } catch (err2) {
@@ -176,7 +192,13 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
     return;
   }
   const startedNow = !session.started && (await ctx.transcriptExists(session));
-  await ctx.sessions.addTurn(session.session_id, { at: finished, costUsd: outcome.costUsd, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens, started: startedNow });
+  await ctx.sessions.addTurn(session.session_id, {
+    at: finished,
+    costUsd: outcome.costUsd,
+    inputTokens: outcome.inputTokens,
+    outputTokens: outcome.outputTokens,
+    started: startedNow,
+  });
   if (startedNow) await ctx.onStarted?.(session);
   metrics.turnFinished(done.status, (done.duration_ms ?? 0) / 1000);
   await announceEnd(events, done);

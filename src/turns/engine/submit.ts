@@ -124,7 +124,8 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
     await ctx.sessions.update(id, { last_active: now });
     await ctx.events.append(id, row.turn_id, 'turn', presentTurn(row));
     const runningTurn = earlier.find((t) => t.status === 'running');
-    if (input.ifBusy === 'interrupt' && runningTurn) await interruptTurn(id, runningTurn.turn_id, 'interrupted by a newer turn (if_busy: interrupt)', runningTurn.runner_id);
+    if (input.ifBusy === 'interrupt' && runningTurn)
+      await interruptTurn(id, runningTurn.turn_id, 'interrupted by a newer turn (if_busy: interrupt)', runningTurn.runner_id);
     if (mine) kick(id);
     else ctx.cluster.publish({ k: 'queued', s: id });
     return row;
