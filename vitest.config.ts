@@ -2,8 +2,12 @@ import { defineConfig } from 'vitest/config';
 
 // The whole suite runs once per storage dialect, as Kysely's own suite does. Narrow it with
 // TEST_DIALECTS=sqlite (or postgres); PostgreSQL is reached at TEST_PG_URL (default
-// postgres://postgres@127.0.0.1:5432/postgres), one fresh database per test app.
-const dialects = (process.env.TEST_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim()).filter(Boolean);
+// postgres://postgres@127.0.0.1:5432/postgres), or else at an embedded one that
+// test/global-setup.ts starts for the run; one fresh database per test app.
+const dialects = (process.env.TEST_DIALECTS ?? 'sqlite,postgres')
+  .split(',')
+  .map((d) => d.trim())
+  .filter(Boolean);
 
 export default defineConfig({
   test: {

@@ -24,7 +24,7 @@ const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 export default async function checkMachine(project: TestProject): Promise<(() => Promise<void>) | void> {
   const missing: string[] = [];
   if (!onPath('bwrap') || !onPath('socat')) missing.push('bubblewrap and socat for the CLI sandbox (apt-get install -y bubblewrap socat)');
-  if (!chromiumPath()) missing.push("a Chromium for the browser tests (apt-get install -y chromium, or CHROME_PATH=/path/to/chrome)");
+  if (!chromiumPath()) missing.push('a Chromium for the browser tests (apt-get install -y chromium, or CHROME_PATH=/path/to/chrome)');
   let teardown: (() => Promise<void>) | undefined;
   if (project.name === 'postgres') {
     const url = process.env.TEST_PG_URL ?? DEFAULT_PG_URL;
@@ -37,7 +37,9 @@ export default async function checkMachine(project: TestProject): Promise<(() =>
         process.env.TEST_PG_URL = embedded.url;
         teardown = embedded.stop;
       } catch (err) {
-        missing.push(`PostgreSQL at ${url}, and ${(err as Error).message} (apt-get install -y postgresql and start it, or TEST_PG_URL=..., or TEST_DIALECTS=sqlite)`);
+        missing.push(
+          `PostgreSQL at ${url}, and ${(err as Error).message} (apt-get install -y postgresql and start it, or TEST_PG_URL=..., or TEST_DIALECTS=sqlite)`,
+        );
       }
     }
     if (process.env.TEST_PG_URL) project.provide('pgUrl', process.env.TEST_PG_URL);

@@ -11,7 +11,15 @@ import pg from 'pg';
 
 /** A Chromium to drive: `CHROME_PATH`, else the usual places of Debian's and others' packages. */
 export function chromiumPath(): string | null {
-  const candidates = [process.env.CHROME_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/lib/chromium/chromium', '/snap/bin/chromium', '/usr/bin/google-chrome', '/usr/bin/google-chrome-stable'];
+  const candidates = [
+    process.env.CHROME_PATH,
+    '/usr/bin/chromium',
+    '/usr/bin/chromium-browser',
+    '/usr/lib/chromium/chromium',
+    '/snap/bin/chromium',
+    '/usr/bin/google-chrome',
+    '/usr/bin/google-chrome-stable',
+  ];
   return candidates.find((p): p is string => Boolean(p) && fs.existsSync(p!)) ?? null;
 }
 
@@ -48,7 +56,7 @@ export interface EmbeddedPostgres {
   /** Admin URL, shaped like the default TEST_PG_URL (user postgres, trust auth, database postgres). */
   url: string;
   /** Stops the server and removes its data folder. */
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /**
@@ -90,7 +98,18 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
     // C.UTF-8 like Debian's cluster where the C library has it (pg_trgm needs a UTF-8 ctype).
     initdbFlags: ['--encoding=UTF8', `--locale=${hasCUtf8() ? 'C.UTF-8' : 'C'}`],
     // A throwaway cluster: no durability; TCP on loopback only.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+    postgresFlags: [
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+    ],
     onLog: (m) => log.push(String(m)),
     onError: (m) => log.push(String(m instanceof Error ? m.message : m)),
   });
@@ -108,7 +127,7 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
   } catch (err) {
     await server.stop().catch(() => {});
     cleanup();
-    const reach = asRoot ? "; as root it runs as the user postgres, who must be able to read node_modules and the OS temp dir" : '';
+    const reach = asRoot ? '; as root it runs as the user postgres, who must be able to read node_modules and the OS temp dir' : '';
     throw new Error(`an embedded PostgreSQL did not start either (${oneLine(err)}${reach})`);
   }
   // Should the run end without its teardown (an uncaught error, process.exit), PostgreSQL still
@@ -141,5 +160,9 @@ function hasCUtf8(): boolean {
   }
 }
 
-const oneLine = (err: unknown) => String(err instanceof Error ? err.message : err).replace(/\s+/g, ' ').trim().slice(0, 300);
+const oneLine = (err: unknown) =>
+  String(err instanceof Error ? err.message : err)
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 300);
 const lastLine = (log: string[]) => oneLine(log.join('').trim().split('\n').filter(Boolean).slice(-1)[0] ?? 'no output');
