@@ -22,6 +22,28 @@ import { sql } from 'kysely';
 import { loadBench } from './load.js';
 import { storageBench } from './storage.js';
 
+/** A session row seeded by the list benchmarks: one finished turn, the same first prompt. */
+const benchRow = (id: string, i: number, project: string, cwd: string, at: number): SessionRow => ({
+  session_id: id,
+  user_id: 'local',
+  session_name: `bench ${i}`,
+  status: 'active',
+  project,
+  cwd,
+  created_at: at,
+  last_active: at,
+  turn_count: 1,
+  total_cost_usd: 0,
+  input_tokens: 0,
+  output_tokens: 0,
+  first_prompt: 'Remember: my favorite color is blue',
+  tag: null,
+  permission_mode: 'default',
+  model: null,
+  system_prompt: null,
+  started: 1,
+});
+
 const sections = process.argv.slice(2);
 const want = (s: string) => sections.length === 0 || sections.includes(s);
 const rows: Row[] = [];
@@ -460,26 +482,7 @@ if (want('list')) {
   for (let i = 1; i < N; i++) {
     const id = randomUUID();
     fs.writeFileSync(transcriptPath(configDir, seed.cwd, id), template.replaceAll(seed.session_id, id));
-    batch.push({
-      session_id: id,
-      user_id: 'local',
-      session_name: `bench ${i}`,
-      status: 'active',
-      project: 'bench-list',
-      cwd: seed.cwd,
-      created_at: now - N + i,
-      last_active: now - N + i,
-      turn_count: 1,
-      total_cost_usd: 0,
-      input_tokens: 0,
-      output_tokens: 0,
-      first_prompt: 'Remember: my favorite color is blue',
-      tag: null,
-      permission_mode: 'default',
-      model: null,
-      system_prompt: null,
-      started: 1,
-    });
+    batch.push(benchRow(id, i, 'bench-list', seed.cwd, now - N + i));
     if (batch.length === 500 || i === N - 1) await app.internals.storage.db.insertInto('sessions').values(batch.splice(0)).execute();
   }
   console.log(`seeded ${N} sessions (rows + transcripts of ${template.length} bytes each) in ${fmt((performance.now() - t0) / 1000)} s`);
@@ -539,26 +542,7 @@ if (want('pglist')) {
   for (let i = 1; i < N; i++) {
     const id = randomUUID();
     ids.push(id);
-    batch.push({
-      session_id: id,
-      user_id: 'local',
-      session_name: `bench ${i}`,
-      status: 'active',
-      project: `bench-pg-${i % 10}`,
-      cwd: seed.cwd,
-      created_at: now - N + i,
-      last_active: now - N + i,
-      turn_count: 1,
-      total_cost_usd: 0,
-      input_tokens: 0,
-      output_tokens: 0,
-      first_prompt: 'Remember: my favorite color is blue',
-      tag: null,
-      permission_mode: 'default',
-      model: null,
-      system_prompt: null,
-      started: 1,
-    });
+    batch.push(benchRow(id, i, `bench-pg-${i % 10}`, seed.cwd, now - N + i));
     if (batch.length === 2000 || i === N - 1) await app.internals.storage.db.insertInto('sessions').values(batch.splice(0)).execute();
   }
   await sql`analyze sessions`.execute(app.internals.storage.db);

@@ -347,6 +347,30 @@ export async function freePort(): Promise<number> {
 }
 
 /** Spawns the real server process, as `npm start` runs it (its Node flags; from source, through tsx), with `env` over the test's own. */
+/**
+ * Runs the server process as `npm start` does, in fresh folders, until it exits by itself (killed
+ * after 30 s); its exit code and what it wrote on stderr.
+ */
+export async function runServerUntilExit(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const dirs = makeDirs();
+  const child = spawnServer({
+    ...(await dbEnv(dirs)),
+    PORT: String(await freePort()),
+    DATA_DIR: dirs.dataDir,
+    WORKSPACE_ROOT: dirs.workspace,
+    CLAUDE_CONFIG_DIR: dirs.configDir,
+    MODEL_BACKEND: 'offline',
+    LOG_LEVEL: 'warn',
+    ...env,
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const code = await exited(child);
+  clearTimeout(timer);
+  return { code, stderr };
+}
+
 export function spawnServer(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'src/server.ts'], {
     env: { ...process.env, ...env },

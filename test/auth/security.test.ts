@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { childEnv } from '../../src/claude/runner/index.js';
-import { call, dbEnv, exited, freePort, makeDirs, offlineModel, spawnServer, startApp, testConfig, waitFor, useApp } from '../helper.js';
+import { call, dbEnv, exited, freePort, makeDirs, offlineModel, runServerUntilExit, spawnServer, startApp, testConfig, waitFor, useApp } from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
@@ -82,25 +82,7 @@ describe('API keys', () => {
 
 describe('who may start the server', () => {
   /** Runs the server process as `npm start` does, until it exits by itself. */
-  const startAlone = async (env: Record<string, string>) => {
-    const dirs = makeDirs();
-    const child = spawnServer({
-      ...(await dbEnv(dirs)),
-      PORT: String(await freePort()),
-      DATA_DIR: dirs.dataDir,
-      WORKSPACE_ROOT: dirs.workspace,
-      CLAUDE_CONFIG_DIR: dirs.configDir,
-      MODEL_BACKEND: 'offline',
-      LOG_LEVEL: 'warn',
-      ...env,
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const code = await exited(child);
-    clearTimeout(timer);
-    return { code, stderr };
-  };
+  const startAlone = runServerUntilExit;
   it('warns at start when MODEL_BACKEND=anthropic has no credentials', async () => {
     const dirs = makeDirs();
     const port = await freePort();

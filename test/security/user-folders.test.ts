@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userFolderName } from '../../src/workspace/workspace.js';
 import { decideIsolation, fetchAllowed, isolationOptions, secretEnvNames } from '../../src/claude/sandbox.js';
-import { call, dbEnv, exited, freePort, makeDirs, offlineModel, runApproving, spawnServer, startApp, type TestApp } from '../helper.js';
+import { call, makeDirs, offlineModel, runApproving, runServerUntilExit, startApp, type TestApp } from '../helper.js';
 
 describe('user folder names', () => {
   it('keeps a plain id as it is, and turns any other into a safe name that no other id gets', () => {
@@ -109,25 +109,8 @@ describe('the sandbox decision at start', () => {
   });
 
   it('a server with keys and no bubblewrap does not start, and says so in one line with the fix', async () => {
-    const dirs = makeDirs();
     // A PATH without bwrap (node is started by its absolute path).
-    const child = spawnServer({
-      ...(await dbEnv(dirs)),
-      PATH: '/nonexistent',
-      PORT: String(await freePort()),
-      DATA_DIR: dirs.dataDir,
-      WORKSPACE_ROOT: dirs.workspace,
-      CLAUDE_CONFIG_DIR: dirs.configDir,
-      MODEL_BACKEND: 'offline',
-      LOG_LEVEL: 'warn',
-      API_KEYS: 'alice:key-alice-0123456789',
-      PREWARM_SPARES: '0',
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const code = await exited(child);
-    clearTimeout(timer);
+    const { code, stderr } = await runServerUntilExit({ PATH: '/nonexistent', API_KEYS: 'alice:key-alice-0123456789', PREWARM_SPARES: '0' });
     expect(code).toBe(1);
     expect(stderr).toMatch(
       /^claude-session-server: could not start: refusing to start: the CLI's sandbox cannot run \(bwrap and socat not found on PATH\); fix: apt-get install bubblewrap socat .*\n$/,

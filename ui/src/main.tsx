@@ -1,6 +1,8 @@
 /**
  * The web page: sign in with a key (or none on a single-user server), list and manage sessions,
  * read a conversation, send prompts, follow the running turn live, answer tool approvals.
+ * Over 300 lines for now: the page is rebuilt in components of their own by issue 19 (the web page),
+ * which changes nearly every part of it; splitting it before that would be done twice.
  */
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
