@@ -31,7 +31,7 @@ app.post('/turn', async (req) => {
     resume: started.has(session),
     permissionMode: 'default',
     model: null,
-    systemPrompt: null,
+    options: null,
     title: null,
     onMessage: () => {},
   });

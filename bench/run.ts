@@ -41,6 +41,9 @@ const benchRow = (id: string, i: number, project: string, cwd: string, at: numbe
   permission_mode: 'default',
   model: null,
   system_prompt: null,
+  agent_id: null,
+  agent_version: null,
+  options: null,
   started: 1,
 });
 
@@ -330,7 +333,7 @@ if (want('breakdown')) {
         resume: runnerStarted,
         permissionMode: 'default',
         model: null,
-        systemPrompt: null,
+        options: null,
         title: null,
         onMessage: () => {},
       });

@@ -26,6 +26,9 @@ import { userFolderName } from './workspace/workspace.js';
 import type { StreamSettings } from './turns/respond.js';
 import { SessionSchema } from './sessions/schemas.js';
 import { TurnSchema } from './turns/schemas.js';
+import { AgentSchema } from './agents/schemas.js';
+import { agentRoutes } from './agents/routes.js';
+import { promptBodyLimit } from './turns/prompt.js';
 import { sessionRoutes } from './sessions/routes.js';
 import { turnRoutes } from './turns/routes.js';
 import { permissionRoutes } from './permissions/routes.js';
@@ -68,7 +71,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
-  for (const s of [ErrorBodySchema, SessionSchema, TurnSchema] as unknown as Array<{ $id: string }>) {
+  for (const s of [ErrorBodySchema, SessionSchema, TurnSchema, AgentSchema] as unknown as Array<{ $id: string }>) {
     app.addSchema(s);
     addSharedSchema(s);
   }
@@ -127,8 +130,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       sandbox: s.isolation,
     },
   });
-  await app.register(sessionRoutes, { sessions: s.sessionService, turns: s.turnService, stream });
-  await app.register(turnRoutes, { turns: s.turnService, stream });
+  // Routes that take a prompt take its attachments too (base64, up to MAX_ATTACHMENTS of MAX_ATTACHMENT_BYTES).
+  const promptBody = promptBodyLimit(config.bodyLimit, config);
+  await app.register(sessionRoutes, { sessions: s.sessionService, turns: s.turnService, stream, promptBodyLimit: promptBody });
+  await app.register(turnRoutes, { turns: s.turnService, stream, promptBodyLimit: promptBody });
+  await app.register(agentRoutes, { agents: s.agentService });
   await app.register(permissionRoutes, { approvals: s.approvals });
   await app.register(webPage);
   await app.register(metricsRoutes, { metrics: s.metrics });

@@ -38,6 +38,12 @@ const EnvSchema = Type.Object({
   MAX_PROMPT_CHARS: Type.Integer({ default: 100_000, minimum: 1 }),
   /** Largest request body, in bytes. */
   BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
+  /** Largest attachment (image, PDF) of a prompt, in bytes once decoded. */
+  MAX_ATTACHMENT_BYTES: Type.Integer({ default: 5_242_880, minimum: 1 }),
+  /** Most attachments in one prompt. */
+  MAX_ATTACHMENTS: Type.Integer({ default: 4, minimum: 0, maximum: 100 }),
+  /** Commands an agent's stdio MCP server may run (comma-separated, exact): they run on the server, outside the sandbox. */
+  MCP_ALLOWED_COMMANDS: Type.String({ default: '' }),
   /** An interrupt the CLI does not answer within this (stopped, stuck) ends its process. */
   INTERRUPT_GRACE_MS: Type.Integer({ default: 5_000, minimum: 100 }),
   /** A request (headers and body) not received whole within this is dropped with 408; responses (SSE) are not bound by it. */
@@ -124,6 +130,10 @@ export interface Config {
   sandboxDomains: string[];
   /** SANDBOX_NETWORK as given (`none`, `model`, or the list), for /health. */
   sandboxNetwork: string;
+  maxAttachmentBytes: number;
+  maxAttachments: number;
+  /** MCP_ALLOWED_COMMANDS as a list. */
+  mcpAllowedCommands: string[];
   /** Folders sandboxed commands may read besides the session's own; undefined: the defaults. */
   sandboxReadPaths: string[] | undefined;
 }
@@ -248,6 +258,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sandbox: e.SANDBOX,
     sandboxDomains: sandboxDomains(e.SANDBOX_NETWORK, { backend: modelBackend, baseUrl: e.ANTHROPIC_BASE_URL || undefined }),
     sandboxNetwork: e.SANDBOX_NETWORK.trim() || 'none',
+    maxAttachmentBytes: e.MAX_ATTACHMENT_BYTES,
+    maxAttachments: e.MAX_ATTACHMENTS,
+    mcpAllowedCommands: e.MCP_ALLOWED_COMMANDS.split(',')
+      .map((c) => c.trim())
+      .filter(Boolean),
     sandboxReadPaths: readPaths(e.SANDBOX_READ_PATHS),
   };
   // A user's folder is a folder of WORKSPACE_ROOT: the server's own folders must not be one (a user

@@ -44,6 +44,8 @@ import { createApprovals, type Approvals } from './permissions/service.js';
 import { createRunGuard, createTurnService, type TurnService } from './turns/service.js';
 import { createTurnEngine, type TurnEngine } from './turns/engine/index.js';
 import { createSessionService, type SessionService } from './sessions/service.js';
+import { createAgentService, type AgentService } from './agents/service.js';
+import { createAgentRepository } from './storage/agents-repo.js';
 import { createPurgeHere } from './sessions/purge.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { checkWorkspaceRoot, endAbandonedStreams, endOrphans, failAbandoned, resumeTurns, takeOverDataDir } from './recovery.js';
@@ -73,6 +75,7 @@ export interface Services {
   engine: TurnEngine;
   turnService: TurnService;
   sessionService: SessionService;
+  agentService: AgentService;
   /** Once the server is ready: resume what waits, join the other replicas. */
   start(): Promise<void>;
   /** Before the listener closes: running turns get `graceMs`, then stop; replicas are left. */
@@ -308,8 +311,17 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     claude: claudeSessions,
     interruptGraceMs: config.interruptGraceMs,
   });
+  const agentService = createAgentService({
+    repo: createAgentRepository(storage.db),
+    policy: {
+      mcpCommands: config.mcpAllowedCommands,
+      urlAllowed: (url) => fetchAllowed(url, isolation.policy.allowedDomains),
+      network: isolation.policy.allowedDomains.length > 0 ? isolation.policy.allowedDomains.join(', ') : 'none',
+    },
+  });
   const sessionService = createSessionService({
     config,
+    agents: agentService,
     sessions: sessionsRepo,
     turns: turnsRepo,
     turnService,
@@ -337,6 +349,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     engine,
     turnService,
     sessionService,
+    agentService,
     async start() {
       await resumeTurns(approvals, engine);
       await cluster.start({

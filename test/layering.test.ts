@@ -15,7 +15,7 @@ const LAYERS: string[][] = [
   ['config.ts', 'storage'],
   ['claude', 'workspace', 'offline-model', 'cluster', 'auth'],
   ['types.ts', 'events'],
-  ['permissions', 'metrics'],
+  ['permissions', 'metrics', 'agents'],
   ['turns'],
   ['sessions'],
   ['health', 'plugins'],

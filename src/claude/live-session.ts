@@ -17,8 +17,9 @@ export class Inbox implements AsyncIterable<SDKUserMessage> {
   private wake: (() => void) | null = null;
   private ended = false;
 
-  push(text: string): void {
-    this.items.push({ type: 'user', message: { role: 'user', content: text }, parent_tool_use_id: null });
+  push(prompt: string | ReadonlyArray<Record<string, unknown>>): void {
+    const content = (typeof prompt === 'string' ? prompt : [...prompt]) as SDKUserMessage['message']['content'];
+    this.items.push({ type: 'user', message: { role: 'user', content }, parent_tool_use_id: null });
     this.wake?.();
   }
 
@@ -46,6 +47,8 @@ export interface TurnOutcome {
   inputTokens: number;
   outputTokens: number;
   durationMs: number;
+  /** With an output schema: the answer, validated by the CLI against it. */
+  structuredOutput?: unknown;
   /** The CLI said it has no conversation with this id (a resume of an unknown session). */
   notFound?: boolean;
   /** A prewarmed spare refused the claim before running the prompt. */
@@ -70,7 +73,8 @@ const SANDBOX_REFUSED = /sandbox_required_unavailable|sandbox[^.]*(unavailable|n
 /** Settings the process was started with that a turn cannot change in place. */
 export interface Fingerprint {
   model: string | null;
-  systemPrompt: string | null;
+  /** The agent options and output schema (claude/agent-options optionsKey). */
+  options: string;
 }
 
 export class LiveSession {
@@ -171,7 +175,8 @@ export class LiveSession {
     const text = m.subtype === 'success' ? m.result : errors.join('; ') || m.subtype;
     if (m.subtype === 'success' && !m.is_error) {
       const deferred = m.terminal_reason === 'tool_deferred' ? m.deferred_tool_use : undefined;
-      cur.resolve({ ...base, status: 'succeeded', result: m.result, error: null, deferred });
+      const structured = m.structured_output !== undefined ? { structuredOutput: m.structured_output } : {};
+      cur.resolve({ ...base, status: 'succeeded', result: m.result, error: null, deferred, ...structured });
       return;
     }
     if (errors.some((e) => NOT_FOUND.test(e)) || NOT_FOUND.test(text)) {
@@ -194,7 +199,9 @@ export class LiveSession {
         ? 'MAX_TURNS'
         : m.subtype === 'error_max_budget_usd'
           ? 'BUDGET_EXCEEDED'
-          : 'MODEL_ERROR';
+          : m.subtype === 'error_max_structured_output_retries'
+            ? 'STRUCTURED_OUTPUT_INVALID'
+            : 'MODEL_ERROR';
     cur.resolve({ ...base, status: 'failed', result: m.subtype === 'success' ? m.result : null, error: { code, message: text } });
   }
 
@@ -203,7 +210,7 @@ export class LiveSession {
    * ends). With no prompt, the process goes on by itself (a resumed session whose last turn
    * deferred a tool call runs that call first).
    */
-  runTurn(prompt: string | null, onMessage: Current['onMessage']): Promise<TurnOutcome> {
+  runTurn(prompt: string | ReadonlyArray<Record<string, unknown>> | null, onMessage: Current['onMessage']): Promise<TurnOutcome> {
     if (!this.alive) return Promise.reject(new Error('the CLI process of this session has ended'));
     if (this.current) return Promise.reject(new Error('a turn is already running in this process'));
     this.busy = true;

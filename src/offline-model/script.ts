@@ -11,6 +11,12 @@
  * - `[[bash:CMD]]`  ask for a Bash tool call running CMD; after its result, report it
  * - `[[tool:NAME JSON]]` ask for a call of any tool NAME with the JSON object as its input
  *   (e.g. `[[tool:Read {"file_path":"/etc/hostname"}]]`); after its result, report it
+ * - `[[loop:NAME JSON]]` like `tool`, but call it again after every result (a turn that never ends by itself)
+ * - `[[json:JSON]]`  answer with that JSON: through the StructuredOutput tool when the request offers it
+ *   (a turn with an output schema), else as text
+ * - `[[tools]]`     answer with the names of the tools the request offers, comma-separated
+ * - `[[received]]`  answer with what the prompt's message held: each content block's type, and for
+ *   an image or document its media type and decoded size (`text, image image/png 68 bytes`)
  * - `[[say:TEXT]]`  answer exactly TEXT
  * - `[[words:N]]`   answer with N words (up to 100,000), streamed one word per event: a long answer
  */
@@ -22,6 +28,7 @@ interface Block {
   content?: unknown;
   is_error?: boolean;
   name?: string;
+  source?: { type?: string; media_type?: string; data?: string };
 }
 interface Message {
   role: 'user' | 'assistant';
@@ -43,6 +50,12 @@ export function userText(m: Message): string {
 }
 
 /**
+ * Text the CLI adds to a user message that is not a person's prompt: reminders, an interruption
+ * notice, an image's file note, the nudge to call the structured-output tool again.
+ */
+const NOT_PROMPTS = ['<system-reminder>', '[Request interrupted', '[Image', '[structured-output-enforce]'];
+
+/**
  * The newest prompt in a user message. After an interrupt the CLI sends the interrupted prompt,
  * its interruption notice and the new prompt in one message: only the last one is the prompt.
  */
@@ -51,7 +64,7 @@ export function lastPrompt(m: Message): string {
   const texts = m.content
     .filter((b) => b.type === 'text' && typeof b.text === 'string')
     .map((b) => b.text!.trim())
-    .filter((t) => t !== '' && !t.startsWith('<system-reminder>') && !t.startsWith('[Request interrupted'));
+    .filter((t) => t !== '' && !NOT_PROMPTS.some((p) => t.startsWith(p)));
   return texts[texts.length - 1] ?? '';
 }
 
@@ -72,8 +85,13 @@ const directive = (text: string, name: string): string | undefined => {
   return m ? (m[1] ?? '') : undefined;
 };
 
+/** What a request offers besides its messages. */
+export interface RequestContext {
+  tools?: ReadonlyArray<{ name?: string }>;
+}
+
 /** Decides the answer to one Messages request. */
-export function plan(messages: Message[]): Plan {
+export function plan(messages: Message[], req: RequestContext = {}): Plan {
   const last = messages[messages.length - 1];
   const userMessages = messages.filter((m) => m.role === 'user');
   // The prompt that started this exchange: the last user message with text of its own.
@@ -82,8 +100,11 @@ export function plan(messages: Message[]): Plan {
   const slow = Number(directive(prompt, 'slow') ?? 0) || 0;
   const base = { delayMs: slow, chunkDelayMs: slow > 0 ? Math.min(50, slow / 20) : 0, cut: false };
 
-  // A tool result came back: report it and end the turn.
-  const results = last && last.role === 'user' ? toolResults(last) : [];
+  // A tool result came back: report it and end the turn (or call the tool again when looping).
+  // (A message with a prompt of its own is a new turn: results in it belong to a call the last one left open.)
+  const results = last && last.role === 'user' && lastPrompt(last) === '' ? toolResults(last) : [];
+  const loop = directive(prompt, 'loop');
+  if (results.length > 0 && loop !== undefined) return toolCall(loop, base, 'I will call it again.');
   if (results.length > 0) {
     const r = results[0]!;
     const body = resultText(r).trim();
@@ -100,20 +121,17 @@ export function plan(messages: Message[]): Plan {
     const status = Number(fail) || 500;
     return { kind: 'fail', status, message: `offline model: failing with ${status} as asked` };
   }
-  const tool = directive(prompt, 'tool');
-  if (tool !== undefined) {
-    const m = /^\s*([A-Za-z_][\w.-]*)\s*([\s\S]*)$/.exec(tool);
-    let input: unknown = {};
-    try {
-      input = m && m[2]!.trim() ? JSON.parse(m[2]!) : {};
-    } catch {
-      input = null;
-    }
-    if (!m || input === null || typeof input !== 'object' || Array.isArray(input)) {
-      return { kind: 'reply', ...base, text: 'offline model: [[tool:NAME JSON]] needs a tool name and a JSON object' };
-    }
-    return { kind: 'reply', ...base, text: `I will call ${m[1]}.`, toolUse: { name: m[1]!, input: input as Record<string, unknown> } };
+  const json = directive(prompt, 'json');
+  if (json !== undefined) {
+    if ((req.tools ?? []).some((t) => t.name === 'StructuredOutput')) return toolCall(`StructuredOutput ${json}`, base);
+    return { kind: 'reply', ...base, text: json };
   }
+  const tool = directive(prompt, 'tool') ?? loop;
+  if (tool !== undefined) return toolCall(tool, base);
+  if (directive(prompt, 'tools') !== undefined) {
+    return { kind: 'reply', ...base, text: `tools: ${(req.tools ?? []).map((t) => t.name ?? '?').join(', ')}` };
+  }
+  if (directive(prompt, 'received') !== undefined && promptMsg) return { kind: 'reply', ...base, text: `received: ${describe(promptMsg)}` };
   const bash = directive(prompt, 'bash');
   if (bash !== undefined) {
     return {
@@ -128,6 +146,36 @@ export function plan(messages: Message[]): Plan {
   const words = directive(prompt, 'words');
   if (say === undefined && words !== undefined) return { kind: 'reply', ...base, cut, text: longText(Math.min(100_000, Math.max(1, Number(words) || 1))) };
   return { kind: 'reply', ...base, cut, text: say ?? answer(prompt, userMessages.map(userText)) };
+}
+
+/** A call of tool NAME with the JSON object after it (`NAME {"a":1}`). */
+function toolCall(spec: string, base: { delayMs: number; chunkDelayMs: number; cut: boolean }, say?: string): Plan {
+  const m = /^\s*([A-Za-z_][\w.-]*)\s*([\s\S]*)$/.exec(spec);
+  let input: unknown = {};
+  try {
+    input = m && m[2]!.trim() ? JSON.parse(m[2]!) : {};
+  } catch {
+    input = null;
+  }
+  if (!m || input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return { kind: 'reply', ...base, text: 'offline model: [[tool:NAME JSON]] needs a tool name and a JSON object' };
+  }
+  return { kind: 'reply', ...base, text: say ?? `I will call ${m[1]}.`, toolUse: { name: m[1]!, input: input as Record<string, unknown> } };
+}
+
+/** The content blocks of a user message, as `[[received]]` reports them (system reminders left out). */
+function describe(m: Message): string {
+  if (typeof m.content === 'string') return 'text';
+  return m.content
+    .filter((b) => !(b.type === 'text' && (b.text ?? '').trimStart().startsWith('<system-reminder>')))
+    .map((b) => {
+      if ((b.type === 'image' || b.type === 'document') && b.source) {
+        const bytes = b.source.type === 'base64' && b.source.data ? Buffer.from(b.source.data, 'base64').length : 0;
+        return `${b.type} ${b.source.media_type ?? '?'} ${bytes} bytes`;
+      }
+      return b.type;
+    })
+    .join(', ');
 }
 
 const VOCABULARY = 'the quick brown fox jumps over lazy dogs while seven bright colors fill every open window of a small house by the river'.split(' ');

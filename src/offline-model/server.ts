@@ -48,8 +48,8 @@ function chunks(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [text];
 }
 
-async function respond(res: http.ServerResponse, body: { model?: string; stream?: boolean; messages?: unknown[] }) {
-  const p: Plan = plan((body.messages ?? []) as Parameters<typeof plan>[0]);
+async function respond(res: http.ServerResponse, body: { model?: string; stream?: boolean; messages?: unknown[]; tools?: Array<{ name?: string }> }) {
+  const p: Plan = plan((body.messages ?? []) as Parameters<typeof plan>[0], { tools: Array.isArray(body.tools) ? body.tools : [] });
   if (p.kind === 'fail') {
     sendJson(res, p.status, { type: 'error', error: { type: errorType(p.status), message: p.message } });
     return;

@@ -10,6 +10,7 @@ import type { PermissionRepository } from '../storage/permissions-repo.js';
 import {
   hookAnswerFor,
   needsPerson,
+  allowedByRules,
   ruleFor,
   sameCallSuggestion,
   toolAnswerFor,
@@ -42,6 +43,8 @@ export function createToolHooks(d: {
   settlements: Settlements;
   /** Stores a pending request for the call, arms its expiry and announces it. */
   open(call: ToolCall, suggestions: Suggestion[]): Promise<void>;
+  /** The session's `allowed_tools` (its agent options): calls they cover need no person. */
+  allowedTools?: ((sessionId: string) => Promise<string[]>) | undefined;
   /** Where WebFetch may go (it fetches from the server, outside the sandbox): a URL it refuses is denied in every mode. */
   fetchAllowed?: ((url: unknown) => boolean) | undefined;
   /** Said to the model with a refused fetch. */
@@ -64,6 +67,8 @@ export function createToolHooks(d: {
         };
       }
       if (!needsPerson(call.mode, call.toolName)) return { continue: true };
+      // Allowed by the session's own options: the CLI runs it without asking (its deny rules and sandbox still apply).
+      if (d.allowedTools && allowedByRules(await d.allowedTools(call.sessionId), call.toolName, call.input)) return { continue: true };
       const earlier = await repo.byToolUse(call.sessionId, call.toolUseId);
       if (earlier && earlier.status !== 'pending') return hookAnswerFor(earlier);
       const rule = ruleFor(call.toolName, call.input);

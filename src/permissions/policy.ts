@@ -30,8 +30,9 @@ export interface Suggestion {
   destination: 'session';
 }
 
-/** Tools that never need approval in `default` mode (reading and planning). */
+/** Tools that never need approval in `default` mode (reading and planning; the answer of a turn with an output schema). */
 const READ_ONLY = new Set([
+  'StructuredOutput',
   'Read',
   'Glob',
   'Grep',
@@ -58,6 +59,29 @@ export function needsPerson(mode: string | undefined, toolName: string): boolean
   if (m === 'bypassPermissions' || m === 'dontAsk' || m === 'plan') return false;
   if (READ_ONLY.has(toolName)) return false;
   return !(m === 'acceptEdits' && EDITS.has(toolName));
+}
+
+/**
+ * Whether allow rules in the SDK's `allowedTools` form cover a call: `Tool` (every call of it),
+ * `mcp__server` or `mcp__server__*` (every tool of that MCP server), `Tool(content)` (that exact
+ * command or path) and `Bash(prefix:*)` (commands that start with the prefix).
+ */
+export function allowedByRules(rules: readonly string[], toolName: string, input: Record<string, unknown>): boolean {
+  for (const rule of rules) {
+    const m = /^([^(]+?)(?:\(([\s\S]*)\))?$/.exec(rule.trim());
+    if (!m) continue;
+    const name = m[1]!;
+    const content = m[2];
+    if (content === undefined) {
+      if (name === toolName) return true;
+      if (name.startsWith('mcp__') && (toolName.startsWith(`${name}__`) || (name.endsWith('__*') && toolName.startsWith(name.slice(0, -1))))) return true;
+      continue;
+    }
+    if (name !== toolName) continue;
+    const subject = ruleFor(toolName, input);
+    if (content.endsWith(':*') ? subject.startsWith(content.slice(0, -2)) : subject === content) return true;
+  }
+  return false;
 }
 
 /** The rule that allows "the same call" again: a Bash command, a file, or the tool. */

@@ -153,7 +153,12 @@ export function createApprovals(deps: {
     await events.append(call.sessionId, call.turnId, 'permission_request', presentRequest(row));
   }
 
-  const hooks = createToolHooks({ repo, settlements, open, fetchAllowed: deps.fetchAllowed, fetchRefusal: deps.fetchRefusal });
+  // The tools a session's options let run without asking (SDK allowedTools): the hook lets them through to the CLI, which applies them.
+  const allowedTools = async (sessionId: string): Promise<string[]> => {
+    const row = await sessions.get(sessionId);
+    return row?.options ? ((JSON.parse(row.options) as { allowed_tools?: string[] }).allowed_tools ?? []) : [];
+  };
+  const hooks = createToolHooks({ repo, settlements, open, allowedTools, fetchAllowed: deps.fetchAllowed, fetchRefusal: deps.fetchRefusal });
 
   return {
     preToolUse: (call) => hooks.preToolUse(call),

@@ -50,6 +50,9 @@ export async function importCandidates(
       permission_mode: 'default',
       model: null,
       system_prompt: null,
+      agent_id: null,
+      agent_version: null,
+      options: null,
       started: 1,
     });
   }

@@ -28,10 +28,11 @@ import {
 const tags = ['sessions'];
 const SessionRef = Type.Ref('Session');
 
-export async function sessionRoutes(app: App, opts: { sessions: SessionService; turns: TurnService; stream: StreamSettings }) {
+export async function sessionRoutes(app: App, opts: { sessions: SessionService; turns: TurnService; stream: StreamSettings; promptBodyLimit: number }) {
   const svc = opts.sessions;
 
   app.post('/v1/sessions', {
+    bodyLimit: opts.promptBodyLimit,
     schema: {
       tags,
       operationId: 'createSession',
@@ -136,6 +137,7 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
   });
 
   app.post('/v1/query', {
+    bodyLimit: opts.promptBodyLimit,
     schema: {
       tags: ['turns'],
       operationId: 'query',
@@ -154,8 +156,8 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
     handler: async (req, reply) => {
       const b = req.body;
       const turn = b.session_id
-        ? await opts.turns.start(req.caller, b.session_id, { prompt: b.query, ifBusy: b.if_busy, permissionMode: b.permission_mode })
-        : (await opts.sessions.create(req.caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode })).turn!;
+        ? await opts.turns.start(req.caller, b.session_id, { prompt: b.query, ifBusy: b.if_busy, permissionMode: b.permission_mode, outputSchema: b.output_schema })
+        : (await opts.sessions.create(req.caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode }, { outputSchema: b.output_schema })).turn!;
       if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
       const t = presentTurn(req.query.wait ? await opts.turns.wait(turn.turn_id) : turn);
       const body = {
@@ -167,6 +169,7 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
         duration_ms: t.duration_ms,
         cost_usd: t.cost_usd,
         usage: t.usage,
+        structured_output: t.structured_output,
       };
       return reply.code(req.query.wait ? 200 : 202).send(body);
     },

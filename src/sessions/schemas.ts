@@ -4,7 +4,8 @@
  */
 import { Type, type Static } from 'typebox';
 
-import { PermissionModeSchema, SessionStatusSchema, UsageSchema, Uuid } from '../schemas.js';
+import { AgentOptionsInputFields, AgentOptionsViewSchema, ModelNameSchema, PermissionModeSchema, SessionStatusSchema, UsageSchema, Uuid } from '../schemas.js';
+import { PromptSchema } from '../turns/schemas.js';
 
 export { PermissionModeSchema, SessionParamsSchema, Uuid } from '../schemas.js';
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -32,24 +33,28 @@ export const SessionSchema = Type.Object(
     tag: Nullable(Type.String()),
     permission_mode: PermissionModeSchema,
     model: Nullable(Type.String()),
+    agent: Type.Union([Type.Object({ agent_id: Type.String({ format: 'uuid' }), version: Type.Integer() }), Type.Null()], {
+      description: 'The agent version the session was made from (null: none); a newer version applies to new sessions only',
+    }),
+    options: { ...AgentOptionsViewSchema, description: "The session's options: its agent's, with the session's own over them; secrets read {\"secret\": true}" },
   },
   { $id: 'Session' },
 );
 export type Session = Static<typeof SessionSchema>;
 
 const Name = Type.String({ minLength: 1, maxLength: 200 });
-const Prompt = Type.String({ minLength: 1, description: 'Text sent to Claude verbatim' });
 
 export const CreateSessionBodySchema = Type.Object(
   {
     session_name: Type.Optional(Name),
     project: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
-    prompt: Type.Optional(Prompt),
+    prompt: Type.Optional(PromptSchema),
     permission_mode: Type.Optional(PermissionModeSchema),
-    // Never a leading "-": the model becomes an argument of the CLI, and must not look like a flag.
-    model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9][A-Za-z0-9._:\\[\\]-]*$' })),
-    system_prompt: Type.Optional(Type.String({ minLength: 1, maxLength: 20_000 })),
+    model: Type.Optional(ModelNameSchema),
     user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    agent_id: Type.Optional(Type.String({ format: 'uuid', description: 'Start from this agent (its options, model and mode; the fields below override them)' })),
+    agent_version: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'That version of the agent (default: its newest)' })),
+    ...AgentOptionsInputFields,
   },
   { additionalProperties: false },
 );

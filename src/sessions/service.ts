@@ -23,10 +23,16 @@ import type { Cluster } from '../cluster/cluster.js';
 import type { PurgeHere } from './purge.js';
 import { lastFinishedMessage } from './fork-point.js';
 import { importCandidates } from './import.js';
+import type { AgentService } from '../agents/service.js';
+import { preparePrompt } from '../turns/prompt.js';
+import { applyOptions, viewOptions } from '../agents/options.js';
+import { claimable, type AgentOptions } from '../claude/agent-options.js';
+import { AGENT_OPTION_KEYS, type AgentOptionsInput } from '../schemas.js';
 import type { CreateSessionBody, ForkBody, ImportBody, ListSessionsQuery, PatchSessionBody, Session } from './schemas.js';
 
 export interface SessionService {
-  create(caller: Caller, body: CreateSessionBody): Promise<{ session: Session; turn: TurnRow | null }>;
+  /** `firstTurn`: what the first turn (with `prompt`) has of its own. */
+  create(caller: Caller, body: CreateSessionBody, firstTurn?: { outputSchema?: Record<string, unknown> | undefined }): Promise<{ session: Session; turn: TurnRow | null }>;
   list(caller: Caller, q: ListSessionsQuery): Promise<{ sessions: Session[]; next_cursor: string | null }>;
   get(caller: Caller, sessionId: string): Promise<Session>;
   patch(caller: Caller, sessionId: string, body: PatchSessionBody): Promise<Session>;
@@ -41,10 +47,12 @@ export interface SessionService {
 }
 
 export interface SessionServiceDeps {
-  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes' | 'interruptGraceMs'>;
+  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes' | 'interruptGraceMs' | 'maxAttachmentBytes' | 'maxAttachments'>;
   sessions: SessionRepository;
   turns: TurnRepository;
   turnService: TurnService;
+  /** The agents sessions start from, and the checks of a session's own options. */
+  agents: Pick<AgentService, 'choose' | 'check'>;
   engine: Pick<TurnEngine, 'newSessionId' | 'release' | 'cancel' | 'interrupt' | 'waitFor'>;
   claude: ClaudeSessions;
   workspace: Workspaces;
@@ -106,6 +114,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       tag: row.tag,
       permission_mode: row.permission_mode as PermissionMode,
       model: row.model,
+      agent: row.agent_id ? { agent_id: row.agent_id, version: Number(row.agent_version) } : null,
+      options: viewOptions(row.options ? (JSON.parse(row.options) as AgentOptions) : null),
     };
   }
 
@@ -141,19 +151,26 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   }
 
   return {
-    async create(caller, body) {
+    async create(caller, body, firstTurn) {
       const userId = ownerFor(caller, body.user_id);
-      const mode: PermissionMode = body.permission_mode ?? 'default';
-      assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
-      if (body.prompt !== undefined && body.prompt.length > config.maxPromptChars) {
-        throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${body.prompt.length} characters; the limit is ${config.maxPromptChars}`);
+      if (body.agent_version !== undefined && body.agent_id === undefined) {
+        throw new AppError('INVALID_REQUEST', 'agent_version needs agent_id', { details: { field: 'body.agent_version' } });
       }
+      const agent = body.agent_id ? await deps.agents.choose(caller, userId, body.agent_id, body.agent_version) : null;
+      // The session's own options over its agent's: env and MCP servers add to the agent's by name.
+      const own = Object.fromEntries(Object.entries(body).filter(([k]) => (AGENT_OPTION_KEYS as string[]).includes(k))) as AgentOptionsInput;
+      deps.agents.check(own, 'body');
+      const options = applyOptions(agent?.options ?? null, own, { mergeMaps: true });
+      const mode: PermissionMode = body.permission_mode ?? agent?.permissionMode ?? 'default';
+      assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
+      // A prompt that will be refused is refused before anything is written.
+      if (body.prompt !== undefined) preparePrompt(body.prompt, config);
       // In the owner's own folder: no two users' sessions share a working directory.
       const { project, cwd } = workspace.forUser(userId).resolve(body.project);
       const now = monotonicNow();
       const row: SessionRow = {
         // The SDK's UUID, chosen up front (bound to a prewarmed spare process when one is ready).
-        session_id: engine.newSessionId(),
+        session_id: engine.newSessionId(claimable(options, undefined)),
         user_id: userId,
         session_name: body.session_name ?? null,
         status: 'active',
@@ -163,15 +180,18 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         first_prompt: null,
         tag: null,
         permission_mode: mode,
-        model: body.model ?? null,
-        system_prompt: body.system_prompt ?? null,
+        model: body.model ?? agent?.model ?? null,
+        system_prompt: null,
+        agent_id: agent?.agentId ?? null,
+        agent_version: agent?.version ?? null,
+        options: Object.keys(options).length > 0 ? JSON.stringify(options) : null,
         started: 0,
       };
       await sessions.insert(row);
       let turn: TurnRow | null = null;
       if (body.prompt !== undefined) {
         try {
-          turn = await turnService.startOn(row, { prompt: body.prompt });
+          turn = await turnService.startOn(row, { prompt: body.prompt, outputSchema: firstTurn?.outputSchema });
         } catch (err) {
           // A refused first turn (capacity, shutdown) leaves no session behind.
           await sessions.remove(row.session_id);

@@ -192,6 +192,59 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('events_fold_created').on('events').column('created_at').where(sql.ref('transient'), '=', 3).execute();
     },
   },
+  '0009_agents': {
+    async up(db: Kysely<any>) {
+      // Agents: a named configuration a user's sessions start from. Every change is a new version;
+      // old versions stay readable, and a session keeps the version it was made with.
+      await db.schema
+        .createTable('agents')
+        .addColumn('agent_id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(200)', (c) => c.notNull())
+        .addColumn('shared', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('latest_version', 'integer', (c) => c.notNull())
+        .addColumn('archived_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('agents_user_updated').on('agents').columns(['user_id', 'updated_at', 'agent_id']).execute();
+      await db.schema.createIndex('agents_shared_updated').on('agents').columns(['shared', 'updated_at', 'agent_id']).execute();
+      await db.schema
+        .createTable('agent_versions')
+        .addColumn('agent_id', 'varchar(36)', (c) => c.notNull().references('agents.agent_id').onDelete('cascade'))
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        // JSON text: the options, secret values included (never returned).
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'varchar(200)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('agent_versions_pk', ['agent_id', 'version'])
+        .execute();
+      // A session's agent (if any), and the options it runs with: the agent version's merged with the session's own.
+      await db.schema.alterTable('sessions').addColumn('agent_id', 'varchar(36)').execute();
+      await db.schema.alterTable('sessions').addColumn('agent_version', 'integer').execute();
+      await db.schema.alterTable('sessions').addColumn('options', 'text').execute();
+      // A prompt with attachments (its content blocks, JSON), a turn's own output schema, and its structured result.
+      await db.schema.alterTable('turns').addColumn('content', 'text').execute();
+      await db.schema.alterTable('turns').addColumn('output_schema', 'text').execute();
+      await db.schema.alterTable('turns').addColumn('structured_output', 'text').execute();
+      // What the attachments are (type, media type, size), shown without reading the content.
+      await db.schema.alterTable('turns').addColumn('attachments', 'text').execute();
+      // Until now a session's system_prompt was appended to Claude Code's own: it becomes append_system_prompt.
+      const rows = (await db.selectFrom('sessions').select(['session_id', 'system_prompt']).where('system_prompt', 'is not', null).execute()) as Array<{
+        session_id: string;
+        system_prompt: string;
+      }>;
+      for (const r of rows) {
+        await db
+          .updateTable('sessions')
+          .set({ options: JSON.stringify({ append_system_prompt: r.system_prompt }), system_prompt: null })
+          .where('session_id', '=', r.session_id)
+          .execute();
+      }
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

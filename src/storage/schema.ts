@@ -22,7 +22,13 @@ export interface SessionsTable {
   tag: string | null;
   permission_mode: string;
   model: string | null;
+  /** Unused since agents (0009 moved it into `options` as append_system_prompt). */
   system_prompt: string | null;
+  /** The agent the session was made from, and its version (null: none). */
+  agent_id: string | null;
+  agent_version: number | null;
+  /** JSON text of the session's options (claude/agent-options), secret values included; null: none. */
+  options: string | null;
   /** 1 once the CLI has written a transcript for this session (first turn, import, fork). */
   started: number;
 }
@@ -49,6 +55,14 @@ export interface TurnsTable {
   seq: number;
   /** The server process (replica) that runs or ran it. */
   runner_id: string | null;
+  /** JSON text of the prompt's content blocks when it has attachments (null: the prompt is plain text). */
+  content: string | null;
+  /** JSON text of the attachments' summary: [{type, media_type, bytes}] (null: none). */
+  attachments: string | null;
+  /** JSON text of the turn's own output schema (null: the session's, if any). */
+  output_schema: string | null;
+  /** JSON text of the turn's structured result (with an output schema). */
+  structured_output: string | null;
 }
 
 export interface EventsTable {
@@ -125,7 +139,33 @@ export interface SessionLeasesTable {
   expires_at: number;
 }
 
+export interface AgentsTable {
+  agent_id: string;
+  /** The owner; for a shared agent, the admin who made it. */
+  user_id: string;
+  /** 1: every user may use it (made by an admin). */
+  shared: number;
+  name: string;
+  latest_version: number;
+  archived_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AgentVersionsTable {
+  agent_id: string;
+  version: number;
+  name: string;
+  description: string | null;
+  /** JSON text of the options, secret values included. */
+  config: string;
+  created_by: string;
+  created_at: number;
+}
+
 export interface Database {
+  agents: AgentsTable;
+  agent_versions: AgentVersionsTable;
   session_leases: SessionLeasesTable;
   transcript_entries: TranscriptEntriesTable;
   api_keys: ApiKeysTable;

@@ -40,7 +40,7 @@ export interface SessionRepository {
   /**
    * Removes what a session holds of its conversation, in one transaction: its events, turns,
    * permission requests and rules; the row stays as a tombstone
-   * (status `deleted`, totals kept) with its prompt, name, tag and system prompt cleared.
+   * (status `deleted`, totals kept) with its prompt, name, tag and options (secrets too) cleared.
    */
   purge(sessionId: string): Promise<void>;
   /** Adds a finished turn's figures to the session's totals. */
@@ -139,7 +139,7 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
         }
         await tx
           .updateTable('sessions')
-          .set({ status: 'deleted', session_name: null, first_prompt: null, tag: null, system_prompt: null, started: 0 })
+          .set({ status: 'deleted', session_name: null, first_prompt: null, tag: null, system_prompt: null, options: null, started: 0 })
           .where('session_id', '=', sessionId)
           .execute();
       });

@@ -66,7 +66,18 @@ export interface TurnRepository {
 }
 
 /** The columns a turn's end sets (the common case, compiled once). */
-const END_KEYS = ['status', 'result', 'error_code', 'error_message', 'finished_at', 'duration_ms', 'cost_usd', 'input_tokens', 'output_tokens'] as const;
+const END_KEYS = [
+  'status',
+  'result',
+  'error_code',
+  'error_message',
+  'finished_at',
+  'duration_ms',
+  'cost_usd',
+  'input_tokens',
+  'output_tokens',
+  'structured_output',
+] as const;
 const NEW_KEYS = [
   'turn_id',
   'session_id',
@@ -85,6 +96,10 @@ const NEW_KEYS = [
   'input_tokens',
   'output_tokens',
   'runner_id',
+  'content',
+  'attachments',
+  'output_schema',
+  'structured_output',
 ] as const satisfies ReadonlyArray<keyof NewTurn>;
 
 export function createTurnRepository(db: Kysely<Database>): TurnRepository {

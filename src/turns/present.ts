@@ -22,5 +22,7 @@ export function presentTurn(r: TurnRow): Turn {
     duration_ms: r.duration_ms === null ? null : Number(r.duration_ms),
     cost_usd: r.cost_usd === null ? null : Number(r.cost_usd),
     usage: r.input_tokens === null ? null : { input_tokens: Number(r.input_tokens), output_tokens: Number(r.output_tokens ?? 0) },
+    attachments: r.attachments ? (JSON.parse(r.attachments) as Turn['attachments']) : [],
+    structured_output: r.structured_output === null ? null : (JSON.parse(r.structured_output) as unknown),
   };
 }

@@ -27,10 +27,11 @@ const turnOrStream = {
   content: { 'application/json': { schema: Type.Ref('Turn') }, 'text/event-stream': { schema: Type.String() } },
 };
 
-export async function turnRoutes(app: App, opts: { turns: TurnService; stream: StreamSettings }) {
+export async function turnRoutes(app: App, opts: { turns: TurnService; stream: StreamSettings; promptBodyLimit: number }) {
   const svc = opts.turns;
 
   app.post('/v1/sessions/:session_id/turns', {
+    bodyLimit: opts.promptBodyLimit,
     schema: {
       tags,
       operationId: 'startTurn',
@@ -45,6 +46,7 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; stream: S
         prompt: req.body.prompt,
         ifBusy: req.body.if_busy,
         permissionMode: req.body.permission_mode,
+        outputSchema: req.body.output_schema,
       });
       if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
       if (!req.query.wait) return reply.code(202).send(presentTurn((await svc.get(req.caller, turn.session_id, turn.turn_id)) ?? turn));

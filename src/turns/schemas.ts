@@ -3,10 +3,41 @@
  * The Turn resource and the bodies of the turn routes.
  */
 import { Type, type Static } from 'typebox';
-import { PermissionModeSchema, TurnStatusSchema, Uuid, UsageSchema } from '../schemas.js';
+import { OutputSchemaSchema, PermissionModeSchema, TurnStatusSchema, Uuid, UsageSchema } from '../schemas.js';
 import { TurnErrorSchema } from '../errors.js';
 
 const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+export const AttachmentSummarySchema = Type.Object({
+  type: Type.Union([Type.Literal('image'), Type.Literal('document')]),
+  media_type: Type.String(),
+  bytes: Type.Integer({ description: 'Decoded size' }),
+});
+export type AttachmentSummary = Static<typeof AttachmentSummarySchema>;
+
+const Base64Source = Type.Object(
+  {
+    type: Type.Literal('base64'),
+    media_type: Type.String({ minLength: 1, maxLength: 100, description: 'image/png, image/jpeg, image/gif, image/webp; application/pdf for a document' }),
+    data: Type.String({ minLength: 1, description: 'The bytes, base64' }),
+  },
+  { additionalProperties: false },
+);
+export const ContentBlockSchema = Type.Union([
+  Type.Object({ type: Type.Literal('text'), text: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('image'), source: Base64Source }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('document'), source: Base64Source, title: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }),
+]);
+export type ContentBlock = Static<typeof ContentBlockSchema>;
+
+/** A prompt: text sent verbatim, or content blocks (text, images, PDF documents) as the Messages API takes them. */
+export const PromptSchema = Type.Union(
+  [Type.String({ minLength: 1, description: 'Text sent to Claude verbatim' }), Type.Array(ContentBlockSchema, { minItems: 1, maxItems: 200 })],
+  { description: 'Text, or a list of content blocks: text, image and document (base64, with its media type)' },
+);
+export type Prompt = Static<typeof PromptSchema>;
+
+const TurnOutputSchema = Type.Optional({ ...OutputSchemaSchema, description: "This turn's output schema (instead of the session's)" });
 const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
 
 export const TurnSchema = Type.Object(
@@ -23,6 +54,8 @@ export const TurnSchema = Type.Object(
     duration_ms: NullableNumber,
     cost_usd: NullableNumber,
     usage: Type.Union([UsageSchema, Type.Null()]),
+    attachments: Type.Array(AttachmentSummarySchema, { description: "The prompt's images and documents (their content is not repeated here)" }),
+    structured_output: Type.Unknown({ description: 'With an output schema: the answer, validated against it (null otherwise)' }),
   },
   { $id: 'Turn' },
 );
@@ -34,7 +67,8 @@ export type IfBusy = Static<typeof IfBusySchema>;
 
 export const StartTurnBodySchema = Type.Object(
   {
-    prompt: Type.String({ minLength: 1, description: 'Text sent to Claude verbatim' }),
+    prompt: PromptSchema,
+    output_schema: TurnOutputSchema,
     if_busy: {
       ...IfBusySchema,
       default: 'reject',
@@ -80,7 +114,8 @@ export const TurnListSchema = Type.Object({
 export const QueryBodySchema = Type.Object(
   {
     session_id: Type.Optional(Uuid),
-    query: Type.String({ minLength: 1, description: 'The prompt' }),
+    query: { ...PromptSchema, description: 'The prompt: text, or content blocks' },
+    output_schema: TurnOutputSchema,
     project: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'For a new session (no session_id)' })),
     permission_mode: Type.Optional(PermissionModeSchema),
     if_busy: Type.Optional(IfBusySchema),
@@ -98,4 +133,5 @@ export const QueryResultSchema = Type.Object({
   duration_ms: NullableNumber,
   cost_usd: NullableNumber,
   usage: Type.Union([UsageSchema, Type.Null()]),
+  structured_output: Type.Unknown({ description: 'With an output schema: the answer, validated against it (null otherwise)' }),
 });

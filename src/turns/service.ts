@@ -14,12 +14,15 @@ import type { Workspaces } from '../workspace/workspace.js';
 import { ownedSession, type Caller } from '../auth/access.js';
 import type { TurnEngine } from './engine/index.js';
 import type { StartTurnBody } from './schemas.js';
+import { preparePrompt } from './prompt.js';
+import { checkOutputSchema } from '../agents/options.js';
 
 /** A turn's body (derived from its schema) with the server's own names. */
 export interface StartTurnInput {
   prompt: StartTurnBody['prompt'];
   ifBusy?: StartTurnBody['if_busy'] | undefined;
   permissionMode?: StartTurnBody['permission_mode'] | undefined;
+  outputSchema?: StartTurnBody['output_schema'] | undefined;
 }
 
 export interface TurnService {
@@ -42,7 +45,7 @@ export interface TurnService {
 }
 
 export interface TurnServiceDeps {
-  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes'>;
+  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes' | 'maxAttachmentBytes' | 'maxAttachments'>;
   sessions: SessionRepository;
   turns: TurnRepository;
   engine: TurnEngine;
@@ -98,9 +101,8 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
 
   async function startOn(session: SessionRow, input: StartTurnInput): Promise<TurnRow> {
     if (session.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${session.session_id} is deleted`);
-    if (input.prompt.length > config.maxPromptChars) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${input.prompt.length} characters; the limit is ${config.maxPromptChars}`);
-    }
+    const prompt = preparePrompt(input.prompt, config);
+    if (input.outputSchema) checkOutputSchema(input.outputSchema, 'body.output_schema');
     const mode = input.permissionMode ?? (session.permission_mode as PermissionMode);
     assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
     const guarded = deps.guard(session);
@@ -111,7 +113,14 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
         details: { path: transcript },
       });
     }
-    return engine.submit(session, { prompt: input.prompt, ifBusy: input.ifBusy ?? 'reject', permissionMode: mode });
+    return engine.submit(session, {
+      prompt: prompt.text,
+      content: prompt.content,
+      attachments: prompt.attachments,
+      outputSchema: input.outputSchema ? JSON.stringify(input.outputSchema) : null,
+      ifBusy: input.ifBusy ?? 'reject',
+      permissionMode: mode,
+    });
   }
 
   async function ownedTurn(caller: Caller, sessionId: string, turnId: string): Promise<TurnRow> {

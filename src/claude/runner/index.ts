@@ -16,6 +16,7 @@ import type { ClaudeRunner, RunnerOptions, TurnSpec } from './types.js';
 import { createQueryOptions } from './query-options.js';
 import { createWarmPool } from './warm-pool.js';
 import { createSparePool } from './spare-pool.js';
+import { claimable, optionsKey, outputSchemaOf } from '../agent-options.js';
 
 export type * from './types.js';
 export { childEnv, SERVER_ONLY_ENV, sweepTmpDir } from './child-env.js';
@@ -30,7 +31,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   const wantInterrupt = new Map<string, { code: string; message: string } | undefined>();
   let closing = false;
   const onEnd = (s: LiveSession) => warm.onEnd(s);
-  const fingerprint = (spec: TurnSpec) => ({ model: spec.model ?? null, systemPrompt: spec.systemPrompt ?? null });
+  const fingerprint = (spec: TurnSpec) => ({ model: spec.model ?? null, options: optionsKey(spec.options, { outputSchema: spec.outputSchema }) });
 
   function startCold(spec: TurnSpec): LiveSession {
     assertRealFolder(spec.cwd);
@@ -85,7 +86,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       });
     }, opts.turnTimeoutMs);
     try {
-      const turn = s.runTurn(spec.continueDeferred ? null : spec.prompt, spec.onMessage ?? (() => {}));
+      const turn = s.runTurn(spec.continueDeferred ? null : (spec.content ?? spec.prompt), spec.onMessage ?? (() => {}));
       starting.delete(spec.sessionId);
       if (wantInterrupt.has(spec.sessionId)) {
         const reason = wantInterrupt.get(spec.sessionId);
@@ -106,8 +107,8 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     let s = warm.take(id);
     // A deferred call is taken up by a resumed process, as the SDK documents it; the old one
     // must be gone first (waited for below), or its exit would write to the transcript under the new one.
-    const stale =
-      s && (spec.continueDeferred || !s.alive || s.fingerprint.model !== (spec.model ?? null) || s.fingerprint.systemPrompt !== (spec.systemPrompt ?? null));
+    const want = fingerprint(spec);
+    const stale = s && (spec.continueDeferred || !s.alive || s.fingerprint.model !== want.model || s.fingerprint.options !== want.options);
     if (s && (stale || !(await s.setMode(spec.permissionMode)))) {
       warm.drop(id, true);
       s = undefined;
@@ -117,7 +118,8 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       return s;
     }
     await opts.beforeStart?.(spec);
-    const spare = spec.resume ? (spares.drop(id), null) : spares.take(id);
+    // A spare takes only what a claim can set: other options need a process started with them.
+    const spare = spec.resume || !claimable(spec.options, { outputSchema: spec.outputSchema }) ? (spares.drop(id), null) : spares.take(id);
     if (spare) return startFromSpare(spare, spec);
     // The session's previous process (closed for whatever reason) ends first.
     const previous = warm.latest(id);
@@ -142,6 +144,14 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       throw new AppError('SESSION_NOT_FOUND', `the Claude Code CLI has no conversation with session id ${spec.sessionId} for ${spec.cwd}`);
     }
     if (outcome.status === 'failed' && !s.alive) warm.forget(s);
+    if (outcome.status === 'succeeded' && !outcome.deferred && outcome.structuredOutput === undefined && outputSchemaOf(spec.options, spec)) {
+      // The CLI gave up asking for an answer that matches the schema (it ends such a turn as a success).
+      outcome = {
+        ...outcome,
+        status: 'failed',
+        error: { code: 'STRUCTURED_OUTPUT_INVALID', message: `the model gave no answer that matches the output schema: ${outcome.result ?? ''}`.trim() },
+      };
+    }
     if (outcome.deferred) {
       // The turn waits for a person; its continuation runs in a resumed process, so this one goes.
       warm.drop(spec.sessionId, true);

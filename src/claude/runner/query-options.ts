@@ -8,6 +8,7 @@
 import type { Options, SpareProcess } from '@anthropic-ai/claude-agent-sdk';
 import type { PreToolUseHookInput, RunnerOptions, TurnSpec } from './types.js';
 import { childEnv, sessionTmpDir } from './child-env.js';
+import { agentEnv, agentSdkOptions, turnBudget } from '../agent-options.js';
 
 export interface QueryOptions {
   /** Options every process gets, whatever the session (`sessionId` names it to the callbacks). */
@@ -73,7 +74,12 @@ export function createQueryOptions(opts: RunnerOptions, onSpawn: (sessionId: str
         if (spec.title) o.title = spec.title;
       }
       if (spec.model) o.model = spec.model;
-      if (spec.systemPrompt) o.systemPrompt = { type: 'preset', preset: 'claude_code', append: spec.systemPrompt };
+      Object.assign(o, agentSdkOptions(spec.options, { outputSchema: spec.outputSchema }, o.disallowedTools));
+      const budget = turnBudget(opts.maxBudgetUsd, spec.options);
+      if (budget !== undefined) o.maxBudgetUsd = budget;
+      // The agent's variables, under the server's own (their names were checked on the way in).
+      const env = agentEnv(spec.options);
+      if (Object.keys(env).length > 0) o.env = { ...env, ...o.env };
       return o;
     },
     claim(spec) {
@@ -81,7 +87,7 @@ export function createQueryOptions(opts: RunnerOptions, onSpawn: (sessionId: str
         cwd: spec.cwd,
         permissionMode: spec.permissionMode,
         ...(spec.model ? { model: spec.model } : {}),
-        ...(spec.systemPrompt ? { appendSystemPrompt: spec.systemPrompt } : {}),
+        ...(spec.options?.append_system_prompt ? { appendSystemPrompt: spec.options.append_system_prompt } : {}),
         ...(spec.title ? { title: spec.title } : {}),
       };
     },

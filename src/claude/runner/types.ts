@@ -6,6 +6,7 @@ import type { CanUseTool, Options, PreToolUseHookInput, SDKMessage } from '@anth
 import type { PermissionMode } from '../permission-mode.js';
 import type { TurnOutcome } from '../live-session.js';
 import type { ProcessRegistry } from '../processes.js';
+import type { AgentOptions } from '../agent-options.js';
 
 export type { TurnOutcome } from '../live-session.js';
 export type { PreToolUseHookInput } from '@anthropic-ai/claude-agent-sdk';
@@ -76,11 +77,16 @@ export interface TurnSpec {
   userId?: string;
   cwd: string;
   prompt: string;
+  /** The prompt as content blocks (text, images, documents) when it has attachments; `prompt` is then its text. */
+  content?: ReadonlyArray<Record<string, unknown>> | null | undefined;
   /** false for the first turn of a session (the CLI creates it with this id). */
   resume: boolean;
   permissionMode: PermissionMode;
   model?: string | null | undefined;
-  systemPrompt?: string | null | undefined;
+  /** The session's agent options (system prompt, tools, MCP servers, limits, environment). */
+  options?: AgentOptions | null | undefined;
+  /** The turn's own output schema (else the session's, if any). */
+  outputSchema?: Record<string, unknown> | null | undefined;
   /** Title for a new session. */
   title?: string | null | undefined;
   /** Receives every SDK message of the turn as it arrives (awaited: messages stay in order). */

@@ -42,7 +42,8 @@ export interface TurnEngine {
   /** Cancels a queued turn. */
   cancel(turn: TurnRow): Promise<TurnRow>;
   /** A session id for a new session: bound to a prewarmed spare when one is ready. */
-  newSessionId(): string;
+  /** A new session's id: one bound to a prewarmed spare when `spare` (its options let a spare serve it) and one is ready. */
+  newSessionId(spare?: boolean): string;
   /** Lets a session's warm process go (deleted session). */
   release(sessionId: string): void;
   /** Restarts and other replicas (start-up recovery and the cluster call these). */
@@ -101,8 +102,8 @@ export function createTurnEngine(deps: TurnEngineDeps): TurnEngine {
       return row;
     },
 
-    newSessionId() {
-      return runner.reserveSpare() ?? randomUUID();
+    newSessionId(spare = true) {
+      return (spare ? runner.reserveSpare() : null) ?? randomUUID();
     },
 
     release(sessionId) {

@@ -74,6 +74,16 @@ export function createRunTurn(ctx: EngineContext): RunTurn {
   };
 }
 
+const parseJson = (s: string | null): unknown => (s === null ? null : JSON.parse(s));
+
+/** The MCP servers an init message reports as not connected (null: none, or not an init message). */
+function failedMcpServers(m: unknown): Array<{ name: string; status: string }> | null {
+  const msg = m as { type?: string; subtype?: string; mcp_servers?: Array<{ name: string; status: string }> };
+  if (msg.type !== 'system' || msg.subtype !== 'init' || !msg.mcp_servers) return null;
+  const bad = msg.mcp_servers.filter((s) => s.status !== 'connected').map((s) => ({ name: s.name, status: s.status }));
+  return bad.length > 0 ? bad : null;
+}
+
 /** Sends the turn to the CLI (or decides it cannot run) and returns its first outcome. */
 async function start(ctx: EngineContext, run: ClaimedRun, session: SessionRow, spec: TurnSpec, announced: Promise<void>): Promise<TurnOutcome> {
   const { turn, startedAt } = run;
@@ -132,7 +142,9 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
     resume: Boolean(session.started),
     permissionMode: (turn.permission_mode ?? session.permission_mode) as PermissionMode,
     model: session.model,
-    systemPrompt: session.system_prompt,
+    options: parseJson(session.options) as TurnSpec['options'],
+    content: parseJson(turn.content) as TurnSpec['content'],
+    outputSchema: parseJson(turn.output_schema) as TurnSpec['outputSchema'],
     title: session.session_name,
     onMessage: (m: unknown) => {
       if (!firstEvent) {
@@ -142,6 +154,16 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
       // Not awaited: the log keeps the session's events in order, and the CLI's output keeps flowing.
       const e = events.append(turn.session_id, turn.turn_id, 'message', m);
       if (e instanceof Promise) e.catch((err: unknown) => log.error({ err, turn_id: turn.turn_id }, 'could not log an event'));
+      // An MCP server that could not start is said on the turn at once (the turn goes on without its tools).
+      const failed = spec.options?.mcp_servers ? failedMcpServers(m) : null;
+      if (failed) {
+        const f = events.append(turn.session_id, turn.turn_id, 'error', {
+          code: 'MCP_SERVER_FAILED',
+          message: `MCP server${failed.length > 1 ? 's' : ''} ${failed.map((n) => `"${n.name}" (${n.status})`).join(', ')} could not be reached; the turn goes on without ${failed.length > 1 ? 'their' : 'its'} tools`,
+          servers: failed,
+        });
+        if (f instanceof Promise) f.catch((err: unknown) => log.error({ err, turn_id: turn.turn_id }, 'could not log an event'));
+      }
     },
   };
   const first = await start(ctx, run, session, spec, announced);
@@ -160,6 +182,7 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
     cost_usd: outcome.costUsd,
     input_tokens: outcome.inputTokens,
     output_tokens: outcome.outputTokens,
+    structured_output: outcome.structuredOutput === undefined ? null : JSON.stringify(outcome.structuredOutput),
   };
   // The turn no longer counts against the bounds once its outcome is known, before it is
   // visible as ended: a client that saw it end may start the next one at once.
@@ -182,6 +205,7 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
     cost_usd: done.cost_usd,
     input_tokens: done.input_tokens,
     output_tokens: done.output_tokens,
+    structured_output: done.structured_output,
   });
   if (!recorded) {
     // Another replica took the session over (this one lost its lease): its record stands, and

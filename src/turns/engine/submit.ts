@@ -23,6 +23,12 @@ import type { InterruptTurn } from './interrupt.js';
 
 export interface SubmitInput {
   prompt: string;
+  /** JSON text of the prompt's content blocks, when it has attachments. */
+  content?: string | null | undefined;
+  /** JSON text of the attachments' summary. */
+  attachments?: string | null | undefined;
+  /** JSON text of the turn's own output schema. */
+  outputSchema?: string | null | undefined;
   ifBusy: IfBusy;
   permissionMode: PermissionMode;
 }
@@ -156,6 +162,10 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
       input_tokens: null,
       output_tokens: null,
       runner_id: null,
+      content: input.content ?? null,
+      attachments: input.attachments ?? null,
+      output_schema: input.outputSchema ?? null,
+      structured_output: null,
     };
     const first = await promptFirst(session, base);
     if (first) return first;

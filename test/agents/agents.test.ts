@@ -1,0 +1,248 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { call, useApp, waitForTurn } from '../helper.js';
+
+const MCP = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'mcp-server.mjs');
+const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789,root:key-root-0123456789', ADMIN_USERS: 'root' };
+const ALICE = { authorization: 'Bearer key-alice-0123456789' };
+const BOB = { authorization: 'Bearer key-bob-0123456789' };
+const ROOT = { authorization: 'Bearer key-root-0123456789' };
+
+describe('agents: the resource (versions, archive, ownership, checks)', () => {
+  const t = useApp({ env: { ...keysEnv, MCP_ALLOWED_COMMANDS: MCP, SANDBOX_NETWORK: 'mcp.example.com' } });
+
+  it('create, read, update (a new version each time, old ones readable), list, archive and restore', async () => {
+    const made = await call(
+      t.app,
+      'POST',
+      '/v1/agents',
+      { name: 'reviewer', description: 'reads code', append_system_prompt: 'Be brief.', max_turns: 5, allowed_tools: ['Read'], model: 'claude-x-1' },
+      ALICE,
+    );
+    expect(made.status).toBe(201);
+    expect(made.body).toMatchObject({
+      name: 'reviewer',
+      version: 1,
+      latest_version: 1,
+      user_id: 'alice',
+      shared: false,
+      archived: false,
+      append_system_prompt: 'Be brief.',
+      max_turns: 5,
+      allowed_tools: ['Read'],
+      model: 'claude-x-1',
+      permission_mode: null,
+    });
+    const id = made.body.agent_id;
+    const v2 = await call(t.app, 'PATCH', `/v1/agents/${id}`, { max_turns: 9, append_system_prompt: null, expected_version: 1 }, ALICE);
+    expect(v2.status).toBe(200);
+    expect(v2.body).toMatchObject({ version: 2, latest_version: 2, max_turns: 9, name: 'reviewer', allowed_tools: ['Read'] });
+    expect(v2.body.append_system_prompt).toBeUndefined();
+    // The old version is unchanged and readable; the agent reads as its newest.
+    expect((await call(t.app, 'GET', `/v1/agents/${id}/versions/1`, undefined, ALICE)).body).toMatchObject({ version: 1, max_turns: 5, append_system_prompt: 'Be brief.' });
+    expect((await call(t.app, 'GET', `/v1/agents/${id}`, undefined, ALICE)).body).toMatchObject({ version: 2, max_turns: 9 });
+    const versions = (await call(t.app, 'GET', `/v1/agents/${id}/versions?limit=1`, undefined, ALICE)).body;
+    expect(versions.versions.map((v: any) => v.version)).toEqual([2]);
+    const older = (await call(t.app, 'GET', `/v1/agents/${id}/versions?limit=1&cursor=${versions.next_cursor}`, undefined, ALICE)).body;
+    expect([older.versions.map((v: any) => v.version), older.next_cursor]).toEqual([[1], null]);
+    // An update made against a version that is no longer the newest is refused, and writes nothing.
+    const stale = await call(t.app, 'PATCH', `/v1/agents/${id}`, { max_turns: 1, expected_version: 1 }, ALICE);
+    expect([stale.status, stale.body.error.code]).toEqual([409, 'AGENT_CHANGED']);
+    expect((await call(t.app, 'GET', `/v1/agents/${id}`, undefined, ALICE)).body.version).toBe(2);
+    expect((await call(t.app, 'GET', `/v1/agents/${id}/versions/3`, undefined, ALICE)).status).toBe(404);
+
+    expect((await call(t.app, 'GET', '/v1/agents', undefined, ALICE)).body.agents.map((a: any) => a.agent_id)).toContain(id);
+    const archived = await call(t.app, 'DELETE', `/v1/agents/${id}`, undefined, ALICE);
+    expect(archived.body).toMatchObject({ archived: true, version: 2 });
+    expect((await call(t.app, 'GET', '/v1/agents', undefined, ALICE)).body.agents.map((a: any) => a.agent_id)).not.toContain(id);
+    expect((await call(t.app, 'GET', '/v1/agents?archived=true', undefined, ALICE)).body.agents.map((a: any) => a.agent_id)).toContain(id);
+    const refused = await call(t.app, 'POST', '/v1/sessions', { agent_id: id }, ALICE);
+    expect([refused.status, refused.body.error.code]).toEqual([400, 'INVALID_REQUEST']);
+    expect((await call(t.app, 'POST', `/v1/agents/${id}/restore`, undefined, ALICE)).body.archived).toBe(false);
+    const s = await call(t.app, 'POST', '/v1/sessions', { agent_id: id, agent_version: 1 }, ALICE);
+    expect(s.status).toBe(201);
+    expect(s.body).toMatchObject({ agent: { agent_id: id, version: 1 }, model: 'claude-x-1', options: { max_turns: 5, append_system_prompt: 'Be brief.' } });
+  });
+
+  it("another user's agent is a 404 to read, change or use; a shared one (admins only) is readable and usable by all, changeable by admins", async () => {
+    const mine = (await call(t.app, 'POST', '/v1/agents', { name: 'private' }, ALICE)).body;
+    for (const [m, url, body] of [
+      ['GET', `/v1/agents/${mine.agent_id}`, undefined],
+      ['PATCH', `/v1/agents/${mine.agent_id}`, { name: 'taken' }],
+      ['DELETE', `/v1/agents/${mine.agent_id}`, undefined],
+      ['GET', `/v1/agents/${mine.agent_id}/versions`, undefined],
+      ['POST', '/v1/sessions', { agent_id: mine.agent_id }],
+    ] as const) {
+      const r = await call(t.app, m, url, body, BOB);
+      expect([m, url, r.status, r.body.error.code]).toEqual([m, url, 404, 'AGENT_NOT_FOUND']);
+    }
+    expect((await call(t.app, 'GET', '/v1/agents', undefined, BOB)).body.agents.map((a: any) => a.agent_id)).not.toContain(mine.agent_id);
+
+    const notAdmin = await call(t.app, 'POST', '/v1/agents', { name: 'x', shared: true }, BOB);
+    expect([notAdmin.status, notAdmin.body.error.details.field]).toEqual([400, 'body.shared']);
+    const shared = (await call(t.app, 'POST', '/v1/agents', { name: 'team', shared: true, env: { TEAM_TOKEN: { value: 'team-secret-42', secret: true } } }, ROOT))
+      .body;
+    expect(shared).toMatchObject({ shared: true, env: { TEAM_TOKEN: { secret: true } } });
+    const seen = await call(t.app, 'GET', `/v1/agents/${shared.agent_id}`, undefined, BOB);
+    expect(seen.status).toBe(200);
+    expect(seen.raw).not.toContain('team-secret-42');
+    expect((await call(t.app, 'GET', '/v1/agents?mine=true', undefined, BOB)).body.agents.map((a: any) => a.agent_id)).not.toContain(shared.agent_id);
+    expect((await call(t.app, 'PATCH', `/v1/agents/${shared.agent_id}`, { name: 'mine now' }, BOB)).status).toBe(404);
+    const used = await call(t.app, 'POST', '/v1/sessions', { agent_id: shared.agent_id }, BOB);
+    expect(used.status).toBe(201);
+    expect(used.body.options.env).toEqual({ TEAM_TOKEN: { secret: true } });
+    expect(used.raw).not.toContain('team-secret-42');
+    // An admin's change keeps the secret it does not restate ({secret: true} without a value).
+    const v2 = await call(t.app, 'PATCH', `/v1/agents/${shared.agent_id}`, { env: { TEAM_TOKEN: { secret: true }, PLAIN: 'p' } }, ROOT);
+    expect(v2.body).toMatchObject({ version: 2, env: { TEAM_TOKEN: { secret: true }, PLAIN: 'p' } });
+  });
+
+  it("options are checked against the operator's policy: each refusal is a 400 naming the field, and writes nothing", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ mcp_servers: { x: { command: '/bin/sh', args: ['-c', 'id'] } } }, 'body.mcp_servers.x.command'],
+      [{ mcp_servers: { x: { type: 'http', url: 'http://127.0.0.1:5432/' } } }, 'body.mcp_servers.x.url'],
+      [{ mcp_servers: { x: { type: 'sse', url: 'https://user:pw@mcp.example.com/sse' } } }, 'body.mcp_servers.x.url'],
+      [{ mcp_servers: { x: { command: MCP, env: { NODE_OPTIONS: '--require /tmp/evil.js' } } } }, 'body.mcp_servers.x.env.NODE_OPTIONS'],
+      [{ env: { ANTHROPIC_BASE_URL: 'http://evil.example/' } }, 'body.env.ANTHROPIC_BASE_URL'],
+      [{ env: { LD_PRELOAD: '/tmp/x.so' } }, 'body.env.LD_PRELOAD'],
+      [{ env: { PATH: '/tmp' } }, 'body.env.PATH'],
+      [{ env: { TOKEN: { secret: true } } }, 'body.env.TOKEN'],
+      [{ output_schema: { type: 'object', properties: { a: { type: 'no-such-type' } } } }, 'body.output_schema'],
+    ];
+    const before = (await call(t.app, 'GET', '/v1/agents?limit=200', undefined, ALICE)).body.agents.length;
+    for (const [body, field] of cases) {
+      const r = await call(t.app, 'POST', '/v1/agents', { name: 'bad', ...body }, ALICE);
+      expect([field, r.status, r.body.error.code, r.body.error.details?.field]).toEqual([field, 400, 'INVALID_REQUEST', field]);
+      // The same checks hold for a session's own options.
+      const s = await call(t.app, 'POST', '/v1/sessions', body, ALICE);
+      expect([field, s.status]).toEqual([field, 400]);
+    }
+    expect((await call(t.app, 'GET', '/v1/agents?limit=200', undefined, ALICE)).body.agents.length).toBe(before);
+    // Allowed: the operator's command, a host the network policy lists.
+    const ok = await call(
+      t.app,
+      'POST',
+      '/v1/agents',
+      { name: 'ok', mcp_servers: { fx: { command: MCP }, remote: { type: 'http', url: 'https://mcp.example.com/mcp', headers: { Authorization: { value: 'Bearer hdr-secret-7', secret: true } } } } },
+      ALICE,
+    );
+    expect(ok.status).toBe(201);
+    expect(ok.body.mcp_servers.remote.headers).toEqual({ Authorization: { secret: true } });
+    expect(ok.raw).not.toContain('hdr-secret-7');
+    const noAgent = await call(t.app, 'POST', '/v1/sessions', { agent_version: 2 }, ALICE);
+    expect([noAgent.status, noAgent.body.error.details.field]).toEqual([400, 'body.agent_version']);
+    const unknown = await call(t.app, 'POST', '/v1/sessions', { agent_id: '2f0c6c8e-1111-4222-8333-444455556666' }, ALICE);
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, 'AGENT_NOT_FOUND']);
+  });
+});
+
+describe('agents at work: MCP servers, tool lists, turn limits, structured output (real CLI, offline model)', () => {
+  const t = useApp({ env: { MCP_ALLOWED_COMMANDS: MCP, PREWARM_SPARES: '1' } });
+
+  async function turn(sessionId: string, body: Record<string, unknown>) {
+    const r = await call(t.app, 'POST', `/v1/sessions/${sessionId}/turns`, body);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    return r.body;
+  }
+  const events = async (sessionId: string) => {
+    const r = await t.app.inject({ method: 'GET', url: `/v1/sessions/${sessionId}/events`, headers: { accept: 'text/event-stream' }, payloadAsStream: true });
+    // A finished session's log, read until it is quiet.
+    const stream = r.stream();
+    let text = '';
+    await new Promise<void>((resolve) => {
+      let timer = setTimeout(resolve, 1000);
+      stream.on('data', (d: Buffer) => {
+        text += d.toString();
+        clearTimeout(timer);
+        timer = setTimeout(resolve, 300);
+      });
+    });
+    stream.destroy();
+    return text
+      .split('\n\n')
+      .map((chunk) => ({ event: /^event: (.*)$/m.exec(chunk)?.[1], data: /^data: (.*)$/m.exec(chunk)?.[1] }))
+      .filter((e) => e.event && e.data)
+      .map((e) => ({ event: e.event!, data: JSON.parse(e.data!) }));
+  };
+
+  it("an MCP server's tool is listed in the init, called, and its answer (and its secret env) reaches the result", async () => {
+    const agent = (
+      await call(t.app, 'POST', '/v1/agents', {
+        name: 'mcp user',
+        mcp_servers: { fixture: { command: MCP, env: { FIXTURE_TOKEN: { value: 'mcp-env-secret-9', secret: true } } } },
+        allowed_tools: ['mcp__fixture'],
+      })
+    ).body;
+    const s = (await call(t.app, 'POST', '/v1/sessions', { agent_id: agent.agent_id })).body;
+    expect(s.agent).toEqual({ agent_id: agent.agent_id, version: 1 });
+    const r = await turn(s.session_id, { prompt: '[[tool:mcp__fixture__echo {"text":"hello from the test"}]]' });
+    expect(r).toMatchObject({ status: 'succeeded', result: 'The command ran. Output: echo: hello from the test' });
+    const init = (await events(s.session_id)).find((e) => e.event === 'message' && e.data.type === 'system' && e.data.subtype === 'init');
+    expect(init!.data.tools).toEqual(expect.arrayContaining(['mcp__fixture__echo', 'mcp__fixture__add', 'mcp__fixture__env']));
+    expect(init!.data.mcp_servers).toEqual([expect.objectContaining({ name: 'fixture', status: 'connected' })]);
+    // The second turn runs in the same warm process, with the server's environment.
+    const env = await turn(s.session_id, { prompt: '[[tool:mcp__fixture__env {"name":"FIXTURE_TOKEN"}]]' });
+    expect(env.result).toBe('The command ran. Output: env: mcp-env-secret-9');
+  });
+
+  it('a disallowed tool is refused; max_turns stops a looping turn with MAX_TURNS; the session keeps working', async () => {
+    const agent = (await call(t.app, 'POST', '/v1/agents', { name: 'limited', mcp_servers: { fixture: { command: MCP } }, allowed_tools: ['mcp__fixture'], max_turns: 3 }))
+      .body;
+    const s = (await call(t.app, 'POST', '/v1/sessions', { agent_id: agent.agent_id, disallowed_tools: ['mcp__fixture__echo'] })).body;
+    expect(s.options).toMatchObject({ max_turns: 3, disallowed_tools: ['mcp__fixture__echo'] });
+    const refused = await turn(s.session_id, { prompt: '[[tool:mcp__fixture__echo {"text":"x"}]]' });
+    expect(refused.status).toBe('succeeded');
+    expect(refused.result).toMatch(/refused or failed.*No such tool available: mcp__fixture__echo/);
+    const looping = await turn(s.session_id, { prompt: '[[loop:mcp__fixture__add {"a":1,"b":2}]]' });
+    expect(looping).toMatchObject({ status: 'failed', error: { code: 'MAX_TURNS' } });
+    const after = await turn(s.session_id, { prompt: '[[tool:mcp__fixture__add {"a":2,"b":3}]]' });
+    expect(after).toMatchObject({ status: 'succeeded', result: 'The command ran. Output: sum: 5' });
+  });
+
+  it("structured output: the session's or the turn's schema; a matching answer is structured_output, a wrong one fails the turn", async () => {
+    const schema = { type: 'object', properties: { answer: { type: 'number' } }, required: ['answer'], additionalProperties: false };
+    const s = (await call(t.app, 'POST', '/v1/sessions', { output_schema: schema })).body;
+    const good = await turn(s.session_id, { prompt: '[[json:{"answer":42}]]' });
+    expect(good).toMatchObject({ status: 'succeeded', structured_output: { answer: 42 } });
+    const bad = await turn(s.session_id, { prompt: '[[json:{"answer":"forty-two"}]]' });
+    expect(bad).toMatchObject({ status: 'failed', structured_output: null, error: { code: 'STRUCTURED_OUTPUT_INVALID' } });
+    expect(bad.error.message).toMatch(/answer/);
+
+    // A plain session, one turn with its own schema (a new process for it), then plain turns again.
+    const plain = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'remember: my color is teal' })).body;
+    await waitForTurn(t.app, plain.session_id, plain.turn.turn_id);
+    const own = await turn(plain.session_id, { prompt: '[[json:{"color":"teal"}]]', output_schema: { type: 'object', required: ['color'] } });
+    expect(own).toMatchObject({ status: 'succeeded', structured_output: { color: 'teal' } });
+    const next = await turn(plain.session_id, { prompt: 'what is my color?' });
+    expect(next).toMatchObject({ status: 'succeeded', result: 'Your color is teal.', structured_output: null });
+    const q = await call(t.app, 'POST', '/v1/query', { query: '[[json:{"n":1}]]', output_schema: { type: 'object', required: ['n'] } });
+    expect(q.body).toMatchObject({ status: 'succeeded', structured_output: { n: 1 } });
+    const badSchema = await call(t.app, 'POST', `/v1/sessions/${plain.session_id}/turns`, { prompt: 'x', output_schema: { type: 'nope' } });
+    expect([badSchema.status, badSchema.body.error.details.field]).toEqual([400, 'body.output_schema']);
+  });
+
+  it('a new agent version applies to new sessions, not to sessions made before; its env reaches the commands', async () => {
+    const agent = (await call(t.app, 'POST', '/v1/agents', { name: 'versions', env: { STAGE: 'one' }, allowed_tools: ['Bash'] })).body;
+    const before = (await call(t.app, 'POST', '/v1/sessions', { agent_id: agent.agent_id })).body;
+    expect((await turn(before.session_id, { prompt: '[[bash:echo stage=$STAGE]]' })).result).toBe('The command ran. Output: stage=one');
+    await call(t.app, 'PATCH', `/v1/agents/${agent.agent_id}`, { env: { STAGE: 'two' } });
+    const after = (await call(t.app, 'POST', '/v1/sessions', { agent_id: agent.agent_id })).body;
+    expect([before.agent.version, after.agent.version]).toEqual([1, 2]);
+    expect(after.options.env).toEqual({ STAGE: 'two' });
+    expect((await turn(after.session_id, { prompt: '[[bash:echo stage=$STAGE]]' })).result).toBe('The command ran. Output: stage=two');
+    expect((await call(t.app, 'GET', `/v1/sessions/${before.session_id}`)).body.options.env).toEqual({ STAGE: 'one' });
+    expect((await turn(before.session_id, { prompt: '[[bash:echo again=$STAGE]]' })).result).toBe('The command ran. Output: again=one');
+  });
+
+  it('an MCP server that cannot start is an error event on the turn, which goes on without it', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { mcp_servers: { broken: { command: MCP, args: ['--fail'] } } })).body;
+    const started = Date.now();
+    const r = await turn(s.session_id, { prompt: '[[say:still here]]' });
+    expect(r).toMatchObject({ status: 'succeeded', result: 'still here' });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    const err = (await events(s.session_id)).find((e) => e.event === 'error');
+    expect(err!.data).toMatchObject({ code: 'MCP_SERVER_FAILED', servers: [{ name: 'broken', status: 'failed' }] });
+    expect(err!.data.message).toMatch(/"broken"/);
+  });
+});
