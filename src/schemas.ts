@@ -97,7 +97,7 @@ function agentOptionsSchema<V extends typeof EnvValueInputSchema | typeof EnvVal
     allowed_tools: Type.Optional(
       Type.Array(ToolName, {
         maxItems: 200,
-        description: 'Tools that run without asking (SDK allowedTools): a name, `mcp__server` for all of a server\'s tools, or `Bash(prefix:*)`',
+        description: "Tools that run without asking (SDK allowedTools): a name, `mcp__server` for all of a server's tools, or `Bash(prefix:*)`",
       }),
     ),
     disallowed_tools: Type.Optional(Type.Array(ToolName, { maxItems: 200, description: 'Tools removed from the model (SDK disallowedTools)' })),
@@ -107,7 +107,9 @@ function agentOptionsSchema<V extends typeof EnvValueInputSchema | typeof EnvVal
         description: 'MCP servers by name; their tools are `mcp__<name>__<tool>`',
       }),
     ),
-    max_turns: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Most model round trips in one turn (ends the turn `failed` with MAX_TURNS)' })),
+    max_turns: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 10_000, description: 'Most model round trips in one turn (ends the turn `failed` with MAX_TURNS)' }),
+    ),
     max_budget_usd: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: 'Most one turn may spend (BUDGET_EXCEEDED)' })),
     output_schema: Type.Optional(OutputSchemaSchema),
     effort: Type.Optional(Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high'), Type.Literal('xhigh'), Type.Literal('max')])),

@@ -381,7 +381,7 @@ export function spawnServer(env: Record<string, string>): ChildProcess {
 /** Starts the real server process on the offline model and waits until it serves. */
 export async function startServer(env: Record<string, string>) {
   const port = await freePort();
-  const child = spawnServer({ ...env, PORT: String(port), HOST: '127.0.0.1', MODEL_BACKEND: 'offline', LOG_LEVEL: 'warn' });
+  const child = spawnServer({ LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1', MODEL_BACKEND: 'offline' });
   let log = '';
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));

@@ -50,7 +50,7 @@ export function checkOptions(o: AgentOptionsInput, policy: OptionsPolicy, at = '
       }
     }
   }
-  if (o.output_schema !== undefined) checkOutputSchema(o.output_schema as Record<string, unknown>, `${at}.output_schema`);
+  if (o.output_schema !== undefined) checkOutputSchema(o.output_schema, `${at}.output_schema`);
 }
 
 const ajv = new Ajv({ strict: false, allErrors: false, validateSchema: true });
@@ -96,7 +96,7 @@ export function applyOptions(
   opts: { mergeMaps: boolean; at?: string },
 ): AgentOptions {
   const at = opts.at ?? 'body';
-  const out: Record<string, unknown> = { ...(base ?? {}) };
+  const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined) continue;
     if (value === null) {
@@ -105,7 +105,7 @@ export function applyOptions(
     }
     if (key === 'env') {
       const stored = storeMap(value as InMap, base?.env, `${at}.env`);
-      out.env = opts.mergeMaps ? { ...(base?.env ?? {}), ...stored } : stored;
+      out.env = opts.mergeMaps ? { ...base?.env, ...stored } : stored;
     } else if (key === 'mcp_servers') {
       const servers: NonNullable<AgentOptions['mcp_servers']> = {};
       for (const [name, s] of Object.entries(value as NonNullable<AgentOptionsInput['mcp_servers']>)) {
@@ -120,18 +120,19 @@ export function applyOptions(
           servers[name] = { ...rest, ...(headers ? { headers } : {}) };
         }
       }
-      out.mcp_servers = opts.mergeMaps ? { ...(base?.mcp_servers ?? {}), ...servers } : servers;
+      out.mcp_servers = opts.mergeMaps ? { ...base?.mcp_servers, ...servers } : servers;
     } else out[key] = value;
   }
-  return out as AgentOptions;
+  return out;
 }
 
-const viewMap = (m: StoredMap) => (m ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k, typeof v === 'string' ? v : { secret: true as const }])) : undefined);
+const viewMap = (m: StoredMap) =>
+  m ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k, typeof v === 'string' ? v : { secret: true as const }])) : undefined;
 
 /** The options as anyone is shown them: every secret reads `{secret: true}`. */
 export function viewOptions(o: AgentOptions | null): AgentOptionsView {
   if (!o) return {};
-  const view: AgentOptionsView = { ...o } as AgentOptionsView;
+  const view: AgentOptionsView = { ...o };
   if (o.env) view.env = viewMap(o.env)!;
   if (o.mcp_servers) {
     view.mcp_servers = Object.fromEntries(

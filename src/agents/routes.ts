@@ -46,7 +46,13 @@ export async function agentRoutes(app: App, opts: { agents: AgentService }) {
   });
 
   app.get('/v1/agents/:agent_id', {
-    schema: { tags, operationId: 'getAgent', summary: 'An agent at its newest version', params: AgentParamsSchema, response: { 200: AgentRef, ...sessionErrors } },
+    schema: {
+      tags,
+      operationId: 'getAgent',
+      summary: 'An agent at its newest version',
+      params: AgentParamsSchema,
+      response: { 200: AgentRef, ...sessionErrors },
+    },
     handler: async (req) => svc.get(req.caller, req.params.agent_id),
   });
 
@@ -91,7 +97,13 @@ export async function agentRoutes(app: App, opts: { agents: AgentService }) {
   });
 
   app.get('/v1/agents/:agent_id/versions/:version', {
-    schema: { tags, operationId: 'getAgentVersion', summary: 'One version of an agent', params: AgentVersionParamsSchema, response: { 200: AgentRef, ...sessionErrors } },
+    schema: {
+      tags,
+      operationId: 'getAgentVersion',
+      summary: 'One version of an agent',
+      params: AgentVersionParamsSchema,
+      response: { 200: AgentRef, ...sessionErrors },
+    },
     handler: async (req) => svc.get(req.caller, req.params.agent_id, req.params.version),
   });
 }

@@ -128,7 +128,11 @@ export function createAgentService(deps: { repo: AgentRepository; policy: Option
         created_at: now,
         updated_at: now,
       };
-      const config: StoredConfig = { ...options, ...(body.model ? { model: body.model } : {}), ...(body.permission_mode ? { permission_mode: body.permission_mode } : {}) };
+      const config: StoredConfig = {
+        ...options,
+        ...(body.model ? { model: body.model } : {}),
+        ...(body.permission_mode ? { permission_mode: body.permission_mode } : {}),
+      };
       const first: AgentVersionRow = {
         agent_id: agent.agent_id,
         version: 1,
@@ -170,7 +174,10 @@ export function createAgentService(deps: { repo: AgentRepository; policy: Option
       const a = await changeable(caller, agentId);
       const newest = Number(a.latest_version);
       if (body.expected_version !== undefined && body.expected_version !== newest) {
-        throw new AppError('AGENT_CHANGED', `agent ${agentId} is at version ${newest}, not ${body.expected_version}; read it again and apply your change to it`);
+        throw new AppError(
+          'AGENT_CHANGED',
+          `agent ${agentId} is at version ${newest}, not ${body.expected_version}; read it again and apply your change to it`,
+        );
       }
       const before = await versionOf(a, newest);
       const prev = splitConfig(before.config);
@@ -214,7 +221,9 @@ export function createAgentService(deps: { repo: AgentRepository; policy: Option
       // Readable by the session's owner (an admin making a session for a user uses an agent that user may use).
       if (!a || !(a.user_id === owner || a.shared === 1 || (caller.admin && a.user_id === caller.userId))) throw notFound(agentId);
       if (a.archived_at !== null) {
-        throw new AppError('INVALID_REQUEST', `agent ${agentId} is archived: it starts no new sessions (restore it first)`, { details: { field: 'body.agent_id' } });
+        throw new AppError('INVALID_REQUEST', `agent ${agentId} is archived: it starts no new sessions (restore it first)`, {
+          details: { field: 'body.agent_id' },
+        });
       }
       const v = await versionOf(a, version ?? Number(a.latest_version));
       const { model, permissionMode, options } = splitConfig(v.config);

@@ -66,7 +66,7 @@ export interface TurnOptions {
 
 /** The output schema a turn runs with: its own, else its session's. */
 export const outputSchemaOf = (o: AgentOptions | null | undefined, t: TurnOptions | undefined): Record<string, unknown> | null =>
-  t?.outputSchema ?? (o?.output_schema as Record<string, unknown> | undefined) ?? null;
+  t?.outputSchema ?? o?.output_schema ?? null;
 
 /** The SDK options that carry the agent options (the host's own come first; `disallowed` adds to its list). */
 export function agentSdkOptions(o: AgentOptions | null | undefined, t: TurnOptions | undefined, hostDisallowed: string[] | undefined): Partial<Options> {

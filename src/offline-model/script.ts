@@ -51,9 +51,10 @@ export function userText(m: Message): string {
 
 /**
  * Text the CLI adds to a user message that is not a person's prompt: reminders, an interruption
- * notice, an image's file note, the nudge to call the structured-output tool again.
+ * notice, an image's file note, the nudge to call the structured-output tool again, the note that
+ * goes with a deferred call's result when the session resumes.
  */
-const NOT_PROMPTS = ['<system-reminder>', '[Request interrupted', '[Image', '[structured-output-enforce]'];
+const NOT_PROMPTS = ['<system-reminder>', '[Request interrupted', '[Image', '[structured-output-enforce]', 'Continue from where you left off'];
 
 /**
  * The newest prompt in a user message. After an interrupt the CLI sends the interrupted prompt,

@@ -156,8 +156,19 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
     handler: async (req, reply) => {
       const b = req.body;
       const turn = b.session_id
-        ? await opts.turns.start(req.caller, b.session_id, { prompt: b.query, ifBusy: b.if_busy, permissionMode: b.permission_mode, outputSchema: b.output_schema })
-        : (await opts.sessions.create(req.caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode }, { outputSchema: b.output_schema })).turn!;
+        ? await opts.turns.start(req.caller, b.session_id, {
+            prompt: b.query,
+            ifBusy: b.if_busy,
+            permissionMode: b.permission_mode,
+            outputSchema: b.output_schema,
+          })
+        : (
+            await opts.sessions.create(
+              req.caller,
+              { prompt: b.query, project: b.project, permission_mode: b.permission_mode },
+              { outputSchema: b.output_schema },
+            )
+          ).turn!;
       if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
       const t = presentTurn(req.query.wait ? await opts.turns.wait(turn.turn_id) : turn);
       const body = {

@@ -36,7 +36,10 @@ export const SessionSchema = Type.Object(
     agent: Type.Union([Type.Object({ agent_id: Type.String({ format: 'uuid' }), version: Type.Integer() }), Type.Null()], {
       description: 'The agent version the session was made from (null: none); a newer version applies to new sessions only',
     }),
-    options: { ...AgentOptionsViewSchema, description: "The session's options: its agent's, with the session's own over them; secrets read {\"secret\": true}" },
+    options: {
+      ...AgentOptionsViewSchema,
+      description: "The session's options: its agent's, with the session's own over them; secrets read {\"secret\": true}",
+    },
   },
   { $id: 'Session' },
 );
@@ -52,7 +55,9 @@ export const CreateSessionBodySchema = Type.Object(
     permission_mode: Type.Optional(PermissionModeSchema),
     model: Type.Optional(ModelNameSchema),
     user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    agent_id: Type.Optional(Type.String({ format: 'uuid', description: 'Start from this agent (its options, model and mode; the fields below override them)' })),
+    agent_id: Type.Optional(
+      Type.String({ format: 'uuid', description: 'Start from this agent (its options, model and mode; the fields below override them)' }),
+    ),
     agent_version: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'That version of the agent (default: its newest)' })),
     ...AgentOptionsInputFields,
   },

@@ -32,7 +32,11 @@ import type { CreateSessionBody, ForkBody, ImportBody, ListSessionsQuery, PatchS
 
 export interface SessionService {
   /** `firstTurn`: what the first turn (with `prompt`) has of its own. */
-  create(caller: Caller, body: CreateSessionBody, firstTurn?: { outputSchema?: Record<string, unknown> | undefined }): Promise<{ session: Session; turn: TurnRow | null }>;
+  create(
+    caller: Caller,
+    body: CreateSessionBody,
+    firstTurn?: { outputSchema?: Record<string, unknown> | undefined },
+  ): Promise<{ session: Session; turn: TurnRow | null }>;
   list(caller: Caller, q: ListSessionsQuery): Promise<{ sessions: Session[]; next_cursor: string | null }>;
   get(caller: Caller, sessionId: string): Promise<Session>;
   patch(caller: Caller, sessionId: string, body: PatchSessionBody): Promise<Session>;
@@ -47,7 +51,10 @@ export interface SessionService {
 }
 
 export interface SessionServiceDeps {
-  config: Pick<Config, 'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes' | 'interruptGraceMs' | 'maxAttachmentBytes' | 'maxAttachments'>;
+  config: Pick<
+    Config,
+    'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes' | 'interruptGraceMs' | 'maxAttachmentBytes' | 'maxAttachments'
+  >;
   sessions: SessionRepository;
   turns: TurnRepository;
   turnService: TurnService;

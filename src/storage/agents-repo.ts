@@ -27,7 +27,13 @@ export interface AgentRepository {
    * Agents a user may see: their own and the shared ones (only their own with `ownOnly`), newest
    * change first, paged by (updated_at, agent_id).
    */
-  list(q: { userId: string; ownOnly: boolean; archived: boolean; limit: number; after?: { updatedAt: number; agentId: string } | undefined }): Promise<AgentRow[]>;
+  list(q: {
+    userId: string;
+    ownOnly: boolean;
+    archived: boolean;
+    limit: number;
+    after?: { updatedAt: number; agentId: string } | undefined;
+  }): Promise<AgentRow[]>;
 }
 
 export function createAgentRepository(db: Kysely<Database>): AgentRepository {

@@ -79,7 +79,8 @@ export function preparePrompt(prompt: Prompt, limits: PromptLimits): PreparedPro
     throw new AppError('PAYLOAD_TOO_LARGE', `the prompt has ${summary.length} attachments; the limit is ${limits.maxAttachments} (MAX_ATTACHMENTS)`);
   }
   const text = texts.join('\n\n');
-  if (text.length > limits.maxPromptChars) throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${text.length} characters; the limit is ${limits.maxPromptChars}`);
+  if (text.length > limits.maxPromptChars)
+    throw new AppError('PAYLOAD_TOO_LARGE', `prompt is ${text.length} characters; the limit is ${limits.maxPromptChars}`);
   if (summary.length === 0) return { text, content: null, attachments: null };
   const blocks = prompt.map((b) => (b.type === 'text' ? b : { ...b, source: { ...b.source, media_type: b.source.media_type.toLowerCase() } }));
   return { text, content: JSON.stringify(blocks), attachments: JSON.stringify(summary) };

@@ -40,7 +40,11 @@ describe('agents: the resource (versions, archive, ownership, checks)', () => {
     expect(v2.body).toMatchObject({ version: 2, latest_version: 2, max_turns: 9, name: 'reviewer', allowed_tools: ['Read'] });
     expect(v2.body.append_system_prompt).toBeUndefined();
     // The old version is unchanged and readable; the agent reads as its newest.
-    expect((await call(t.app, 'GET', `/v1/agents/${id}/versions/1`, undefined, ALICE)).body).toMatchObject({ version: 1, max_turns: 5, append_system_prompt: 'Be brief.' });
+    expect((await call(t.app, 'GET', `/v1/agents/${id}/versions/1`, undefined, ALICE)).body).toMatchObject({
+      version: 1,
+      max_turns: 5,
+      append_system_prompt: 'Be brief.',
+    });
     expect((await call(t.app, 'GET', `/v1/agents/${id}`, undefined, ALICE)).body).toMatchObject({ version: 2, max_turns: 9 });
     const versions = (await call(t.app, 'GET', `/v1/agents/${id}/versions?limit=1`, undefined, ALICE)).body;
     expect(versions.versions.map((v: any) => v.version)).toEqual([2]);
@@ -81,8 +85,9 @@ describe('agents: the resource (versions, archive, ownership, checks)', () => {
 
     const notAdmin = await call(t.app, 'POST', '/v1/agents', { name: 'x', shared: true }, BOB);
     expect([notAdmin.status, notAdmin.body.error.details.field]).toEqual([400, 'body.shared']);
-    const shared = (await call(t.app, 'POST', '/v1/agents', { name: 'team', shared: true, env: { TEAM_TOKEN: { value: 'team-secret-42', secret: true } } }, ROOT))
-      .body;
+    const shared = (
+      await call(t.app, 'POST', '/v1/agents', { name: 'team', shared: true, env: { TEAM_TOKEN: { value: 'team-secret-42', secret: true } } }, ROOT)
+    ).body;
     expect(shared).toMatchObject({ shared: true, env: { TEAM_TOKEN: { secret: true } } });
     const seen = await call(t.app, 'GET', `/v1/agents/${shared.agent_id}`, undefined, BOB);
     expect(seen.status).toBe(200);
@@ -124,7 +129,13 @@ describe('agents: the resource (versions, archive, ownership, checks)', () => {
       t.app,
       'POST',
       '/v1/agents',
-      { name: 'ok', mcp_servers: { fx: { command: MCP }, remote: { type: 'http', url: 'https://mcp.example.com/mcp', headers: { Authorization: { value: 'Bearer hdr-secret-7', secret: true } } } } },
+      {
+        name: 'ok',
+        mcp_servers: {
+          fx: { command: MCP },
+          remote: { type: 'http', url: 'https://mcp.example.com/mcp', headers: { Authorization: { value: 'Bearer hdr-secret-7', secret: true } } },
+        },
+      },
       ALICE,
     );
     expect(ok.status).toBe(201);
@@ -187,8 +198,9 @@ describe('agents at work: MCP servers, tool lists, turn limits, structured outpu
   });
 
   it('a disallowed tool is refused; max_turns stops a looping turn with MAX_TURNS; the session keeps working', async () => {
-    const agent = (await call(t.app, 'POST', '/v1/agents', { name: 'limited', mcp_servers: { fixture: { command: MCP } }, allowed_tools: ['mcp__fixture'], max_turns: 3 }))
-      .body;
+    const agent = (
+      await call(t.app, 'POST', '/v1/agents', { name: 'limited', mcp_servers: { fixture: { command: MCP } }, allowed_tools: ['mcp__fixture'], max_turns: 3 })
+    ).body;
     const s = (await call(t.app, 'POST', '/v1/sessions', { agent_id: agent.agent_id, disallowed_tools: ['mcp__fixture__echo'] })).body;
     expect(s.options).toMatchObject({ max_turns: 3, disallowed_tools: ['mcp__fixture__echo'] });
     const refused = await turn(s.session_id, { prompt: '[[tool:mcp__fixture__echo {"text":"x"}]]' });

@@ -179,4 +179,41 @@ describe('the web page', () => {
     expect(fs.existsSync(marker)).toBe(true);
     expect(errors).toEqual([]);
   });
+  it('an agent is picked when making a session and shown with its version; an image pasted and a PDF dropped into the prompt reach the model', async () => {
+    const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+    const agent = await t.app.inject({ method: 'POST', url: '/v1/agents', payload: { name: 'Picture reader', append_system_prompt: 'Look closely.' } });
+    expect(agent.statusCode).toBe(201);
+    const page = await browser.newPage();
+    const errors = watchErrors(page);
+    await page.goto(base);
+    await page.getByRole('button', { name: 'New session' }).click();
+    await page.getByLabel('Session name').fill('With an agent');
+    await page.getByLabel('Agent').selectOption({ label: 'Picture reader (v1)' });
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'With an agent' }).waitFor();
+    expect(await page.locator('header .badge').textContent()).toBe('Picture reader · v1');
+
+    // Paste an image into the prompt box, drop a PDF on the composer.
+    await page.getByLabel('Prompt').evaluate((el, png) => {
+      const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dot.png', { type: 'image/png' }));
+      el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, PNG);
+    await page.locator('.composer').evaluate((el) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['%PDF-1.4\n%%EOF\n'], 'notes.pdf', { type: 'application/pdf' }));
+      el.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.getByRole('button', { name: 'Remove notes.pdf' }).waitFor();
+    expect(await page.getByLabel('Attachments').locator('li').count()).toBe(2);
+    await send(page, 'What do you see? [[received]]');
+    await page
+      .locator('.bubble.assistant', { hasText: /received: text, image image\/png 70 bytes, .*document application\/pdf 15 bytes/ })
+      .waitFor({ timeout: 20_000 });
+    await page.locator('.bubble.user img.attached').waitFor();
+    expect(await page.getByLabel('Attachments').count()).toBe(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });

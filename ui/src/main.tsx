@@ -6,7 +6,7 @@
  */
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, follow, getKey, setKey, type ApiError } from './api';
+import { api, ApiError, follow, getKey, setKey } from './api';
 
 /** A content block of a transcript message (text, tool call, tool result; other kinds are not shown). */
 interface Block {
@@ -16,6 +16,7 @@ interface Block {
   input?: unknown;
   is_error?: boolean;
   content?: unknown;
+  source?: { type?: string; media_type?: string; data?: string };
 }
 /** A token-level partial of the running turn. */
 interface StreamPartial {
@@ -35,6 +36,20 @@ interface Session {
   running_turn_id: string | null;
   first_prompt: string | null;
   permission_mode: string;
+  agent: { agent_id: string; version: number } | null;
+}
+interface Agent {
+  agent_id: string;
+  name: string;
+  version: number;
+}
+/** An image or PDF waiting in the composer, as the API takes it. */
+interface Attachment {
+  name: string;
+  type: 'image' | 'document';
+  media_type: string;
+  data: string;
+  url: string;
 }
 interface Turn {
   turn_id: string;
@@ -51,6 +66,32 @@ interface Approval {
   request_id: string;
   tool_name: string;
   input: Record<string, unknown>;
+}
+
+const ATTACHABLE: Record<string, 'image' | 'document'> = {
+  'image/png': 'image',
+  'image/jpeg': 'image',
+  'image/gif': 'image',
+  'image/webp': 'image',
+  'application/pdf': 'document',
+};
+
+/** Files a person pasted or dropped, read as base64 content blocks (others are named in the error). */
+async function readAttachments(files: FileList | File[]): Promise<{ ok: Attachment[]; refused: string[] }> {
+  const ok: Attachment[] = [];
+  const refused: string[] = [];
+  for (const f of Array.from(files)) {
+    const type = ATTACHABLE[f.type];
+    if (!type) {
+      refused.push(f.name || f.type || 'file');
+      continue;
+    }
+    const bytes = new Uint8Array(await f.arrayBuffer());
+    let bin = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    ok.push({ name: f.name || `pasted ${type}`, type, media_type: f.type, data: btoa(bin), url: type === 'image' ? URL.createObjectURL(f) : '' });
+  }
+  return { ok, refused };
 }
 
 const title = (s: Session) => s.session_name || s.first_prompt?.slice(0, 60) || 'New session';
@@ -109,6 +150,14 @@ function Bubble({ m }: { m: Message }) {
     .filter((b) => !(b.type === 'text' && String(b.text).trimStart().startsWith('<system-reminder>')))
     .map((b, i) => {
       if (b.type === 'text') return <Markdown key={i} text={String(b.text)} />;
+      if (b.type === 'image' && b.source?.type === 'base64')
+        return <img key={i} class="attached" alt="An attached image" src={`data:${String(b.source.media_type)};base64,${String(b.source.data)}`} />;
+      if (b.type === 'document')
+        return (
+          <span key={i} class="attached-doc">
+            📄 PDF document
+          </span>
+        );
       if (b.type === 'tool_use')
         return (
           <details key={i} class="tool">
@@ -137,6 +186,8 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
   const [queue, setQueue] = useState<Turn[]>([]);
   const [approvals, setApprovals] = useState<Approval[]>([]);
   const [prompt, setPrompt] = useState('');
+  const [attachments, setAttachments] = useState<Attachment[]>([]);
+  const [dragging, setDragging] = useState(false);
   const [ifBusy, setIfBusy] = useState<'queue' | 'interrupt'>('queue');
   const [conn, setConn] = useState<'live' | 'reconnecting'>('live');
   const endRef = useRef<HTMLDivElement>(null);
@@ -197,14 +248,32 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
 
   const send = async () => {
     const text = prompt.trim();
-    if (!text) return;
+    if (!text && attachments.length === 0) return;
+    const sent = attachments;
+    const body =
+      sent.length === 0
+        ? text
+        : [
+            ...(text ? [{ type: 'text', text }] : []),
+            ...sent.map((a) => ({ type: a.type, source: { type: 'base64', media_type: a.media_type, data: a.data } })),
+          ];
     setPrompt('');
+    setAttachments([]);
     try {
-      await api('POST', `/v1/sessions/${id}/turns?wait=false`, { prompt: text, if_busy: ifBusy });
+      await api('POST', `/v1/sessions/${id}/turns?wait=false`, { prompt: body, if_busy: ifBusy });
+      for (const a of sent) if (a.url) URL.revokeObjectURL(a.url);
       onChanged();
     } catch (e) {
       setPrompt(text);
+      setAttachments(sent);
       onError(e as ApiError);
+    }
+  };
+  const attach = async (files: FileList | File[]) => {
+    const { ok, refused } = await readAttachments(files);
+    if (ok.length > 0) setAttachments((a) => [...a, ...ok]);
+    if (refused.length > 0) {
+      onError(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Only images (PNG, JPEG, GIF, WebP) and PDFs can be attached: ${refused.join(', ')}`));
     }
   };
   const decide = async (a: Approval, behavior: 'allow' | 'deny', scope?: 'once' | 'session') => {
@@ -243,15 +312,45 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
         </div>
       ) : null}
       <form
-        class="composer"
+        class={`composer${dragging ? ' dragging' : ''}`}
         onSubmit={(e) => {
           e.preventDefault();
           void send();
         }}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setDragging(false);
+          if (e.dataTransfer?.files.length) void attach(e.dataTransfer.files);
+        }}
       >
+        {attachments.length > 0 ? (
+          <ul class="attachments" aria-label="Attachments">
+            {attachments.map((a, i) => (
+              <li key={i}>
+                {a.url ? <img src={a.url} alt="" /> : <span aria-hidden="true">📄</span>}
+                <span>{a.name}</span>
+                <button type="button" class="link" aria-label={`Remove ${a.name}`} onClick={() => setAttachments((x) => x.filter((_, j) => j !== i))}>
+                  ×
+                </button>
+              </li>
+            ))}
+          </ul>
+        ) : null}
         <textarea
+          onPaste={(e) => {
+            const files = Array.from(e.clipboardData?.files ?? []);
+            if (files.length > 0) {
+              e.preventDefault();
+              void attach(files);
+            }
+          }}
           aria-label="Prompt"
-          placeholder="Ask Claude… (Enter to send, Shift+Enter for a new line)"
+          placeholder="Ask Claude… (Enter to send, Shift+Enter for a new line; paste or drop an image or PDF to attach it)"
           value={prompt}
           onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)}
           onKeyDown={(e) => {
@@ -304,7 +403,8 @@ function App() {
   const [project, setProject] = useState('');
   const [error, setError] = useState<ApiError | null>(null);
   const [creating, setCreating] = useState(false);
-  const [form, setForm] = useState({ session_name: '', project: '', permission_mode: 'default' });
+  const [form, setForm] = useState({ session_name: '', project: '', permission_mode: 'default', agent_id: '' });
+  const [agents, setAgents] = useState<Agent[]>([]);
 
   const [refused, setRefused] = useState(false);
   const onError = (e: ApiError) => {
@@ -332,6 +432,9 @@ function App() {
   useEffect(() => {
     void refresh();
   }, [q, status, project, signedIn]);
+  useEffect(() => {
+    if (signedIn) api<{ agents: Agent[] }>('GET', '/v1/agents?limit=200').then((r) => setAgents(r.agents), onError);
+  }, [signedIn, creating]);
 
   const current = useMemo(() => sessions.find((s) => s.session_id === selected) ?? null, [sessions, selected]);
 
@@ -352,11 +455,12 @@ function App() {
     e.preventDefault();
     try {
       const body: Record<string, string> = { permission_mode: form.permission_mode };
+      if (form.agent_id) body.agent_id = form.agent_id;
       if (form.session_name.trim()) body.session_name = form.session_name.trim();
       if (form.project.trim()) body.project = form.project.trim();
       const s = await api<Session>('POST', '/v1/sessions', body);
       setCreating(false);
-      setForm({ session_name: '', project: '', permission_mode: 'default' });
+      setForm({ session_name: '', project: '', permission_mode: 'default', agent_id: '' });
       await refresh();
       setSelected(s.session_id);
     } catch (err) {
@@ -386,6 +490,14 @@ function App() {
               value={form.project}
               onInput={(e) => setForm({ ...form, project: (e.target as HTMLInputElement).value })}
             />
+            <select aria-label="Agent" value={form.agent_id} onChange={(e) => setForm({ ...form, agent_id: (e.target as HTMLSelectElement).value })}>
+              <option value="">No agent</option>
+              {agents.map((a) => (
+                <option key={a.agent_id} value={a.agent_id}>
+                  {a.name} (v{a.version})
+                </option>
+              ))}
+            </select>
             <select
               aria-label="Permission mode"
               value={form.permission_mode}
@@ -430,6 +542,11 @@ function App() {
           <>
             <header class="row">
               <h1>{title(current)}</h1>
+              {current.agent ? (
+                <span class="badge" title={`agent ${current.agent.agent_id}`}>
+                  {agents.find((a) => a.agent_id === current.agent!.agent_id)?.name ?? 'agent'} · v{current.agent.version}
+                </span>
+              ) : null}
               <button
                 onClick={() => {
                   const name = prompt('New name', current.session_name ?? '');
