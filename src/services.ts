@@ -214,6 +214,14 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
       : {}),
   });
 
+  const agentService = createAgentService({
+    repo: createAgentRepository(storage.db),
+    policy: {
+      mcpCommands: config.mcpAllowedCommands,
+      urlAllowed: (url) => fetchAllowed(url, isolation.policy.allowedDomains),
+      network: isolation.policy.allowedDomains.length > 0 ? isolation.policy.allowedDomains.join(', ') : 'none',
+    },
+  });
   const guard = createRunGuard({
     workspace,
     multiUser: async () => !(await callers.singleUser()),
@@ -230,7 +238,11 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
         : { backend: 'anthropic', baseUrl: config.anthropicBaseUrl, apiKey: config.anthropicApiKey, authToken: config.anthropicAuthToken },
     sandboxOptIn: config.sandboxOptIn,
     isolation: isolationOptions(isolation.policy),
-    beforeStart: (spec) => (spec.userId === undefined ? undefined : guard({ session_id: spec.sessionId, user_id: spec.userId, cwd: spec.cwd })),
+    beforeStart: (spec) => {
+      // The operator's policy as it is now (a command taken off MCP_ALLOWED_COMMANDS, a host off SANDBOX_NETWORK): checked again before each process.
+      if (spec.options) agentService.check(spec.options, "the session's options");
+      return spec.userId === undefined ? undefined : guard({ session_id: spec.sessionId, user_id: spec.userId, cwd: spec.cwd });
+    },
     turnTimeoutMs: config.turnTimeoutMs,
     warmIdleMs: config.warmIdleMs,
     maxWarm: config.maxWarmSessions,
@@ -310,14 +322,6 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     storage,
     claude: claudeSessions,
     interruptGraceMs: config.interruptGraceMs,
-  });
-  const agentService = createAgentService({
-    repo: createAgentRepository(storage.db),
-    policy: {
-      mcpCommands: config.mcpAllowedCommands,
-      urlAllowed: (url) => fetchAllowed(url, isolation.policy.allowedDomains),
-      network: isolation.policy.allowedDomains.length > 0 ? isolation.policy.allowedDomains.join(', ') : 'none',
-    },
   });
   const sessionService = createSessionService({
     config,

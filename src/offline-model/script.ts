@@ -15,6 +15,8 @@
  * - `[[json:JSON]]`  answer with that JSON: through the StructuredOutput tool when the request offers it
  *   (a turn with an output schema), else as text
  * - `[[tools]]`     answer with the names of the tools the request offers, comma-separated
+ * - `[[request]]`   answer with what the request asked of the model: its model, thinking, effort and the
+ *   end and length of its system prompt (`request: {"model":...}`)
  * - `[[received]]`  answer with what the prompt's message held: each content block's type, and for
  *   an image or document its media type and decoded size (`text, image image/png 68 bytes`)
  * - `[[say:TEXT]]`  answer exactly TEXT
@@ -31,7 +33,7 @@ interface Block {
   source?: { type?: string; media_type?: string; data?: string };
 }
 interface Message {
-  role: 'user' | 'assistant';
+  role: 'user' | 'assistant' | 'system';
   content: string | Block[];
 }
 
@@ -89,11 +91,20 @@ const directive = (text: string, name: string): string | undefined => {
 /** What a request offers besides its messages. */
 export interface RequestContext {
   tools?: ReadonlyArray<{ name?: string }>;
+  model?: string | undefined;
+  system?: unknown;
+  thinking?: unknown;
+  output_config?: unknown;
 }
+
+/** The system prompt's text, however the request carries it (a string or text blocks). */
+const systemText = (s: unknown): string =>
+  typeof s === 'string' ? s : Array.isArray(s) ? (s as Block[]).map((b) => (typeof b.text === 'string' ? b.text : '')).join('\n') : '';
 
 /** Decides the answer to one Messages request. */
 export function plan(messages: Message[], req: RequestContext = {}): Plan {
-  const last = messages[messages.length - 1];
+  // The CLI may put notes of its own (the sandbox's) as `system` messages between them: they are not the conversation.
+  const last = messages.filter((m) => m.role === 'user' || m.role === 'assistant').at(-1);
   const userMessages = messages.filter((m) => m.role === 'user');
   // The prompt that started this exchange: the last user message with text of its own.
   const promptMsg = [...userMessages].reverse().find((m) => lastPrompt(m) !== '');
@@ -131,6 +142,15 @@ export function plan(messages: Message[], req: RequestContext = {}): Plan {
   if (tool !== undefined) return toolCall(tool, base);
   if (directive(prompt, 'tools') !== undefined) {
     return { kind: 'reply', ...base, text: `tools: ${(req.tools ?? []).map((t) => t.name ?? '?').join(', ')}` };
+  }
+  if (directive(prompt, 'request') !== undefined) {
+    const effort = (req.output_config as { effort?: unknown } | undefined)?.effort ?? null;
+    const system = systemText(req.system);
+    return {
+      kind: 'reply',
+      ...base,
+      text: `request: ${JSON.stringify({ model: req.model ?? null, thinking: req.thinking ?? null, effort, system_end: system.trimEnd().slice(-120), system_chars: system.length })}`,
+    };
   }
   if (directive(prompt, 'received') !== undefined && promptMsg) return { kind: 'reply', ...base, text: `received: ${describe(promptMsg)}` };
   const bash = directive(prompt, 'bash');

@@ -48,8 +48,24 @@ function chunks(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [text];
 }
 
-async function respond(res: http.ServerResponse, body: { model?: string; stream?: boolean; messages?: unknown[]; tools?: Array<{ name?: string }> }) {
-  const p: Plan = plan((body.messages ?? []) as Parameters<typeof plan>[0], { tools: Array.isArray(body.tools) ? body.tools : [] });
+interface RequestBody {
+  model?: string;
+  stream?: boolean;
+  messages?: unknown[];
+  tools?: Array<{ name?: string }>;
+  system?: unknown;
+  thinking?: unknown;
+  output_config?: unknown;
+}
+
+async function respond(res: http.ServerResponse, body: RequestBody) {
+  const p: Plan = plan((body.messages ?? []) as Parameters<typeof plan>[0], {
+    tools: Array.isArray(body.tools) ? body.tools : [],
+    model: body.model,
+    system: body.system,
+    thinking: body.thinking,
+    output_config: body.output_config,
+  });
   if (p.kind === 'fail') {
     sendJson(res, p.status, { type: 'error', error: { type: errorType(p.status), message: p.message } });
     return;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { call, useApp, waitForTurn } from '../helper.js';
+import { call, makeDirs, startApp, useApp, waitForTurn } from '../helper.js';
 
 const MCP = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'mcp-server.mjs');
 const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789,root:key-root-0123456789', ADMIN_USERS: 'root' };
@@ -247,6 +247,34 @@ describe('agents at work: MCP servers, tool lists, turn limits, structured outpu
     expect((await turn(before.session_id, { prompt: '[[bash:echo again=$STAGE]]' })).result).toBe('The command ran. Output: again=one');
   });
 
+  it("the agent's model, system prompt (replaced or appended), effort and thinking reach the model's request", async () => {
+    const agent = (
+      await call(t.app, 'POST', '/v1/agents', {
+        name: 'zed',
+        model: 'claude-zed-1',
+        system_prompt: 'You are Zed, a terse assistant.',
+        effort: 'low',
+        thinking: { type: 'disabled' },
+      })
+    ).body;
+    const s = (await call(t.app, 'POST', '/v1/sessions', { agent_id: agent.agent_id })).body;
+    const seen = JSON.parse((await turn(s.session_id, { prompt: '[[request]]' })).result.replace(/^request: /, ''));
+    expect(seen).toMatchObject({ model: 'claude-zed-1', system_end: expect.stringMatching(/You are Zed, a terse assistant\.$/) });
+    expect(seen.effort).toBe('low');
+
+    // Appended: Claude Code's own prompt stays, with the text after it.
+    const plain = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const own = JSON.parse((await turn(plain.session_id, { prompt: '[[request]]' })).result.replace(/^request: /, ''));
+    const appended = (await call(t.app, 'POST', '/v1/sessions', { append_system_prompt: 'Always answer in French.' })).body;
+    const more = JSON.parse((await turn(appended.session_id, { prompt: '[[request]]' })).result.replace(/^request: /, ''));
+    expect(more.system_end).toMatch(/Always answer in French\.$/);
+    expect(more.system_chars).toBeGreaterThanOrEqual(own.system_chars + 'Always answer in French.'.length);
+    expect(own.system_end).not.toMatch(/Zed/);
+    // Thinking: adaptive by default, off for the agent that turned it off.
+    expect(own.thinking).toMatchObject({ type: 'adaptive' });
+    expect(seen.thinking === null || seen.thinking.type === 'disabled').toBe(true);
+  });
+
   it('an MCP server that cannot start is an error event on the turn, which goes on without it', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', { mcp_servers: { broken: { command: MCP, args: ['--fail'] } } })).body;
     const started = Date.now();
@@ -256,5 +284,29 @@ describe('agents at work: MCP servers, tool lists, turn limits, structured outpu
     const err = (await events(s.session_id)).find((e) => e.event === 'error');
     expect(err!.data).toMatchObject({ code: 'MCP_SERVER_FAILED', servers: [{ name: 'broken', status: 'failed' }] });
     expect(err!.data.message).toMatch(/"broken"/);
+  });
+});
+
+describe("the operator's policy holds for sessions made before it changed", () => {
+  it('a command taken off MCP_ALLOWED_COMMANDS no longer starts for an existing session: its turn fails with the reason', async () => {
+    const dirs = makeDirs();
+    const first = await startApp({ dirs, env: { MCP_ALLOWED_COMMANDS: MCP } });
+    let sessionId: string;
+    try {
+      const s = (await call(first.app, 'POST', '/v1/sessions', { mcp_servers: { fixture: { command: MCP } }, allowed_tools: ['mcp__fixture'] })).body;
+      sessionId = s.session_id;
+      const ok = (await call(first.app, 'POST', `/v1/sessions/${sessionId}/turns`, { prompt: '[[tool:mcp__fixture__add {"a":1,"b":1}]]' })).body;
+      expect(ok.result).toBe('The command ran. Output: sum: 2');
+    } finally {
+      await first.close();
+    }
+    const second = await startApp({ dirs, env: { MCP_ALLOWED_COMMANDS: '' } });
+    try {
+      const r = (await call(second.app, 'POST', `/v1/sessions/${sessionId}/turns`, { prompt: '[[tool:mcp__fixture__add {"a":1,"b":1}]]' })).body;
+      expect(r).toMatchObject({ status: 'failed', error: { code: 'INVALID_REQUEST' } });
+      expect(r.error.message).toMatch(/MCP_ALLOWED_COMMANDS/);
+    } finally {
+      await second.close();
+    }
   });
 });
