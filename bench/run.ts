@@ -459,6 +459,72 @@ if (want('prewarm')) {
   compare('new session first event (API with a spare / cold raw query())', 0.3, apiMs, rawMs, 'API (spare) first event', 'raw cold query() first message');
 }
 
+if (want('agent')) {
+  // A session made from an agent with a stdio MCP server: its first turn cannot use a spare (MCP servers are
+  // fixed when a process starts), so it is compared with a raw query() given the same server and tool rule.
+  const N = Number(process.env.BENCH_AGENT_SESSIONS ?? 8);
+  const W = Number(process.env.BENCH_AGENT_WARM_TURNS ?? 20);
+  const fixture = path.resolve('test/fixtures/mcp-server.mjs');
+  console.log(`\n--- agent with an MCP server: first turn of ${N} new sessions, then ${W} warm MCP tool turns; API vs raw SDK, interleaved ---`);
+  const srv = await startServerProcess(path.join(root, 'srv-agent'), model.url, {
+    CLAUDE_CONFIG_DIR: configDir,
+    WORKSPACE_ROOT: workspace,
+    MCP_ALLOWED_COMMANDS: fixture,
+    PREWARM_SPARES: '1',
+  });
+  const agent = await api(srv.base, 'POST', '/v1/agents', { name: 'bench', mcp_servers: { fixture: { command: fixture } }, allowed_tools: ['mcp__fixture'] });
+  const mcp = {
+    mcpServers: { fixture: { type: 'stdio' as const, command: fixture, args: [], env: {}, alwaysLoad: true } },
+    mcpServersDelivery: 'initialize' as const,
+  };
+  const prompt = '[[tool:mcp__fixture__add {"a":1,"b":2}]]';
+  const cwd = path.join(workspace, 'bench-agent');
+  fs.mkdirSync(cwd, { recursive: true });
+  const firstApi: number[] = [];
+  const firstRaw: number[] = [];
+  let sessionId = '';
+  for (let i = 0; i < N; i++) {
+    let t0 = performance.now();
+    const s = await api(srv.base, 'POST', '/v1/sessions', { agent_id: agent.agent_id, prompt, project: 'bench-agent' });
+    firstApi.push(performance.now() - t0);
+    if (s.turn?.result !== 'The command ran. Output: sum: 3') throw new Error(`agent turn: ${JSON.stringify(s.turn).slice(0, 300)}`);
+    sessionId = s.session_id;
+    t0 = performance.now();
+    const q = query({ prompt, options: { ...rawOptions, cwd, sessionId: randomUUID(), allowedTools: ['mcp__fixture'], ...mcp } });
+    for await (const m of q) if (m.type === 'result') break;
+    q.close();
+    firstRaw.push(performance.now() - t0);
+  }
+  compare('agent session with an MCP server: first turn (API / raw query())', 1.1, firstApi, firstRaw, 'API first turn', 'raw query() first turn');
+  // Warm: the last session's process, and a raw streaming Query with the same server.
+  const inbox = new Inbox();
+  const q = query({ prompt: inbox, options: { ...rawOptions, cwd, sessionId: randomUUID(), allowedTools: ['mcp__fixture'], ...mcp } });
+  const it = q[Symbol.asyncIterator]();
+  const rawOne = async () => {
+    const t0 = performance.now();
+    inbox.push(prompt);
+    for (;;) {
+      const { value, done } = await it.next();
+      if (done) throw new Error('raw query ended');
+      if (value.type === 'result') break;
+    }
+    return performance.now() - t0;
+  };
+  await rawOne();
+  const warmApi: number[] = [];
+  const warmRaw: number[] = [];
+  for (let i = 0; i < W; i++) {
+    const t0 = performance.now();
+    await api(srv.base, 'POST', `/v1/sessions/${sessionId}/turns`, { prompt });
+    warmApi.push(performance.now() - t0);
+    warmRaw.push(await rawOne());
+  }
+  inbox.end();
+  q.close();
+  await srv.stop();
+  compare('agent session with an MCP server: warm MCP tool turn (API / raw streaming Query)', 1.15, warmApi, warmRaw, 'API warm MCP turn', 'raw warm MCP turn');
+}
+
 if (want('list')) {
   const N = Number(process.env.BENCH_LIST_SESSIONS ?? 10_000);
   console.log(`\n--- list: first page of ${N} sessions through the API vs SDK listSessions({dir, limit: 50}) ---`);
