@@ -83,6 +83,29 @@ async function rawTurn(sessionId: string, cwd: string, prompt: string, resume: b
   return { first, total: performance.now() - t0 };
 }
 
+/** A raw Query in streaming-input mode, prompts pushed one at a time: `turn` answers each one's time. */
+function rawStreaming(options: Options): { turn: (prompt: string) => Promise<number>; close: () => void } {
+  const inbox = new Inbox();
+  const q = query({ prompt: inbox, options });
+  const it = q[Symbol.asyncIterator]();
+  return {
+    turn: async (prompt) => {
+      const t0 = performance.now();
+      inbox.push(prompt);
+      for (;;) {
+        const { value, done } = await it.next();
+        if (done) throw new Error('raw query ended');
+        if (value.type === 'result') break;
+      }
+      return performance.now() - t0;
+    },
+    close: () => {
+      inbox.end();
+      q.close();
+    },
+  };
+}
+
 function compare(name: string, goal: number, apiMs: number[], rawMs: number[], lower = 'API', upper = 'raw') {
   const ratio = median(apiMs) / median(rawMs);
   console.log(`${lower}  median ${fmt(median(apiMs))} ms  p90 ${fmt(p90(apiMs))} ms`);
@@ -126,24 +149,10 @@ if (want('cold') || want('warm')) {
       if (mode === 'cold') await rawTurn(rawId, s.cwd, 'Remember: my favorite color is blue', false);
       else {
         // The raw baseline: one Query in streaming-input mode, prompts pushed one at a time.
-        const inbox = new Inbox();
-        const q = query({ prompt: inbox, options: { ...rawOptions, cwd: s.cwd, sessionId: rawId } });
-        const it = q[Symbol.asyncIterator]();
-        rawWarm = async (prompt) => {
-          const t0 = performance.now();
-          inbox.push(prompt);
-          for (;;) {
-            const { value, done } = await it.next();
-            if (done) throw new Error('raw query ended');
-            if (value.type === 'result') break;
-          }
-          return performance.now() - t0;
-        };
+        const raw = rawStreaming({ ...rawOptions, cwd: s.cwd, sessionId: rawId });
+        rawWarm = raw.turn;
         await rawWarm('Remember: my favorite color is blue');
-        close = () => {
-          inbox.end();
-          q.close();
-        };
+        close = raw.close;
       }
       const a: number[] = [];
       const b: number[] = [];
@@ -497,30 +506,17 @@ if (want('agent')) {
   }
   compare('agent session with an MCP server: first turn (API / raw query())', 1.1, firstApi, firstRaw, 'API first turn', 'raw query() first turn');
   // Warm: the last session's process, and a raw streaming Query with the same server.
-  const inbox = new Inbox();
-  const q = query({ prompt: inbox, options: { ...rawOptions, cwd, sessionId: randomUUID(), allowedTools: ['mcp__fixture'], ...mcp } });
-  const it = q[Symbol.asyncIterator]();
-  const rawOne = async () => {
-    const t0 = performance.now();
-    inbox.push(prompt);
-    for (;;) {
-      const { value, done } = await it.next();
-      if (done) throw new Error('raw query ended');
-      if (value.type === 'result') break;
-    }
-    return performance.now() - t0;
-  };
-  await rawOne();
+  const raw = rawStreaming({ ...rawOptions, cwd, sessionId: randomUUID(), allowedTools: ['mcp__fixture'], ...mcp });
+  await raw.turn(prompt);
   const warmApi: number[] = [];
   const warmRaw: number[] = [];
   for (let i = 0; i < W; i++) {
     const t0 = performance.now();
     await api(srv.base, 'POST', `/v1/sessions/${sessionId}/turns`, { prompt });
     warmApi.push(performance.now() - t0);
-    warmRaw.push(await rawOne());
+    warmRaw.push(await raw.turn(prompt));
   }
-  inbox.end();
-  q.close();
+  raw.close();
   await srv.stop();
   compare('agent session with an MCP server: warm MCP tool turn (API / raw streaming Query)', 1.15, warmApi, warmRaw, 'API warm MCP turn', 'raw warm MCP turn');
 }

@@ -12,6 +12,7 @@ import type { Caller } from '../auth/access.js';
 import type { AgentRepository, AgentRow, AgentVersionRow } from '../storage/agents-repo.js';
 import type { AgentOptions, AgentOptionsInput, PermissionMode } from '../schemas.js';
 import { AGENT_OPTION_KEYS } from '../schemas.js';
+import { decodeCursor, encodeCursor } from '../storage/cursor.js';
 import { applyOptions, checkOptions, viewOptions, type OptionsPolicy } from './options.js';
 import type { Agent, CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from './schemas.js';
 
@@ -45,15 +46,6 @@ interface StoredConfig extends AgentOptions {
 }
 
 const iso = (ms: number) => new Date(Number(ms)).toISOString();
-
-function encodeCursor(row: AgentRow): string {
-  return Buffer.from(`${row.updated_at}:${row.agent_id}`).toString('base64url');
-}
-function decodeCursor(cursor: string): { updatedAt: number; agentId: string } {
-  const m = /^(\d{1,16}):([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!m) throw new AppError('INVALID_REQUEST', 'cursor is not one this server gave out');
-  return { updatedAt: Number(m[1]), agentId: m[2]! };
-}
 
 /** Only the option fields of a body (name, description and the rest are the agent's own). */
 function optionFields(body: Record<string, unknown>): Record<string, unknown> {
@@ -155,7 +147,8 @@ export function createAgentService(deps: { repo: AgentRepository; policy: Option
         after: q.cursor ? decodeCursor(q.cursor) : undefined,
       });
       const page = rows.slice(0, q.limit);
-      return { agents: await Promise.all(page.map(latest)), next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null };
+      const last = page.at(-1);
+      return { agents: await Promise.all(page.map(latest)), next_cursor: rows.length > q.limit && last ? encodeCursor(last.updated_at, last.agent_id) : null };
     },
 
     async get(caller, agentId, version) {

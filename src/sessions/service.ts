@@ -14,6 +14,7 @@ import { transcriptPath } from '../claude/paths.js';
 import { assertPermissionModeUsable, type PermissionMode } from '../claude/permission-mode.js';
 import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
 import { isUniqueViolation } from '../storage/db.js';
+import { decodeCursor, encodeCursor } from '../storage/cursor.js';
 import type { TurnRepository, TurnRow } from '../storage/turns-repo.js';
 import type { Workspaces } from '../workspace/workspace.js';
 import type { TurnService } from '../turns/service.js';
@@ -77,16 +78,6 @@ const iso = (ms: number) => new Date(Number(ms)).toISOString();
 
 /** The activity columns of a session that has not run a turn yet, as of `now`. */
 const noActivity = (now: number) => ({ created_at: now, last_active: now, turn_count: 0, total_cost_usd: 0, input_tokens: 0, output_tokens: 0 });
-
-/** Opaque list cursor: the (last_active, session_id) of the last row of the page. */
-function encodeCursor(row: SessionRow): string {
-  return Buffer.from(`${row.last_active}:${row.session_id}`).toString('base64url');
-}
-function decodeCursor(cursor: string): { lastActive: number; sessionId: string } {
-  const m = /^(\d{1,16}):([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!m) throw new AppError('INVALID_REQUEST', 'cursor is not one this server gave out');
-  return { lastActive: Number(m[1]), sessionId: m[2]! };
-}
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { config, sessions, turns, turnService, engine, claude, workspace, log } = deps;
@@ -211,7 +202,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     },
 
     async list(caller, q) {
-      const after = q.cursor ? decodeCursor(q.cursor) : undefined;
+      const c = q.cursor ? decodeCursor(q.cursor) : undefined;
+      const after = c && { lastActive: c.at, sessionId: c.id };
       const rows = await sessions.list({
         userId: ownerFor(caller, q.user_id),
         status: q.status,
@@ -224,7 +216,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const running = await turns.runningBySession(page.map((r) => r.session_id));
       return {
         sessions: await Promise.all(page.map((r) => present(r, running.get(r.session_id) ?? null))),
-        next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null,
+        next_cursor: rows.length > q.limit ? encodeCursor(page.at(-1)!.last_active, page.at(-1)!.session_id) : null,
       };
     },
 

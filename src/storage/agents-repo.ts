@@ -27,13 +27,7 @@ export interface AgentRepository {
    * Agents a user may see: their own and the shared ones (only their own with `ownOnly`), newest
    * change first, paged by (updated_at, agent_id).
    */
-  list(q: {
-    userId: string;
-    ownOnly: boolean;
-    archived: boolean;
-    limit: number;
-    after?: { updatedAt: number; agentId: string } | undefined;
-  }): Promise<AgentRow[]>;
+  list(q: { userId: string; ownOnly: boolean; archived: boolean; limit: number; after?: { at: number; id: string } | undefined }): Promise<AgentRow[]>;
 }
 
 export function createAgentRepository(db: Kysely<Database>): AgentRepository {
@@ -76,8 +70,8 @@ export function createAgentRepository(db: Kysely<Database>): AgentRepository {
       query = q.ownOnly ? query.where('user_id', '=', q.userId) : query.where((eb) => eb.or([eb('user_id', '=', q.userId), eb('shared', '=', 1)]));
       query = q.archived ? query.where('archived_at', 'is not', null) : query.where('archived_at', 'is', null);
       if (q.after) {
-        const { updatedAt, agentId } = q.after;
-        query = query.where((eb) => eb.or([eb('updated_at', '<', updatedAt), eb.and([eb('updated_at', '=', updatedAt), eb('agent_id', '<', agentId)])]));
+        const { at, id } = q.after;
+        query = query.where((eb) => eb.or([eb('updated_at', '<', at), eb.and([eb('updated_at', '=', at), eb('agent_id', '<', id)])]));
       }
       return query.orderBy('updated_at', 'desc').orderBy('agent_id', 'desc').limit(q.limit).execute();
     },
