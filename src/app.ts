@@ -29,6 +29,7 @@ import { TurnSchema } from './turns/schemas.js';
 import { AgentSchema } from './agents/schemas.js';
 import { agentRoutes } from './agents/routes.js';
 import { promptBodyLimit } from './turns/prompt.js';
+import { fileRoutes } from './files/routes.js';
 import { sessionRoutes } from './sessions/routes.js';
 import { turnRoutes } from './turns/routes.js';
 import { permissionRoutes } from './permissions/routes.js';
@@ -135,6 +136,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(sessionRoutes, { sessions: s.sessionService, turns: s.turnService, stream, promptBodyLimit: promptBody });
   await app.register(turnRoutes, { turns: s.turnService, stream, promptBodyLimit: promptBody });
   await app.register(agentRoutes, { agents: s.agentService });
+  await app.register(fileRoutes, { files: s.fileService });
   await app.register(permissionRoutes, { approvals: s.approvals });
   await app.register(webPage);
   await app.register(metricsRoutes, { metrics: s.metrics });

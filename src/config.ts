@@ -40,6 +40,8 @@ const EnvSchema = Type.Object({
   BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
   /** Largest attachment (image, PDF) of a prompt, in bytes once decoded. */
   MAX_ATTACHMENT_BYTES: Type.Integer({ default: 5_242_880, minimum: 1 }),
+  /** Largest file written through the files API, in bytes. */
+  MAX_FILE_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
   /** Most attachments in one prompt. */
   MAX_ATTACHMENTS: Type.Integer({ default: 4, minimum: 0, maximum: 100 }),
   /** Commands an agent's stdio MCP server may run (comma-separated, exact): they run on the server, outside the sandbox. */
@@ -132,6 +134,7 @@ export interface Config {
   sandboxNetwork: string;
   maxAttachmentBytes: number;
   maxAttachments: number;
+  maxFileBytes: number;
   /** MCP_ALLOWED_COMMANDS as a list. */
   mcpAllowedCommands: string[];
   /** Folders sandboxed commands may read besides the session's own; undefined: the defaults. */
@@ -260,6 +263,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sandboxNetwork: e.SANDBOX_NETWORK.trim() || 'none',
     maxAttachmentBytes: e.MAX_ATTACHMENT_BYTES,
     maxAttachments: e.MAX_ATTACHMENTS,
+    maxFileBytes: e.MAX_FILE_BYTES,
     mcpAllowedCommands: e.MCP_ALLOWED_COMMANDS.split(',')
       .map((c) => c.trim())
       .filter(Boolean),

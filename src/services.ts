@@ -46,6 +46,7 @@ import { createTurnEngine, type TurnEngine } from './turns/engine/index.js';
 import { createSessionService, type SessionService } from './sessions/service.js';
 import { createAgentService, type AgentService } from './agents/service.js';
 import { createAgentRepository } from './storage/agents-repo.js';
+import { createFileService, type FileService } from './files/service.js';
 import { createPurgeHere } from './sessions/purge.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { checkWorkspaceRoot, endAbandonedStreams, endOrphans, failAbandoned, resumeTurns, takeOverDataDir } from './recovery.js';
@@ -76,6 +77,7 @@ export interface Services {
   turnService: TurnService;
   sessionService: SessionService;
   agentService: AgentService;
+  fileService: FileService;
   /** Once the server is ready: resume what waits, join the other replicas. */
   start(): Promise<void>;
   /** Before the listener closes: running turns get `graceMs`, then stop; replicas are left. */
@@ -354,6 +356,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     turnService,
     sessionService,
     agentService,
+    fileService: createFileService({ sessions: sessionsRepo, maxFileBytes: config.maxFileBytes }),
     async start() {
       await resumeTurns(approvals, engine);
       await cluster.start({

@@ -17,7 +17,7 @@ const LAYERS: string[][] = [
   ['types.ts', 'events'],
   ['permissions', 'metrics', 'agents'],
   ['turns'],
-  ['sessions'],
+  ['sessions', 'files'],
   ['health', 'plugins'],
   ['recovery.ts'],
   ['services.ts'],

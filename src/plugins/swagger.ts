@@ -73,6 +73,7 @@ export default fp(async (app, opts: { version: string }) => {
         { name: 'sessions', description: 'Session metadata, transcripts, fork and import' },
         { name: 'turns', description: 'Running prompts in a session' },
         { name: 'permissions', description: 'Tool approvals by people' },
+        { name: 'files', description: "The files of a session's folder: list, read, write, delete, archive" },
         { name: 'agents', description: 'Versioned configurations sessions start from: instructions, tools, MCP servers, limits, output schema' },
         { name: 'system', description: 'Health and documentation' },
       ],

@@ -1,0 +1,157 @@
+/**
+ * @module files/routes
+ * The files of a session's folder over HTTP: list, read (Range, ETag, If-None-Match), write
+ * (If-Match, If-None-Match), delete, and a folder as tar.gz. A write's body is the file's bytes,
+ * whatever its content type, streamed to disk.
+ */
+import { Type } from 'typebox';
+import type { App } from '../types.js';
+import { AppError, sessionErrors } from '../errors.js';
+import { SessionParamsSchema } from '../schemas.js';
+import type { FileService } from './service.js';
+
+const tags = ['files'];
+const FilePath = Type.String({ maxLength: 4096, default: '', description: "A path relative to the session's folder ('' is the folder itself)" });
+const FileEntrySchema = Type.Object({
+  name: Type.String(),
+  path: Type.String({ description: "Relative to the session's folder" }),
+  type: Type.Union([Type.Literal('file'), Type.Literal('directory'), Type.Literal('symlink'), Type.Literal('other')]),
+  size: Type.Union([Type.Integer(), Type.Null()]),
+  mtime: Type.String({ format: 'date-time' }),
+  etag: Type.Union([Type.String(), Type.Null()]),
+});
+const binary = (description: string) => ({ description, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } });
+/** A user's file never runs as a page of this origin (HTML, SVG) and is never sniffed into one. */
+const SAFE_HEADERS = { 'content-security-policy': "default-src 'none'; sandbox", 'x-content-type-options': 'nosniff' };
+
+export async function fileRoutes(app: App, opts: { files: FileService }) {
+  const svc = opts.files;
+  // A write's body is the file's bytes, whatever its content type (JSON too): streamed, never parsed.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+  app.get('/v1/sessions/:session_id/files', {
+    schema: {
+      tags,
+      operationId: 'listFiles',
+      summary: "A folder of the session's folder, by name, paged",
+      params: SessionParamsSchema,
+      querystring: Type.Object(
+        {
+          path: FilePath,
+          limit: Type.Integer({ minimum: 1, maximum: 1000, default: 200 }),
+          cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'next_cursor of the previous page' })),
+        },
+        { additionalProperties: false },
+      ),
+      response: {
+        200: Type.Object({ path: Type.String(), entries: Type.Array(FileEntrySchema), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+        ...sessionErrors,
+      },
+    },
+    handler: async (req) => svc.list(req.caller, req.params.session_id, req.query),
+  });
+
+  app.get('/v1/sessions/:session_id/files/content', {
+    schema: {
+      tags,
+      operationId: 'readFile',
+      summary: 'A file: its bytes, with a byte range (Range), an ETag and If-None-Match',
+      params: SessionParamsSchema,
+      querystring: Type.Object(
+        { path: FilePath, download: Type.Boolean({ default: false, description: 'Content-Disposition: attachment' }) },
+        { additionalProperties: false },
+      ),
+      response: {
+        200: binary('The whole file'),
+        206: binary('The range asked for'),
+        304: { description: 'Not modified (If-None-Match)', type: 'null' },
+        416: Type.Ref('Error'),
+        ...sessionErrors,
+      },
+    },
+    handler: async (req, reply) => {
+      const inm = req.headers['if-none-match'];
+      if (inm) {
+        const etag = await svc.etagOf(req.caller, req.params.session_id, req.query.path);
+        if (etag && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag || t.trim() === '*')) return reply.code(304).header('etag', etag).send();
+      }
+      let f;
+      try {
+        f = await svc.read(req.caller, req.params.session_id, req.query.path, req.headers.range);
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'RANGE_NOT_SATISFIABLE') reply.header('content-range', String(err.details?.content_range));
+        throw err;
+      }
+      reply
+        .headers(SAFE_HEADERS)
+        .header('content-type', f.contentType)
+        .header('etag', f.etag)
+        .header('last-modified', f.mtime.toUTCString())
+        .header('accept-ranges', 'bytes')
+        .header('content-length', f.length);
+      if (req.query.download) reply.header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(f.name)}`);
+      if (f.range) reply.code(206).header('content-range', `bytes ${f.range.start}-${f.range.end}/${f.size}`);
+      return reply.send(f.stream);
+    },
+  });
+
+  app.put('/v1/sessions/:session_id/files/content', {
+    schema: {
+      tags,
+      operationId: 'writeFile',
+      summary: 'Write a file (its folders are made): the body is its bytes; If-Match guards against lost updates, If-None-Match: * creates only',
+      params: SessionParamsSchema,
+      querystring: Type.Object({ path: FilePath }, { additionalProperties: false }),
+      // Any schema here would be applied to the stream itself: the document says what the body is, nothing checks it.
+      body: { description: "The file's bytes (any content type)", content: { 'application/octet-stream': { schema: { description: 'binary' } } } } as never,
+      response: { 200: FileEntrySchema, 201: FileEntrySchema, 412: Type.Ref('Error'), ...sessionErrors },
+    },
+    handler: async (req, reply) => {
+      const body = req.body as NodeJS.ReadableStream | undefined;
+      if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw new AppError('INVALID_REQUEST', "the body must be the file's bytes");
+      const { entry, created } = await svc.write(req.caller, req.params.session_id, req.query.path, body as never, {
+        ifMatch: req.headers['if-match'],
+        ifNoneMatch: req.headers['if-none-match'],
+      });
+      return reply
+        .code(created ? 201 : 200)
+        .header('etag', entry.etag ?? '')
+        .send(entry);
+    },
+  });
+
+  app.delete('/v1/sessions/:session_id/files/content', {
+    schema: {
+      tags,
+      operationId: 'deleteFile',
+      summary: 'Delete a file, a link, or a folder (recursive=true for one that is not empty)',
+      params: SessionParamsSchema,
+      querystring: Type.Object({ path: FilePath, recursive: Type.Boolean({ default: false }) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ path: Type.String(), type: FileEntrySchema.properties.type }), ...sessionErrors },
+    },
+    handler: async (req) => svc.remove(req.caller, req.params.session_id, req.query.path, req.query.recursive),
+  });
+
+  app.get('/v1/sessions/:session_id/files/archive', {
+    schema: {
+      tags,
+      operationId: 'archiveFiles',
+      summary: 'A folder as a tar.gz, streamed (links are stored as links, never followed)',
+      params: SessionParamsSchema,
+      querystring: Type.Object({ path: FilePath }, { additionalProperties: false }),
+      response: {
+        200: { description: 'gzip-compressed tar', content: { 'application/gzip': { schema: { type: 'string', format: 'binary' } } } },
+        ...sessionErrors,
+      },
+    },
+    handler: async (req, reply) => {
+      const a = await svc.archive(req.caller, req.params.session_id, req.query.path);
+      return reply
+        .headers(SAFE_HEADERS)
+        .header('content-type', 'application/gzip')
+        .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(a.name)}`)
+        .send(a.stream);
+    },
+  });
+}
