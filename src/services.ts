@@ -47,6 +47,7 @@ import { createSessionService, type SessionService } from './sessions/service.js
 import { createAgentService, type AgentService } from './agents/service.js';
 import { createAgentRepository } from './storage/agents-repo.js';
 import { createFileService, type FileService } from './files/service.js';
+import { createFolderStates, createSnapshots } from './workspace/snapshots.js';
 import { createPurgeHere } from './sessions/purge.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { checkWorkspaceRoot, endAbandonedStreams, endOrphans, failAbandoned, resumeTurns, takeOverDataDir } from './recovery.js';
@@ -229,6 +230,9 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     multiUser: async () => !(await callers.singleUser()),
     sandboxMissing: isolation.state.mode === 'auto' && !isolation.state.enabled ? isolation.state.reason : null,
   });
+  const snapshots = createSnapshots(config.workspaceRoot);
+  if (!snapshots.available) log.warn('git cannot be run here: what each turn changed is not recorded, and rewind is off (install git)');
+  const folderStates = createFolderStates(snapshots, (err) => log.warn({ err }, "could not snapshot a session's folder"));
   /** The turn running in each session: written by the engine, read by the tool-approval hook. */
   const runningTurns = new Map<string, string>();
   const runner = createClaudeRunner({
@@ -290,6 +294,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     log,
     limits: { maxConcurrent: config.maxConcurrentTurns, maxQueued: config.maxQueuedTurns, userMaxConcurrent: config.userMaxConcurrentTurns },
     runningTurns,
+    snapshots: folderStates,
     approvals,
     transcriptExists: (s) => claudeSessions.exists(s.session_id, s.cwd),
     // With the store, a transcript only this disk has goes into it before a resume (the CLI resumes from the store).
@@ -356,7 +361,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     turnService,
     sessionService,
     agentService,
-    fileService: createFileService({ sessions: sessionsRepo, maxFileBytes: config.maxFileBytes }),
+    fileService: createFileService({ sessions: sessionsRepo, turns: turnsRepo, maxFileBytes: config.maxFileBytes, snapshots, states: folderStates }),
     async start() {
       await resumeTurns(approvals, engine);
       await cluster.start({

@@ -5,7 +5,7 @@
  * writes in small batches and serves unwritten events from memory, `shared.ts` (several
  * replicas over PostgreSQL) numbers events where they are written.
  */
-export type EventType = 'turn' | 'message' | 'permission_request' | 'permission_resolved' | 'error' | 'done';
+export type EventType = 'turn' | 'message' | 'permission_request' | 'permission_resolved' | 'error' | 'files_changed' | 'done';
 
 export interface SessionEvent {
   seq: number;

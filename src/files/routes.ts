@@ -8,6 +8,7 @@ import { Type } from 'typebox';
 import type { App } from '../types.js';
 import { AppError, sessionErrors } from '../errors.js';
 import { SessionParamsSchema } from '../schemas.js';
+import { TurnParamsSchema } from '../turns/schemas.js';
 import type { FileService } from './service.js';
 
 const tags = ['files'];
@@ -27,8 +28,34 @@ const SAFE_HEADERS = { 'content-security-policy': "default-src 'none'; sandbox",
 export async function fileRoutes(app: App, opts: { files: FileService }) {
   const svc = opts.files;
   // A write's body is the file's bytes, whatever its content type (JSON too): streamed, never parsed.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  await app.register(async (raw: App) => {
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    raw.put('/v1/sessions/:session_id/files/content', {
+      schema: {
+        tags,
+        operationId: 'writeFile',
+        summary: 'Write a file (its folders are made): the body is its bytes; If-Match guards against lost updates, If-None-Match: * creates only',
+        params: SessionParamsSchema,
+        querystring: Type.Object({ path: FilePath }, { additionalProperties: false }),
+        // Any schema here would be applied to the stream itself: the document says what the body is, nothing checks it.
+        body: { description: "The file's bytes (any content type)", content: { 'application/octet-stream': { schema: { description: 'binary' } } } } as never,
+        response: { 200: FileEntrySchema, 201: FileEntrySchema, 412: Type.Ref('Error'), ...sessionErrors },
+      },
+      handler: async (req, reply) => {
+        const body = req.body as NodeJS.ReadableStream | undefined;
+        if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw new AppError('INVALID_REQUEST', "the body must be the file's bytes");
+        const { entry, created } = await svc.write(req.caller, req.params.session_id, req.query.path, body as never, {
+          ifMatch: req.headers['if-match'],
+          ifNoneMatch: req.headers['if-none-match'],
+        });
+        return reply
+          .code(created ? 201 : 200)
+          .header('etag', entry.etag ?? '')
+          .send(entry);
+      },
+    });
+  });
 
   app.get('/v1/sessions/:session_id/files', {
     schema: {
@@ -96,31 +123,6 @@ export async function fileRoutes(app: App, opts: { files: FileService }) {
     },
   });
 
-  app.put('/v1/sessions/:session_id/files/content', {
-    schema: {
-      tags,
-      operationId: 'writeFile',
-      summary: 'Write a file (its folders are made): the body is its bytes; If-Match guards against lost updates, If-None-Match: * creates only',
-      params: SessionParamsSchema,
-      querystring: Type.Object({ path: FilePath }, { additionalProperties: false }),
-      // Any schema here would be applied to the stream itself: the document says what the body is, nothing checks it.
-      body: { description: "The file's bytes (any content type)", content: { 'application/octet-stream': { schema: { description: 'binary' } } } } as never,
-      response: { 200: FileEntrySchema, 201: FileEntrySchema, 412: Type.Ref('Error'), ...sessionErrors },
-    },
-    handler: async (req, reply) => {
-      const body = req.body as NodeJS.ReadableStream | undefined;
-      if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw new AppError('INVALID_REQUEST', "the body must be the file's bytes");
-      const { entry, created } = await svc.write(req.caller, req.params.session_id, req.query.path, body as never, {
-        ifMatch: req.headers['if-match'],
-        ifNoneMatch: req.headers['if-none-match'],
-      });
-      return reply
-        .code(created ? 201 : 200)
-        .header('etag', entry.etag ?? '')
-        .send(entry);
-    },
-  });
-
   app.delete('/v1/sessions/:session_id/files/content', {
     schema: {
       tags,
@@ -153,5 +155,60 @@ export async function fileRoutes(app: App, opts: { files: FileService }) {
         .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(a.name)}`)
         .send(a.stream);
     },
+  });
+
+  const ChangeSchema = Type.Object({
+    path: Type.String(),
+    kind: Type.Union([Type.Literal('created'), Type.Literal('modified'), Type.Literal('deleted')]),
+    size_before: Type.Union([Type.Integer(), Type.Null()]),
+    size_after: Type.Union([Type.Integer(), Type.Null()]),
+  });
+
+  app.get('/v1/sessions/:session_id/turns/:turn_id/changes', {
+    schema: {
+      tags,
+      operationId: 'getTurnChanges',
+      summary: "What a turn changed in the session's folder (whatever changed it: Edit, Write, Bash...), with unified diffs of text files",
+      params: TurnParamsSchema,
+      querystring: Type.Object(
+        {
+          max_diff_bytes: Type.Integer({
+            minimum: 0,
+            maximum: 10_485_760,
+            default: 262_144,
+            description: 'Files larger than this (before or after) get no diff; 0: no diffs',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      response: {
+        200: Type.Object({
+          turn_id: Type.String({ format: 'uuid' }),
+          recorded: Type.Boolean({ description: "false: the folder's states were not recorded for this turn" }),
+          files: Type.Array(Type.Intersect([ChangeSchema, Type.Object({ diff: Type.Union([Type.String(), Type.Null()]) })])),
+        }),
+        ...sessionErrors,
+      },
+    },
+    handler: async (req) => svc.changes(req.caller, req.params.session_id, req.params.turn_id, req.query.max_diff_bytes),
+  });
+
+  app.post('/v1/sessions/:session_id/rewind', {
+    schema: {
+      tags,
+      operationId: 'rewindFiles',
+      summary: "Put the session's files back as they were before a turn (409 while a turn runs); dry_run says what would change",
+      params: SessionParamsSchema,
+      body: Type.Object({ turn_id: Type.String({ format: 'uuid' }), dry_run: Type.Boolean({ default: false }) }, { additionalProperties: false }),
+      response: {
+        200: Type.Object({
+          turn_id: Type.String({ format: 'uuid' }),
+          dry_run: Type.Boolean(),
+          files: Type.Array(ChangeSchema, { description: 'What the rewind changed (or would change)' }),
+        }),
+        ...sessionErrors,
+      },
+    },
+    handler: async (req) => svc.rewind(req.caller, req.params.session_id, req.body.turn_id, req.body.dry_run),
   });
 }

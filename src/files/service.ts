@@ -14,6 +14,8 @@ import * as tar from 'tar';
 import { AppError } from '../errors.js';
 import { ownedSession, type Caller } from '../auth/access.js';
 import type { SessionRepository, SessionRow } from '../storage/sessions-repo.js';
+import type { TurnRepository } from '../storage/turns-repo.js';
+import type { FileChange, FolderStates, Snapshots } from '../workspace/snapshots.js';
 import { inside, normalizeRel, resolveIn } from './paths.js';
 import { contentTypeOf } from './content-type.js';
 
@@ -59,6 +61,17 @@ export interface FileService {
   ): Promise<{ entry: FileEntry; created: boolean }>;
   remove(caller: Caller, sessionId: string, p: string, recursive: boolean): Promise<{ path: string; type: FileEntry['type'] }>;
   archive(caller: Caller, sessionId: string, p: string): Promise<{ stream: Readable; name: string }>;
+  /** What a turn changed in the folder, with unified diffs of text files up to `maxDiffBytes` (0: none). */
+  changes(caller: Caller, sessionId: string, turnId: string, maxDiffBytes: number): Promise<TurnChanges>;
+  /** Makes the folder's files what they were before the turn; 409 while a turn of the session runs. */
+  rewind(caller: Caller, sessionId: string, turnId: string, dryRun: boolean): Promise<{ turn_id: string; dry_run: boolean; files: FileChange[] }>;
+}
+
+export interface TurnChanges {
+  turn_id: string;
+  /** false: the turn's folder states were not recorded (before this server kept them, or git is missing). */
+  recorded: boolean;
+  files: Array<FileChange & { diff: string | null }>;
 }
 
 /** A strong ETag: the file's inode, size and modification time in nanoseconds. */
@@ -101,8 +114,21 @@ const names = (header: string, etag: string | null) =>
     .map((t) => t.trim().replace(/^W\//, ''))
     .some((t) => t === '*' || t === etag);
 
-export function createFileService(deps: { sessions: SessionRepository; maxFileBytes: number }): FileService {
+export function createFileService(deps: {
+  sessions: SessionRepository;
+  turns: TurnRepository;
+  maxFileBytes: number;
+  snapshots: Snapshots;
+  /** The folders' states the turns start from: a folder changed here is snapshotted again at its next turn. */
+  states: FolderStates;
+}): FileService {
   const { sessions } = deps;
+
+  async function turnOf(sessionId: string, turnId: string) {
+    const t = await deps.turns.get(turnId);
+    if (!t || t.session_id !== sessionId) throw new AppError('TURN_NOT_FOUND', `no turn ${turnId} in session ${sessionId}`);
+    return t;
+  }
 
   /** The session's folder, still the real folder it was (no link swapped in since). */
   async function folderOf(caller: Caller, sessionId: string, writing: boolean): Promise<{ row: SessionRow; root: string }> {
@@ -224,6 +250,7 @@ export function createFileService(deps: { sessions: SessionRepository; maxFileBy
           throw new AppError('PRECONDITION_FAILED', `If-None-Match: the file exists (${etag})`, { details: { etag } });
         }
         await fs.promises.rename(tmp, target);
+        deps.states.forget(root);
         return { entry: await entry(root, target), created: current === null };
       } catch (err) {
         await fs.promises.rm(tmp, { force: true });
@@ -258,6 +285,7 @@ export function createFileService(deps: { sessions: SessionRepository; maxFileBy
           }
         }
       } else await fs.promises.unlink(r.abs);
+      deps.states.forget(root);
       return { path: r.rel, type };
     },
 
@@ -271,6 +299,38 @@ export function createFileService(deps: { sessions: SessionRepository; maxFileBy
       const stream = tar.create({ gzip: true, cwd: root, portable: true, follow: false }, [r.rel === '' ? '.' : r.rel]) as unknown as Readable;
       const base = r.rel === '' ? path.basename(row.cwd) || 'session' : path.basename(r.rel);
       return { stream, name: `${base}.tar.gz` };
+    },
+
+    async changes(caller, sessionId, turnId, maxDiffBytes) {
+      const { root } = await folderOf(caller, sessionId, false);
+      const t = await turnOf(sessionId, turnId);
+      if (!t.snapshot_before || !t.snapshot_after) return { turn_id: turnId, recorded: false, files: [] };
+      const list = await deps.snapshots.changes(root, t.snapshot_before, t.snapshot_after);
+      const files = [];
+      for (const c of list) {
+        const diff = maxDiffBytes > 0 ? await deps.snapshots.diff(root, t.snapshot_before, t.snapshot_after, c.path, maxDiffBytes) : null;
+        files.push({ ...c, diff });
+      }
+      return { turn_id: turnId, recorded: true, files };
+    },
+
+    async rewind(caller, sessionId, turnId, dryRun) {
+      const { root } = await folderOf(caller, sessionId, true);
+      const t = await turnOf(sessionId, turnId);
+      if (!t.snapshot_before) {
+        throw new AppError(
+          'INVALID_REQUEST',
+          `turn ${turnId} has no recorded state of the folder to go back to (it ran before this server kept them, or never started)`,
+          {
+            details: { field: 'body.turn_id' },
+          },
+        );
+      }
+      const running = (await deps.turns.runningBySession([sessionId])).get(sessionId);
+      if (running) throw new AppError('SESSION_BUSY', `session ${sessionId} is running turn ${running}; rewind when it ends, or interrupt it first`);
+      const files = await deps.snapshots.restore(root, t.snapshot_before, dryRun);
+      if (!dryRun) deps.states.forget(root);
+      return { turn_id: turnId, dry_run: dryRun, files };
     },
   };
 }

@@ -245,6 +245,13 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0010_turn_snapshots': {
+    async up(db: Kysely<any>) {
+      // The folder's state before and after a turn (tree ids of its shadow repository): what the turn changed, and where a rewind goes.
+      await db.schema.alterTable('turns').addColumn('snapshot_before', 'varchar(64)').execute();
+      await db.schema.alterTable('turns').addColumn('snapshot_after', 'varchar(64)').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -63,6 +63,9 @@ export interface TurnsTable {
   output_schema: string | null;
   /** JSON text of the turn's structured result (with an output schema). */
   structured_output: string | null;
+  /** The session folder's state before and after the turn (workspace/snapshots tree ids; null: not taken). */
+  snapshot_before: string | null;
+  snapshot_after: string | null;
 }
 
 export interface EventsTable {

@@ -77,6 +77,8 @@ const END_KEYS = [
   'input_tokens',
   'output_tokens',
   'structured_output',
+  'snapshot_before',
+  'snapshot_after',
 ] as const;
 const NEW_KEYS = [
   'turn_id',
@@ -100,6 +102,8 @@ const NEW_KEYS = [
   'attachments',
   'output_schema',
   'structured_output',
+  'snapshot_before',
+  'snapshot_after',
 ] as const satisfies ReadonlyArray<keyof NewTurn>;
 
 export function createTurnRepository(db: Kysely<Database>): TurnRepository {

@@ -13,6 +13,7 @@ import type { Admission } from './admission.js';
 import type { EngineState } from './state.js';
 import type { TurnBounds } from './bounds.js';
 import type { TurnWaiters } from './waiters.js';
+import type { FolderStates } from '../../workspace/snapshots.js';
 
 /** What the engine asks of tool approvals: a deferred tool call waits for its request to be settled. */
 export interface ApprovalWaits {
@@ -57,6 +58,8 @@ export interface TurnEngineDeps {
   runningTurns?: Map<string, string>;
   /** Before a session is resumed in a new process (the transcript store copies a local-only transcript). */
   prepareResume?(session: SessionRow): Promise<void>;
+  /** Snapshots of session folders: what each turn changed (absent: not kept). */
+  snapshots?: FolderStates;
   /** After a session's first turn wrote its transcript. */
   onStarted?(session: SessionRow): Promise<void>;
 }

@@ -76,6 +76,33 @@ export function createRunTurn(ctx: EngineContext): RunTurn {
 
 const parseJson = (s: string | null): unknown => (s === null ? null : JSON.parse(s));
 
+/** Tools that change no file (all others may: Bash, Write, Edit, MCP tools, subagents...). */
+const NO_FILE_CHANGES = new Set([
+  'Read',
+  'Glob',
+  'Grep',
+  'LS',
+  'NotebookRead',
+  'TodoWrite',
+  'ToolSearch',
+  'WebFetch',
+  'WebSearch',
+  'StructuredOutput',
+  'ListAgents',
+  'TaskList',
+  'TaskGet',
+  'EnterPlanMode',
+  'ExitPlanMode',
+  'AskUserQuestion',
+]);
+
+/** Whether an SDK message is the model calling a tool that may change files. */
+function ranChangingTool(m: unknown): boolean {
+  const msg = m as { type?: string; message?: { content?: unknown } };
+  if (msg.type !== 'assistant' || !Array.isArray(msg.message?.content)) return false;
+  return (msg.message.content as Array<{ type?: string; name?: string }>).some((b) => b.type === 'tool_use' && !NO_FILE_CHANGES.has(b.name ?? ''));
+}
+
 /** The MCP servers an init message reports as not connected (null: none, or not an init message). */
 function failedMcpServers(m: unknown): Array<{ name: string; status: string }> | null {
   const msg = m as { type?: string; subtype?: string; mcp_servers?: Array<{ name: string; status: string }> };
@@ -134,6 +161,8 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
   );
   metrics.turnStarted();
   let firstEvent = 0;
+  // Whether the turn ran a tool that can change files (then its folder is snapshotted when it ends).
+  let touched = false;
   const spec: TurnSpec = {
     sessionId: session.session_id,
     userId: session.user_id,
@@ -154,6 +183,7 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
       // Not awaited: the log keeps the session's events in order, and the CLI's output keeps flowing.
       const e = events.append(turn.session_id, turn.turn_id, 'message', m);
       if (e instanceof Promise) e.catch((err: unknown) => log.error({ err, turn_id: turn.turn_id }, 'could not log an event'));
+      if (!touched && ranChangingTool(m)) touched = true;
       // An MCP server that could not start is said on the turn at once (the turn goes on without its tools).
       const failed = spec.options?.mcp_servers ? failedMcpServers(m) : null;
       if (failed) {
@@ -166,10 +196,22 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
       }
     },
   };
+  // The folder's state before the turn (known at once unless something else changed it).
+  const before = ctx.snapshots && !run.waitingFor ? await ctx.snapshots.before(session.cwd) : null;
   const first = await start(ctx, run, session, spec, announced);
   const outcome = await runThroughApprovals(ctx, { turn, session, spec, slot, outcome: first, startedAt });
   if (!outcome) return;
   state.current.delete(session.session_id);
+  let after: string | null = null;
+  if (before && ctx.snapshots) {
+    try {
+      const a = await ctx.snapshots.after(session.cwd, before, touched);
+      after = a.tree;
+      if (a.changes.length > 0) await events.append(session.session_id, turn.turn_id, 'files_changed', { turn_id: turn.turn_id, files: a.changes });
+    } catch (err) {
+      log.warn({ err, turn_id: turn.turn_id }, "could not snapshot the session's folder after a turn");
+    }
+  }
   const finished = monotonicNow();
   const done: TurnRow = {
     ...running,
@@ -183,6 +225,8 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
     input_tokens: outcome.inputTokens,
     output_tokens: outcome.outputTokens,
     structured_output: outcome.structuredOutput === undefined ? null : JSON.stringify(outcome.structuredOutput),
+    snapshot_before: before,
+    snapshot_after: after,
   };
   // The turn no longer counts against the bounds once its outcome is known, before it is
   // visible as ended: a client that saw it end may start the next one at once.
@@ -206,6 +250,8 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
     input_tokens: done.input_tokens,
     output_tokens: done.output_tokens,
     structured_output: done.structured_output,
+    snapshot_before: done.snapshot_before,
+    snapshot_after: done.snapshot_after,
   });
   if (!recorded) {
     // Another replica took the session over (this one lost its lease): its record stands, and

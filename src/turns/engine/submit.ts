@@ -166,6 +166,8 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
       attachments: input.attachments ?? null,
       output_schema: input.outputSchema ?? null,
       structured_output: null,
+      snapshot_before: null,
+      snapshot_after: null,
     };
     const first = await promptFirst(session, base);
     if (first) return first;

@@ -1,0 +1,101 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { call, readSse, runApproving, useApp, waitForTurn } from '../helper.js';
+
+const ORIGINAL = 'one\ntwo\nthree\n';
+
+describe('what each turn changed, and rewind (real CLI, offline model)', () => {
+  const t = useApp({ listen: true });
+
+  /** Runs a turn to its end, allowing the tool calls it asks for (as a person would). */
+  async function turn(sessionId: string, prompt: string) {
+    const r = await runApproving(t, sessionId, prompt);
+    expect(r.status, JSON.stringify(r)).toBe('succeeded');
+    return r;
+  }
+  const changes = async (sid: string, tid: string) => (await call(t.app, 'GET', `/v1/sessions/${sid}/turns/${tid}/changes`)).body;
+
+  it('a Bash edit and an Edit are both listed with their diffs; a rewind puts back the exact bytes, whatever changed them', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const up = await t.app.inject({
+      method: 'PUT',
+      url: `/v1/sessions/${s.session_id}/files/content?path=doc.txt`,
+      payload: ORIGINAL,
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(up.statusCode).toBe(201);
+    const doc = path.join(s.cwd, 'doc.txt');
+
+    // Bash: an in-place edit (which the SDK's own checkpoints miss) and a new file.
+    const bash = await turn(s.session_id, "[[bash:sed -i 's/two/TWO/' doc.txt && echo created > new.txt]]");
+    expect(fs.readFileSync(doc, 'utf8')).toBe('one\nTWO\nthree\n');
+    const c1 = await changes(s.session_id, bash.turn_id);
+    expect(c1.recorded).toBe(true);
+    expect(c1.files.map((f: any) => [f.path, f.kind, f.size_before, f.size_after])).toEqual([
+      ['doc.txt', 'modified', 14, 14],
+      ['new.txt', 'created', null, 8],
+    ]);
+    expect(c1.files[0].diff).toContain('-two\n+TWO');
+    expect(c1.files[1].diff).toContain('+created');
+
+    // Edit (after a Read, as the CLI wants).
+    await turn(s.session_id, `[[tool:Read {"file_path":"${doc}"}]]`);
+    const edit = await turn(s.session_id, `[[tool:Edit {"file_path":"${doc}","old_string":"three","new_string":"THREE"}]]`);
+    expect(fs.readFileSync(doc, 'utf8')).toBe('one\nTWO\nTHREE\n');
+    const c2 = await changes(s.session_id, edit.turn_id);
+    expect(c2.files.map((f: any) => [f.path, f.kind])).toEqual([['doc.txt', 'modified']]);
+    expect(c2.files[0].diff).toContain('-three\n+THREE');
+
+    // A turn that ran no tool changed nothing (and took no snapshot).
+    const talk = await turn(s.session_id, '[[say:nothing to change]]');
+    expect(await changes(s.session_id, talk.turn_id)).toEqual({ turn_id: talk.turn_id, recorded: true, files: [] });
+
+    // The stream said so as the turns ended.
+    const events = (await readSse(`${t.base}/v1/sessions/${s.session_id}/turns/${bash.turn_id}/events`, { ms: 5_000 })).events;
+    const fc = events.find((e) => e.event === 'files_changed');
+    expect(fc?.data).toMatchObject({
+      turn_id: bash.turn_id,
+      files: [
+        { path: 'doc.txt', kind: 'modified' },
+        { path: 'new.txt', kind: 'created' },
+      ],
+    });
+    expect(events.map((e) => e.event).indexOf('files_changed')).toBeLessThan(events.map((e) => e.event).indexOf('done'));
+
+    // Rewind to before the Bash turn: first what it would do, then the bytes exactly as they were.
+    const dry = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: bash.turn_id, dry_run: true })).body;
+    expect(dry.files.map((f: any) => [f.path, f.kind])).toEqual([
+      ['doc.txt', 'modified'],
+      ['new.txt', 'deleted'],
+    ]);
+    expect(fs.readFileSync(doc, 'utf8')).toBe('one\nTWO\nTHREE\n');
+    const done = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: bash.turn_id });
+    expect(done.status).toBe(200);
+    expect(fs.readFileSync(doc)).toEqual(Buffer.from(ORIGINAL));
+    expect(fs.existsSync(path.join(s.cwd, 'new.txt'))).toBe(false);
+    // The conversation goes on, and the next turn's changes start from the rewound state.
+    const again = await turn(s.session_id, "[[bash:sed -i 's/one/ONE/' doc.txt]]");
+    expect((await changes(s.session_id, again.turn_id)).files.map((f: any) => [f.path, f.diff?.includes('-one\n+ONE')])).toEqual([['doc.txt', true]]);
+  });
+
+  it('a rewind while a turn runs is 409; a turn of another session, or none, is 404; a turn without a recorded state is 400', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const first = await turn(s.session_id, 'hello');
+    const slow = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:4000]] slow' })).body;
+    await waitForTurn(t.app, s.session_id, slow.turn_id, ['running']);
+    const busy = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: first.turn_id });
+    expect([busy.status, busy.body.error.code]).toEqual([409, 'SESSION_BUSY']);
+    await waitForTurn(t.app, s.session_id, slow.turn_id);
+    const other = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const foreign = await call(t.app, 'POST', `/v1/sessions/${other.session_id}/rewind`, { turn_id: first.turn_id });
+    expect([foreign.status, foreign.body.error.code]).toEqual([404, 'TURN_NOT_FOUND']);
+    expect((await call(t.app, 'GET', `/v1/sessions/${other.session_id}/turns/${first.turn_id}/changes`)).status).toBe(404);
+    const queued = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:3000]] a' })).body;
+    const waiting = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'b', if_busy: 'queue' })).body;
+    await call(t.app, 'DELETE', `/v1/sessions/${s.session_id}/turns/${waiting.turn_id}`);
+    const never = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: waiting.turn_id });
+    expect([never.status, never.body.error.code]).toEqual([400, 'INVALID_REQUEST']);
+    await waitForTurn(t.app, s.session_id, queued.turn_id);
+  });
+});
