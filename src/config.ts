@@ -44,6 +44,8 @@ const EnvSchema = Type.Object({
   MAX_FILE_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
   /** Most attachments in one prompt. */
   MAX_ATTACHMENTS: Type.Integer({ default: 4, minimum: 0, maximum: 100 }),
+  /** Variable names agents may set (comma-separated; `PREFIX*`, or `*` for any name that is not reserved). */
+  AGENT_ENV_ALLOWED: Type.String({ default: '' }),
   /** Commands an agent's stdio MCP server may run (comma-separated, exact): they run on the server, outside the sandbox. */
   MCP_ALLOWED_COMMANDS: Type.String({ default: '' }),
   /** An interrupt the CLI does not answer within this (stopped, stuck) ends its process. */
@@ -135,6 +137,8 @@ export interface Config {
   maxAttachmentBytes: number;
   maxAttachments: number;
   maxFileBytes: number;
+  /** AGENT_ENV_ALLOWED as a list. */
+  agentEnvAllowed: string[];
   /** MCP_ALLOWED_COMMANDS as a list. */
   mcpAllowedCommands: string[];
   /** Folders sandboxed commands may read besides the session's own; undefined: the defaults. */
@@ -264,6 +268,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxAttachmentBytes: e.MAX_ATTACHMENT_BYTES,
     maxAttachments: e.MAX_ATTACHMENTS,
     maxFileBytes: e.MAX_FILE_BYTES,
+    agentEnvAllowed: e.AGENT_ENV_ALLOWED.split(',')
+      .map((c) => c.trim())
+      .filter(Boolean),
     mcpAllowedCommands: e.MCP_ALLOWED_COMMANDS.split(',')
       .map((c) => c.trim())
       .filter(Boolean),

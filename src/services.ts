@@ -221,6 +221,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     repo: createAgentRepository(storage.db),
     policy: {
       mcpCommands: config.mcpAllowedCommands,
+      envAllowed: config.agentEnvAllowed,
       urlAllowed: (url) => fetchAllowed(url, isolation.policy.allowedDomains),
       network: isolation.policy.allowedDomains.length > 0 ? isolation.policy.allowedDomains.join(', ') : 'none',
     },
@@ -245,9 +246,10 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     sandboxOptIn: config.sandboxOptIn,
     isolation: isolationOptions(isolation.policy),
     beforeStart: (spec) => {
+      const guarded = spec.userId === undefined ? undefined : guard({ session_id: spec.sessionId, user_id: spec.userId, cwd: spec.cwd });
+      if (!spec.options) return guarded;
       // The operator's policy as it is now (a command taken off MCP_ALLOWED_COMMANDS, a host off SANDBOX_NETWORK): checked again before each process.
-      if (spec.options) agentService.check(spec.options, "the session's options");
-      return spec.userId === undefined ? undefined : guard({ session_id: spec.sessionId, user_id: spec.userId, cwd: spec.cwd });
+      return Promise.resolve(guarded).then(() => agentService.check(spec.options!, "the session's options"));
     },
     turnTimeoutMs: config.turnTimeoutMs,
     warmIdleMs: config.warmIdleMs,

@@ -4,15 +4,24 @@
  * an agent or session already has (secrets kept by name), and shown with secrets hidden. Pure:
  * the policy is given.
  */
+import net from 'node:net';
+import dns from 'node:dns';
 import { Ajv } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { AppError } from '../errors.js';
 import { isReservedEnvName } from '../claude/agent-options.js';
 import type { AgentOptions, AgentOptionsInput, AgentOptionsView, EnvValueInput, EnvValueStored } from '../schemas.js';
 
 /** What the operator allows agents to use. */
 export interface OptionsPolicy {
-  /** MCP_ALLOWED_COMMANDS: the only commands a stdio MCP server may run (they run on the server, unsandboxed). */
+  /**
+   * MCP_ALLOWED_COMMANDS: what a stdio MCP server may run (on the server, outside the sandbox). An
+   * entry is a command (any arguments), or a whole command line (`/usr/bin/node /opt/mcp/github.js`):
+   * then exactly those arguments.
+   */
   mcpCommands: readonly string[];
+  /** AGENT_ENV_ALLOWED: the variable names an agent may set (`NAME`, `PREFIX*`, or `*`); reserved names never. */
+  envAllowed: readonly string[];
   /** Whether an http/sse MCP server's URL is one the network policy allows. */
   urlAllowed(url: string): boolean;
   /** The network policy, for messages (SANDBOX_NETWORK's domains, or "none"). */
@@ -21,21 +30,74 @@ export interface OptionsPolicy {
 
 const invalid = (field: string, message: string) => new AppError('INVALID_REQUEST', `${field}: ${message}`, { details: { field } });
 
-/** Checks options against the policy (the schema has checked their shapes); throws 400 naming the field. */
-export function checkOptions(o: AgentOptionsInput, policy: OptionsPolicy, at = 'body'): void {
-  for (const name of Object.keys(o.env ?? {})) {
-    if (isReservedEnvName(name)) throw invalid(`${at}.env.${name}`, 'this variable is set by the server for Claude Code and may not be given');
+/** Most bytes of all the values an agent's options hand to processes (they travel in environments). */
+const MAX_ENV_BYTES = 262_144;
+
+function checkEnvName(name: string, policy: OptionsPolicy, field: string): void {
+  if (isReservedEnvName(name)) throw invalid(field, 'this variable steers Claude Code, a runtime or a loader, and is set by the server alone');
+  const ok = policy.envAllowed.some((e) => e === '*' || e === name || (e.endsWith('*') && name.startsWith(e.slice(0, -1))));
+  if (!ok) {
+    const allowed = policy.envAllowed.length > 0 ? policy.envAllowed.join(', ') : 'none (AGENT_ENV_ALLOWED is not set)';
+    throw invalid(field, `"${name}" is not a variable the operator lets agents set (AGENT_ENV_ALLOWED: ${allowed})`);
   }
+}
+
+const valueBytes = (m: Record<string, EnvValueInput> | undefined) =>
+  Object.entries(m ?? {}).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(typeof v === 'string' ? v : (v.value ?? '')), 0);
+
+/** Whether an address is one no agent may reach: loopback, private, link-local, unspecified, multicast. */
+const closed = new net.BlockList();
+for (const [a, bits] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const)
+  closed.addSubnet(a, bits, 'ipv4');
+for (const [a, bits] of [
+  ['::', 127],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const)
+  closed.addSubnet(a, bits, 'ipv6');
+export function isClosedAddress(ip: string): boolean {
+  const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+  if (v4mapped) return closed.check(v4mapped, 'ipv4');
+  return closed.check(ip, net.isIPv6(ip) ? 'ipv6' : 'ipv4');
+}
+
+/** The addresses a host name has now (none when it cannot be resolved within 2 s). */
+async function addressesOf(host: string): Promise<string[]> {
+  if (net.isIP(host)) return [host];
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string[]>((r) => (timer = setTimeout(() => r([]), 2_000)));
+  const found = dns.promises.lookup(host, { all: true }).then(
+    (a) => a.map((x) => x.address),
+    () => [],
+  );
+  return Promise.race([found, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Checks options against the policy (the schema has checked their shapes); throws 400 naming the field. */
+export async function checkOptions(o: AgentOptionsInput, policy: OptionsPolicy, at = 'body'): Promise<void> {
+  let bytes = valueBytes(o.env);
+  for (const name of Object.keys(o.env ?? {})) checkEnvName(name, policy, `${at}.env.${name}`);
   for (const [name, s] of Object.entries(o.mcp_servers ?? {})) {
     const field = `${at}.mcp_servers.${name}`;
     if ('command' in s) {
-      if (!policy.mcpCommands.includes(s.command)) {
+      const line = [s.command, ...(s.args ?? [])].join(' ');
+      if (!policy.mcpCommands.some((c) => c === s.command || c === line)) {
         const allowed = policy.mcpCommands.length > 0 ? `one of: ${policy.mcpCommands.join(', ')}` : 'none (MCP_ALLOWED_COMMANDS is not set)';
-        throw invalid(`${field}.command`, `"${s.command}" is not a command the operator allows for MCP servers (MCP_ALLOWED_COMMANDS): ${allowed}`);
+        throw invalid(`${field}.command`, `"${line}" is not a command the operator allows for MCP servers (MCP_ALLOWED_COMMANDS): ${allowed}`);
       }
-      for (const v of Object.keys(s.env ?? {})) {
-        if (isReservedEnvName(v)) throw invalid(`${field}.env.${v}`, 'this variable steers the process itself and may not be given');
-      }
+      for (const v of Object.keys(s.env ?? {})) checkEnvName(v, policy, `${field}.env.${v}`);
+      bytes += valueBytes(s.env) + (s.args ?? []).reduce((n, a) => n + Buffer.byteLength(a), 0);
     } else {
       let url: URL;
       try {
@@ -43,32 +105,83 @@ export function checkOptions(o: AgentOptionsInput, policy: OptionsPolicy, at = '
       } catch {
         throw invalid(`${field}.url`, `"${s.url}" is not a URL`);
       }
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid(`${field}.url`, 'must be an http or https URL');
+      // https only: headers carry secrets.
+      if (url.protocol !== 'https:') throw invalid(`${field}.url`, 'must be an https URL');
       if (url.username || url.password) throw invalid(`${field}.url`, 'credentials go in headers (as secrets), not in the URL');
       if (!policy.urlAllowed(s.url)) {
         throw invalid(`${field}.url`, `${url.hostname} is not a host the network policy allows (SANDBOX_NETWORK: ${policy.network})`);
       }
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      if ((await addressesOf(host)).some(isClosedAddress)) {
+        throw invalid(`${field}.url`, `${url.hostname} leads to a loopback, private or link-local address, which no agent may reach`);
+      }
+      bytes += valueBytes(s.headers);
     }
   }
+  if (bytes > MAX_ENV_BYTES)
+    throw invalid(
+      `${at}.env`,
+      `the values given to processes (env, MCP servers' env, arguments and headers) come to ${bytes} bytes; the limit is ${MAX_ENV_BYTES}`,
+    );
   if (o.output_schema !== undefined) checkOutputSchema(o.output_schema, `${at}.output_schema`);
 }
 
-const ajv = new Ajv({ strict: false, allErrors: false, validateSchema: true });
+// Only the schema itself is checked (against its meta-schema): nothing is compiled or kept, so no
+// `$id` is registered for everyone and no schema costs more than its own size to check.
+const draft7 = new Ajv({ strict: false, addUsedSchema: false, validateSchema: false });
+const draft2020 = new Ajv2020({ strict: false, addUsedSchema: false, validateSchema: false });
+const MAX_SCHEMA_BYTES = 65_536;
+const MAX_SCHEMA_DEPTH = 32;
 
-/** A JSON Schema the CLI can use: an object schema that compiles. */
+function depthOf(v: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[v, 1]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (d > max) max = d;
+    if (max > MAX_SCHEMA_DEPTH) return max;
+    for (const c of Object.values(x)) stack.push([c, d + 1]);
+  }
+  return max;
+}
+
+/** A JSON Schema the CLI can use: an object, at most 64 KB and 32 levels deep, valid against its draft (07, or 2020-12 by `$schema`). */
 export function checkOutputSchema(schema: Record<string, unknown>, field: string): void {
-  if (JSON.stringify(schema).length > 65_536) throw invalid(field, 'is larger than 64 KB');
+  if (depthOf(schema) > MAX_SCHEMA_DEPTH) throw invalid(field, `is nested more than ${MAX_SCHEMA_DEPTH} levels deep`);
+  const bytes = Buffer.byteLength(JSON.stringify(schema));
+  // It reaches the CLI as one argument of its command line.
+  if (bytes > MAX_SCHEMA_BYTES) throw invalid(field, `is ${bytes} bytes; the limit is ${MAX_SCHEMA_BYTES}`);
+  const draft = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? draft2020 : draft7;
+  let ok: boolean;
   try {
-    ajv.compile(schema);
+    ok = draft.validateSchema(schema) as boolean;
   } catch (err) {
-    throw invalid(field, `is not a valid JSON Schema: ${(err as Error).message}`);
+    throw invalid(field, `is not a JSON Schema this server can check: ${(err as Error).message}`);
+  }
+  if (!ok) throw invalid(field, `is not a valid JSON Schema: ${draft.errorsText(draft.errors, { dataVar: 'schema' })}`);
+}
+
+/**
+ * What a session may override of an agent it may not change (a shared one): not which tools run
+ * without asking, not the agent's MCP servers or secret variables (which would carry the agent's
+ * credentials elsewhere); it may add to `disallowed_tools`, never lift them.
+ */
+export function checkOverrides(agent: AgentOptions, own: AgentOptionsInput, at = 'body'): void {
+  if (own.allowed_tools !== undefined) throw invalid(`${at}.allowed_tools`, "is the shared agent's own: a session of it may not change it");
+  for (const name of Object.keys(own.mcp_servers ?? {})) {
+    if (agent.mcp_servers?.[name]) throw invalid(`${at}.mcp_servers.${name}`, "is one of the shared agent's servers: a session of it may not change it");
+  }
+  for (const [name, v] of Object.entries(agent.env ?? {})) {
+    if (typeof v !== 'string' && own.env?.[name] !== undefined)
+      throw invalid(`${at}.env.${name}`, 'is a secret of the shared agent: a session of it may not change it');
   }
 }
 
 type InMap = Record<string, EnvValueInput> | undefined;
 type StoredMap = Record<string, EnvValueStored> | undefined;
 
-/** A map of values as stored: `{secret: true}` without a value keeps the one `previous` has under that name. */
+/** A map of values as stored: `{secret: true}` without a value keeps the one `previous` has under that name (when `previous` is given). */
 function storeMap(input: InMap, previous: StoredMap, field: string): Record<string, EnvValueStored> | undefined {
   if (!input) return undefined;
   const out: Record<string, EnvValueStored> = {};
@@ -78,7 +191,7 @@ function storeMap(input: InMap, previous: StoredMap, field: string): Record<stri
     else {
       const kept = previous?.[k];
       if (!v.secret || kept === undefined || typeof kept === 'string') {
-        throw invalid(`${field}.${k}`, 'needs a value (only a secret already set under this name can be kept with {"secret": true})');
+        throw invalid(`${field}.${k}`, 'needs a value (only an update of the agent that holds a secret under this name can keep it with {"secret": true})');
       }
       out[k] = kept;
     }
@@ -88,7 +201,9 @@ function storeMap(input: InMap, previous: StoredMap, field: string): Record<stri
 
 /**
  * The stored options after `input` is applied to `base`: each field given replaces the base's
- * (`null` removes it); with `mergeMaps`, `env` and `mcp_servers` add to the base's by name instead.
+ * (`null` removes it). With `mergeMaps` (a session's own options over its agent's), `env` and
+ * `mcp_servers` add to the base's by name instead, and a secret is never kept by name: a session
+ * that could name an agent's secret could hand it to a server or a variable of its own choosing.
  */
 export function applyOptions(
   base: AgentOptions | null,
@@ -97,6 +212,7 @@ export function applyOptions(
 ): AgentOptions {
   const at = opts.at ?? 'body';
   const out: Record<string, unknown> = { ...base };
+  const kept = opts.mergeMaps ? null : base;
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined) continue;
     if (value === null) {
@@ -104,12 +220,12 @@ export function applyOptions(
       continue;
     }
     if (key === 'env') {
-      const stored = storeMap(value as InMap, base?.env, `${at}.env`);
+      const stored = storeMap(value as InMap, kept?.env, `${at}.env`);
       out.env = opts.mergeMaps ? { ...base?.env, ...stored } : stored;
     } else if (key === 'mcp_servers') {
       const servers: NonNullable<AgentOptions['mcp_servers']> = {};
       for (const [name, s] of Object.entries(value as NonNullable<AgentOptionsInput['mcp_servers']>)) {
-        const before = base?.mcp_servers?.[name];
+        const before = kept?.mcp_servers?.[name];
         if ('command' in s) {
           const env = storeMap(s.env, before && 'command' in before ? before.env : undefined, `${at}.mcp_servers.${name}.env`);
           const { env: _in, ...rest } = s;

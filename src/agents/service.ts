@@ -23,6 +23,8 @@ export interface AgentChoice {
   model: string | null;
   permissionMode: PermissionMode | null;
   options: AgentOptions;
+  /** Whether the session's owner may change the agent (else its overrides are limited: agents/options checkOverrides). */
+  mayChange: boolean;
 }
 
 export interface AgentService {
@@ -36,7 +38,7 @@ export interface AgentService {
   /** The version a new session of `owner` starts from (the newest when none is named); refuses an archived agent. */
   choose(caller: Caller, owner: string, agentId: string, version?: number): Promise<AgentChoice>;
   /** Checks a session's own options against the operator's policy (the same checks as an agent's). */
-  check(o: AgentOptionsInput, at: string): void;
+  check(o: AgentOptionsInput, at: string): Promise<void>;
 }
 
 /** A version's stored config: the options plus the agent's model and mode. */
@@ -107,7 +109,7 @@ export function createAgentService(deps: { repo: AgentRepository; policy: Option
     async create(caller, body) {
       if (body.shared && !caller.admin) throw new AppError('INVALID_REQUEST', 'shared may only be set by an admin', { details: { field: 'body.shared' } });
       const input = optionFields(body) as AgentOptionsInput;
-      checkOptions(input, policy);
+      await checkOptions(input, policy);
       const options = applyOptions(null, input, { mergeMaps: false });
       const now = monotonicNow();
       const agent: AgentRow = {
@@ -175,7 +177,7 @@ export function createAgentService(deps: { repo: AgentRepository; policy: Option
       const before = await versionOf(a, newest);
       const prev = splitConfig(before.config);
       const input = optionFields(body) as AgentOptionsInput;
-      checkOptions(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== null)) as AgentOptionsInput, policy);
+      await checkOptions(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== null)) as AgentOptionsInput, policy);
       const options = applyOptions(prev.options, input, { mergeMaps: false });
       const model = body.model === undefined ? prev.model : body.model;
       const mode = body.permission_mode === undefined ? prev.permissionMode : body.permission_mode;
@@ -218,13 +220,21 @@ export function createAgentService(deps: { repo: AgentRepository; policy: Option
           details: { field: 'body.agent_id' },
         });
       }
+      const mayChange = (a.user_id === owner && a.shared === 0) || caller.admin;
+      // An old version of an agent one may not change is not one to start from: its owner replaced it
+      // (a rotated secret, a server or tool taken away).
+      if (version !== undefined && version !== Number(a.latest_version) && !mayChange) {
+        throw new AppError('INVALID_REQUEST', `agent ${agentId} is shared: only its newest version (${a.latest_version}) starts sessions`, {
+          details: { field: 'body.agent_version' },
+        });
+      }
       const v = await versionOf(a, version ?? Number(a.latest_version));
       const { model, permissionMode, options } = splitConfig(v.config);
-      return { agentId, version: Number(v.version), model, permissionMode, options };
+      return { agentId, version: Number(v.version), model, permissionMode, options, mayChange };
     },
 
     check(o, at) {
-      checkOptions(o, policy, at);
+      return checkOptions(o, policy, at);
     },
   };
 }

@@ -11,8 +11,57 @@ import type { AgentOptions, EnvValueStored } from '../schemas.js';
 
 export type { AgentOptions } from '../schemas.js';
 
-/** Prefixes of variables that steer the CLI, Node, the loader or a proxy: never a user's to set. */
-const RESERVED_PREFIXES = ['ANTHROPIC_', 'CLAUDE', 'NODE_', 'NPM_CONFIG_', 'LD_', 'DYLD_', 'BUN_', 'MCP_', 'OTEL_', 'DISABLE_', 'ENABLE_', 'GIT_CONFIG'];
+/**
+ * Prefixes of variables that steer the CLI, a runtime (Node, Python, Perl, Ruby, Java, .NET), a
+ * package tool, git, the shell, the loader, the C library or a proxy: never a user's to set, whatever
+ * AGENT_ENV_ALLOWED says (each can make a process outside the sandbox load code of the user's).
+ */
+const RESERVED_PREFIXES = [
+  'ANTHROPIC_',
+  'CLAUDE',
+  'NODE_',
+  'NPM_',
+  'YARN_',
+  'PNPM_',
+  'COREPACK_',
+  'BUN_',
+  'DENO_',
+  'LD_',
+  'DYLD_',
+  'MCP_',
+  'OTEL_',
+  'DISABLE_',
+  'ENABLE_',
+  'USE_BUILTIN',
+  'RIPGREP',
+  'GIT_',
+  'XDG_',
+  'PYTHON',
+  'PIP_',
+  'UV_',
+  'VIRTUAL_ENV',
+  'CONDA',
+  'PERL',
+  'RUBY',
+  'GEM_',
+  'BUNDLE_',
+  'JAVA_',
+  '_JAVA',
+  'JDK_',
+  'CLASSPATH',
+  'DOTNET_',
+  'CORECLR_',
+  'GCONV',
+  'OPENSSL_',
+  'SSL_',
+  'MALLOC_',
+  'GLIBC_',
+  'BASH_',
+  'PS4',
+  'SHELLOPTS',
+  'ZDOTDIR',
+  'CSS_MCP_',
+];
 const RESERVED_NAMES = new Set([
   'PATH',
   'HOME',
@@ -28,12 +77,23 @@ const RESERVED_NAMES = new Set([
   'ALL_PROXY',
   'SSL_CERT_FILE',
   'SSL_CERT_DIR',
-  'BASH_ENV',
   'ENV',
-  'PYTHONPATH',
-  'PYTHONSTARTUP',
-  'PERL5OPT',
-  'RUBYOPT',
+  'IFS',
+  'CDPATH',
+  'PROMPT_COMMAND',
+  'LOCPATH',
+  'NLSPATH',
+  'HOSTALIASES',
+  'RESOLV_CONF',
+  'LOCALDOMAIN',
+  'RES_OPTIONS',
+  'INPUTRC',
+  'TERMINFO',
+  'EDITOR',
+  'VISUAL',
+  'PAGER',
+  'LESSOPEN',
+  'LESSCLOSE',
   ...SERVER_ONLY_ENV,
 ]);
 
@@ -51,12 +111,38 @@ const valueOf = (v: EnvValueStored): string => (typeof v === 'string' ? v : v.va
 const values = (m: Record<string, EnvValueStored> | undefined): Record<string, string> =>
   Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, valueOf(v)]));
 
-/** The secret values of the options (to keep them out of logs). */
-export function secretValues(o: AgentOptions | null | undefined): string[] {
-  if (!o) return [];
-  const maps = [o.env, ...Object.values(o.mcp_servers ?? {}).map((s) => ('command' in s ? s.env : s.headers))];
-  return maps.flatMap((m) => Object.values(m ?? {}).flatMap((v) => (typeof v === 'string' ? [] : [v.value])));
+/** The names of the agent's secret variables: the CLI has them, the commands it runs in the sandbox do not. */
+export const secretEnvNames = (o: AgentOptions | null | undefined): string[] =>
+  Object.entries(o?.env ?? {}).flatMap(([k, v]) => (typeof v === 'string' ? [] : [k]));
+
+/**
+ * How a stdio MCP server is started: through a launcher of the server's (`script`, run by `node`),
+ * which gives it a clean environment (PATH, a home and TMPDIR of its own under `home`, and only the
+ * variables the agent gave it: not the model's key, not the CLI's settings) and starts it in that home
+ * (not in the user's folder, where the user could plant files it would read).
+ */
+export interface McpLauncher {
+  node: string;
+  script: string;
+  /** A folder of the server's for this session's MCP servers (created by the launcher). */
+  home: string;
 }
+
+/** The launcher's source, written by the runner where the sandbox cannot reach. */
+export const MCP_LAUNCHER_SOURCE = `// Written by claude-session-server: starts an agent's stdio MCP server with a clean environment.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+const [cmd, ...args] = process.argv.slice(2);
+const home = process.env.CSS_MCP_HOME;
+const keep = (process.env.CSS_MCP_KEEP || '').split(',').filter(Boolean);
+fs.mkdirSync(home + '/tmp', { recursive: true, mode: 0o700 });
+const env = { PATH: process.env.PATH || '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', HOME: home, TMPDIR: home + '/tmp' };
+for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k];
+const child = spawn(cmd, args, { stdio: 'inherit', env, cwd: home });
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+child.on('error', (e) => { process.stderr.write('cannot start ' + cmd + ': ' + e.message + '\\n'); process.exit(127); });
+child.on('exit', (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)));
+`;
 
 /** What a turn adds to its session's options. */
 export interface TurnOptions {
@@ -69,7 +155,12 @@ export const outputSchemaOf = (o: AgentOptions | null | undefined, t: TurnOption
   t?.outputSchema ?? o?.output_schema ?? null;
 
 /** The SDK options that carry the agent options (the host's own come first; `disallowed` adds to its list). */
-export function agentSdkOptions(o: AgentOptions | null | undefined, t: TurnOptions | undefined, hostDisallowed: string[] | undefined): Partial<Options> {
+export function agentSdkOptions(
+  o: AgentOptions | null | undefined,
+  t: TurnOptions | undefined,
+  host: { disallowed: string[] | undefined; launcher: McpLauncher },
+): Partial<Options> {
+  const hostDisallowed = host.disallowed;
   const out: Partial<Options> = {};
   const schema = outputSchemaOf(o, t);
   if (schema) out.outputFormat = { type: 'json_schema', schema };
@@ -88,7 +179,13 @@ export function agentSdkOptions(o: AgentOptions | null | undefined, t: TurnOptio
       // alwaysLoad: the CLI waits for the server (5 s at most) so its tools and its status are known at the turn's start.
       servers[name] =
         'command' in s
-          ? { type: 'stdio', command: s.command, args: s.args ?? [], env: values(s.env), alwaysLoad: true }
+          ? {
+              type: 'stdio',
+              command: host.launcher.node,
+              args: [host.launcher.script, s.command, ...(s.args ?? [])],
+              env: { ...values(s.env), CSS_MCP_KEEP: Object.keys(s.env ?? {}).join(','), CSS_MCP_HOME: host.launcher.home },
+              alwaysLoad: true,
+            }
           : { type: s.type, url: s.url, headers: values(s.headers), alwaysLoad: true };
     }
     out.mcpServers = servers;

@@ -67,8 +67,8 @@ export function createToolHooks(d: {
         };
       }
       if (!needsPerson(call.mode, call.toolName)) return { continue: true };
-      // Allowed by the session's own options: the CLI runs it without asking (its deny rules and sandbox still apply).
-      if (d.allowedTools && allowedByRules(await d.allowedTools(call.sessionId), call.toolName, call.input)) return { continue: true };
+      // A rule of the session's `allowed_tools` may cover it: the CLI decides (and asks through canUseTool if not).
+      if (d.allowedTools && allowedByRules(await d.allowedTools(call.sessionId), call.toolName)) return { continue: true };
       const earlier = await repo.byToolUse(call.sessionId, call.toolUseId);
       if (earlier && earlier.status !== 'pending') return hookAnswerFor(earlier);
       const rule = ruleFor(call.toolName, call.input);

@@ -62,24 +62,17 @@ export function needsPerson(mode: string | undefined, toolName: string): boolean
 }
 
 /**
- * Whether allow rules in the SDK's `allowedTools` form cover a call: `Tool` (every call of it),
- * `mcp__server` or `mcp__server__*` (every tool of that MCP server), `Tool(content)` (that exact
- * command or path) and `Bash(prefix:*)` (commands that start with the prefix).
+ * Whether allow rules in the SDK's `allowedTools` form may cover a call: a rule for this tool
+ * (`Tool`, `Tool(anything)`) or for its MCP server (`mcp__server`, `mcp__server__*`). Such a call is
+ * left to the CLI, which applies the rule as it reads it (globs, prefixes, compound commands) and
+ * asks through `canUseTool` when the rule does not cover it: the hook never grants by a rule itself.
  */
-export function allowedByRules(rules: readonly string[], toolName: string, input: Record<string, unknown>): boolean {
+export function allowedByRules(rules: readonly string[], toolName: string): boolean {
   for (const rule of rules) {
-    const m = /^([^(]+?)(?:\(([\s\S]*)\))?$/.exec(rule.trim());
-    if (!m) continue;
-    const name = m[1]!;
-    const content = m[2];
-    if (content === undefined) {
-      if (name === toolName) return true;
-      if (name.startsWith('mcp__') && (toolName.startsWith(`${name}__`) || (name.endsWith('__*') && toolName.startsWith(name.slice(0, -1))))) return true;
-      continue;
-    }
-    if (name !== toolName) continue;
-    const subject = ruleFor(toolName, input);
-    if (content.endsWith(':*') ? subject.startsWith(content.slice(0, -2)) : subject === content) return true;
+    const name = /^([^(]+)/.exec(rule.trim())?.[1]?.trim();
+    if (!name) continue;
+    if (name === toolName) return true;
+    if (name.startsWith('mcp__') && (toolName.startsWith(`${name}__`) || (name.endsWith('__*') && toolName.startsWith(name.slice(0, -1))))) return true;
   }
   return false;
 }

@@ -52,6 +52,11 @@ export function registerErrorHandlers(app: App): void {
     } else {
       code = codeForFastifyError(err);
       if (err.validation) message = `invalid request: ${err.message}`;
+      // The JSON parser's message quotes the body around the mistake, which may be a secret: only where it is.
+      else if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
+        const at = /position (\d+)/.exec(err.message)?.[1];
+        message = `the body is not valid JSON${at ? ` (at character ${at})` : ''}`;
+      }
     }
     const status = ERROR_STATUS[code];
     if (status >= 500) req.log.error({ err }, 'request failed');

@@ -26,7 +26,7 @@ import { lastFinishedMessage } from './fork-point.js';
 import { importCandidates } from './import.js';
 import type { AgentService } from '../agents/service.js';
 import { preparePrompt } from '../turns/prompt.js';
-import { applyOptions, viewOptions } from '../agents/options.js';
+import { applyOptions, checkOverrides, viewOptions } from '../agents/options.js';
 import { claimable, type AgentOptions } from '../claude/agent-options.js';
 import { AGENT_OPTION_KEYS, type AgentOptionsInput } from '../schemas.js';
 import type { CreateSessionBody, ForkBody, ImportBody, ListSessionsQuery, PatchSessionBody, Session } from './schemas.js';
@@ -157,8 +157,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const agent = body.agent_id ? await deps.agents.choose(caller, userId, body.agent_id, body.agent_version) : null;
       // The session's own options over its agent's: env and MCP servers add to the agent's by name.
       const own = Object.fromEntries(Object.entries(body).filter(([k]) => (AGENT_OPTION_KEYS as string[]).includes(k))) as AgentOptionsInput;
-      deps.agents.check(own, 'body');
+      await deps.agents.check(own, 'body');
+      if (agent && !agent.mayChange) checkOverrides(agent.options, own);
       const options = applyOptions(agent?.options ?? null, own, { mergeMaps: true });
+      // A shared agent's disallowed tools stay disallowed: a session adds to them.
+      if (agent && !agent.mayChange && agent.options.disallowed_tools && own.disallowed_tools) {
+        options.disallowed_tools = [...new Set([...agent.options.disallowed_tools, ...own.disallowed_tools])];
+      }
       const mode: PermissionMode = body.permission_mode ?? agent?.permissionMode ?? 'default';
       assertPermissionModeUsable(mode, { sandboxOptIn: config.sandboxOptIn, allowed: config.allowedPermissionModes });
       // A prompt that will be refused is refused before anything is written.

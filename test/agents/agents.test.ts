@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { call, makeDirs, startApp, useApp, waitForTurn } from '../helper.js';
+import { call, makeDirs, runApproving, startApp, useApp, waitForTurn } from '../helper.js';
+import { isClosedAddress } from '../../src/agents/options.js';
 
 const MCP = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'mcp-server.mjs');
 const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789,root:key-root-0123456789', ADMIN_USERS: 'root' };
@@ -10,7 +11,14 @@ const BOB = { authorization: 'Bearer key-bob-0123456789' };
 const ROOT = { authorization: 'Bearer key-root-0123456789' };
 
 describe('agents: the resource (versions, archive, ownership, checks)', () => {
-  const t = useApp({ env: { ...keysEnv, MCP_ALLOWED_COMMANDS: MCP, SANDBOX_NETWORK: 'mcp.example.com' } });
+  const t = useApp({
+    env: {
+      ...keysEnv,
+      MCP_ALLOWED_COMMANDS: `${MCP},${MCP} --fixed-args`,
+      SANDBOX_NETWORK: 'mcp.example.com',
+      AGENT_ENV_ALLOWED: 'TEAM_*,PLAIN,TOKEN,FIXTURE_TOKEN',
+    },
+  });
 
   it('create, read, update (a new version each time, old ones readable), list, archive and restore', async () => {
     const made = await call(
@@ -99,8 +107,35 @@ describe('agents: the resource (versions, archive, ownership, checks)', () => {
     expect(used.body.options.env).toEqual({ TEAM_TOKEN: { secret: true } });
     expect(used.raw).not.toContain('team-secret-42');
     // An admin's change keeps the secret it does not restate ({secret: true} without a value).
-    const v2 = await call(t.app, 'PATCH', `/v1/agents/${shared.agent_id}`, { env: { TEAM_TOKEN: { secret: true }, PLAIN: 'p' } }, ROOT);
+    const v2 = await call(
+      t.app,
+      'PATCH',
+      `/v1/agents/${shared.agent_id}`,
+      { env: { TEAM_TOKEN: { secret: true }, PLAIN: 'p' }, allowed_tools: ['Bash'], disallowed_tools: ['WebSearch'], mcp_servers: { fx: { command: MCP } } },
+      ROOT,
+    );
     expect(v2.body).toMatchObject({ version: 2, env: { TEAM_TOKEN: { secret: true }, PLAIN: 'p' } });
+
+    // A session of a shared agent cannot take its secrets or tools elsewhere, nor lift its limits, nor go back to an old version.
+    for (const [body, field] of [
+      [{ env: { TEAM_TOKEN: { secret: true } } }, 'body.env.TEAM_TOKEN'],
+      [{ env: { TEAM_TOKEN: 'mine' } }, 'body.env.TEAM_TOKEN'],
+      [{ mcp_servers: { fx: { command: MCP, args: ['--fixed-args'] } } }, 'body.mcp_servers.fx'],
+      [{ allowed_tools: ['Bash', 'Write'] }, 'body.allowed_tools'],
+      [{ agent_version: 1 }, 'body.agent_version'],
+    ] as const) {
+      const r = await call(t.app, 'POST', '/v1/sessions', { agent_id: shared.agent_id, ...body }, BOB);
+      expect([field, r.status, r.body.error.details?.field]).toEqual([field, 400, field]);
+    }
+    const limited = await call(t.app, 'POST', '/v1/sessions', { agent_id: shared.agent_id, disallowed_tools: ['WebFetch'] }, BOB);
+    expect(limited.body.options.disallowed_tools).toEqual(['WebSearch', 'WebFetch']);
+    // Nor can a session keep a secret by name at all (only the agent's own updates can).
+    const keep = await call(t.app, 'POST', '/v1/sessions', { env: { TOKEN: { secret: true } } }, BOB);
+    expect([keep.status, keep.body.error.details.field]).toEqual([400, 'body.env.TOKEN']);
+    // The shared secret is the CLI's: a command run in the sandbox for Bob does not see it.
+    const s = (await call(t.app, 'POST', '/v1/sessions', { agent_id: shared.agent_id }, BOB)).body;
+    const r = await runApproving(t, s.session_id, '[[bash:echo "tok=[$TEAM_TOKEN] plain=[$PLAIN]"]]', { headers: BOB });
+    expect(r.result).toBe('The command ran. Output: tok=[] plain=[p]');
   });
 
   it("options are checked against the operator's policy: each refusal is a 400 naming the field, and writes nothing", async () => {
@@ -108,6 +143,14 @@ describe('agents: the resource (versions, archive, ownership, checks)', () => {
       [{ mcp_servers: { x: { command: '/bin/sh', args: ['-c', 'id'] } } }, 'body.mcp_servers.x.command'],
       [{ mcp_servers: { x: { type: 'http', url: 'http://127.0.0.1:5432/' } } }, 'body.mcp_servers.x.url'],
       [{ mcp_servers: { x: { type: 'sse', url: 'https://user:pw@mcp.example.com/sse' } } }, 'body.mcp_servers.x.url'],
+      [{ mcp_servers: { x: { type: 'http', url: 'http://mcp.example.com/mcp' } } }, 'body.mcp_servers.x.url'],
+      [{ mcp_servers: { x: { command: MCP, args: ['--other'], env: { PYTHONUSERBASE: '/tmp/x' } } } }, 'body.mcp_servers.x.env.PYTHONUSERBASE'],
+      [{ mcp_servers: { x: { command: 'node', args: [MCP] } } }, 'body.mcp_servers.x.command'],
+      [{ env: { NOT_LISTED: 'x' } }, 'body.env.NOT_LISTED'],
+      [{ env: Object.fromEntries(['A', 'B', 'C', 'D', 'E', 'F'].map((k) => [`TEAM_${k}`, '中'.repeat(16_000)])) }, 'body.env'],
+      [{ env: { GIT_SSH_COMMAND: 'x' } }, 'body.env.GIT_SSH_COMMAND'],
+      [{ output_schema: { type: 'object', description: '中'.repeat(30_000) } }, 'body.output_schema'],
+      [{ output_schema: JSON.parse('{"a":'.repeat(40) + '1' + '}'.repeat(40)) }, 'body.output_schema'],
       [{ mcp_servers: { x: { command: MCP, env: { NODE_OPTIONS: '--require /tmp/evil.js' } } } }, 'body.mcp_servers.x.env.NODE_OPTIONS'],
       [{ env: { ANTHROPIC_BASE_URL: 'http://evil.example/' } }, 'body.env.ANTHROPIC_BASE_URL'],
       [{ env: { LD_PRELOAD: '/tmp/x.so' } }, 'body.env.LD_PRELOAD'],
@@ -141,6 +184,24 @@ describe('agents: the resource (versions, archive, ownership, checks)', () => {
     expect(ok.status).toBe(201);
     expect(ok.body.mcp_servers.remote.headers).toEqual({ Authorization: { secret: true } });
     expect(ok.raw).not.toContain('hdr-secret-7');
+    // A schema's $id is nobody's to take: the same schema works for every user, again and again; a 2020-12 schema is checked by its draft.
+    const withId = { $id: 'https://example.com/answer', type: 'object', properties: { a: { type: 'string' } } };
+    for (const who of [ALICE, BOB, ALICE]) expect((await call(t.app, 'POST', '/v1/agents', { name: 'ids', output_schema: withId }, who)).status).toBe(201);
+    const draft2020 = { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', prefixItems: [{ type: 'string' }] };
+    expect((await call(t.app, 'POST', '/v1/agents', { name: '2020', output_schema: draft2020 }, ALICE)).status).toBe(201);
+    // Very deep nesting is a 400, not a 500.
+    const deep = '{"name":"deep","output_schema":' + '{"a":'.repeat(20_000) + '1' + '}'.repeat(20_000) + '}';
+    const deepR = await t.app.inject({ method: 'POST', url: '/v1/agents', payload: deep, headers: { 'content-type': 'application/json', ...ALICE } });
+    expect(deepR.statusCode).toBe(400);
+    // A body that is not JSON is refused without quoting it back (it may hold a secret).
+    const bad = await t.app.inject({
+      method: 'POST',
+      url: '/v1/agents',
+      payload: '{"name":"x","env":{"TOKEN":{"value":hunter2secret,"secret":true}}}',
+      headers: { 'content-type': 'application/json', ...ALICE },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).not.toContain('hunter2');
     const noAgent = await call(t.app, 'POST', '/v1/sessions', { agent_version: 2 }, ALICE);
     expect([noAgent.status, noAgent.body.error.details.field]).toEqual([400, 'body.agent_version']);
     const unknown = await call(t.app, 'POST', '/v1/sessions', { agent_id: '2f0c6c8e-1111-4222-8333-444455556666' }, ALICE);
@@ -149,7 +210,7 @@ describe('agents: the resource (versions, archive, ownership, checks)', () => {
 });
 
 describe('agents at work: MCP servers, tool lists, turn limits, structured output (real CLI, offline model)', () => {
-  const t = useApp({ env: { MCP_ALLOWED_COMMANDS: MCP, PREWARM_SPARES: '1' } });
+  const t = useApp({ env: { MCP_ALLOWED_COMMANDS: MCP, PREWARM_SPARES: '1', AGENT_ENV_ALLOWED: 'FIXTURE_TOKEN,STAGE' } });
 
   async function turn(sessionId: string, body: Record<string, unknown>) {
     const r = await call(t.app, 'POST', `/v1/sessions/${sessionId}/turns`, body);
@@ -192,9 +253,15 @@ describe('agents at work: MCP servers, tool lists, turn limits, structured outpu
     const init = (await events(s.session_id)).find((e) => e.event === 'message' && e.data.type === 'system' && e.data.subtype === 'init');
     expect(init!.data.tools).toEqual(expect.arrayContaining(['mcp__fixture__echo', 'mcp__fixture__add', 'mcp__fixture__env']));
     expect(init!.data.mcp_servers).toEqual([expect.objectContaining({ name: 'fixture', status: 'connected' })]);
-    // The second turn runs in the same warm process, with the server's environment.
+    // The second turn runs in the same warm process, with the server's environment: its own variables,
+    // none of the CLI's (not the model's key), in a folder of its own (not the user's, where files could be planted).
     const env = await turn(s.session_id, { prompt: '[[tool:mcp__fixture__env {"name":"FIXTURE_TOKEN"}]]' });
     expect(env.result).toBe('The command ran. Output: env: mcp-env-secret-9');
+    const key = await turn(s.session_id, { prompt: '[[tool:mcp__fixture__env {"name":"ANTHROPIC_API_KEY"}]]' });
+    expect(key.result).toBe('The command ran. Output: env: (unset)');
+    const cwd = (await turn(s.session_id, { prompt: '[[tool:mcp__fixture__cwd {}]]' })).result.replace('The command ran. Output: cwd: ', '');
+    expect(cwd.startsWith(t.config.dataDir)).toBe(true);
+    expect(cwd.startsWith(s.cwd)).toBe(false);
   });
 
   it('a disallowed tool is refused; max_turns stops a looping turn with MAX_TURNS; the session keeps working', async () => {
@@ -210,6 +277,36 @@ describe('agents at work: MCP servers, tool lists, turn limits, structured outpu
     expect(looping).toMatchObject({ status: 'failed', error: { code: 'MAX_TURNS' } });
     const after = await turn(s.session_id, { prompt: '[[tool:mcp__fixture__add {"a":2,"b":3}]]' });
     expect(after).toMatchObject({ status: 'succeeded', result: 'The command ran. Output: sum: 5' });
+  });
+
+  it('max_budget_usd bounds each turn, not the process: turns that each fit it all succeed', async () => {
+    const probe = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
+    const cost = (await waitForTurn(t.app, probe.session_id, probe.turn.turn_id)).cost_usd;
+    expect(cost).toBeGreaterThan(0);
+    const s = (await call(t.app, 'POST', '/v1/sessions', { max_budget_usd: cost * 1.8 })).body;
+    for (const p of ['remember: my fruit is a pear', 'what is my fruit?', 'hello again']) {
+      const r = await turn(s.session_id, { prompt: p });
+      expect([p, r.status]).toEqual([p, 'succeeded']);
+    }
+  });
+
+  it('addresses no agent may reach', () => {
+    for (const ip of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.20.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '0.0.0.0',
+      '::1',
+      'fe80::1',
+      'fd00::1',
+      '::ffff:127.0.0.1',
+      '100.64.0.1',
+    ]) {
+      expect([ip, isClosedAddress(ip)]).toEqual([ip, true]);
+    }
+    for (const ip of ['1.1.1.1', '93.184.216.34', '2606:4700::1111']) expect([ip, isClosedAddress(ip)]).toEqual([ip, false]);
   });
 
   it("structured output: the session's or the turn's schema; a matching answer is structured_output, a wrong one fails the turn", async () => {

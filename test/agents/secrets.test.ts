@@ -33,6 +33,7 @@ describe('secrets are write-only: never in a response, an event, a log line or a
       CLAUDE_CONFIG_DIR: dirs.configDir,
       LOG_LEVEL: 'trace',
       MCP_ALLOWED_COMMANDS: MCP,
+      AGENT_ENV_ALLOWED: 'API_TOKEN,PLAIN,FIXTURE_TOKEN,OWN',
       SANDBOX_NETWORK: 'mcp.example.com',
       PREWARM_SPARES: '0',
     });

@@ -403,7 +403,7 @@ function App() {
   const [project, setProject] = useState('');
   const [error, setError] = useState<ApiError | null>(null);
   const [creating, setCreating] = useState(false);
-  const [form, setForm] = useState({ session_name: '', project: '', permission_mode: 'default', agent_id: '' });
+  const [form, setForm] = useState({ session_name: '', project: '', permission_mode: '', agent_id: '' });
   const [agents, setAgents] = useState<Agent[]>([]);
 
   const [refused, setRefused] = useState(false);
@@ -454,13 +454,14 @@ function App() {
   const create = async (e: Event) => {
     e.preventDefault();
     try {
-      const body: Record<string, string> = { permission_mode: form.permission_mode };
+      // The mode only when the person chose one: an agent's own mode stands otherwise.
+      const body: Record<string, string> = form.permission_mode ? { permission_mode: form.permission_mode } : {};
       if (form.agent_id) body.agent_id = form.agent_id;
       if (form.session_name.trim()) body.session_name = form.session_name.trim();
       if (form.project.trim()) body.project = form.project.trim();
       const s = await api<Session>('POST', '/v1/sessions', body);
       setCreating(false);
-      setForm({ session_name: '', project: '', permission_mode: 'default', agent_id: '' });
+      setForm({ session_name: '', project: '', permission_mode: '', agent_id: '' });
       await refresh();
       setSelected(s.session_id);
     } catch (err) {
@@ -503,11 +504,14 @@ function App() {
               value={form.permission_mode}
               onChange={(e) => setForm({ ...form, permission_mode: (e.target as HTMLSelectElement).value })}
             >
-              {['default', 'plan', 'dontAsk', 'acceptEdits', 'bypassPermissions'].map((m) => (
-                <option key={m} value={m}>
-                  {m}
-                </option>
-              ))}
+              <option value="">{form.agent_id ? "The agent's mode" : 'default'}</option>
+              {['default', 'plan', 'dontAsk', 'acceptEdits', 'bypassPermissions']
+                .filter((m) => form.agent_id || m !== 'default')
+                .map((m) => (
+                  <option key={m} value={m}>
+                    {m}
+                  </option>
+                ))}
             </select>
             <button type="submit">Create</button>
           </form>

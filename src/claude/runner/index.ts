@@ -6,6 +6,7 @@
  * live process so that shutdown can end them all.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { query, type SpareProcess } from '@anthropic-ai/claude-agent-sdk';
 import { AppError } from '../../errors.js';
 import { Inbox, LiveSession, type TurnOutcome } from '../live-session.js';
@@ -16,7 +17,7 @@ import type { ClaudeRunner, RunnerOptions, TurnSpec } from './types.js';
 import { createQueryOptions } from './query-options.js';
 import { createWarmPool } from './warm-pool.js';
 import { createSparePool } from './spare-pool.js';
-import { claimable, optionsKey, outputSchemaOf } from '../agent-options.js';
+import { claimable, MCP_LAUNCHER_SOURCE, optionsKey, outputSchemaOf } from '../agent-options.js';
 
 export type * from './types.js';
 export { childEnv, SERVER_ONLY_ENV, sweepTmpDir } from './child-env.js';
@@ -24,7 +25,11 @@ export { childEnv, SERVER_ONLY_ENV, sweepTmpDir } from './child-env.js';
 export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
   fs.mkdirSync(opts.tmpDir, { recursive: true });
   const warm = createWarmPool(opts);
-  const options = createQueryOptions(opts, (sessionId, pid) => warm.spawned(sessionId, pid));
+  // The MCP launcher and its servers' homes: in the runner's folder, where no sandboxed command reaches.
+  const launcherScript = path.join(opts.tmpDir, 'mcp-launcher.mjs');
+  fs.writeFileSync(launcherScript, MCP_LAUNCHER_SOURCE, { mode: 0o644 });
+  const launcher = (sessionId: string) => ({ node: process.execPath, script: launcherScript, home: path.join(opts.tmpDir, `mcp-${tmpDirOf('', sessionId)}`) });
+  const options = createQueryOptions(opts, (sessionId, pid) => warm.spawned(sessionId, pid), launcher);
   const spares = createSparePool(opts.spares ?? 0, Math.max(opts.warmIdleMs ?? 0, 1_000), (id) => options.host(() => id));
   /** Sessions whose turn is being started (no busy process yet), and interrupts that arrived then. */
   const starting = new Set<string>();
@@ -108,7 +113,9 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     // A deferred call is taken up by a resumed process, as the SDK documents it; the old one
     // must be gone first (waited for below), or its exit would write to the transcript under the new one.
     const want = fingerprint(spec);
-    const stale = s && (spec.continueDeferred || !s.alive || s.fingerprint.model !== want.model || s.fingerprint.options !== want.options);
+    // With a budget of the agent's, each turn gets a process of its own: the SDK counts a process's whole spend.
+    const budgeted = spec.options?.max_budget_usd !== undefined && s !== undefined && s.turns > 0;
+    const stale = s && (spec.continueDeferred || !s.alive || budgeted || s.fingerprint.model !== want.model || s.fingerprint.options !== want.options);
     if (s && (stale || !(await s.setMode(spec.permissionMode)))) {
       warm.drop(id, true);
       s = undefined;

@@ -8,7 +8,7 @@
 import type { Options, SpareProcess } from '@anthropic-ai/claude-agent-sdk';
 import type { PreToolUseHookInput, RunnerOptions, TurnSpec } from './types.js';
 import { childEnv, sessionTmpDir } from './child-env.js';
-import { agentEnv, agentSdkOptions, turnBudget } from '../agent-options.js';
+import { agentEnv, agentSdkOptions, secretEnvNames, turnBudget, type McpLauncher } from '../agent-options.js';
 
 export interface QueryOptions {
   /** Options every process gets, whatever the session (`sessionId` names it to the callbacks). */
@@ -20,7 +20,11 @@ export interface QueryOptions {
 }
 
 /** `onSpawn` learns each process's pid (to end one that answers nothing). */
-export function createQueryOptions(opts: RunnerOptions, onSpawn: (sessionId: string, pid: number) => void): QueryOptions {
+export function createQueryOptions(
+  opts: RunnerOptions,
+  onSpawn: (sessionId: string, pid: number) => void,
+  launcher: (sessionId: string) => McpLauncher,
+): QueryOptions {
   const baseEnv = childEnv(opts);
 
   function host(sessionId: () => string): Options {
@@ -74,7 +78,16 @@ export function createQueryOptions(opts: RunnerOptions, onSpawn: (sessionId: str
         if (spec.title) o.title = spec.title;
       }
       if (spec.model) o.model = spec.model;
-      Object.assign(o, agentSdkOptions(spec.options, { outputSchema: spec.outputSchema }, o.disallowedTools));
+      Object.assign(
+        o,
+        agentSdkOptions(spec.options, { outputSchema: spec.outputSchema }, { disallowed: o.disallowedTools, launcher: launcher(spec.sessionId) }),
+      );
+      // The agent's secret variables are the CLI's and its MCP servers', not the sandboxed commands'.
+      const secret = secretEnvNames(spec.options);
+      if (secret.length > 0 && o.sandbox) {
+        const envVars = [...(o.sandbox.credentials?.envVars ?? []), ...secret.map((name) => ({ name, mode: 'deny' as const }))];
+        o.sandbox = { ...o.sandbox, credentials: { ...o.sandbox.credentials, envVars } };
+      }
       const budget = turnBudget(opts.maxBudgetUsd, spec.options);
       if (budget !== undefined) o.maxBudgetUsd = budget;
       // The agent's variables, under the server's own (their names were checked on the way in).
