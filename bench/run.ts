@@ -521,6 +521,72 @@ if (want('agent')) {
   compare('agent session with an MCP server: warm MCP tool turn (API / raw streaming Query)', 1.15, warmApi, warmRaw, 'API warm MCP turn', 'raw warm MCP turn');
 }
 
+if (want('files')) {
+  // The files API on a server process: the first page of a folder of 10,000 files (goal < 20 ms), next to
+  // the floor of reading that folder's names in this process; then a 1 GB file streamed to a client,
+  // with the server's resident memory sampled throughout (goal: growth < 50 MB).
+  const N = Number(process.env.BENCH_FILES_COUNT ?? 10_000);
+  console.log(`\n--- files: first page of a folder of ${N.toLocaleString('en-US')} files; a 1 GB download ---`);
+  const srv = await startServerProcess(path.join(root, 'srv-files'), model.url, { CLAUDE_CONFIG_DIR: configDir, WORKSPACE_ROOT: workspace });
+  const s = await api(srv.base, 'POST', '/v1/sessions', { project: 'bench-files' });
+  const many = path.join(s.cwd, 'many');
+  fs.mkdirSync(many, { recursive: true });
+  for (let i = 0; i < N; i++) fs.writeFileSync(path.join(many, `file-${String(i).padStart(5, '0')}.txt`), `file ${i}\n`);
+  const pageMs: number[] = [];
+  const floorMs: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    let t0 = performance.now();
+    const page = await api(srv.base, 'GET', `/v1/sessions/${s.session_id}/files?path=many&limit=200`);
+    pageMs.push(performance.now() - t0);
+    if (page.entries.length !== 200) throw new Error('files page: wrong length');
+    t0 = performance.now();
+    const names = (await fs.promises.readdir(many)).sort().slice(0, 200);
+    await Promise.all(names.map((n) => fs.promises.lstat(path.join(many, n))));
+    floorMs.push(performance.now() - t0);
+  }
+  console.log(
+    `first page (200 of ${N}): median ${fmt(median(pageMs))} ms, p90 ${fmt(p90(pageMs))} ms; floor (readdir + sort + 200 lstat here) ${fmt(median(floorMs))} ms`,
+  );
+  rows.push({
+    name: `files: first page of a folder of ${N} files`,
+    figures: `median ${fmt(median(pageMs))} ms p90 ${fmt(p90(pageMs))} ms (floor in-process ${fmt(median(floorMs))} ms)`,
+    goal: '< 20 ms',
+    ok: median(pageMs) < 20,
+  });
+  const big = path.join(s.cwd, 'big.bin');
+  const GB = 1024 ** 3;
+  fs.closeSync(fs.openSync(big, 'w'));
+  fs.truncateSync(big, GB); // sparse: the disk is not what is measured
+  const rssOf = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${srv.child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  const base = rssOf();
+  let peak = base;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssOf())), 20);
+  const t0 = performance.now();
+  const res = await fetch(`${srv.base}/v1/sessions/${s.session_id}/files/content?path=big.bin`);
+  let got = 0;
+  const reader = res.body!.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    got += value.length;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  if (got !== GB) throw new Error(`download: ${got} bytes`);
+  const growth = (peak - base) / 1024 ** 2;
+  console.log(
+    `1 GB download: ${fmt(secs, 2)} s (${fmt(GB / 1024 ** 2 / secs, 0)} MB/s); server RSS ${fmt(base / 1024 ** 2, 0)} MB before, peak ${fmt(peak / 1024 ** 2, 0)} MB: growth ${fmt(growth, 1)} MB`,
+  );
+  rows.push({
+    name: 'files: 1 GB download, server RSS growth',
+    figures: `${fmt(growth, 1)} MB (${fmt(GB / 1024 ** 2 / secs, 0)} MB/s)`,
+    goal: '< 50 MB',
+    ok: growth < 50,
+  });
+  fs.rmSync(big, { force: true });
+  await srv.stop();
+}
+
 if (want('list')) {
   const N = Number(process.env.BENCH_LIST_SESSIONS ?? 10_000);
   console.log(`\n--- list: first page of ${N} sessions through the API vs SDK listSessions({dir, limit: 50}) ---`);

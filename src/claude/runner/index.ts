@@ -173,6 +173,7 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
       if (closing) throw new AppError('SHUTTING_DOWN', 'the server is shutting down', { retryAfter: 5 });
       starting.add(spec.sessionId);
       try {
+        if (spec.prepare) await spec.prepare();
         return await runTurnNow(spec);
       } finally {
         starting.delete(spec.sessionId);

@@ -91,6 +91,11 @@ export interface TurnSpec {
   title?: string | null | undefined;
   /** Receives every SDK message of the turn as it arrives (awaited: messages stay in order). */
   onMessage?: (m: SDKMessage) => unknown;
+  /**
+   * Awaited once the turn counts as starting here (shutdown waits for it) and before its process is
+   * taken or started (the snapshot of the session's folder, when it is not known yet).
+   */
+  prepare?: () => Promise<void>;
   /** Resume the session with no prompt: its last turn deferred a tool call, which now runs. */
   continueDeferred?: boolean;
 }

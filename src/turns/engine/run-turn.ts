@@ -196,9 +196,19 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
       }
     },
   };
-  // The folder's state before the turn (known at once unless something else changed it).
-  const before = ctx.snapshots && !run.waitingFor ? await ctx.snapshots.before(session.cwd) : null;
+  // The folder's state before the turn: known at once, unless something else changed it since (then the
+  // runner waits for the snapshot, with the turn counted as starting).
+  const snap = { before: null as string | null };
+  if (ctx.snapshots && !run.waitingFor) {
+    const b = ctx.snapshots.before(session.cwd);
+    if (b === null || typeof b === 'string') snap.before = b;
+    else
+      spec.prepare = async () => {
+        snap.before = await b;
+      };
+  }
   const first = await start(ctx, run, session, spec, announced);
+  const before = snap.before;
   const outcome = await runThroughApprovals(ctx, { turn, session, spec, slot, outcome: first, startedAt });
   if (!outcome) return;
   state.current.delete(session.session_id);
