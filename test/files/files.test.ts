@@ -47,7 +47,7 @@ async function untar(gz: Buffer): Promise<Map<string, { type: string; body: stri
 }
 
 describe("the files of a session's folder", () => {
-  const t = useApp({ env: { ...keysEnv, MAX_FILE_BYTES: '100000' } });
+  const t = useApp({ env: { ...keysEnv, MAX_FILE_BYTES: '100000' }, listen: true });
   const session = async () => (await call(t.app, 'POST', '/v1/sessions', { project: `files-${Math.random().toString(36).slice(2)}` }, ALICE)).body;
 
   it('upload, read back with its ETag and byte ranges, update with If-Match, list (paged), delete', async () => {
@@ -139,6 +139,22 @@ describe("the files of a session's folder", () => {
 
   it('an oversized upload is 413 and leaves nothing; another user gets 404; a deleted session takes no writes', async () => {
     const s = await session();
+    // Over real HTTP (the body is the request's own stream): a file under the limit lands whole, one over it is refused.
+    const url = (p: string) => `${t.base}${files(s.session_id, `/content${q(p)}`)}`;
+    const ok = await fetch(url('over-http.bin'), {
+      method: 'PUT',
+      headers: { ...ALICE, 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(90_000, 3),
+    });
+    expect(ok.status).toBe(201);
+    expect(fs.statSync(path.join(s.cwd, 'over-http.bin')).size).toBe(90_000);
+    const over = await fetch(url('too-big.bin'), {
+      method: 'PUT',
+      headers: { ...ALICE, 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(150_000, 3),
+    });
+    expect(over.status).toBe(413);
+    fs.rmSync(path.join(s.cwd, 'over-http.bin'));
     const big = await put(t.app, s.session_id, 'big.bin', Buffer.alloc(150_000, 7));
     expect([big.status, big.body.error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     expect(fs.readdirSync(s.cwd)).toEqual([]);

@@ -216,4 +216,34 @@ describe('the web page', () => {
     expect(errors).toEqual([]);
     await page.close();
   });
+  it("the files panel: a dropped file is uploaded and viewed; a turn's changes show as a card with their diff", async () => {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const errors = watchErrors(page);
+    await page.goto(base);
+    await newSession(page, 'With files');
+    await page.getByRole('button', { name: 'Files', exact: true }).click();
+    const panel = page.getByRole('complementary', { name: 'Files' });
+    await panel.getByText('Empty folder').waitFor();
+    await panel.evaluate((el) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['hello from the page\n'], 'hello.txt', { type: 'text/plain' }));
+      el.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await panel.getByRole('button', { name: /hello\.txt/ }).click();
+    await page.getByRole('region', { name: 'File hello.txt' }).getByText('hello from the page').waitFor();
+    const s = (await (await page.request.get(`${base}/v1/sessions?limit=100`)).json()).sessions.find((x: any) => x.session_name === 'With files');
+    expect(fs.readFileSync(path.join(s.cwd, 'hello.txt'), 'utf8')).toBe('hello from the page\n');
+
+    await send(page, '[[bash:echo made by a turn > made.txt]]');
+    await page.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
+    await page.getByRole('button', { name: 'Allow once' }).click();
+    const card = page.locator('.changes', { hasText: 'made.txt (created)' });
+    await card.waitFor({ timeout: 20_000 });
+    await card.getByRole('button', { name: 'Show diffs' }).click();
+    await card.locator('pre.diff .add', { hasText: '+made by a turn' }).waitFor();
+    await panel.getByRole('button', { name: /made\.txt/ }).waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'files-panel-1440.png') });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });

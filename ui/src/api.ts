@@ -37,6 +37,23 @@ export async function api<T = unknown>(method: string, url: string, body?: unkno
   return json as T;
 }
 
+/** A call whose body or answer is bytes (files): the Response, or the API's error. */
+export async function apiRaw(method: string, url: string, body?: Blob | ArrayBuffer): Promise<Response> {
+  let res: Response;
+  try {
+    const h = headers(false);
+    if (body !== undefined) h['content-type'] = 'application/octet-stream';
+    res = await fetch(url, { method, headers: h, body: body ?? null });
+  } catch {
+    throw new ApiError(0, 'OFFLINE', 'The server cannot be reached.');
+  }
+  if (!res.ok) {
+    const err = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
+    throw new ApiError(res.status, err?.code ?? 'ERROR', err?.message ?? res.statusText);
+  }
+  return res;
+}
+
 export interface StreamEvent {
   id: number;
   event: string;

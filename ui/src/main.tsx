@@ -24,6 +24,7 @@ interface StreamPartial {
   event?: { type?: string; delta?: { type?: string; text?: string } };
 }
 import { Markdown } from './markdown';
+import { ChangesCard, FilesPanel } from './files';
 import './style.css';
 
 interface Session {
@@ -179,8 +180,19 @@ function Bubble({ m }: { m: Message }) {
   return <div class={`bubble ${m.type}`}>{parts}</div>;
 }
 
-function Conversation({ session, onError, onChanged }: { session: Session; onError: (e: ApiError) => void; onChanged: () => void }) {
+function Conversation({
+  session,
+  onError,
+  onChanged,
+  onFilesChanged,
+}: {
+  session: Session;
+  onError: (e: ApiError) => void;
+  onChanged: () => void;
+  onFilesChanged: () => void;
+}) {
   const [messages, setMessages] = useState<Message[]>([]);
+  const [changes, setChanges] = useState<Array<{ turn_id: string; files: Parameters<typeof ChangesCard>[0]['files'] }>>([]);
   const [live, setLive] = useState('');
   const [running, setRunning] = useState<string | null>(session.running_turn_id);
   const [queue, setQueue] = useState<Turn[]>([]);
@@ -231,6 +243,10 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
         } else if (e.event === 'permission_resolved') {
           const r = e.data as { request_id: string };
           setApprovals((a) => a.filter((x) => x.request_id !== r.request_id));
+        } else if (e.event === 'files_changed') {
+          const c = e.data as { turn_id: string; files: Parameters<typeof ChangesCard>[0]['files'] };
+          setChanges((x) => [...x.filter((y) => y.turn_id !== c.turn_id), c]);
+          onFilesChanged();
         } else if (e.event === 'done') {
           text = '';
           setLive('');
@@ -296,6 +312,9 @@ function Conversation({ session, onError, onChanged }: { session: Session; onErr
             <Markdown text={live} />
           </div>
         ) : null}
+        {changes.map((c) => (
+          <ChangesCard key={c.turn_id} sessionId={id} turnId={c.turn_id} files={c.files} />
+        ))}
         <div ref={endRef} />
       </div>
       {queue.length > 0 ? (
@@ -405,6 +424,8 @@ function App() {
   const [creating, setCreating] = useState(false);
   const [form, setForm] = useState({ session_name: '', project: '', permission_mode: '', agent_id: '' });
   const [agents, setAgents] = useState<Agent[]>([]);
+  const [showFiles, setShowFiles] = useState(false);
+  const [filesRefresh, setFilesRefresh] = useState(0);
 
   const [refused, setRefused] = useState(false);
   const onError = (e: ApiError) => {
@@ -546,6 +567,9 @@ function App() {
           <>
             <header class="row">
               <h1>{title(current)}</h1>
+              <button aria-pressed={showFiles} onClick={() => setShowFiles((v) => !v)}>
+                Files
+              </button>
               {current.agent ? (
                 <span class="badge" title={`agent ${current.agent.agent_id}`}>
                   {agents.find((a) => a.agent_id === current.agent!.agent_id)?.name ?? 'agent'} · v{current.agent.version}
@@ -575,7 +599,16 @@ function App() {
                 Delete
               </button>
             </header>
-            <Conversation key={current.session_id} session={current} onError={onError} onChanged={() => void refresh()} />
+            <div class={showFiles ? 'with-files' : 'conv-wrap'}>
+              <Conversation
+                key={current.session_id}
+                session={current}
+                onError={onError}
+                onChanged={() => void refresh()}
+                onFilesChanged={() => setFilesRefresh((n) => n + 1)}
+              />
+              {showFiles ? <FilesPanel sessionId={current.session_id} onError={onError} refresh={filesRefresh} /> : null}
+            </div>
           </>
         ) : (
           <p class="muted empty">Choose a session, or make a new one.</p>
