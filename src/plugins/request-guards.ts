@@ -30,9 +30,8 @@ export function lowerUuids(o: unknown): void {
 export function nulAt(o: unknown, at: string, depth = 0): string | null {
   if (typeof o === 'string') return o.includes('\u0000') ? at : null;
   if (!o || typeof o !== 'object' || depth > 32) return null;
-  // Parsed JSON only: a raw body (a stream, a Buffer) is bytes, not text fields, and its object graph is not walked.
-  const proto: unknown = Object.getPrototypeOf(o);
-  if (!Array.isArray(o) && proto !== Object.prototype && proto !== null) return null;
+  // A raw body (a stream, a Buffer) is bytes, not text fields: its object graph is not walked.
+  if (typeof (o as { pipe?: unknown }).pipe === 'function' || ArrayBuffer.isView(o)) return null;
   if (Array.isArray(o)) {
     for (let i = 0; i < o.length; i++) {
       const w = nulAt(o[i], `${at}[${i}]`, depth + 1);
