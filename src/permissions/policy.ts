@@ -30,8 +30,8 @@ export interface Suggestion {
   destination: 'session';
 }
 
-/** Tools that never need approval in `default` mode (reading and planning; the answer of a turn with an output schema). */
-const READ_ONLY = new Set([
+/** Tools that read and plan, and the answer of a turn with an output schema: they change nothing. */
+export const READING_TOOLS = [
   'StructuredOutput',
   'Read',
   'Glob',
@@ -40,13 +40,13 @@ const READ_ONLY = new Set([
   'NotebookRead',
   'TodoWrite',
   'ToolSearch',
-  'Agent',
-  'Task',
   'ListAgents',
   'TaskList',
   'TaskGet',
   'EnterPlanMode',
-]);
+] as const;
+/** Tools that never need approval in `default` mode: reading and planning, and subagents (whose own calls are asked about). */
+const READ_ONLY = new Set<string>([...READING_TOOLS, 'Agent', 'Task']);
 /** Tools that `acceptEdits` mode allows without asking. */
 const EDITS = new Set(['Edit', 'Write', 'MultiEdit', 'NotebookEdit']);
 

@@ -21,6 +21,26 @@ interface Change {
 }
 
 const q = (p: string) => encodeURIComponent(p);
+
+/** A drop target for files: whether something is dragged over it, and the handlers that take the files. */
+export function useDrop(onFiles: (files: FileList) => void) {
+  const [dragging, setDragging] = useState(false);
+  return {
+    dragging,
+    handlers: {
+      onDragOver: (e: DragEvent) => {
+        e.preventDefault();
+        setDragging(true);
+      },
+      onDragLeave: () => setDragging(false),
+      onDrop: (e: DragEvent) => {
+        e.preventDefault();
+        setDragging(false);
+        if (e.dataTransfer?.files.length) onFiles(e.dataTransfer.files);
+      },
+    },
+  };
+}
 const size = (n: number | null) => (n === null ? '' : n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1024 ** 2).toFixed(1)} MB`);
 
 /** Saves a response's bytes under a name (a link cannot carry the API key). */
@@ -37,7 +57,6 @@ export function FilesPanel({ sessionId, onError, refresh }: { sessionId: string;
   const [dir, setDir] = useState('');
   const [entries, setEntries] = useState<Entry[]>([]);
   const [open, setOpen] = useState<{ path: string; text: string | null; image: string | null; size: number } | null>(null);
-  const [dragging, setDragging] = useState(false);
   const base = `/v1/sessions/${sessionId}/files`;
 
   const load = async (d = dir) => {
@@ -83,22 +102,10 @@ export function FilesPanel({ sessionId, onError, refresh }: { sessionId: string;
     }
   };
   const parts = dir ? dir.split('/') : [];
+  const drop = useDrop((files) => void upload(files));
 
   return (
-    <aside
-      class={`files${dragging ? ' dragging' : ''}`}
-      aria-label="Files"
-      onDragOver={(e) => {
-        e.preventDefault();
-        setDragging(true);
-      }}
-      onDragLeave={() => setDragging(false)}
-      onDrop={(e) => {
-        e.preventDefault();
-        setDragging(false);
-        if (e.dataTransfer?.files.length) void upload(e.dataTransfer.files);
-      }}
-    >
+    <aside class={`files${drop.dragging ? ' dragging' : ''}`} aria-label="Files" {...drop.handlers}>
       <nav class="crumbs" aria-label="Folder">
         <button class="link" onClick={() => setDir('')}>
           (session folder)

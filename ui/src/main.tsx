@@ -24,7 +24,7 @@ interface StreamPartial {
   event?: { type?: string; delta?: { type?: string; text?: string } };
 }
 import { Markdown } from './markdown';
-import { ChangesCard, FilesPanel } from './files';
+import { ChangesCard, FilesPanel, useDrop } from './files';
 import './style.css';
 
 interface Session {
@@ -199,7 +199,6 @@ function Conversation({
   const [approvals, setApprovals] = useState<Approval[]>([]);
   const [prompt, setPrompt] = useState('');
   const [attachments, setAttachments] = useState<Attachment[]>([]);
-  const [dragging, setDragging] = useState(false);
   const [ifBusy, setIfBusy] = useState<'queue' | 'interrupt'>('queue');
   const [conn, setConn] = useState<'live' | 'reconnecting'>('live');
   const endRef = useRef<HTMLDivElement>(null);
@@ -292,6 +291,7 @@ function Conversation({
       onError(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Only images (PNG, JPEG, GIF, WebP) and PDFs can be attached: ${refused.join(', ')}`));
     }
   };
+  const drop = useDrop((files) => void attach(files));
   const decide = async (a: Approval, behavior: 'allow' | 'deny', scope?: 'once' | 'session') => {
     try {
       await api('POST', `/v1/sessions/${id}/permissions/${a.request_id}`, { behavior, ...(scope ? { scope } : {}) });
@@ -331,21 +331,12 @@ function Conversation({
         </div>
       ) : null}
       <form
-        class={`composer${dragging ? ' dragging' : ''}`}
+        class={`composer${drop.dragging ? ' dragging' : ''}`}
         onSubmit={(e) => {
           e.preventDefault();
           void send();
         }}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setDragging(true);
-        }}
-        onDragLeave={() => setDragging(false)}
-        onDrop={(e) => {
-          e.preventDefault();
-          setDragging(false);
-          if (e.dataTransfer?.files.length) void attach(e.dataTransfer.files);
-        }}
+        {...drop.handlers}
       >
         {attachments.length > 0 ? (
           <ul class="attachments" aria-label="Attachments">

@@ -15,6 +15,7 @@ import type { Slot } from './admission.js';
 import { afterPendingWork } from './state.js';
 import { announceEnd, outcomeWithout } from './outcome.js';
 import { failedOutcome, runThroughApprovals } from './approval-wait.js';
+import { READING_TOOLS } from '../../permissions/policy.js';
 
 /** A turn this process has written as running and now runs. */
 export interface ClaimedRun {
@@ -77,24 +78,7 @@ export function createRunTurn(ctx: EngineContext): RunTurn {
 const parseJson = (s: string | null): unknown => (s === null ? null : JSON.parse(s));
 
 /** Tools that change no file (all others may: Bash, Write, Edit, MCP tools, subagents...). */
-const NO_FILE_CHANGES = new Set([
-  'Read',
-  'Glob',
-  'Grep',
-  'LS',
-  'NotebookRead',
-  'TodoWrite',
-  'ToolSearch',
-  'WebFetch',
-  'WebSearch',
-  'StructuredOutput',
-  'ListAgents',
-  'TaskList',
-  'TaskGet',
-  'EnterPlanMode',
-  'ExitPlanMode',
-  'AskUserQuestion',
-]);
+const NO_FILE_CHANGES = new Set<string>([...READING_TOOLS, 'WebFetch', 'WebSearch', 'ExitPlanMode', 'AskUserQuestion']);
 
 /** Whether an SDK message is the model calling a tool that may change files. */
 function ranChangingTool(m: unknown): boolean {
