@@ -24,6 +24,7 @@ const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 export default async function checkMachine(project: TestProject): Promise<(() => Promise<void>) | void> {
   const missing: string[] = [];
   if (!onPath('bwrap') || !onPath('socat')) missing.push('bubblewrap and socat for the CLI sandbox (apt-get install -y bubblewrap socat)');
+  if (!onPath('git')) missing.push('git for the snapshots of session folders (apt-get install -y git)');
   if (!chromiumPath()) missing.push('a Chromium for the browser tests (apt-get install -y chromium, or CHROME_PATH=/path/to/chrome)');
   let teardown: (() => Promise<void>) | undefined;
   if (project.name === 'postgres') {

@@ -220,7 +220,12 @@ describe('the web page', () => {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const errors = watchErrors(page);
     await page.goto(base);
-    await newSession(page, 'With files');
+    // In a project of its own: the user's root folder holds what earlier tests left there.
+    await page.getByRole('button', { name: 'New session' }).click();
+    await page.getByLabel('Session name').fill('With files');
+    await page.getByLabel('Project folder').fill('files-panel');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'With files' }).waitFor();
     await page.getByRole('button', { name: 'Files', exact: true }).click();
     const panel = page.getByRole('complementary', { name: 'Files' });
     await panel.getByText('Empty folder').waitFor();
@@ -234,7 +239,7 @@ describe('the web page', () => {
     const s = (await (await page.request.get(`${base}/v1/sessions?limit=100`)).json()).sessions.find((x: any) => x.session_name === 'With files');
     expect(fs.readFileSync(path.join(s.cwd, 'hello.txt'), 'utf8')).toBe('hello from the page\n');
 
-    await send(page, '[[bash:echo made by a turn > made.txt]]');
+    await send(page, `[[bash:echo made by a turn > ${path.join(s.cwd, 'made.txt')}]]`);
     await page.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
     await page.getByRole('button', { name: 'Allow once' }).click();
     const card = page.locator('.changes', { hasText: 'made.txt (created)' });
