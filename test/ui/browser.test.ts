@@ -37,9 +37,10 @@ function watchErrors(page: Page): string[] {
 }
 
 /** Makes a session through the page's form and waits until it is open. */
-async function newSession(page: Page, name: string) {
+async function newSession(page: Page, name: string, project?: string) {
   await page.getByRole('button', { name: 'New session' }).click();
   await page.getByLabel('Session name').fill(name);
+  if (project) await page.getByLabel('Project folder').fill(project);
   await page.getByRole('button', { name: 'Create' }).click();
   await page.getByRole('heading', { name }).waitFor();
 }
@@ -221,11 +222,7 @@ describe('the web page', () => {
     const errors = watchErrors(page);
     await page.goto(base);
     // In a project of its own: the user's root folder holds what earlier tests left there.
-    await page.getByRole('button', { name: 'New session' }).click();
-    await page.getByLabel('Session name').fill('With files');
-    await page.getByLabel('Project folder').fill('files-panel');
-    await page.getByRole('button', { name: 'Create' }).click();
-    await page.getByRole('heading', { name: 'With files' }).waitFor();
+    await newSession(page, 'With files', 'files-panel');
     await page.getByRole('button', { name: 'Files', exact: true }).click();
     const panel = page.getByRole('complementary', { name: 'Files' });
     await panel.getByText('Empty folder').waitFor();
