@@ -45,10 +45,22 @@ export async function fileRoutes(app: App, opts: { files: FileService }) {
       handler: async (req, reply) => {
         const body = req.body as NodeJS.ReadableStream | undefined;
         if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw new AppError('INVALID_REQUEST', "the body must be the file's bytes");
-        const { entry, created } = await svc.write(req.caller, req.params.session_id, req.query.path, body as never, {
-          ifMatch: req.headers['if-match'],
-          ifNoneMatch: req.headers['if-none-match'],
-        });
+        const declared = Number(req.headers['content-length'] ?? NaN);
+        if (declared > svc.maxFileBytes) {
+          void reply.header('connection', 'close');
+          throw new AppError('PAYLOAD_TOO_LARGE', `the file is larger than ${svc.maxFileBytes} bytes (MAX_FILE_BYTES)`);
+        }
+        const written = await svc
+          .write(req.caller, req.params.session_id, req.query.path, body as never, {
+            ifMatch: req.headers['if-match'],
+            ifNoneMatch: req.headers['if-none-match'],
+          })
+          .catch((err: unknown) => {
+            // The rest of a refused body is not read: the connection closes after the answer.
+            if (!req.raw.complete) void reply.header('connection', 'close');
+            throw err;
+          });
+        const { entry, created } = written;
         return reply
           .code(created ? 201 : 200)
           .header('etag', entry.etag ?? '')

@@ -43,6 +43,8 @@ export interface FileRead {
 }
 
 export interface FileService {
+  /** MAX_FILE_BYTES: the largest file a write takes. */
+  readonly maxFileBytes: number;
   list(
     caller: Caller,
     sessionId: string,
@@ -154,6 +156,7 @@ export function createFileService(deps: {
   }
 
   return {
+    maxFileBytes: deps.maxFileBytes,
     async list(caller, sessionId, q) {
       const { root } = await folderOf(caller, sessionId, false);
       const r = await resolveIn(root, q.path, { mustExist: true });
@@ -236,8 +239,12 @@ export function createFileService(deps: {
           else cb(null, chunk);
         },
       });
+      // The body is piped, not handed to pipeline(): a failed write (too large, disk full) must not
+      // destroy the request, or the answer could never be sent (light-my-request's requests never
+      // end on Node 24). It is unpiped and drained instead; the route closes the connection.
+      body.pipe(counter);
       try {
-        await pipeline(body, counter, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+        await pipeline(counter, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
         // The condition is checked last, just before the file is replaced: an update made meanwhile is not lost.
         const current = await fs.promises.stat(target, { bigint: true }).catch(() => null);
         const etag = current ? etagOf(current) : null;
@@ -253,6 +260,8 @@ export function createFileService(deps: {
         deps.states.forget(root);
         return { entry: await entry(root, target), created: current === null };
       } catch (err) {
+        body.unpipe(counter);
+        body.resume();
         await fs.promises.rm(tmp, { force: true });
         if (err instanceof AppError) throw err;
         if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new AppError('PAYLOAD_TOO_LARGE', 'the disk is full');

@@ -154,6 +154,15 @@ describe("the files of a session's folder", () => {
       body: Buffer.alloc(150_000, 3),
     });
     expect(over.status).toBe(413);
+    // Without a length up front (chunked): refused once the count passes the limit, the rest unread.
+    const chunks = Array.from({ length: 15 }, () => new Uint8Array(10_000).fill(5));
+    const chunked = await fetch(url('chunked.bin'), {
+      method: 'PUT',
+      headers: { ...ALICE, 'content-type': 'application/octet-stream' },
+      body: new ReadableStream({ pull: (c) => (chunks.length ? c.enqueue(chunks.shift()) : c.close()) }),
+      duplex: 'half',
+    } as RequestInit);
+    expect([chunked.status, ((await chunked.json()) as { error: { code: string } }).error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     fs.rmSync(path.join(s.cwd, 'over-http.bin'));
     const big = await put(t.app, s.session_id, 'big.bin', Buffer.alloc(150_000, 7));
     expect([big.status, big.body.error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
