@@ -77,6 +77,8 @@ const EnvSchema = Type.Object({
   TRANSCRIPT_STORE: Type.Union([Type.Literal('local'), Type.Literal('database')], { default: 'local' }),
   /** With PostgreSQL: a replica that stops renewing its sessions' leases loses them after this long (another takes over). */
   REPLICA_LEASE_MS: Type.Integer({ default: 15_000, minimum: 500, maximum: 300_000 }),
+  /** With PostgreSQL: 1 (default) WORKSPACE_ROOT is one volume every replica mounts (checked at start); 0: each replica's own disk. */
+  WORKSPACE_SHARED: Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')], { default: '1' }),
   /** 1: prompts get @file expansion and slash commands (off: clients' text reaches the CLI verbatim). */
   ALLOW_PROMPT_EXPANSION: Type.Optional(Type.String()),
   /** The CLI's sandbox for Bash: `required` (default with API keys), `auto` (default single-user), `off`. */
@@ -127,6 +129,8 @@ export interface Config {
   maxTurnBudgetUsd: number | undefined;
   promptExpansion: boolean;
   transcriptStore: 'local' | 'database';
+  /** With PostgreSQL: WORKSPACE_ROOT is one volume shared by every replica (checked at start). */
+  workspaceShared: boolean;
   replicaLeaseMs: number;
   /** SANDBOX as given; unset: `required` when API keys exist at start, else `auto`. */
   sandbox: 'required' | 'auto' | 'off' | undefined;
@@ -262,6 +266,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     promptExpansion: e.ALLOW_PROMPT_EXPANSION === '1' || e.ALLOW_PROMPT_EXPANSION === 'true',
     transcriptStore: e.TRANSCRIPT_STORE,
     replicaLeaseMs: e.REPLICA_LEASE_MS,
+    workspaceShared: e.WORKSPACE_SHARED === '1' || e.WORKSPACE_SHARED === 'true',
     sandbox: e.SANDBOX,
     sandboxDomains: sandboxDomains(e.SANDBOX_NETWORK, { backend: modelBackend, baseUrl: e.ANTHROPIC_BASE_URL || undefined }),
     sandboxNetwork: e.SANDBOX_NETWORK.trim() || 'none',

@@ -48,6 +48,7 @@ import { createAgentService, type AgentService } from './agents/service.js';
 import { createAgentRepository } from './storage/agents-repo.js';
 import { createFileService, type FileService } from './files/service.js';
 import { createFolderStates, createSnapshots } from './workspace/snapshots.js';
+import { checkSharedVolume } from './workspace/volume.js';
 import { createPurgeHere } from './sessions/purge.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { checkWorkspaceRoot, endAbandonedStreams, endOrphans, failAbandoned, resumeTurns, takeOverDataDir } from './recovery.js';
@@ -195,6 +196,15 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
           log,
         })
       : createLocalCluster(runnerId);
+  if (cluster.shared && config.workspaceShared) {
+    // A session's files must be where its next turn runs, whichever replica that is: one volume for all.
+    try {
+      await checkSharedVolume(config.workspaceRoot, (name, value) => cluster.claim(name, value));
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+  }
   if (previousRunner) await cluster.inherit(previousRunner);
   // An ended turn's result is read back from its row (events store it once, not three times).
   const turnResults = async (ids: string[]) => new Map([...(await turnsRepo.results(ids))].map(([id, r]) => [id, loadText(r)]));

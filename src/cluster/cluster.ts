@@ -57,6 +57,8 @@ export interface Cluster {
   inherit(replicaId: string): Promise<void>;
   /** For /health: whether this replica hears the others, and how many leases it holds. */
   state(): { id: string; shared: boolean; listening: boolean; leases: number };
+  /** A fact every replica must agree on: `value` when none was set yet (it is now), else the one set first. */
+  claim(name: string, value: string): Promise<string>;
   /** Sends a message to the other replicas (not to this one); errors are logged, not thrown. */
   publish(m: ClusterMessage): void;
   /** Receives the other replicas' messages. */

@@ -17,6 +17,7 @@ export function createLocalCluster(replicaId: string): Cluster {
     releaseExcept: async () => {},
     inherit: async () => {},
     state: () => ({ id: replicaId, shared: false, listening: true, leases: 0 }),
+    claim: async (_name, value) => value,
     publish: () => {},
     onMessage: () => {},
     start: async () => {},

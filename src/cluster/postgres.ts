@@ -127,6 +127,8 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
     shared: true,
     leaseMs,
 
+    claim: (name, value) => leases.claimSetting(name, value),
+
     async acquire(sessionId) {
       const now = Date.now();
       const h = held.get(sessionId);

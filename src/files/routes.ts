@@ -10,8 +10,10 @@ import { AppError, sessionErrors } from '../errors.js';
 import { SessionParamsSchema } from '../schemas.js';
 import { TurnParamsSchema } from '../turns/schemas.js';
 import type { FileService } from './service.js';
+import type { SessionService } from '../sessions/service.js';
 
 const tags = ['files'];
+const SessionRef = Type.Ref('Session');
 const FilePath = Type.String({ maxLength: 4096, default: '', description: "A path relative to the session's folder ('' is the folder itself)" });
 const FileEntrySchema = Type.Object({
   name: Type.String(),
@@ -25,7 +27,7 @@ const binary = (description: string) => ({ description, content: { 'application/
 /** A user's file never runs as a page of this origin (HTML, SVG) and is never sniffed into one. */
 const SAFE_HEADERS = { 'content-security-policy': "default-src 'none'; sandbox", 'x-content-type-options': 'nosniff' };
 
-export async function fileRoutes(app: App, opts: { files: FileService }) {
+export async function fileRoutes(app: App, opts: { files: FileService; sessions: Pick<SessionService, 'forkBefore'> }) {
   const svc = opts.files;
   // A write's body is the file's bytes, whatever its content type (JSON too): streamed, never parsed.
   await app.register(async (raw: App) => {
@@ -209,18 +211,38 @@ export async function fileRoutes(app: App, opts: { files: FileService }) {
     schema: {
       tags,
       operationId: 'rewindFiles',
-      summary: "Put the session's files back as they were before a turn (409 while a turn runs); dry_run says what would change",
+      summary:
+        "Put the session's files back as they were before a turn (409 while a turn runs); dry_run says what would change; fork also starts a new session whose conversation ends before that turn",
       params: SessionParamsSchema,
-      body: Type.Object({ turn_id: Type.String({ format: 'uuid' }), dry_run: Type.Boolean({ default: false }) }, { additionalProperties: false }),
+      body: Type.Object(
+        {
+          turn_id: Type.String({ format: 'uuid' }),
+          dry_run: Type.Boolean({ default: false }),
+          fork: Type.Boolean({
+            default: false,
+            description:
+              'Also make a new session (same folder, settings and agent) whose conversation ends just before the turn: "undo that turn" in one call. The original session keeps its conversation',
+          }),
+        },
+        { additionalProperties: false },
+      ),
       response: {
         200: Type.Object({
           turn_id: Type.String({ format: 'uuid' }),
           dry_run: Type.Boolean(),
           files: Type.Array(ChangeSchema, { description: 'What the rewind changed (or would change)' }),
+          session: Type.Union([SessionRef, Type.Null()], { description: 'The fork (with fork: true, unless dry_run)' }),
         }),
         ...sessionErrors,
       },
     },
-    handler: async (req) => svc.rewind(req.caller, req.params.session_id, req.body.turn_id, req.body.dry_run),
+    handler: async (req) => {
+      const { session_id: sid } = req.params;
+      const { turn_id: turnId, dry_run: dryRun, fork } = req.body;
+      const rewound = await svc.rewind(req.caller, sid, turnId, dryRun);
+      // After the files (the rewind checks the turn, the session and that nothing runs): a fork never outlives a refused rewind.
+      const session = fork && !dryRun ? await opts.sessions.forkBefore(req.caller, sid, turnId) : null;
+      return { ...rewound, session };
+    },
   });
 }

@@ -257,7 +257,7 @@ export function createFileService(deps: {
           throw new AppError('PRECONDITION_FAILED', `If-None-Match: the file exists (${etag})`, { details: { etag } });
         }
         await fs.promises.rename(tmp, target);
-        deps.states.forget(root);
+        await deps.states.forget(root);
         return { entry: await entry(root, target), created: current === null };
       } catch (err) {
         body.unpipe(counter);
@@ -294,7 +294,7 @@ export function createFileService(deps: {
           }
         }
       } else await fs.promises.unlink(r.abs);
-      deps.states.forget(root);
+      await deps.states.forget(root);
       return { path: r.rel, type };
     },
 
@@ -338,7 +338,6 @@ export function createFileService(deps: {
       const running = (await deps.turns.runningBySession([sessionId])).get(sessionId);
       if (running) throw new AppError('SESSION_BUSY', `session ${sessionId} is running turn ${running}; rewind when it ends, or interrupt it first`);
       const files = await deps.snapshots.restore(root, t.snapshot_before, dryRun);
-      if (!dryRun) deps.states.forget(root);
       return { turn_id: turnId, dry_run: dryRun, files };
     },
   };

@@ -5,6 +5,7 @@
  * keeps it and is read and changed only through the SDK's own session functions.
  */
 import fs from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../errors.js';
 import { monotonicNow } from '../clock.js';
@@ -22,7 +23,7 @@ import type { TurnEngine } from '../turns/engine/index.js';
 import { ownedSession, type Caller } from '../auth/access.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { PurgeHere } from './purge.js';
-import { lastFinishedMessage } from './fork-point.js';
+import { lastFinishedMessage, messageBeforeTurn } from './fork-point.js';
 import { importCandidates } from './import.js';
 import type { AgentService } from '../agents/service.js';
 import { preparePrompt } from '../turns/prompt.js';
@@ -43,6 +44,11 @@ export interface SessionService {
   patch(caller: Caller, sessionId: string, body: PatchSessionBody): Promise<Session>;
   remove(caller: Caller, sessionId: string, purge: boolean): Promise<Session>;
   fork(caller: Caller, sessionId: string, body: ForkBody): Promise<Session>;
+  /**
+   * A new session whose conversation ends just before turn `turnId` (rewind's `fork`): same folder,
+   * settings and agent; an empty conversation when that turn opened it.
+   */
+  forkBefore(caller: Caller, sessionId: string, turnId: string): Promise<Session>;
   messages(
     caller: Caller,
     sessionId: string,
@@ -304,6 +310,37 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       }
       log.info({ session_id: sessionId, fork: newId }, 'session forked');
       return present(forked, null);
+    },
+
+    async forkBefore(caller, sessionId, turnId) {
+      const row = await ownedSession(sessions, caller, sessionId);
+      if (row.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${sessionId} is deleted`);
+      const turn = await turns.get(turnId);
+      if (!turn || turn.session_id !== sessionId) throw new AppError('TURN_NOT_FOUND', `turn ${turnId} not found in session ${sessionId}`);
+      const name = `${row.session_name ?? row.first_prompt?.slice(0, 80) ?? 'session'} (before turn ${turn.seq})`;
+      const at = row.started ? await messageBeforeTurn({ turns, claude }, row, turn) : ({ found: true, uuid: null } as const);
+      if (!at.found) {
+        throw new AppError(
+          'TRANSCRIPT_MISSING',
+          `turn ${turnId}'s prompt is not in the session's transcript (compacted away, or never written): fork it with up_to_message_id`,
+        );
+      }
+      if (at.uuid !== null) return this.fork(caller, sessionId, { up_to_message_id: at.uuid, session_name: name });
+      // The turn opened the conversation: the fork is a new session in the same folder, with nothing said yet.
+      const now = monotonicNow();
+      const fresh: SessionRow = {
+        ...row,
+        session_id: randomUUID(),
+        session_name: name,
+        status: 'active',
+        ...noActivity(now),
+        first_prompt: null,
+        tag: null,
+        started: 0,
+      };
+      await sessions.insert(fresh);
+      log.info({ session_id: sessionId, fork: fresh.session_id, before_turn: turnId }, 'session forked before its first turn');
+      return present(fresh, null);
     },
 
     async messages(caller, sessionId, page) {

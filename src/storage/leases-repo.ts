@@ -19,6 +19,8 @@ export interface LeaseRepository {
   transfer(from: string, to: string, leaseMs: number): Promise<string[]>;
   /** Announces to every listening replica (NOTIFY). */
   notify(channel: string, payload: string): Promise<void>;
+  /** The cluster's value of `name`: `value` when none was set yet (it is now), else the one set first. */
+  claimSetting(name: string, value: string): Promise<string>;
 }
 
 export function createLeaseRepository(db: Kysely<Database>): LeaseRepository {
@@ -55,6 +57,15 @@ export function createLeaseRepository(db: Kysely<Database>): LeaseRepository {
         .returning('session_id')
         .execute();
       return rows.map((r) => r.session_id);
+    },
+    async claimSetting(name, value) {
+      await db
+        .insertInto('cluster_settings')
+        .values({ name, value })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      const row = await db.selectFrom('cluster_settings').select('value').where('name', '=', name).executeTakeFirstOrThrow();
+      return row.value;
     },
     async notify(channel, payload) {
       await sql`select pg_notify(${channel}, ${payload})`.execute(db);

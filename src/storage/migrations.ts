@@ -252,6 +252,16 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('turns').addColumn('snapshot_after', 'varchar(64)').execute();
     },
   },
+  '0011_cluster_settings': {
+    async up(db: Kysely<any>) {
+      // Facts every replica must agree on, set once by the first (the id of the WORKSPACE_ROOT volume).
+      await db.schema
+        .createTable('cluster_settings')
+        .addColumn('name', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -142,6 +142,12 @@ export interface SessionLeasesTable {
   expires_at: number;
 }
 
+/** Facts every replica must agree on, written once by the first that needs them. */
+export interface ClusterSettingsTable {
+  name: string;
+  value: string;
+}
+
 export interface AgentsTable {
   agent_id: string;
   /** The owner; for a shared agent, the admin who made it. */
@@ -170,6 +176,7 @@ export interface Database {
   agents: AgentsTable;
   agent_versions: AgentVersionsTable;
   session_leases: SessionLeasesTable;
+  cluster_settings: ClusterSettingsTable;
   transcript_entries: TranscriptEntriesTable;
   api_keys: ApiKeysTable;
   permission_requests: PermissionRequestsTable;

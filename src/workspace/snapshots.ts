@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execFile, spawnSync } from 'node:child_process';
 import { AppError } from '../errors.js';
 
@@ -26,6 +26,14 @@ export interface Snapshots {
   readonly available: boolean;
   /** The folder's state now (a tree id); one snapshot of a folder runs at a time. */
   take(cwd: string): Promise<string>;
+  /**
+   * The folder's state as of its last snapshot, unless something marked it changed since
+   * (`forget`); else a snapshot taken now. Kept beside the shadow repository, so every process
+   * sharing the volume (replicas) reads the same.
+   */
+  state(cwd: string): Promise<string>;
+  /** The folder was changed by something else than a snapshotted turn: its next `state` takes a snapshot. */
+  forget(cwd: string): Promise<void>;
   /** What changed from tree `a` to tree `b`. */
   changes(cwd: string, a: string, b: string): Promise<FileChange[]>;
   /** The unified diff of one path from `a` to `b` (null: binary, or larger than `maxBytes` on either side). */
@@ -44,6 +52,8 @@ const GIT_ENV = {
   LC_ALL: 'C',
 };
 const MAX_OUTPUT = 256 * 1024 * 1024;
+/** In a folder's shadow repository: the tree id of its last snapshot, removed when the folder is changed otherwise. */
+const STATE_FILE = 'css-state';
 
 export function createSnapshots(workspaceRoot: string): Snapshots {
   const store = path.join(workspaceRoot, '.snapshots');
@@ -95,10 +105,33 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
     await fs.promises.writeFile(path.join(dir, 'description'), `snapshots of ${cwd}\n`);
   }
 
+  /** The tree id of the folder's last snapshot, while nothing else is known to have changed it. */
+  const stateFile = (cwd: string) => path.join(gitDirOf(cwd), STATE_FILE);
+
   async function takeNow(cwd: string): Promise<string> {
     await init(cwd);
-    await git(cwd, ['add', '--all', '--force', '--', '.']);
-    return (await git(cwd, ['write-tree'])).toString().trim();
+    await gitLocked(cwd, ['add', '--all', '--force', '--', '.']);
+    const tree = (await git(cwd, ['write-tree'])).toString().trim();
+    // Written whole, then renamed: a reader (here or on another replica) sees the old state or the new one.
+    const tmp = `${stateFile(cwd)}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    await fs.promises.writeFile(tmp, `${tree}\n`);
+    await fs.promises.rename(tmp, stateFile(cwd));
+    return tree;
+  }
+
+  /**
+   * A git command that writes the folder's index, tried again while another process holds its lock
+   * (replicas sharing the volume each serialize their own operations, not each other's).
+   */
+  async function gitLocked(cwd: string, args: string[], opts: { input?: string } = {}): Promise<Buffer> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await git(cwd, args, opts);
+      } catch (err) {
+        if (attempt >= 40 || !/index\.lock/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 25 + attempt * 25));
+      }
+    }
   }
 
   async function changesOf(cwd: string, a: string, b: string): Promise<FileChange[]> {
@@ -133,6 +166,17 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
       need();
       return serial(cwd, () => takeNow(cwd));
     },
+    state(cwd) {
+      need();
+      return serial(cwd, async () => {
+        const known = await fs.promises.readFile(stateFile(cwd), 'utf8').catch(() => '');
+        return /^[0-9a-f]{40,64}\n$/.test(known) ? known.trim() : takeNow(cwd);
+      });
+    },
+    forget(cwd) {
+      if (!available) return Promise.resolve();
+      return serial(cwd, () => fs.promises.rm(stateFile(cwd), { force: true }));
+    },
     changes(cwd, a, b) {
       need();
       return serial(cwd, () => changesOf(cwd, a, b));
@@ -163,10 +207,12 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
           size_after: c.size_before,
         }));
         if (dryRun || since.length === 0) return undo;
+        // Until the restored state is snapshotted, the last one no longer stands (a failure half-way leaves it unknown).
+        await fs.promises.rm(stateFile(cwd), { force: true });
         for (const c of since.filter((x) => x.kind === 'created')) await fs.promises.rm(path.join(cwd, c.path), { force: true });
         const back = since.filter((x) => x.kind !== 'created').map((x) => x.path);
         // Paths go over stdin (any name, no argument limits); the index then matches the folder again.
-        if (back.length > 0) await git(cwd, ['checkout', tree, '--pathspec-from-file=-', '--pathspec-file-nul'], { input: back.join('\0') });
+        if (back.length > 0) await gitLocked(cwd, ['checkout', tree, '--pathspec-from-file=-', '--pathspec-file-nul'], { input: back.join('\0') });
         await pruneEmptyFolders(
           cwd,
           since.filter((x) => x.kind === 'created').map((x) => path.dirname(x.path)),
@@ -193,71 +239,37 @@ async function pruneEmptyFolders(cwd: string, dirs: string[]): Promise<void> {
 }
 
 /**
- * The state of each folder as of its last snapshot, kept in memory so that a turn does not pay for
- * a snapshot before it starts: a turn that ran no tool that can change files leaves the state as it
- * was; one that did takes a snapshot when it ends (before the next turn of the folder takes the
- * state). A folder changed by other means (the files API, a rewind) is marked, and snapshotted again
- * at its next turn. A server that starts knows no state: a folder's first turn takes one.
+ * The state of each folder before and after a turn, for the turn engine. A turn does not pay for a
+ * snapshot before it starts while the folder's last snapshot still stands (`Snapshots.state`): a
+ * turn that ran no tool that can change files leaves the state as it was; one that did takes a
+ * snapshot when it ends. A folder changed by other means (the files API, on any replica) is marked,
+ * and snapshotted again at its next turn.
  */
 export interface FolderStates {
-  /** The folder's state before a turn (a tree id, at once when known), or null when snapshots cannot be taken. */
-  before(cwd: string): string | null | Promise<string | null>;
+  /** The folder's state before a turn (a tree id), or null when snapshots cannot be taken. */
+  before(cwd: string): Promise<string | null> | null;
   /** After a turn that started from `before`: its changes (snapshotted only when `touched`). */
   after(cwd: string, before: string, touched: boolean): Promise<{ tree: string; changes: FileChange[] }>;
   /** The folder was changed by something else than a turn: its next turn snapshots it first. */
-  forget(cwd: string): void;
+  forget(cwd: string): Promise<void>;
 }
 
 export function createFolderStates(snapshots: Snapshots, onError: (err: unknown) => void): FolderStates {
-  const known = new Map<string, string>();
-  const pending = new Map<string, Promise<unknown>>();
-  /** Runs `fn` for the folder after whatever runs for it now; the state is read once it is done. */
-  const track = <T>(cwd: string, p: Promise<T>): Promise<T> => {
-    pending.set(cwd, p);
-    void p
-      .finally(() => {
-        if (pending.get(cwd) === p) pending.delete(cwd);
-      })
-      .catch(() => {});
-    return p;
-  };
   return {
     before(cwd) {
       if (!snapshots.available) return null;
-      const wait = pending.get(cwd);
-      if (!wait) {
-        const k = known.get(cwd);
-        if (k) return k;
-      }
-      return track(
-        cwd,
-        (async () => {
-          await wait?.catch(() => {});
-          const k = known.get(cwd);
-          if (k) return k;
-          const tree = await snapshots.take(cwd);
-          known.set(cwd, tree);
-          return tree;
-        })().catch((err: unknown) => {
-          onError(err);
-          return null;
-        }),
-      );
+      return snapshots.state(cwd).catch((err: unknown) => {
+        onError(err);
+        return null;
+      });
     },
-    after(cwd, before, touched) {
-      // (Not known again from `before`: the folder may have been changed meanwhile by other means.)
-      if (!touched) return Promise.resolve({ tree: before, changes: [] });
-      return track(
-        cwd,
-        (async () => {
-          const tree = await snapshots.take(cwd);
-          known.set(cwd, tree);
-          return { tree, changes: await snapshots.changes(cwd, before, tree) };
-        })(),
-      );
+    async after(cwd, before, touched) {
+      if (!touched) return { tree: before, changes: [] };
+      const tree = await snapshots.take(cwd);
+      return { tree, changes: await snapshots.changes(cwd, before, tree) };
     },
     forget(cwd) {
-      known.delete(cwd);
+      return snapshots.forget(cwd);
     },
   };
 }

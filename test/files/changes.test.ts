@@ -79,6 +79,53 @@ describe('what each turn changed, and rewind (real CLI, offline model)', () => {
     expect((await changes(s.session_id, again.turn_id)).files.map((f: any) => [f.path, f.diff?.includes('-one\n+ONE')])).toEqual([['doc.txt', true]]);
   });
 
+  it('rewind with fork: the files go back and a new session holds the conversation up to that turn (none for the first); the original keeps its own', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { project: 'fork-on-rewind' })).body;
+    const one = await turn(s.session_id, '[[bash:echo a > a.txt]] first');
+    const two = await turn(s.session_id, '[[bash:echo b > b.txt]] second');
+    const prompts = async (sid: string) =>
+      ((await call(t.app, 'GET', `/v1/sessions/${sid}/messages?limit=500`)).body.messages as Array<{ type: string; message: { content: unknown } }>)
+        .filter((m) => m.type === 'user' && typeof m.message.content === 'string')
+        .map((m) => m.message.content as string);
+    const sessionsBefore = (await call(t.app, 'GET', '/v1/sessions?limit=200')).body.sessions.length;
+
+    // A dry run makes no fork; a turn of another session makes none either.
+    const dry = (await call(t.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: two.turn_id, dry_run: true, fork: true })).body;
+    expect([dry.session, dry.files.map((f: any) => f.path)]).toEqual([null, ['b.txt']]);
+    const other = (await call(t.app, 'POST', '/v1/sessions', {})).body;
+    const foreign = await call(t.app, 'POST', `/v1/sessions/${other.session_id}/rewind`, { turn_id: two.turn_id, fork: true });
+    expect([foreign.status, foreign.body.error.code]).toEqual([404, 'TURN_NOT_FOUND']);
+    expect((await call(t.app, 'GET', '/v1/sessions?limit=200')).body.sessions.length).toBe(sessionsBefore + 1);
+
+    const undo = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: two.turn_id, fork: true });
+    expect(undo.status).toBe(200);
+    expect(undo.body.files.map((f: any) => [f.path, f.kind])).toEqual([['b.txt', 'deleted']]);
+    const fork = undo.body.session;
+    expect(fork).toMatchObject({ cwd: s.cwd, status: 'active', turn_count: 0 });
+    expect(fork.session_id).not.toBe(s.session_id);
+    expect(fs.existsSync(path.join(s.cwd, 'b.txt'))).toBe(false);
+    expect(await prompts(fork.session_id)).toEqual(['[[bash:echo a > a.txt]] first']);
+    expect(await prompts(s.session_id)).toEqual(['[[bash:echo a > a.txt]] first', '[[bash:echo b > b.txt]] second']);
+    // The fork goes on from there.
+    const next = await turn(fork.session_id, '[[bash:echo c > c.txt]] third');
+    expect(await prompts(fork.session_id)).toEqual(['[[bash:echo a > a.txt]] first', '[[bash:echo c > c.txt]] third']);
+    expect((await changes(fork.session_id, next.turn_id)).files.map((f: any) => [f.path, f.kind])).toEqual([['c.txt', 'created']]);
+
+    // Before the first turn: the folder as it was, and a session with nothing said yet.
+    const all = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: one.turn_id, fork: true });
+    expect(all.body.files.map((f: any) => [f.path, f.kind])).toEqual([
+      ['a.txt', 'deleted'],
+      ['c.txt', 'deleted'],
+    ]);
+    expect(fs.readdirSync(s.cwd).filter((f) => f !== '.claude')).toEqual([]);
+    const blank = all.body.session;
+    expect(blank).toMatchObject({ cwd: s.cwd, turn_count: 0 });
+    expect((await call(t.app, 'GET', `/v1/sessions/${blank.session_id}/messages`)).body.messages).toEqual([]);
+    const firstOfBlank = await turn(blank.session_id, 'hello again');
+    expect(firstOfBlank.result).toBeTruthy();
+    expect(await prompts(blank.session_id)).toEqual(['hello again']);
+  });
+
   it('a rewind while a turn runs is 409; a turn of another session, or none, is 404; a turn without a recorded state is 400', async () => {
     const s = (await call(t.app, 'POST', '/v1/sessions', {})).body;
     const first = await turn(s.session_id, 'hello');

@@ -18,6 +18,7 @@ import {
   listen,
   makeDirs,
   readSse,
+  runApproving,
   startApp,
   startServer,
   streamedText,
@@ -310,6 +311,52 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
     await new Promise((r) => setTimeout(r, 1_000));
     expect(await left()).toBe(0);
     expect(fs.existsSync(onA) || fs.existsSync(onB)).toBe(false);
+  });
+
+  it("a session's files are one on both replicas: written on B, changed by the turn A runs, listed and rewound on B", async () => {
+    const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
+    expect(s.turn.status).toBe('succeeded');
+    const url = (p: string) => `/v1/sessions/${s.session_id}/files/content?path=${encodeURIComponent(p)}`;
+    const read = async (app: TestApp['app'], p: string) => {
+      const r = await app.inject({ method: 'GET', url: url(p) });
+      return r.statusCode === 200 ? r.body : r.statusCode;
+    };
+    const up = await B.app.inject({ method: 'PUT', url: url('doc.txt'), payload: 'one\ntwo\n', headers: { 'content-type': 'text/plain' } });
+    expect(up.statusCode).toBe(201);
+    expect(await read(A.app, 'doc.txt')).toBe('one\ntwo\n');
+    // Sent to B, run on A (it holds the session's lease), approved on B.
+    const r = await runApproving(B, s.session_id, "[[bash:sed -i 's/two/TWO/' doc.txt && echo made > new.txt]]");
+    expect(r.status).toBe('succeeded');
+    expect(A.app.internals.runner.liveSessions()).toContain(s.session_id);
+    expect(B.app.internals.runner.liveSessions()).not.toContain(s.session_id);
+    // Only what the turn did: A knew B's upload had changed the folder since its last snapshot.
+    const changes = (await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${r.turn_id}/changes`)).body;
+    expect(changes.files.map((f: { path: string; kind: string }) => [f.path, f.kind])).toEqual([
+      ['doc.txt', 'modified'],
+      ['new.txt', 'created'],
+    ]);
+    expect(changes.files[0].diff).toContain('-two\n+TWO');
+    expect(await read(B.app, 'new.txt')).toBe('made\n');
+    const back = await call(B.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: r.turn_id });
+    expect(back.status).toBe(200);
+    expect([await read(A.app, 'doc.txt'), await read(A.app, 'new.txt')]).toEqual(['one\ntwo\n', 404]);
+    // The next turn on A starts from the rewound state.
+    const next = await runApproving(A, s.session_id, '[[bash:echo three >> doc.txt]]');
+    const after = (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns/${next.turn_id}/changes`)).body;
+    expect(after.files.map((f: { path: string; diff: string }) => [f.path, f.diff.includes('+three')])).toEqual([['doc.txt', true]]);
+  });
+
+  it('a replica whose WORKSPACE_ROOT is not the shared volume does not start (the reason names the fix); WORKSPACE_SHARED=0 lets it', async () => {
+    const c = makeDirs();
+    const env = { DATABASE_URL: A.config.databaseUrl!, TRANSCRIPT_STORE: 'database' };
+    await expect(startApp({ dirs: c, env })).rejects.toThrow(/WORKSPACE_ROOT \(.*\) is not the volume the other replicas use .*WORKSPACE_SHARED=0/);
+    expect(fs.existsSync(path.join(c.workspace, '.volume-id'))).toBe(false);
+    fs.writeFileSync(path.join(c.workspace, '.volume-id'), 'some-other-volume\n');
+    await expect(startApp({ dirs: c, env })).rejects.toThrow(/is another volume than the other replicas' \(its \.volume-id is some-other-volume/);
+    const C = await startApp({ dirs: c, env: { ...env, WORKSPACE_SHARED: '0' } });
+    await C.close();
+    // The shared volume's own id, written by the first replica, is what B found too.
+    expect(fs.readFileSync(path.join(A.config.workspaceRoot, '.volume-id'), 'utf8').trim()).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('/health shows each replica, that it hears the others, and the leases it holds', async () => {

@@ -245,6 +245,18 @@ describe('the web page', () => {
     await card.locator('pre.diff .add', { hasText: '+made by a turn' }).waitFor();
     await panel.getByRole('button', { name: /made\.txt/ }).waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'files-panel-1440.png') });
+    // Undo: what it would change is shown first; "put back and fork" restores the folder and opens the fork.
+    await card.getByRole('button', { name: 'Undo…' }).click();
+    const undo = card.getByRole('group', { name: "Undo this turn's changes" });
+    await undo.getByText('made.txt (deleted)').waitFor();
+    expect(fs.existsSync(path.join(s.cwd, 'made.txt'))).toBe(true);
+    await undo.getByRole('button', { name: 'Put back and fork the conversation' }).click();
+    await card.getByText('Put back 1 file.').waitFor();
+    expect(fs.existsSync(path.join(s.cwd, 'made.txt'))).toBe(false);
+    expect(fs.readFileSync(path.join(s.cwd, 'hello.txt'), 'utf8')).toBe('hello from the page\n');
+    await page.locator('.item.selected', { hasText: 'With files (before turn 1)' }).waitFor();
+    await panel.getByRole('button', { name: /hello\.txt/ }).waitFor();
+    expect(await panel.getByRole('button', { name: /made\.txt/ }).count()).toBe(0);
     expect(errors).toEqual([]);
     await page.close();
   });

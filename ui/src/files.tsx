@@ -161,11 +161,42 @@ export function FilesPanel({ sessionId, onError, refresh }: { sessionId: string;
 }
 
 /** What a turn changed: one line per file, its diff on demand. */
-export function ChangesCard({ sessionId, turnId, files }: { sessionId: string; turnId: string; files: Change[] }) {
+export function ChangesCard({
+  sessionId,
+  turnId,
+  files,
+  onError,
+  onRewound,
+}: {
+  sessionId: string;
+  turnId: string;
+  files: Change[];
+  onError: (e: ApiError) => void;
+  /** After a rewind: the fork to open, when one was asked for. */
+  onRewound: (fork: string | null) => void;
+}) {
   const [diffs, setDiffs] = useState<Change[] | null>(null);
+  // What an undo would change (a dry run), shown for the person to confirm.
+  const [undo, setUndo] = useState<Change[] | null>(null);
+  const [done, setDone] = useState<string | null>(null);
   const show = async () => {
     if (diffs) return setDiffs(null);
     setDiffs((await api<{ files: Change[] }>('GET', `/v1/sessions/${sessionId}/turns/${turnId}/changes`)).files);
+  };
+  const rewind = async (dryRun: boolean, fork = false) => {
+    try {
+      const r = await api<{ files: Change[]; session: { session_id: string } | null }>('POST', `/v1/sessions/${sessionId}/rewind`, {
+        turn_id: turnId,
+        dry_run: dryRun,
+        fork,
+      });
+      if (dryRun) return setUndo(r.files);
+      setUndo(null);
+      setDone(r.files.length === 0 ? 'Nothing to put back.' : `Put back ${r.files.length} file${r.files.length === 1 ? '' : 's'}.`);
+      onRewound(r.session?.session_id ?? null);
+    } catch (err) {
+      onError(err as ApiError);
+    }
   };
   return (
     <div class="changes" role="status">
@@ -175,7 +206,25 @@ export function ChangesCard({ sessionId, turnId, files }: { sessionId: string; t
         <button class="link" onClick={() => void show()}>
           {diffs ? 'Hide diffs' : 'Show diffs'}
         </button>
+        <button class="link" onClick={() => void rewind(true)} aria-expanded={undo !== null}>
+          Undo…
+        </button>
       </div>
+      {done ? <p class="muted">{done}</p> : null}
+      {undo ? (
+        <div class="undo" role="group" aria-label="Undo this turn's changes">
+          <p>
+            {undo.length === 0
+              ? 'The files are already as they were before this turn.'
+              : `Puts the folder back as it was before this turn (later changes too): ${undo.map((f) => `${f.path} (${f.kind})`).join(', ')}.`}
+          </p>
+          <button onClick={() => void rewind(false)}>Put files back</button>
+          <button onClick={() => void rewind(false, true)}>Put back and fork the conversation</button>
+          <button class="link" onClick={() => setUndo(null)}>
+            Cancel
+          </button>
+        </div>
+      ) : null}
       {diffs
         ? diffs.map((f) => (
             <details key={f.path} open>

@@ -185,11 +185,14 @@ function Conversation({
   onError,
   onChanged,
   onFilesChanged,
+  onOpen,
 }: {
   session: Session;
   onError: (e: ApiError) => void;
   onChanged: () => void;
   onFilesChanged: () => void;
+  /** Opens another session (a fork made here). */
+  onOpen: (sessionId: string) => void;
 }) {
   const [messages, setMessages] = useState<Message[]>([]);
   const [changes, setChanges] = useState<Array<{ turn_id: string; files: Parameters<typeof ChangesCard>[0]['files'] }>>([]);
@@ -313,7 +316,17 @@ function Conversation({
           </div>
         ) : null}
         {changes.map((c) => (
-          <ChangesCard key={c.turn_id} sessionId={id} turnId={c.turn_id} files={c.files} />
+          <ChangesCard
+            key={c.turn_id}
+            sessionId={id}
+            turnId={c.turn_id}
+            files={c.files}
+            onError={onError}
+            onRewound={(fork) => {
+              onFilesChanged();
+              if (fork) onOpen(fork);
+            }}
+          />
         ))}
         <div ref={endRef} />
       </div>
@@ -597,6 +610,7 @@ function App() {
                 onError={onError}
                 onChanged={() => void refresh()}
                 onFilesChanged={() => setFilesRefresh((n) => n + 1)}
+                onOpen={(sid) => void refresh().then(() => setSelected(sid))}
               />
               {showFiles ? <FilesPanel sessionId={current.session_id} onError={onError} refresh={filesRefresh} /> : null}
             </div>

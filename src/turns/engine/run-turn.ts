@@ -180,13 +180,12 @@ async function runUnsafe(ctx: EngineContext, run: ClaimedRun): Promise<void> {
       }
     },
   };
-  // The folder's state before the turn: known at once, unless something else changed it since (then the
-  // runner waits for the snapshot, with the turn counted as starting).
+  // The folder's state before the turn: its last snapshot's, read from beside it, unless something else changed
+  // it since (then a snapshot is taken). The runner waits for it with the turn counted as starting.
   const snap = { before: null as string | null };
   if (ctx.snapshots && !run.waitingFor) {
     const b = ctx.snapshots.before(session.cwd);
-    if (b === null || typeof b === 'string') snap.before = b;
-    else
+    if (b)
       spec.prepare = async () => {
         snap.before = await b;
       };
