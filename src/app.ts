@@ -136,7 +136,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(sessionRoutes, { sessions: s.sessionService, turns: s.turnService, stream, promptBodyLimit: promptBody });
   await app.register(turnRoutes, { turns: s.turnService, stream, promptBodyLimit: promptBody });
   await app.register(agentRoutes, { agents: s.agentService });
-  await app.register(fileRoutes, { files: s.fileService, sessions: s.sessionService });
+  await app.register(fileRoutes, { files: s.fileService, forkBefore: (caller, sid, turnId) => s.sessionService.forkBefore(caller, sid, turnId) });
   await app.register(permissionRoutes, { approvals: s.approvals });
   await app.register(webPage);
   await app.register(metricsRoutes, { metrics: s.metrics });

@@ -102,6 +102,9 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
       log.error({ asked, actual }, "a CLI started in another folder than its session's (a link swapped in?): it was ended before it ran anything"),
     config.claudeConfigDir,
   );
+  if (!processes.diesWithServer) {
+    log.warn("util-linux's setpriv is missing: a CLI outlives a server killed with SIGKILL until the next start ends it (install util-linux)");
+  }
 
   // Storage, and who may call.
   const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, log });

@@ -391,7 +391,9 @@ export async function startServer(env: Record<string, string>) {
   return { child, base, log: () => log };
 }
 
-export const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
+/** The exit code of a child (null: ended by a signal), also when it has ended already. */
+export const exited = (c: ChildProcess) =>
+  new Promise<number | null>((r) => (c.exitCode !== null || c.signalCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
 
 /** Runs the Claude Code binary itself, as a person would from a terminal in `cwd`. */
 export async function terminalSession(t: TestApp, cwd: string, prompt: string): Promise<string> {

@@ -2,13 +2,16 @@
  * @module claude/processes
  * How CLI processes are started and found again. Each CLI runs in its own process group (so
  * its tool children end with it) and leaves a pid file under DATA_DIR while it lives. A
- * server killed with SIGKILL cannot close its CLIs, which keep running their turn and writing
- * the transcript; the next start reads the pid files and ends every such orphan before any
- * turn runs (one writer per session, also across a restart).
+ * server killed with SIGKILL cannot close its CLIs, which would keep running their turn and
+ * writing the transcript. Two lines against that: each CLI is started through util-linux's
+ * `setpriv --pdeathsig KILL`, so the kernel kills it when the server dies (its sandboxed tools
+ * go with it: bubblewrap runs them with --die-with-parent); and the next start reads the pid
+ * files and ends whatever survived before any turn runs (one writer per session, also across a
+ * restart).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { SpawnOptions, SpawnedProcess } from '@anthropic-ai/claude-agent-sdk';
 
 export interface ProcessRegistry {
@@ -20,6 +23,8 @@ export interface ProcessRegistry {
   killAll(graceMs?: number): Promise<void>;
   /** Ends one CLI's process group at once (SIGKILL): a CLI that answers nothing (stopped, stuck). */
   kill(pid: number): void;
+  /** Whether the kernel ends each CLI when the server dies (see `deathSignalWrapper`). */
+  readonly diesWithServer: boolean;
 }
 
 const alive = (pid: number) => {
@@ -107,6 +112,22 @@ export async function reapOrphans(pidDir: string, configDir: string): Promise<nu
   return found.length;
 }
 
+/**
+ * The spawn wrapper that makes the kernel kill a CLI when the server dies (PR_SET_PDEATHSIG, kept
+ * across the exec of the CLI), or null where there is none (not Linux, no util-linux setpriv).
+ * The signal follows the thread that started the child: here always the main thread, which lives
+ * as long as the server.
+ */
+export function deathSignalWrapper(): string[] | null {
+  if (process.platform !== 'linux') return null;
+  for (const exe of ['/usr/bin/setpriv', '/bin/setpriv']) {
+    if (!fs.existsSync(exe)) continue;
+    const args = ['--pdeathsig', 'KILL', '--'];
+    if (spawnSync(exe, [...args, 'true'], { timeout: 5_000 }).status === 0) return [exe, ...args];
+  }
+  return null;
+}
+
 export function createProcessRegistry(
   pidDir: string,
   onStderr?: (line: string) => void,
@@ -115,9 +136,13 @@ export function createProcessRegistry(
 ): ProcessRegistry {
   fs.mkdirSync(pidDir, { recursive: true });
   const live = new Set<number>();
+  const wrapper = deathSignalWrapper();
   return {
+    diesWithServer: wrapper !== null,
     spawn(opts) {
-      const child = spawn(opts.command, opts.args, {
+      // Through the wrapper the pid is still the CLI's: setpriv sets the signal, then execs it.
+      const [command, args] = wrapper ? [wrapper[0]!, [...wrapper.slice(1), opts.command, ...opts.args]] : [opts.command, opts.args];
+      const child = spawn(command, args, {
         cwd: opts.cwd,
         env: opts.env,
         stdio: ['pipe', 'pipe', 'pipe'],

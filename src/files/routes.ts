@@ -10,7 +10,7 @@ import { AppError, sessionErrors } from '../errors.js';
 import { SessionParamsSchema } from '../schemas.js';
 import { TurnParamsSchema } from '../turns/schemas.js';
 import type { FileService } from './service.js';
-import type { SessionService } from '../sessions/service.js';
+import type { Caller } from '../auth/access.js';
 
 const tags = ['files'];
 const SessionRef = Type.Ref('Session');
@@ -27,7 +27,14 @@ const binary = (description: string) => ({ description, content: { 'application/
 /** A user's file never runs as a page of this origin (HTML, SVG) and is never sniffed into one. */
 const SAFE_HEADERS = { 'content-security-policy': "default-src 'none'; sandbox", 'x-content-type-options': 'nosniff' };
 
-export async function fileRoutes(app: App, opts: { files: FileService; sessions: Pick<SessionService, 'forkBefore'> }) {
+export async function fileRoutes(
+  app: App,
+  opts: {
+    files: FileService;
+    /** The sessions' forkBefore (rewind's `fork`): a session whose conversation ends before the turn. */
+    forkBefore: (caller: Caller, sessionId: string, turnId: string) => Promise<unknown>;
+  },
+) {
   const svc = opts.files;
   // A write's body is the file's bytes, whatever its content type (JSON too): streamed, never parsed.
   await app.register(async (raw: App) => {
@@ -241,7 +248,7 @@ export async function fileRoutes(app: App, opts: { files: FileService; sessions:
       const { turn_id: turnId, dry_run: dryRun, fork } = req.body;
       const rewound = await svc.rewind(req.caller, sid, turnId, dryRun);
       // After the files (the rewind checks the turn, the session and that nothing runs): a fork never outlives a refused rewind.
-      const session = fork && !dryRun ? await opts.sessions.forkBefore(req.caller, sid, turnId) : null;
+      const session = fork && !dryRun ? await opts.forkBefore(req.caller, sid, turnId) : null;
       return { ...rewound, session };
     },
   });

@@ -29,8 +29,10 @@ export function createPurgeHere(d: {
 }): PurgeHere {
   return async (id, cwd, endedTurnId) => {
     await bounded(d.runner.ended(id), d.interruptGraceMs + 10_000);
-    // A turn ended on another replica writes its last events just after its row: wait for its done.
-    for (let i = 0; endedTurnId && i < 100 && (await d.events.doneSeq(id, endedTurnId)) === null; i++) await new Promise((r) => setTimeout(r, 50));
+    // A turn ended on another replica writes its last events just after its row: wait for its done, as long
+    // as a process may take to end there (5 s was seen too short for a turn interrupted under load).
+    const until = Date.now() + d.interruptGraceMs + 10_000;
+    while (endedTurnId && Date.now() < until && (await d.events.doneSeq(id, endedTurnId)) === null) await new Promise((r) => setTimeout(r, 50));
     await d.events.drop(id);
     await d.transcripts?.purge(id);
     await d.sessions.purge(id);

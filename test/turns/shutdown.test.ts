@@ -1,7 +1,8 @@
 import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { reapStrays } from '../../src/claude/processes.js';
+import { reapOrphans, reapStrays } from '../../src/claude/processes.js';
 import { cliProcesses, dbEnv, exited, freePort, makeDirs, startServer, waitFor } from '../helper.js';
 
 describe('graceful stop', () => {
@@ -128,10 +129,15 @@ describe('graceful stop', () => {
     const orphans = cliProcesses(dirs.configDir, { tree: true });
     expect(orphans.length).toBeGreaterThan(0);
 
+    const clis = cliProcesses(dirs.configDir);
+    expect(clis.length).toBeGreaterThan(0);
     first.child.kill('SIGKILL');
+    const killedAt = Date.now();
     await exited(first.child);
-    // The CLI outlives a killed parent (measured): it is still there, able to write the transcript.
-    expect(cliProcesses(dirs.configDir, { tree: true }).filter((p) => orphans.includes(p)).length).toBeGreaterThan(0);
+    // The kernel ends each CLI with its server (setpriv --pdeathsig), before any restart: within 2 s.
+    // (Without it a CLI outlives its killed parent, measured: it went on with its turn and its transcript.)
+    expect(await waitFor(() => cliProcesses(dirs.configDir).length === 0, 2_000, 20)).toBe(true);
+    expect(Date.now() - killedAt).toBeLessThan(2_000);
 
     const second = await startServer(env);
     children.push(second.child);
@@ -150,6 +156,31 @@ describe('graceful stop', () => {
     second.child.kill('SIGTERM');
     expect(await exited(second.child)).toBe(0);
     expect(await waitFor(() => cliProcesses(dirs.configDir, { tree: true }).length === 0, 5_000)).toBe(true);
+  });
+});
+
+describe('the second line: pid files', () => {
+  it('a process recorded in the pid folder with this config dir in its environment is ended at the next start; one of another config dir is not', async () => {
+    const dirs = makeDirs();
+    const pidDir = path.join(dirs.dataDir, 'pids');
+    fs.mkdirSync(pidDir, { recursive: true });
+    // Stand-ins for CLIs that survived (where setpriv is missing): real processes, in groups of their own.
+    const start = (configDir: string) => {
+      const c = spawn('sleep', ['60'], { detached: true, stdio: 'ignore', env: { PATH: process.env.PATH, CLAUDE_CONFIG_DIR: configDir } });
+      fs.writeFileSync(path.join(pidDir, String(c.pid)), `${Date.now()}\n`);
+      return c;
+    };
+    const ours = start(dirs.configDir);
+    const oursEnded = new Promise<NodeJS.Signals | null>((r) => ours.once('exit', (_code, signal) => r(signal)));
+    const theirs = start(`${dirs.configDir}-other`);
+    try {
+      expect(await reapOrphans(pidDir, dirs.configDir)).toBe(1);
+      expect(await oursEnded).toBe('SIGTERM');
+      expect(theirs.exitCode === null && theirs.signalCode === null).toBe(true);
+      expect(fs.readdirSync(pidDir)).toEqual([]);
+    } finally {
+      theirs.kill('SIGKILL');
+    }
   });
 });
 
