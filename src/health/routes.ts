@@ -109,7 +109,7 @@ export async function healthRoutes(app: App, opts: { facts: HealthFacts; storage
       operationId: 'health',
       summary: 'Liveness and storage verification',
       security: [],
-      response: { 200: HealthSchema, 503: HealthSchema },
+      response: { 200: HealthSchema, 400: Type.Ref('Error'), 503: HealthSchema },
     },
     handler: async (_req, reply) => {
       let reachable = true;

@@ -13,7 +13,11 @@ export async function metricsRoutes(app: App, opts: { metrics: Metrics }) {
       operationId: 'metrics',
       security: [],
       summary: 'Prometheus metrics: turns by status, durations, time to first event, running, queued, warm and spare processes, SSE subscribers',
-      response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, 500: Type.Ref('Error') },
+      response: {
+        200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+        400: Type.Ref('Error'),
+        500: Type.Ref('Error'),
+      },
     },
     handler: async (_req, reply) => {
       reply.header('content-type', opts.metrics.registry.contentType);

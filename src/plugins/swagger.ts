@@ -23,6 +23,12 @@ export function optionalDefaults<T>(schema: T): T {
   return required.length === o.required.length ? schema : ({ ...o, required } as T);
 }
 
+/** Any request may be refused before its route runs (a NUL in the URL, headers too large): the error body. */
+const ERROR_RESPONSE = {
+  description: 'The request was refused before it reached the route (a malformed URL)',
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+};
+
 export default fp(async (app, opts: { version: string }) => {
   await app.register(swagger, {
     transform: ({ schema, url }) => {
@@ -35,11 +41,14 @@ export default fp(async (app, opts: { version: string }) => {
       info: {
         title: 'claude-session-server',
         version: opts.version,
+        license: { name: 'MIT', identifier: 'MIT' },
         description:
           'Long-lived Claude Code sessions over HTTP. Every error is `{"error": {"code", "message", "request_id"}}`; ' +
           `the codes form one closed list: ${ERROR_CODES.join(', ')}. A turn that ends in failure carries one of them or one of ` +
           `${TURN_ERROR_CODES.join(', ')} in \`Turn.error.code\` and the SSE \`error\` event.`,
       },
+      // Relative: the server that serves this document (any host, port or path prefix a proxy adds).
+      servers: [{ url: '/', description: 'The server that serves this document' }],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       // Pages served by plugins, listed here because their routes carry no schema.
       paths: {
@@ -49,7 +58,7 @@ export default fp(async (app, opts: { version: string }) => {
             operationId: 'docs',
             summary: 'This document as a browsable page',
             security: [],
-            responses: { 200: { description: 'HTML' } },
+            responses: { 200: { description: 'HTML' }, 400: ERROR_RESPONSE },
           },
         },
         '/': {
@@ -60,6 +69,7 @@ export default fp(async (app, opts: { version: string }) => {
             security: [],
             responses: {
               200: { description: 'HTML' },
+              400: ERROR_RESPONSE,
               503: {
                 description: 'The page is not built (`npm run build`)',
                 content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
@@ -91,6 +101,7 @@ export default fp(async (app, opts: { version: string }) => {
         security: [],
         response: {
           200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object', additionalProperties: true } } } },
+          400: Type.Ref('Error'),
           500: Type.Ref('Error'),
         },
       },

@@ -3,13 +3,14 @@
  * HTTP routes of the session resource, and the original `/v1/query` contract (a turn in a
  * new or given session). Each route declares its schemas; handlers only call the services.
  */
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
+import type { Caller } from '../auth/access.js';
 import type { App } from '../types.js';
-import { commonErrors, sessionErrors } from '../errors.js';
+import { AppError, commonErrors, sessionErrors } from '../errors.js';
 import type { SessionService } from './service.js';
 import { presentTurn } from '../turns/present.js';
 import type { TurnService } from '../turns/service.js';
-import { streamTurn, wantsEventStream, type StreamSettings } from '../turns/respond.js';
+import { streamTurn, TURN_STREAM_RESPONSE, wantsEventStream, type StreamSettings } from '../turns/respond.js';
 import { QueryBodySchema, QueryResultSchema, WaitQuerySchema } from '../turns/schemas.js';
 import {
   CreateSessionBodySchema,
@@ -30,23 +31,25 @@ const SessionRef = Type.Ref('Session');
 
 export async function sessionRoutes(app: App, opts: { sessions: SessionService; turns: TurnService; stream: StreamSettings; promptBodyLimit: number }) {
   const svc = opts.sessions;
+  /** A /v1/query turn: in the given session, or the first of a new one. */
+  const startQuery = async (caller: Caller, b: Static<typeof QueryBodySchema>) =>
+    b.session_id
+      ? opts.turns.start(caller, b.session_id, { prompt: b.query, ifBusy: b.if_busy, permissionMode: b.permission_mode, outputSchema: b.output_schema })
+      : (await svc.create(caller, { prompt: b.query, project: b.project, permission_mode: b.permission_mode }, { outputSchema: b.output_schema })).turn!;
 
   app.post('/v1/sessions', {
     bodyLimit: opts.promptBodyLimit,
     schema: {
       tags,
       operationId: 'createSession',
-      summary: 'Create a session; with `prompt`, run its first turn (wait for it, ?wait=false, or SSE)',
+      summary:
+        'Create a session; with `prompt`, run its first turn (wait for it, or ?wait=false). Streamed: createSessionStream (or this path with Accept: text/event-stream)',
       querystring: WaitQuerySchema,
       body: CreateSessionBodySchema,
       response: {
         201: Type.Intersect([SessionRef, Type.Object({ turn: Type.Optional(Type.Union([Type.Ref('Turn'), Type.Null()])) })], {
           description: 'The Session and its first Turn (null without a prompt)',
         }),
-        200: {
-          description: 'With a prompt and Accept: text/event-stream: the first turn as server-sent events (the session id is in the first `turn` event)',
-          content: { 'text/event-stream': { schema: { type: 'string' } } },
-        },
         ...commonErrors,
         404: Type.Ref('Error'),
         409: Type.Ref('Error'),
@@ -58,6 +61,24 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
       if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
       const t = req.query.wait ? await opts.turns.wait(turn.turn_id) : turn;
       return reply.code(201).send({ ...(await svc.get(req.caller, session.session_id)), turn: presentTurn(t) });
+    },
+  });
+
+  app.post('/v1/sessions/stream', {
+    bodyLimit: opts.promptBodyLimit,
+    schema: {
+      tags,
+      operationId: 'createSessionStream',
+      summary: 'Create a session and stream its first turn (`prompt` required) as server-sent events; the session id is in the first `turn` event',
+      body: CreateSessionBodySchema,
+      response: { 200: TURN_STREAM_RESPONSE, ...commonErrors, 404: Type.Ref('Error'), 409: Type.Ref('Error') },
+    },
+    handler: async (req, reply) => {
+      if (req.body.prompt === undefined) {
+        throw new AppError('INVALID_REQUEST', 'body.prompt: required here (the first turn is what is streamed)', { details: { field: 'body.prompt' } });
+      }
+      const { turn } = await svc.create(req.caller, req.body);
+      return streamTurn(req, reply, turn!, opts.stream);
     },
   });
 
@@ -141,34 +162,18 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
     schema: {
       tags: ['turns'],
       operationId: 'query',
-      summary: 'The original contract: run `query` in `session_id` (a new session when absent)',
+      summary:
+        'The original contract: run `query` in `session_id` (a new session when absent). Streamed: queryStream (or this path with Accept: text/event-stream)',
       querystring: WaitQuerySchema,
       body: QueryBodySchema,
       response: {
-        200: {
-          description: 'The finished turn; SSE with Accept: text/event-stream',
-          content: { 'application/json': { schema: QueryResultSchema }, 'text/event-stream': { schema: Type.String() } },
-        },
+        200: QueryResultSchema,
         202: QueryResultSchema,
         ...sessionErrors,
       },
     },
     handler: async (req, reply) => {
-      const b = req.body;
-      const turn = b.session_id
-        ? await opts.turns.start(req.caller, b.session_id, {
-            prompt: b.query,
-            ifBusy: b.if_busy,
-            permissionMode: b.permission_mode,
-            outputSchema: b.output_schema,
-          })
-        : (
-            await opts.sessions.create(
-              req.caller,
-              { prompt: b.query, project: b.project, permission_mode: b.permission_mode },
-              { outputSchema: b.output_schema },
-            )
-          ).turn!;
+      const turn = await startQuery(req.caller, req.body);
       if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
       const t = presentTurn(req.query.wait ? await opts.turns.wait(turn.turn_id) : turn);
       const body = {
@@ -184,5 +189,17 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
       };
       return reply.code(req.query.wait ? 200 : 202).send(body);
     },
+  });
+
+  app.post('/v1/query/stream', {
+    bodyLimit: opts.promptBodyLimit,
+    schema: {
+      tags: ['turns'],
+      operationId: 'queryStream',
+      summary: 'The original contract, streamed: run `query` in `session_id` (a new session when absent) as server-sent events',
+      body: QueryBodySchema,
+      response: { 200: TURN_STREAM_RESPONSE, ...sessionErrors },
+    },
+    handler: async (req, reply) => streamTurn(req, reply, await startQuery(req.caller, req.body), opts.stream),
   });
 }

@@ -59,3 +59,14 @@ export async function streamTurn(req: FastifyRequest, reply: FastifyReply, turn:
   }
   streamEvents(req, reply, { ...s, sessionId: turn.session_id, turnId: turn.turn_id, afterSeq });
 }
+
+/**
+ * How a streaming operation's answer is documented: only server-sent events, so that code
+ * generators give the JSON operations one JSON shape and these their own streaming call.
+ */
+export const TURN_STREAM_RESPONSE = {
+  description:
+    "The turn as server-sent events: each has an `id` (the session's event sequence number), an `event` type and JSON `data`; " +
+    'the first is `turn` (the Turn, with its session_id), the last `done` (the final Turn). Reconnect with GET .../turns/{turn_id}/events and Last-Event-ID',
+  content: { 'text/event-stream': { schema: { type: 'string' } } },
+} as const;

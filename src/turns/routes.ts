@@ -2,12 +2,12 @@
  * @module turns/routes
  * HTTP routes that run, list, cancel and interrupt turns, and the SSE event streams.
  */
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { App } from '../types.js';
 import { sessionErrors } from '../errors.js';
 import type { TurnService } from './service.js';
 import { presentTurn } from './present.js';
-import { streamTurn, wantsEventStream, type StreamSettings } from './respond.js';
+import { streamTurn, TURN_STREAM_RESPONSE, wantsEventStream, type StreamSettings } from './respond.js';
 import { replayPosition, streamEvents } from './sse.js';
 import { EventsQuerySchema, ListTurnsQuerySchema, StartTurnBodySchema, TurnListSchema, TurnParamsSchema, WaitQuerySchema } from './schemas.js';
 import { SessionParamsSchema } from '../schemas.js';
@@ -22,10 +22,14 @@ const sse = {
   description: 'Server-sent events: id (the session sequence number), event, data (JSON)',
   content: { 'text/event-stream': { schema: Type.String() } },
 };
-const turnOrStream = {
-  description: 'The finished Turn; with Accept: text/event-stream, the turn as server-sent events',
-  content: { 'application/json': { schema: Type.Ref('Turn') }, 'text/event-stream': { schema: Type.String() } },
-};
+
+/** A turn's start, as the service takes it, from a request body. */
+const startOf = (b: Static<typeof StartTurnBodySchema>) => ({
+  prompt: b.prompt,
+  ifBusy: b.if_busy,
+  permissionMode: b.permission_mode,
+  outputSchema: b.output_schema,
+});
 
 export async function turnRoutes(app: App, opts: { turns: TurnService; stream: StreamSettings; promptBodyLimit: number }) {
   const svc = opts.turns;
@@ -35,23 +39,31 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; stream: S
     schema: {
       tags,
       operationId: 'startTurn',
-      summary: 'Run a prompt in the session: wait for the Turn (200), ?wait=false (202), or stream it (SSE)',
+      summary: 'Run a prompt in the session: wait for the Turn (200) or ?wait=false (202). Streamed: streamTurn (or this path with Accept: text/event-stream)',
       params: SessionParamsSchema,
       querystring: WaitQuerySchema,
       body: StartTurnBodySchema,
-      response: { 200: turnOrStream, 202: Type.Ref('Turn'), ...sessionErrors },
+      response: { 200: Type.Ref('Turn'), 202: Type.Ref('Turn'), ...sessionErrors },
     },
     handler: async (req, reply) => {
-      const turn = await svc.start(req.caller, req.params.session_id, {
-        prompt: req.body.prompt,
-        ifBusy: req.body.if_busy,
-        permissionMode: req.body.permission_mode,
-        outputSchema: req.body.output_schema,
-      });
+      const turn = await svc.start(req.caller, req.params.session_id, startOf(req.body));
       if (wantsEventStream(req)) return streamTurn(req, reply, turn, opts.stream);
       if (!req.query.wait) return reply.code(202).send(presentTurn((await svc.get(req.caller, turn.session_id, turn.turn_id)) ?? turn));
       return reply.code(200).send(presentTurn(await svc.wait(turn.turn_id)));
     },
+  });
+
+  app.post('/v1/sessions/:session_id/turns/stream', {
+    bodyLimit: opts.promptBodyLimit,
+    schema: {
+      tags,
+      operationId: 'streamTurn',
+      summary: 'Run a prompt in the session and stream the turn as server-sent events (what startTurn does with Accept: text/event-stream)',
+      params: SessionParamsSchema,
+      body: StartTurnBodySchema,
+      response: { 200: TURN_STREAM_RESPONSE, ...sessionErrors },
+    },
+    handler: async (req, reply) => streamTurn(req, reply, await svc.start(req.caller, req.params.session_id, startOf(req.body)), opts.stream),
   });
 
   app.get('/v1/sessions/:session_id/turns', {

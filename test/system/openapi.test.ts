@@ -1,3 +1,4 @@
+import { createConfig, lintFromString } from '@redocly/openapi-core';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
 import { call, DIALECT, startApp, useApp } from '../helper.js';
@@ -23,6 +24,9 @@ describe('OpenAPI document, docs page and health', () => {
       'get /v1/sessions/{session_id}/turns/{turn_id}',
       'get /v1/sessions/{session_id}/messages',
       'post /v1/query',
+      'post /v1/sessions/stream',
+      'post /v1/sessions/{session_id}/turns/stream',
+      'post /v1/query/stream',
       'delete /v1/sessions/{session_id}/turns/{turn_id}',
       'get /v1/sessions/{session_id}/turns/{turn_id}/events',
       'get /v1/sessions/{session_id}/events',
@@ -49,7 +53,6 @@ describe('OpenAPI document, docs page and health', () => {
       for (const op of Object.values<any>(ops)) expect(op.security, p).toEqual(p.startsWith('/v1/') ? undefined : []);
     }
     expect(doc.security).toEqual([{ bearer: [] }]);
-    expect(Object.keys(doc.paths['/v1/sessions'].post.responses['200'].content)).toEqual(['text/event-stream']);
     expect(doc.paths['/v1/sessions/{session_id}/events'].get.parameters.map((x: any) => `${x.in} ${x.name}`)).toContain('header last-event-id');
     // A parameter or body field with a default may be left out: the document does not require it.
     const defaulted: string[] = [];
@@ -67,6 +70,38 @@ describe('OpenAPI document, docs page and health', () => {
     expect(defaulted.filter((d) => d.endsWith('required=true'))).toEqual([]);
     const codes = doc.components.schemas.Error.properties.error.properties.code.anyOf.map((x: any) => x.const ?? x.enum?.[0]);
     expect(codes.sort()).toEqual([...ERROR_CODES].sort());
+  });
+
+  it('is a document code generators read right: it lints clean, and no operation mixes a JSON answer with an event stream', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).body;
+    // Redocly's recommended rules (what `redocly lint` runs), warnings included.
+    const problems = await lintFromString({ source: doc, absoluteRef: '/openapi.json', config: await createConfig({ extends: ['recommended'] }) });
+    expect(problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message} at ${p.location[0]?.pointer}`)).toEqual([]);
+    const parsed = JSON.parse(doc);
+    expect(parsed.servers).toEqual([{ url: '/', description: expect.any(String) }]);
+    expect(parsed.info.license).toEqual({ name: 'MIT', identifier: 'MIT' });
+    // One kind of success per operation: JSON (one shape for all its 2xx), or only server-sent events.
+    const kinds: Record<string, string> = {};
+    for (const [p, ops] of Object.entries<any>(parsed.paths)) {
+      for (const [m, op] of Object.entries<any>(ops)) {
+        const ok = Object.entries<any>(op.responses).filter(([code]) => code.startsWith('2'));
+        const types = new Set(ok.flatMap(([, r]) => Object.keys(r.content ?? {})));
+        expect(types.size, `${m} ${p}: ${[...types].join(', ')}`).toBeLessThanOrEqual(1);
+        const shapes = new Set(ok.map(([, r]) => JSON.stringify(r.content?.['application/json']?.schema ?? null)));
+        if (types.has('application/json')) expect(shapes.size, `${m} ${p}`).toBe(1);
+        kinds[op.operationId] = [...types][0] ?? 'none';
+      }
+    }
+    expect(kinds).toMatchObject({
+      createSession: 'application/json',
+      startTurn: 'application/json',
+      query: 'application/json',
+      createSessionStream: 'text/event-stream',
+      streamTurn: 'text/event-stream',
+      queryStream: 'text/event-stream',
+      turnEvents: 'text/event-stream',
+      sessionEvents: 'text/event-stream',
+    });
   });
 
   it('serves the docs page', async () => {
@@ -103,5 +138,47 @@ describe('OpenAPI document, docs page and health', () => {
     } finally {
       await other.close().catch(() => {});
     }
+  });
+});
+
+describe('the streaming operations', () => {
+  const t = useApp({ listen: true });
+  const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${t.base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  /** The events of a finished SSE answer, in order. */
+  const eventsOf = async (r: Response) => {
+    expect([r.status, r.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8']);
+    return (await r.text())
+      .split('\n\n')
+      .filter((b) => b.includes('event: '))
+      .map((b) => ({ event: /^event: (.*)$/m.exec(b)![1]!, data: JSON.parse(/^data: (.*)$/m.exec(b)![1]!) }));
+  };
+
+  it('createSessionStream, streamTurn and queryStream answer only with events, whatever Accept says; the JSON operations still stream with Accept', async () => {
+    const made = await eventsOf(await post('/v1/sessions/stream', { prompt: 'Remember: my favorite color is blue' }));
+    expect(made[0]!.event).toBe('turn');
+    const sid = made[0]!.data.session_id as string;
+    expect(made.at(-1)).toMatchObject({ event: 'done', data: { status: 'succeeded', session_id: sid } });
+    const next = await eventsOf(await post(`/v1/sessions/${sid}/turns/stream`, { prompt: 'What is my favorite color?' }, { accept: 'application/json' }));
+    expect(next.at(-1)).toMatchObject({ event: 'done', data: { status: 'succeeded' } });
+    expect(next.at(-1)!.data.result).toMatch(/blue/);
+    const q = await eventsOf(await post('/v1/query/stream', { query: 'And again?', session_id: sid }));
+    expect(q.at(-1)).toMatchObject({ event: 'done', data: { session_id: sid, status: 'succeeded' } });
+    // The negotiation on the JSON paths is unchanged for existing clients.
+    const negotiated = await eventsOf(await post(`/v1/sessions/${sid}/turns`, { prompt: 'hi' }, { accept: 'text/event-stream' }));
+    expect(negotiated.at(-1)!.event).toBe('done');
+    const json = await post(`/v1/sessions/${sid}/turns`, { prompt: 'hi' });
+    expect([json.status, ((await json.json()) as { status: string }).status]).toEqual([200, 'succeeded']);
+  });
+
+  it('a streamed create without a prompt is 400 and makes no session; a bad body is the usual 400', async () => {
+    const before = (await call(t.app, 'GET', '/v1/sessions?limit=200')).body.sessions.length;
+    const r = await post('/v1/sessions/stream', { session_name: 'no prompt' });
+    expect([r.status, ((await r.json()) as { error: { code: string } }).error.code]).toEqual([400, 'INVALID_REQUEST']);
+    expect((await call(t.app, 'GET', '/v1/sessions?limit=200')).body.sessions.length).toBe(before);
+    const bad = await post('/v1/sessions/00000000-0000-4000-8000-000000000000/turns/stream', { prompt: 7 });
+    expect(bad.status).toBe(400);
+    const missing = await post('/v1/sessions/00000000-0000-4000-8000-000000000000/turns/stream', { prompt: 'x' });
+    expect([missing.status, ((await missing.json()) as { error: { code: string } }).error.code]).toEqual([404, 'SESSION_NOT_FOUND']);
   });
 });
