@@ -30,6 +30,8 @@ import { AgentSchema } from './agents/schemas.js';
 import { agentRoutes } from './agents/routes.js';
 import { promptBodyLimit } from './turns/prompt.js';
 import { fileRoutes } from './files/routes.js';
+import { webhookRoutes } from './webhooks/routes.js';
+import { WebhookSchema } from './webhooks/schemas.js';
 import { sessionRoutes } from './sessions/routes.js';
 import { turnRoutes } from './turns/routes.js';
 import { permissionRoutes } from './permissions/routes.js';
@@ -72,7 +74,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
-  for (const s of [ErrorBodySchema, SessionSchema, TurnSchema, AgentSchema] as unknown as Array<{ $id: string }>) {
+  for (const s of [ErrorBodySchema, SessionSchema, TurnSchema, AgentSchema, WebhookSchema] as unknown as Array<{ $id: string }>) {
     app.addSchema(s);
     addSharedSchema(s);
   }
@@ -136,6 +138,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(sessionRoutes, { sessions: s.sessionService, turns: s.turnService, stream, promptBodyLimit: promptBody });
   await app.register(turnRoutes, { turns: s.turnService, stream, promptBodyLimit: promptBody });
   await app.register(agentRoutes, { agents: s.agentService });
+  await app.register(webhookRoutes, { webhooks: s.webhookService });
   await app.register(fileRoutes, { files: s.fileService, forkBefore: (caller, sid, turnId) => s.sessionService.forkBefore(caller, sid, turnId) });
   await app.register(permissionRoutes, { approvals: s.approvals });
   await app.register(webPage);

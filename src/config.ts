@@ -79,6 +79,12 @@ const EnvSchema = Type.Object({
   REPLICA_LEASE_MS: Type.Integer({ default: 15_000, minimum: 500, maximum: 300_000 }),
   /** With PostgreSQL: 1 (default) WORKSPACE_ROOT is one volume every replica mounts (checked at start); 0: each replica's own disk. */
   WORKSPACE_SHARED: Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')], { default: '1' }),
+  /** 1: webhooks may point at loopback, private and link-local addresses (off: refused when made and when sent). */
+  WEBHOOK_ALLOW_PRIVATE: Type.Optional(Type.String()),
+  /** The first retry of an undelivered webhook message after this long; each next one doubles (at most 8 h apart). */
+  WEBHOOK_RETRY_BASE_MS: Type.Integer({ default: 5_000, minimum: 10, maximum: 3_600_000 }),
+  /** An undelivered webhook message is retried this long, then given up (a day). */
+  WEBHOOK_RETRY_FOR_MS: Type.Integer({ default: 86_400_000, minimum: 1_000 }),
   /** 1: prompts get @file expansion and slash commands (off: clients' text reaches the CLI verbatim). */
   ALLOW_PROMPT_EXPANSION: Type.Optional(Type.String()),
   /** The CLI's sandbox for Bash: `required` (default with API keys), `auto` (default single-user), `off`. */
@@ -131,6 +137,10 @@ export interface Config {
   transcriptStore: 'local' | 'database';
   /** With PostgreSQL: WORKSPACE_ROOT is one volume shared by every replica (checked at start). */
   workspaceShared: boolean;
+  /** WEBHOOK_ALLOW_PRIVATE. */
+  webhookAllowPrivate: boolean;
+  webhookRetryBaseMs: number;
+  webhookRetryForMs: number;
   replicaLeaseMs: number;
   /** SANDBOX as given; unset: `required` when API keys exist at start, else `auto`. */
   sandbox: 'required' | 'auto' | 'off' | undefined;
@@ -267,6 +277,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     transcriptStore: e.TRANSCRIPT_STORE,
     replicaLeaseMs: e.REPLICA_LEASE_MS,
     workspaceShared: e.WORKSPACE_SHARED === '1' || e.WORKSPACE_SHARED === 'true',
+    webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE === '1' || e.WEBHOOK_ALLOW_PRIVATE === 'true',
+    webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+    webhookRetryForMs: e.WEBHOOK_RETRY_FOR_MS,
     sandbox: e.SANDBOX,
     sandboxDomains: sandboxDomains(e.SANDBOX_NETWORK, { backend: modelBackend, baseUrl: e.ANTHROPIC_BASE_URL || undefined }),
     sandboxNetwork: e.SANDBOX_NETWORK.trim() || 'none',

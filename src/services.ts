@@ -49,6 +49,10 @@ import { createAgentRepository } from './storage/agents-repo.js';
 import { createFileService, type FileService } from './files/service.js';
 import { createFolderStates, createSnapshots } from './workspace/snapshots.js';
 import { checkSharedVolume } from './workspace/volume.js';
+import { createWebhookService, type WebhookService } from './webhooks/service.js';
+import { tellingWebhooks } from './webhooks/events.js';
+import type { WebhookEvent } from './webhooks/schemas.js';
+import { createWebhookRepository } from './storage/webhooks-repo.js';
 import { createPurgeHere } from './sessions/purge.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { checkWorkspaceRoot, endAbandonedStreams, endOrphans, failAbandoned, resumeTurns, takeOverDataDir } from './recovery.js';
@@ -79,6 +83,7 @@ export interface Services {
   turnService: TurnService;
   sessionService: SessionService;
   agentService: AgentService;
+  webhookService: WebhookService;
   fileService: FileService;
   /** Once the server is ready: resume what waits, join the other replicas. */
   start(): Promise<void>;
@@ -211,7 +216,26 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
   if (previousRunner) await cluster.inherit(previousRunner);
   // An ended turn's result is read back from its row (events store it once, not three times).
   const turnResults = async (ids: string[]) => new Map([...(await turnsRepo.results(ids))].map(([id, r]) => [id, loadText(r)]));
-  const events = cluster.shared ? createSharedEventLog(eventRepo, turnResults, cluster, log) : createEventLog(eventRepo, turnResults, log);
+  const webhookService = createWebhookService(
+    createWebhookRepository(storage.db, storage.dialect),
+    {
+      allowPrivate: config.webhookAllowPrivate,
+      retryBaseMs: config.webhookRetryBaseMs,
+      retryForMs: config.webhookRetryForMs,
+      maxPerUser: 50,
+    },
+    log,
+  );
+  /** A session's event, for its owner's webhooks (and every user's). */
+  const tellWebhooks = (sessionId: string, type: WebhookEvent, data: unknown) =>
+    void sessionsRepo
+      .get(sessionId)
+      .then((row) => (row ? webhookService.emit(type, row.user_id, data) : undefined))
+      .catch((err: unknown) => log.error({ err, session_id: sessionId }, 'could not queue a webhook message'));
+  const events = tellingWebhooks(
+    cluster.shared ? createSharedEventLog(eventRepo, turnResults, cluster, log) : createEventLog(eventRepo, turnResults, log),
+    tellWebhooks,
+  );
   const logUpkeep = startLogUpkeep({ repo: eventRepo, partialsKeepMs: config.partialEventsKeepMs, retentionDays: config.eventRetentionDays, log });
   await endAbandonedStreams(events, abandoned);
 
@@ -346,6 +370,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     interruptGraceMs: config.interruptGraceMs,
   });
   const sessionService = createSessionService({
+    webhooks: webhookService,
     config,
     agents: agentService,
     sessions: sessionsRepo,
@@ -377,7 +402,9 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     sessionService,
     agentService,
     fileService: createFileService({ sessions: sessionsRepo, turns: turnsRepo, maxFileBytes: config.maxFileBytes, snapshots, states: folderStates }),
+    webhookService,
     async start() {
+      webhookService.start();
       await resumeTurns(approvals, engine);
       await cluster.start({
         ...engine.replica,
@@ -389,6 +416,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     },
     async stop(graceMs) {
       await engine.stop(graceMs);
+      await webhookService.stop();
       await cluster.stop();
     },
     async close() {

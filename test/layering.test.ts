@@ -11,11 +11,11 @@ const SRC = path.resolve(import.meta.dirname, '../src');
 
 /** Lowest first: each entry is a folder of src/ or a file at its top. */
 const LAYERS: string[][] = [
-  ['errors.ts', 'clock.ts', 'schemas.ts'],
+  ['errors.ts', 'clock.ts', 'schemas.ts', 'network.ts'],
   ['config.ts', 'storage'],
   ['claude', 'workspace', 'offline-model', 'cluster', 'auth'],
   ['types.ts', 'events'],
-  ['permissions', 'metrics', 'agents'],
+  ['permissions', 'metrics', 'agents', 'webhooks'],
   ['turns'],
   ['sessions', 'files'],
   ['health', 'plugins'],

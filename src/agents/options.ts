@@ -4,11 +4,10 @@
  * an agent or session already has (secrets kept by name), and shown with secrets hidden. Pure:
  * the policy is given.
  */
-import net from 'node:net';
-import dns from 'node:dns';
 import { Ajv } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { AppError } from '../errors.js';
+import { addressesOf, isClosedAddress } from '../network.js';
 import { isReservedEnvName } from '../claude/agent-options.js';
 import type { AgentOptions, AgentOptionsInput, AgentOptionsView, EnvValueInput, EnvValueStored } from '../schemas.js';
 
@@ -44,45 +43,6 @@ function checkEnvName(name: string, policy: OptionsPolicy, field: string): void 
 
 const valueBytes = (m: Record<string, EnvValueInput> | undefined) =>
   Object.entries(m ?? {}).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(typeof v === 'string' ? v : (v.value ?? '')), 0);
-
-/** Whether an address is one no agent may reach: loopback, private, link-local, unspecified, multicast. */
-const closed = new net.BlockList();
-for (const [a, bits] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.168.0.0', 16],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const)
-  closed.addSubnet(a, bits, 'ipv4');
-for (const [a, bits] of [
-  ['::', 127],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const)
-  closed.addSubnet(a, bits, 'ipv6');
-export function isClosedAddress(ip: string): boolean {
-  const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
-  if (v4mapped) return closed.check(v4mapped, 'ipv4');
-  return closed.check(ip, net.isIPv6(ip) ? 'ipv6' : 'ipv4');
-}
-
-/** The addresses a host name has now (none when it cannot be resolved within 2 s). */
-async function addressesOf(host: string): Promise<string[]> {
-  if (net.isIP(host)) return [host];
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<string[]>((r) => (timer = setTimeout(() => r([]), 2_000)));
-  const found = dns.promises.lookup(host, { all: true }).then(
-    (a) => a.map((x) => x.address),
-    () => [],
-  );
-  return Promise.race([found, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Checks options against the policy (the schema has checked their shapes); throws 400 naming the field. */
 export async function checkOptions(o: AgentOptionsInput, policy: OptionsPolicy, at = 'body'): Promise<void> {

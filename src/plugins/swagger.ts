@@ -85,6 +85,7 @@ export default fp(async (app, opts: { version: string }) => {
         { name: 'permissions', description: 'Tool approvals by people' },
         { name: 'files', description: "The files of a session's folder: list, read, write, delete, archive" },
         { name: 'agents', description: 'Versioned configurations sessions start from: instructions, tools, MCP servers, limits, output schema' },
+        { name: 'webhooks', description: 'Endpoints told of events (turn.finished, permission.requested, session.created, session.deleted), signed, retried' },
         { name: 'system', description: 'Health and documentation' },
       ],
     },

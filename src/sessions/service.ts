@@ -26,6 +26,7 @@ import type { PurgeHere } from './purge.js';
 import { lastFinishedMessage, messageBeforeTurn } from './fork-point.js';
 import { importCandidates } from './import.js';
 import type { AgentService } from '../agents/service.js';
+import type { WebhookService } from '../webhooks/service.js';
 import { preparePrompt } from '../turns/prompt.js';
 import { applyOptions, checkOverrides, viewOptions } from '../agents/options.js';
 import { claimable, type AgentOptions } from '../claude/agent-options.js';
@@ -58,6 +59,8 @@ export interface SessionService {
 }
 
 export interface SessionServiceDeps {
+  /** Told when a session is made (created, forked, imported) or deleted. */
+  webhooks?: Pick<WebhookService, 'emit'>;
   config: Pick<
     Config,
     'claudeConfigDir' | 'sandboxOptIn' | 'maxPromptChars' | 'allowedPermissionModes' | 'interruptGraceMs' | 'maxAttachmentBytes' | 'maxAttachments'
@@ -95,6 +98,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   });
 
   const pathOf = (row: SessionRow) => transcriptPath(config.claudeConfigDir, row.cwd, row.session_id);
+
+  /** The owner's webhooks (and every user's) are told; never throws. */
+  const tell = (type: 'session.created' | 'session.deleted', session: Session) => void deps.webhooks?.emit(type, session.user_id, session);
 
   async function present(row: SessionRow, running?: string | null): Promise<Session> {
     const p = pathOf(row);
@@ -209,7 +215,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         }
       }
       const fresh = (await sessions.get(row.session_id))!;
-      return { session: await present(fresh), turn };
+      const session = await present(fresh);
+      tell('session.created', session);
+      return { session, turn };
     },
 
     async list(caller, q) {
@@ -272,7 +280,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         log.info({ session_id: sessionId }, 'session purged');
       }
       engine.release(sessionId);
-      return present((await sessions.get(sessionId))!);
+      const gone = await present((await sessions.get(sessionId))!);
+      if (row.status !== 'deleted') tell('session.deleted', gone);
+      return gone;
     },
 
     async fork(caller, sessionId, body) {
@@ -309,7 +319,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         throw err;
       }
       log.info({ session_id: sessionId, fork: newId }, 'session forked');
-      return present(forked, null);
+      const session = await present(forked, null);
+      tell('session.created', session);
+      return session;
     },
 
     async forkBefore(caller, sessionId, turnId) {
@@ -340,7 +352,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       };
       await sessions.insert(fresh);
       log.info({ session_id: sessionId, fork: fresh.session_id, before_turn: turnId }, 'session forked before its first turn');
-      return present(fresh, null);
+      const session = await present(fresh, null);
+      tell('session.created', session);
+      return session;
     },
 
     async messages(caller, sessionId, page) {
@@ -369,11 +383,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         candidates.filter((c) => !inserted.has(c.session_id)).map((c) => c.session_id),
         userId,
       );
-      return {
-        imported: adopted.length,
-        already_known: known.length,
-        sessions: await Promise.all(adopted.map((r) => present(r, null))),
-      };
+      const made = await Promise.all(adopted.map((r) => present(r, null)));
+      for (const m of made) tell('session.created', m);
+      return { imported: adopted.length, already_known: known.length, sessions: made };
     },
   };
 }

@@ -262,6 +262,40 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0012_webhooks': {
+    async up(db: Kysely<any>) {
+      // Endpoints told of what happens, and an outbox of what each is to be told (retried until delivered).
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('webhook_id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('user_id', 'varchar(200)', (c) => c.notNull())
+        .addColumn('all_users', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('events', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('webhooks_user').on('webhooks').columns(['user_id']).execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('delivery_id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('webhook_id', 'varchar(36)', (c) => c.notNull())
+        .addColumn('event_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+        .addColumn('claimed_until', 'bigint')
+        .addColumn('last_status_code', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('finished_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+      await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

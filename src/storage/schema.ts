@@ -148,6 +148,40 @@ export interface ClusterSettingsTable {
   value: string;
 }
 
+export interface WebhooksTable {
+  webhook_id: string;
+  /** The owner (who made it; an admin for one of every user's events). */
+  user_id: string;
+  /** 1: told of every user's events (made by an admin). */
+  all_users: number;
+  url: string;
+  /** JSON text: the event types it is told of. */
+  events: string;
+  description: string | null;
+  /** The signing secret (`whsec_...`), shown once at creation. */
+  secret: string;
+  created_at: number;
+}
+
+/** One message to one endpoint (the outbox): sent until a 2xx answer, or until it is given up. */
+export interface WebhookDeliveriesTable {
+  /** Also the message's `webhook-id` (the same on every retry, for the receiver to drop repeats). */
+  delivery_id: string;
+  webhook_id: string;
+  event_type: string;
+  /** The JSON body sent (what the signature covers). */
+  payload: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: number;
+  /** A replica sending it holds it until then (another takes it up after). */
+  claimed_until: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
 export interface AgentsTable {
   agent_id: string;
   /** The owner; for a shared agent, the admin who made it. */
@@ -177,6 +211,8 @@ export interface Database {
   agent_versions: AgentVersionsTable;
   session_leases: SessionLeasesTable;
   cluster_settings: ClusterSettingsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   transcript_entries: TranscriptEntriesTable;
   api_keys: ApiKeysTable;
   permission_requests: PermissionRequestsTable;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { call, makeDirs, runApproving, startApp, useApp, waitForTurn } from '../helper.js';
-import { isClosedAddress } from '../../src/agents/options.js';
+import { isClosedAddress } from '../../src/network.js';
 
 const MCP = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'mcp-server.mjs');
 const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789,root:key-root-0123456789', ADMIN_USERS: 'root' };

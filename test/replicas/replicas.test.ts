@@ -6,6 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,7 +86,7 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
     const b = makeDirs();
     // 8 s: with every connection cut (the deaf test), a replica under a full suite's load must still get
     // its lease renewed in time (2 s and 4 s each failed there once, with CLIs running sandboxed).
-    const env = { ...(await dbEnv(a)), TRANSCRIPT_STORE: 'database', REPLICA_LEASE_MS: '8000' };
+    const env = { ...(await dbEnv(a)), TRANSCRIPT_STORE: 'database', REPLICA_LEASE_MS: '8000', WEBHOOK_ALLOW_PRIVATE: '1' };
     A = await startApp({ dirs: a, env });
     B = await startApp({ dirs: { ...b, workspace: a.workspace }, env });
     await listen(A.app);
@@ -344,6 +346,33 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
     const next = await runApproving(A, s.session_id, '[[bash:echo three >> doc.txt]]');
     const after = (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns/${next.turn_id}/changes`)).body;
     expect(after.files.map((f: { path: string; diff: string }) => [f.path, f.diff.includes('+three')])).toEqual([['doc.txt', true]]);
+  });
+
+  it('webhooks: each message is sent by one replica, once, whichever replica ran the turn', async () => {
+    const got: string[] = [];
+    const rx = http.createServer((req, res) => {
+      got.push(String(req.headers['webhook-id']));
+      req.resume();
+      req.on('end', () => res.writeHead(204).end());
+    });
+    await new Promise<void>((r) => rx.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(rx.address() as AddressInfo).port}/`;
+      const hook = (await call(B.app, 'POST', '/v1/webhooks', { url, events: ['turn.finished'] })).body;
+      const s = (await call(A.app, 'POST', '/v1/sessions', { prompt: 'one' })).body;
+      for (let i = 0; i < 9; i++)
+        expect((await call(i % 2 ? A.app : B.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `n ${i}` })).status).toBe(200);
+      expect(await waitFor(() => got.length >= 10, 15_000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 1_500)); // both dispatchers looked again meanwhile
+      expect(got.length).toBe(10);
+      expect(new Set(got).size).toBe(10);
+      const log = (await call(A.app, 'GET', `/v1/webhooks/${hook.webhook_id}/deliveries`)).body.deliveries;
+      expect(log.map((d: { status: string; attempts: number }) => [d.status, d.attempts])).toEqual(Array(10).fill(['delivered', 1]));
+      await call(A.app, 'DELETE', `/v1/webhooks/${hook.webhook_id}`);
+    } finally {
+      rx.closeAllConnections();
+      rx.close();
+    }
   });
 
   it('a replica whose WORKSPACE_ROOT is not the shared volume does not start (the reason names the fix); WORKSPACE_SHARED=0 lets it', async () => {

@@ -1,0 +1,119 @@
+/**
+ * @module storage/webhooks-repo
+ * Webhook endpoints and their outbox. A message is one row per endpoint, written when the event
+ * happens and sent until the endpoint answers 2xx or it is given up: a restart or another replica
+ * goes on with what is due. A replica takes a due row by setting `claimed_until` (PostgreSQL:
+ * `for update skip locked`, so two replicas never take the same row at once).
+ */
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Database, WebhookDeliveriesTable, WebhooksTable } from './schema.js';
+import type { Dialect } from './db.js';
+
+export type WebhookRow = Selectable<WebhooksTable>;
+export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
+/** A due delivery with where it goes and how it is signed. */
+export type DueDelivery = DeliveryRow & { url: string; secret: string };
+
+export interface WebhookRepository {
+  create(row: WebhookRow): Promise<void>;
+  get(webhookId: string): Promise<WebhookRow | undefined>;
+  /** A user's own endpoints (all of them: `userId` null), oldest first. */
+  list(userId: string | null): Promise<WebhookRow[]>;
+  countOf(userId: string): Promise<number>;
+  /** Removes an endpoint and its outbox. */
+  remove(webhookId: string): Promise<void>;
+  /** Endpoints told of `userId`'s events: theirs, and those of every user's events. */
+  targets(userId: string): Promise<WebhookRow[]>;
+  enqueue(rows: DeliveryRow[]): Promise<void>;
+  /** Takes up to `limit` due deliveries for `holdMs` (others may take them after). */
+  claim(now: number, limit: number, holdMs: number): Promise<DueDelivery[]>;
+  /** The outcome of an attempt: delivered, failed for good, or due again at `next` (pending). */
+  record(
+    deliveryId: string,
+    r: Pick<DeliveryRow, 'status' | 'attempts' | 'next_attempt_at' | 'last_status_code' | 'last_error' | 'finished_at'>,
+  ): Promise<void>;
+  /** An endpoint's messages, newest first, before (created_at, id). */
+  deliveries(webhookId: string, limit: number, before?: { at: number; id: string }): Promise<DeliveryRow[]>;
+}
+
+export function createWebhookRepository(db: Kysely<Database>, dialect: Dialect): WebhookRepository {
+  return {
+    async create(row) {
+      await db.insertInto('webhooks').values(row).execute();
+    },
+    async get(webhookId) {
+      return db.selectFrom('webhooks').selectAll().where('webhook_id', '=', webhookId).executeTakeFirst();
+    },
+    async list(userId) {
+      let q = db.selectFrom('webhooks').selectAll();
+      if (userId !== null) q = q.where('user_id', '=', userId);
+      return q.orderBy('created_at').orderBy('webhook_id').execute();
+    },
+    async countOf(userId) {
+      const r = await db
+        .selectFrom('webhooks')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('user_id', '=', userId)
+        .executeTakeFirstOrThrow();
+      return Number(r.n);
+    },
+    async remove(webhookId) {
+      await db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('webhook_deliveries').where('webhook_id', '=', webhookId).execute();
+        await tx.deleteFrom('webhooks').where('webhook_id', '=', webhookId).execute();
+      });
+    },
+    async targets(userId) {
+      return db
+        .selectFrom('webhooks')
+        .selectAll()
+        .where((eb) => eb.or([eb('user_id', '=', userId), eb('all_users', '=', 1)]))
+        .execute();
+    },
+    async enqueue(rows) {
+      if (rows.length > 0) await db.insertInto('webhook_deliveries').values(rows).execute();
+    },
+    async claim(now, limit, holdMs) {
+      const lock = dialect === 'postgres' ? sql`for update skip locked` : sql``;
+      const taken = await sql<DeliveryRow>`
+        update webhook_deliveries set claimed_until = ${now + holdMs}
+        where delivery_id in (
+          select delivery_id from webhook_deliveries
+          where status = 'pending' and next_attempt_at <= ${now} and (claimed_until is null or claimed_until < ${now})
+          order by next_attempt_at limit ${limit} ${lock})
+        returning *`.execute(db);
+      if (taken.rows.length === 0) return [];
+      const hooks = await db
+        .selectFrom('webhooks')
+        .select(['webhook_id', 'url', 'secret'])
+        .where(
+          'webhook_id',
+          'in',
+          taken.rows.map((r) => r.webhook_id),
+        )
+        .execute();
+      const byId = new Map(hooks.map((h) => [h.webhook_id, h]));
+      return taken.rows.flatMap((r) => {
+        const h = byId.get(r.webhook_id);
+        return h
+          ? [{ ...r, attempts: Number(r.attempts), next_attempt_at: Number(r.next_attempt_at), created_at: Number(r.created_at), url: h.url, secret: h.secret }]
+          : [];
+      });
+    },
+    async record(deliveryId, r) {
+      await db
+        .updateTable('webhook_deliveries')
+        .set({ ...r, claimed_until: null })
+        .where('delivery_id', '=', deliveryId)
+        .execute();
+    },
+    async deliveries(webhookId, limit, before) {
+      let q = db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId);
+      if (before) {
+        q = q.where((eb) => eb.or([eb('created_at', '<', before.at), eb.and([eb('created_at', '=', before.at), eb('delivery_id', '<', before.id)])]));
+      }
+      const rows = await q.orderBy('created_at', 'desc').orderBy('delivery_id', 'desc').limit(limit).execute();
+      return rows.map((r) => ({ ...r, attempts: Number(r.attempts), created_at: Number(r.created_at), next_attempt_at: Number(r.next_attempt_at) }));
+    },
+  };
+}
