@@ -139,7 +139,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(turnRoutes, { turns: s.turnService, stream, promptBodyLimit: promptBody });
   await app.register(agentRoutes, { agents: s.agentService });
   await app.register(webhookRoutes, { webhooks: s.webhookService });
-  await app.register(fileRoutes, { files: s.fileService, forkBefore: (caller, sid, turnId) => s.sessionService.forkBefore(caller, sid, turnId) });
+  await app.register(fileRoutes, { files: s.fileService, prepareFork: (caller, sid, turnId) => s.sessionService.prepareForkBefore(caller, sid, turnId) });
   await app.register(permissionRoutes, { approvals: s.approvals });
   await app.register(webPage);
   await app.register(metricsRoutes, { metrics: s.metrics });

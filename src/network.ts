@@ -15,14 +15,23 @@ for (const [a, bits] of [
   ['127.0.0.0', 8],
   ['169.254.0.0', 16],
   ['172.16.0.0', 12],
+  ['192.0.0.0', 24], // IETF protocol assignments (some clouds' metadata, e.g. 192.0.0.192)
+  ['192.0.2.0', 24], // documentation
   ['192.168.0.0', 16],
+  ['198.18.0.0', 15], // benchmarking
+  ['198.51.100.0', 24], // documentation
+  ['203.0.113.0', 24], // documentation
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const)
   closed.addSubnet(a, bits, 'ipv4');
 for (const [a, bits] of [
-  ['::', 127],
+  ['::', 96], // unspecified, loopback and the deprecated IPv4-compatible form
+  ['64:ff9b::', 96], // NAT64: the IPv4 address behind it may be private
+  ['64:ff9b:1::', 48], // local NAT64
+  ['2002::', 16], // 6to4: an IPv4 address inside
   ['fc00::', 7],
+  ['fec0::', 10], // site-local (deprecated)
   ['fe80::', 10],
   ['ff00::', 8],
 ] as const)

@@ -227,11 +227,15 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     log,
   );
   /** A session's event, for its owner's webhooks (and every user's). */
-  const tellWebhooks = (sessionId: string, type: WebhookEvent, data: unknown) =>
-    void sessionsRepo
+  const telling = new Set<Promise<void>>();
+  const tellWebhooks = (sessionId: string, type: WebhookEvent, data: unknown) => {
+    const p = sessionsRepo
       .get(sessionId)
-      .then((row) => (row ? webhookService.emit(type, row.user_id, data) : undefined))
+      .then((row) => (row ? webhookService.emit(type, row.user_id, data, sessionId) : undefined))
       .catch((err: unknown) => log.error({ err, session_id: sessionId }, 'could not queue a webhook message'));
+    telling.add(p);
+    void p.finally(() => telling.delete(p));
+  };
   const events = tellingWebhooks(
     cluster.shared ? createSharedEventLog(eventRepo, turnResults, cluster, log) : createEventLog(eventRepo, turnResults, log),
     tellWebhooks,
@@ -365,6 +369,7 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
     events,
     transcripts,
     sessions: sessionsRepo,
+    webhooks: webhookService,
     storage,
     claude: claudeSessions,
     interruptGraceMs: config.interruptGraceMs,
@@ -420,6 +425,9 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
       await cluster.stop();
     },
     async close() {
+      // Turns ended by the stop are told to webhooks before the database closes.
+      await Promise.allSettled(telling);
+      await webhookService.settled();
       approvals.stop();
       await logUpkeep.stop();
       await events.flush();

@@ -99,11 +99,16 @@ export function reapStrays(configDir: string): number {
 export async function reapOrphans(pidDir: string, configDir: string): Promise<number> {
   fs.mkdirSync(pidDir, { recursive: true });
   const found: number[] = [];
+  const leaderless: number[] = [];
   for (const name of fs.readdirSync(pidDir)) {
     const pid = Number(name);
     if (Number.isInteger(pid) && pid > 1 && alive(pid) && isOurCli(pid, configDir)) found.push(pid);
+    // The CLI is gone (killed with its server) but its group may live on: tools it started outside the
+    // sandbox, MCP servers. Its group id cannot be reused while any of them lives.
+    else if (Number.isInteger(pid) && pid > 1 && groupHasOurs(pid, configDir)) leaderless.push(pid);
     fs.rmSync(path.join(pidDir, name), { force: true });
   }
+  for (const pgid of leaderless) killGroup(pgid, 'SIGKILL');
   for (const pid of found) killGroup(pid, 'SIGTERM');
   const left = await waitGone(found, 3_000);
   for (const pid of left) killGroup(pid, 'SIGKILL');
@@ -126,6 +131,25 @@ export function deathSignalWrapper(): string[] | null {
     if (spawnSync(exe, [...args, 'true'], { timeout: 5_000 }).status === 0) return [exe, ...args];
   }
   return null;
+}
+
+/** Whether a live process of group `pgid` has `CLAUDE_CONFIG_DIR=configDir` in its environment. */
+function groupHasOurs(pgid: number, configDir: string): boolean {
+  if (process.platform !== 'linux') return false;
+  const needle = Buffer.from(`CLAUDE_CONFIG_DIR=${configDir}\0`);
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) !== pgid || fields[0] === 'Z') continue;
+      if (fs.readFileSync(`/proc/${name}/environ`).includes(needle)) return true;
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return false;
 }
 
 export function createProcessRegistry(

@@ -31,8 +31,11 @@ export async function fileRoutes(
   app: App,
   opts: {
     files: FileService;
-    /** The sessions' forkBefore (rewind's `fork`): a session whose conversation ends before the turn. */
-    forkBefore: (caller: Caller, sessionId: string, turnId: string) => Promise<unknown>;
+    /**
+     * The sessions' prepareForkBefore (rewind's `fork`): checks and finds where a session whose
+     * conversation ends before the turn would end; the returned call makes it.
+     */
+    prepareFork: (caller: Caller, sessionId: string, turnId: string) => Promise<() => Promise<unknown>>;
   },
 ) {
   const svc = opts.files;
@@ -246,9 +249,11 @@ export async function fileRoutes(
     handler: async (req) => {
       const { session_id: sid } = req.params;
       const { turn_id: turnId, dry_run: dryRun, fork } = req.body;
+      // The fork point is found before the files change (a fork that cannot be made refuses the rewind too),
+      // and the fork made after them (a refused rewind leaves no fork).
+      const makeFork = fork && !dryRun ? await opts.prepareFork(req.caller, sid, turnId) : null;
       const rewound = await svc.rewind(req.caller, sid, turnId, dryRun);
-      // After the files (the rewind checks the turn, the session and that nothing runs): a fork never outlives a refused rewind.
-      const session = fork && !dryRun ? await opts.forkBefore(req.caller, sid, turnId) : null;
+      const session = makeFork ? await makeFork() : null;
       return { ...rewound, session };
     },
   });

@@ -243,6 +243,14 @@ export function createFileService(deps: {
       // destroy the request, or the answer could never be sent (light-my-request's requests never
       // end on Node 24). It is unpiped and drained instead; the route closes the connection.
       body.pipe(counter);
+      // pipe() passes on neither an error nor an early close of the request: a client that goes away
+      // mid-upload must end the write (else it waits forever, with its file open).
+      const gone = (err?: Error) => {
+        if (!counter.writableEnded) counter.destroy(err ?? new AppError('INVALID_REQUEST', 'the upload ended before its last byte'));
+      };
+      body.once('error', gone);
+      body.once('close', () => gone());
+      body.once('aborted', () => gone());
       try {
         await pipeline(counter, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
         // The condition is checked last, just before the file is replaced: an update made meanwhile is not lost.

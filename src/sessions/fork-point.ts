@@ -39,10 +39,19 @@ export async function messageBeforeTurn(
   t: TurnRow,
 ): Promise<{ found: true; uuid: string | null } | { found: false; last: string | undefined }> {
   const all = await d.claude.messages(row.session_id, row.cwd, { limit: 1_000_000_000, offset: 0 });
-  const textOf = (m: SessionMessage) => {
+  // A prompt is a user message with something besides tool results (those are the CLI's, mid-turn);
+  // its text is its text blocks joined as the turn stored them ('\n\n': turns/prompt.ts).
+  const promptText = (m: SessionMessage): string | null => {
+    if (m.type !== 'user') return null;
     const c = (m.message as { content?: unknown } | null)?.content;
     if (typeof c === 'string') return c;
-    return Array.isArray(c) ? c.map((b: { type?: string; text?: string }) => (b.type === 'text' ? (b.text ?? '') : '')).join('') : '';
+    if (!Array.isArray(c)) return null;
+    const blocks = c as Array<{ type?: string; text?: string }>;
+    if (!blocks.some((b) => b.type !== 'tool_result')) return null;
+    return blocks
+      .filter((b) => b.type === 'text')
+      .map((b) => b.text ?? '')
+      .join('\n\n');
   };
   // The same prompt may have been sent before: this turn's is the one after those of the
   // earlier turns that reached the CLI.
@@ -50,7 +59,7 @@ export async function messageBeforeTurn(
   const earlier = (await d.turns.listBySession(row.session_id, { limit: 100_000 })).filter(
     (x) => x.seq < t.seq && x.started_at !== null && x.prompt.trim() === prompt,
   ).length;
-  const matches = all.flatMap((m, i) => (m.type === 'user' && textOf(m).trim() === prompt ? [i] : []));
+  const matches = all.flatMap((m, i) => (promptText(m)?.trim() === prompt ? [i] : []));
   if (matches.length <= earlier) return { found: false, last: [...all].reverse().find((m) => m.type !== 'system')?.uuid };
   const before = all
     .slice(0, matches[earlier])

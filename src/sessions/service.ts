@@ -50,6 +50,8 @@ export interface SessionService {
    * settings and agent; an empty conversation when that turn opened it.
    */
   forkBefore(caller: Caller, sessionId: string, turnId: string): Promise<Session>;
+  /** forkBefore in two steps: everything checked and the fork point found first; the returned call makes the fork. */
+  prepareForkBefore(caller: Caller, sessionId: string, turnId: string): Promise<() => Promise<Session>>;
   messages(
     caller: Caller,
     sessionId: string,
@@ -100,7 +102,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   const pathOf = (row: SessionRow) => transcriptPath(config.claudeConfigDir, row.cwd, row.session_id);
 
   /** The owner's webhooks (and every user's) are told; never throws. */
-  const tell = (type: 'session.created' | 'session.deleted', session: Session) => void deps.webhooks?.emit(type, session.user_id, session);
+  const tell = (type: 'session.created' | 'session.deleted', session: Session) => void deps.webhooks?.emit(type, session.user_id, session, session.session_id);
 
   async function present(row: SessionRow, running?: string | null): Promise<Session> {
     const p = pathOf(row);
@@ -265,6 +267,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async remove(caller, sessionId, purge) {
       const row = await ownedSession(sessions, caller, sessionId);
       await sessions.update(sessionId, { status: 'deleted' });
+      // Told as soon as it is deleted (a purge that fails after this does not take the event back).
+      if (row.status !== 'deleted') {
+        const gone = await present({ ...row, status: 'deleted' });
+        // A purged session's words stay out of its notice (the delivery log keeps it for days).
+        tell('session.deleted', purge ? { ...gone, first_prompt: null } : gone);
+      }
       // A deleted session runs nothing more: its queued turns are cancelled and its running one interrupted.
       for (const q of await turns.listBySession(sessionId, { status: 'queued', limit: 10_000 })) {
         await engine.cancel(q).catch(() => undefined); // started meanwhile: the interrupt below stops it
@@ -280,9 +288,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         log.info({ session_id: sessionId }, 'session purged');
       }
       engine.release(sessionId);
-      const gone = await present((await sessions.get(sessionId))!);
-      if (row.status !== 'deleted') tell('session.deleted', gone);
-      return gone;
+      return present((await sessions.get(sessionId))!);
     },
 
     async fork(caller, sessionId, body) {
@@ -325,6 +331,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     },
 
     async forkBefore(caller, sessionId, turnId) {
+      return (await this.prepareForkBefore(caller, sessionId, turnId))();
+    },
+
+    async prepareForkBefore(caller, sessionId, turnId) {
       const row = await ownedSession(sessions, caller, sessionId);
       if (row.status === 'deleted') throw new AppError('SESSION_DELETED', `session ${sessionId} is deleted`);
       const turn = await turns.get(turnId);
@@ -337,24 +347,27 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           `turn ${turnId}'s prompt is not in the session's transcript (compacted away, or never written): fork it with up_to_message_id`,
         );
       }
-      if (at.uuid !== null) return this.fork(caller, sessionId, { up_to_message_id: at.uuid, session_name: name });
+      const upTo = at.uuid;
+      if (upTo !== null) return () => this.fork(caller, sessionId, { up_to_message_id: upTo, session_name: name });
       // The turn opened the conversation: the fork is a new session in the same folder, with nothing said yet.
-      const now = monotonicNow();
-      const fresh: SessionRow = {
-        ...row,
-        session_id: randomUUID(),
-        session_name: name,
-        status: 'active',
-        ...noActivity(now),
-        first_prompt: null,
-        tag: null,
-        started: 0,
+      return async () => {
+        const now = monotonicNow();
+        const fresh: SessionRow = {
+          ...row,
+          session_id: randomUUID(),
+          session_name: name,
+          status: 'active',
+          ...noActivity(now),
+          first_prompt: null,
+          tag: null,
+          started: 0,
+        };
+        await sessions.insert(fresh);
+        log.info({ session_id: sessionId, fork: fresh.session_id, before_turn: turnId }, 'session forked before its first turn');
+        const session = await present(fresh, null);
+        tell('session.created', session);
+        return session;
       };
-      await sessions.insert(fresh);
-      log.info({ session_id: sessionId, fork: fresh.session_id, before_turn: turnId }, 'session forked before its first turn');
-      const session = await present(fresh, null);
-      tell('session.created', session);
-      return session;
     },
 
     async messages(caller, sessionId, page) {

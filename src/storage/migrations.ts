@@ -281,6 +281,7 @@ const migrations: Record<string, Migration> = {
         .createTable('webhook_deliveries')
         .addColumn('delivery_id', 'varchar(36)', (c) => c.primaryKey())
         .addColumn('webhook_id', 'varchar(36)', (c) => c.notNull())
+        .addColumn('session_id', 'varchar(36)')
         .addColumn('event_type', 'varchar(64)', (c) => c.notNull())
         .addColumn('payload', 'text', (c) => c.notNull())
         .addColumn('status', 'varchar(16)', (c) => c.notNull())
@@ -294,6 +295,7 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
       await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
+      await db.schema.createIndex('webhook_deliveries_session').on('webhook_deliveries').columns(['session_id']).execute();
     },
   },
 };

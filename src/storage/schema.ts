@@ -168,6 +168,8 @@ export interface WebhookDeliveriesTable {
   /** Also the message's `webhook-id` (the same on every retry, for the receiver to drop repeats). */
   delivery_id: string;
   webhook_id: string;
+  /** The session the event is about (null: none): a purge removes its messages. */
+  session_id: string | null;
   event_type: string;
   /** The JSON body sent (what the signature covers). */
   payload: string;

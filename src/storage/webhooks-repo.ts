@@ -27,11 +27,19 @@ export interface WebhookRepository {
   enqueue(rows: DeliveryRow[]): Promise<void>;
   /** Takes up to `limit` due deliveries for `holdMs` (others may take them after). */
   claim(now: number, limit: number, holdMs: number): Promise<DueDelivery[]>;
-  /** The outcome of an attempt: delivered, failed for good, or due again at `next` (pending). */
+  /**
+   * The outcome of an attempt: delivered, failed for good, or due again (pending). Written only while
+   * the claim is still this one (`claimedUntil`): a replica too slow to keep it does not overwrite another's outcome.
+   */
   record(
     deliveryId: string,
+    claimedUntil: number,
     r: Pick<DeliveryRow, 'status' | 'attempts' | 'next_attempt_at' | 'last_status_code' | 'last_error' | 'finished_at'>,
   ): Promise<void>;
+  /** Removes the messages about a session (it was purged), but its session.deleted notice. */
+  forgetSession(sessionId: string): Promise<void>;
+  /** Removes messages that ended (delivered or given up) before `before`; how many. */
+  prune(before: number): Promise<number>;
   /** An endpoint's messages, newest first, before (created_at, id). */
   deliveries(webhookId: string, limit: number, before?: { at: number; id: string }): Promise<DeliveryRow[]>;
 }
@@ -93,6 +101,9 @@ export function createWebhookRepository(db: Kysely<Database>, dialect: Dialect):
         )
         .execute();
       const byId = new Map(hooks.map((h) => [h.webhook_id, h]));
+      // Messages of an endpoint deleted meanwhile (queued as it was deleted) go.
+      const orphans = taken.rows.filter((r) => !byId.has(r.webhook_id)).map((r) => r.delivery_id);
+      if (orphans.length > 0) await db.deleteFrom('webhook_deliveries').where('delivery_id', 'in', orphans).execute();
       return taken.rows.flatMap((r) => {
         const h = byId.get(r.webhook_id);
         return h
@@ -100,12 +111,20 @@ export function createWebhookRepository(db: Kysely<Database>, dialect: Dialect):
           : [];
       });
     },
-    async record(deliveryId, r) {
+    async record(deliveryId, claimedUntil, r) {
       await db
         .updateTable('webhook_deliveries')
         .set({ ...r, claimed_until: null })
         .where('delivery_id', '=', deliveryId)
+        .where('claimed_until', '=', claimedUntil)
         .execute();
+    },
+    async forgetSession(sessionId) {
+      await db.deleteFrom('webhook_deliveries').where('session_id', '=', sessionId).where('event_type', '!=', 'session.deleted').execute();
+    },
+    async prune(before) {
+      const r = await db.deleteFrom('webhook_deliveries').where('status', '!=', 'pending').where('finished_at', '<', before).executeTakeFirst();
+      return Number(r.numDeletedRows);
     },
     async deliveries(webhookId, limit, before) {
       let q = db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId);

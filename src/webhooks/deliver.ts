@@ -90,11 +90,19 @@ export function attempt(
       },
       (res) => {
         let read = 0;
+        let enough = false;
         res.on('data', (c: Buffer) => {
           read += c.length;
-          if (read > MAX_ANSWER_BYTES) res.destroy();
+          if (read > MAX_ANSWER_BYTES) {
+            enough = true;
+            res.destroy();
+          }
+        });
+        res.on('error', (err) => {
+          if (!enough) resolve({ ok: false, status: res.statusCode ?? null, error: err.message });
         });
         const done = () => {
+          if (!res.complete && !enough) return resolve({ ok: false, status: res.statusCode ?? null, error: 'the answer was cut off' });
           const status = res.statusCode ?? 0;
           resolve({ ok: status >= 200 && status < 300, status, error: status >= 200 && status < 300 ? null : `answered ${status}` });
         };
@@ -102,8 +110,12 @@ export function attempt(
         res.on('close', done);
       },
     );
+    // A deadline for the whole attempt (the socket's timeout is for silence only: a receiver that drips
+    // a byte at a time would hold it for days).
+    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${o.timeoutMs} ms`)), o.timeoutMs);
     req.on('timeout', () => req.destroy(new Error(`no answer within ${o.timeoutMs} ms`)));
     req.on('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, status: null, error: err.message || err.code || 'connection failed' }));
+    req.on('close', () => clearTimeout(deadline));
     req.end(d.body);
   });
 }

@@ -24,8 +24,12 @@ export interface WebhookService {
     webhookId: string,
     q: { limit: number; cursor?: string | undefined },
   ): Promise<{ deliveries: Delivery[]; next_cursor: string | null }>;
-  /** An event of `userId`'s: a message for each endpoint told of it (never throws; a failure is logged). */
-  emit(type: WebhookEvent, userId: string, data: unknown): Promise<void>;
+  /** An event of `userId`'s (about `sessionId`): a message for each endpoint told of it (never throws; a failure is logged). */
+  emit(type: WebhookEvent, userId: string, data: unknown, sessionId?: string | null): Promise<void>;
+  /** The messages about a purged session go (delivered or not). */
+  forgetSession(sessionId: string): Promise<void>;
+  /** Waits for the messages being queued now (before the database closes). */
+  settled(): Promise<void>;
   start(): void;
   stop(): Promise<void>;
 }
@@ -47,6 +51,9 @@ const ATTEMPT_TIMEOUT_MS = 10_000;
 const HOLD_MS = ATTEMPT_TIMEOUT_MS + 20_000;
 const BATCH = 16;
 const POLL_MS = 1_000;
+/** Messages that ended are kept this long in the delivery log, then removed (looked at hourly). */
+export const DELIVERY_LOG_KEEP_MS = 7 * 86_400_000;
+const PRUNE_EVERY_MS = 3_600_000;
 
 /** The delay before attempt `n + 1`, after `n` failed ones. */
 export function retryDelay(n: number, baseMs: number): number {
@@ -87,6 +94,8 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = true;
+  let prunedAt = 0;
+  const inflight = new Set<Promise<void>>();
 
   async function owned(caller: Caller, webhookId: string): Promise<WebhookRow> {
     const row = await repo.get(webhookId);
@@ -114,7 +123,12 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
 
   /** Sends what is due until nothing is; then waits for the next poll or wake-up. */
   async function drain(): Promise<void> {
-    for (;;) {
+    if (Date.now() - prunedAt > PRUNE_EVERY_MS) {
+      prunedAt = Date.now();
+      const n = await repo.prune(prunedAt - DELIVERY_LOG_KEEP_MS);
+      if (n > 0) log.info({ removed: n }, 'webhook delivery log: messages older than 7 days removed');
+    }
+    while (!stopped) {
       const due = await repo.claim(Date.now(), BATCH, HOLD_MS);
       if (due.length === 0) return;
       await Promise.all(
@@ -125,9 +139,11 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
           );
           const attempts = d.attempts + 1;
           const now = Date.now();
-          const next = now + retryDelay(attempts, s.retryBaseMs);
-          const giveUp = !r.ok && next - d.created_at > s.retryForMs;
-          await repo.record(d.delivery_id, {
+          const deadline = d.created_at + s.retryForMs;
+          // The last attempt is at the end of the retry period (a day), whatever the doubling gives.
+          const next = Math.min(now + retryDelay(attempts, s.retryBaseMs), deadline);
+          const giveUp = !r.ok && now >= deadline;
+          await repo.record(d.delivery_id, d.claimed_until ?? 0, {
             status: r.ok ? 'delivered' : giveUp ? 'failed' : 'pending',
             attempts,
             next_attempt_at: r.ok || giveUp ? now : next,
@@ -157,6 +173,37 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
           wake();
         }
       });
+  }
+
+  async function queue(type: WebhookEvent, userId: string, data: unknown, sessionId: string | null): Promise<void> {
+    try {
+      const targets = (await repo.targets(userId)).filter((w) => (JSON.parse(w.events) as string[]).includes(type));
+      if (targets.length === 0) return;
+      const now = Date.now();
+      await repo.enqueue(
+        targets.map((w) => {
+          const id = randomUUID();
+          return {
+            delivery_id: id,
+            webhook_id: w.webhook_id,
+            session_id: sessionId,
+            event_type: type,
+            payload: JSON.stringify({ type, timestamp: new Date(now).toISOString(), data }),
+            status: 'pending' as const,
+            attempts: 0,
+            next_attempt_at: now,
+            claimed_until: null,
+            last_status_code: null,
+            last_error: null,
+            created_at: now,
+            finished_at: null,
+          };
+        }),
+      );
+      wake();
+    } catch (err) {
+      log.error({ err, type, user_id: userId }, 'could not queue a webhook message');
+    }
   }
 
   return {
@@ -207,34 +254,17 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
       };
     },
 
-    async emit(type, userId, data) {
-      try {
-        const targets = (await repo.targets(userId)).filter((w) => (JSON.parse(w.events) as string[]).includes(type));
-        if (targets.length === 0) return;
-        const now = Date.now();
-        await repo.enqueue(
-          targets.map((w) => {
-            const id = randomUUID();
-            return {
-              delivery_id: id,
-              webhook_id: w.webhook_id,
-              event_type: type,
-              payload: JSON.stringify({ type, timestamp: new Date(now).toISOString(), data }),
-              status: 'pending' as const,
-              attempts: 0,
-              next_attempt_at: now,
-              claimed_until: null,
-              last_status_code: null,
-              last_error: null,
-              created_at: now,
-              finished_at: null,
-            };
-          }),
-        );
-        wake();
-      } catch (err) {
-        log.error({ err, type, user_id: userId }, 'could not queue a webhook message');
-      }
+    emit(type, userId, data, sessionId = null) {
+      const p = queue(type, userId, data, sessionId);
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      return p;
+    },
+
+    forgetSession: (sessionId) => repo.forgetSession(sessionId),
+
+    async settled() {
+      await Promise.allSettled(inflight);
     },
 
     start() {

@@ -54,6 +54,8 @@ const GIT_ENV = {
 const MAX_OUTPUT = 256 * 1024 * 1024;
 /** In a folder's shadow repository: the tree id of its last snapshot, removed when the folder is changed otherwise. */
 const STATE_FILE = 'css-state';
+/** Beside it: a token rewritten whenever the folder is changed by other means (see `forget`). */
+const CHANGED_FILE = 'css-changed';
 
 export function createSnapshots(workspaceRoot: string): Snapshots {
   const store = path.join(workspaceRoot, '.snapshots');
@@ -108,14 +110,26 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
   /** The tree id of the folder's last snapshot, while nothing else is known to have changed it. */
   const stateFile = (cwd: string) => path.join(gitDirOf(cwd), STATE_FILE);
 
+  /**
+   * Marks a change made by other means than a snapshot: a new token, read by every snapshot before
+   * and after it runs. A snapshot during which the folder was marked changed (here or on another
+   * replica sharing the volume) does not claim to be the folder's state.
+   */
+  const changedFile = (cwd: string) => path.join(gitDirOf(cwd), CHANGED_FILE);
+  const changeToken = (cwd: string) => fs.promises.readFile(changedFile(cwd), 'utf8').catch(() => '');
+
   async function takeNow(cwd: string): Promise<string> {
     await init(cwd);
+    const token = await changeToken(cwd);
     await gitLocked(cwd, ['add', '--all', '--force', '--', '.']);
-    const tree = (await git(cwd, ['write-tree'])).toString().trim();
+    const tree = (await gitLocked(cwd, ['write-tree'])).toString().trim();
+    if ((await changeToken(cwd)) !== token) return tree;
     // Written whole, then renamed: a reader (here or on another replica) sees the old state or the new one.
     const tmp = `${stateFile(cwd)}.${process.pid}.${randomBytes(4).toString('hex')}`;
     await fs.promises.writeFile(tmp, `${tree}\n`);
     await fs.promises.rename(tmp, stateFile(cwd));
+    // Marked changed meanwhile (after the check above): the state written no longer stands.
+    if ((await changeToken(cwd)) !== token) await fs.promises.rm(stateFile(cwd), { force: true });
     return tree;
   }
 
@@ -129,6 +143,10 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
         return await git(cwd, args, opts);
       } catch (err) {
         if (attempt >= 40 || !/index\.lock/.test((err as Error).message)) throw err;
+        // A lock left by a process that died (a replica killed mid-snapshot) is removed once it is a minute old.
+        const lock = path.join(gitDirOf(cwd), 'index.lock');
+        const st = await fs.promises.stat(lock).catch(() => null);
+        if (st && Date.now() - st.mtimeMs > 60_000) await fs.promises.rm(lock, { force: true });
         await new Promise((r) => setTimeout(r, 25 + attempt * 25));
       }
     }
@@ -175,7 +193,12 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
     },
     forget(cwd) {
       if (!available) return Promise.resolve();
-      return serial(cwd, () => fs.promises.rm(stateFile(cwd), { force: true }));
+      return serial(cwd, async () => {
+        // Never snapshotted: no state to forget (its first snapshot comes after this change).
+        if (!fs.existsSync(path.join(gitDirOf(cwd), 'HEAD'))) return;
+        await fs.promises.writeFile(changedFile(cwd), randomBytes(8).toString('hex'));
+        await fs.promises.rm(stateFile(cwd), { force: true });
+      });
     },
     changes(cwd, a, b) {
       need();

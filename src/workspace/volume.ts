@@ -32,7 +32,13 @@ export async function checkSharedVolume(root: string, claim: (name: string, valu
     });
     if ((await read()) === id) return id;
   }
-  const now = await read();
+  // Another replica starting at the same moment on the same volume claimed first: its file appears shortly.
+  let now = await read();
+  for (let i = 0; i < 20 && now === ''; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    now = await read();
+  }
+  if (now === id) return id;
   throw new Error(
     now === ''
       ? `WORKSPACE_ROOT (${root}) is not the volume the other replicas use (it has no ${VOLUME_FILE}; theirs is ${id}): mount the shared volume there, ` +

@@ -302,11 +302,18 @@ describe('agents at work: MCP servers, tool lists, turn limits, structured outpu
       'fe80::1',
       'fd00::1',
       '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
       '100.64.0.1',
+      '64:ff9b::a00:1',
+      '2002:a00:1::1',
+      '::7f00:1',
+      'fec0::1',
+      '192.0.0.192',
+      '198.18.0.1',
     ]) {
       expect([ip, isClosedAddress(ip)]).toEqual([ip, true]);
     }
-    for (const ip of ['1.1.1.1', '93.184.216.34', '2606:4700::1111']) expect([ip, isClosedAddress(ip)]).toEqual([ip, false]);
+    for (const ip of ['1.1.1.1', '93.184.216.34', '2606:4700::1111', '2a00:1450::1']) expect([ip, isClosedAddress(ip)]).toEqual([ip, false]);
   });
 
   it("structured output: the session's or the turn's schema; a matching answer is structured_output, a wrong one fails the turn", async () => {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { call, readSse, runApproving, useApp, waitForTurn } from '../helper.js';
+import { call, finishTurnApproving, readSse, runApproving, useApp, waitForTurn } from '../helper.js';
 
 const ORIGINAL = 'one\ntwo\nthree\n';
 
@@ -124,6 +124,33 @@ describe('what each turn changed, and rewind (real CLI, offline model)', () => {
     const firstOfBlank = await turn(blank.session_id, 'hello again');
     expect(firstOfBlank.result).toBeTruthy();
     expect(await prompts(blank.session_id)).toEqual(['hello again']);
+  });
+
+  it('rewind with fork after a prompt of several text blocks and an image: the fork ends after the previous turn, not inside it', async () => {
+    const s = (await call(t.app, 'POST', '/v1/sessions', { project: 'fork-blocks' })).body;
+    await turn(s.session_id, '[[bash:echo a > a.txt]] first');
+    const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+    const blocks = [
+      { type: 'text', text: 'look at this' },
+      { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } },
+      { type: 'text', text: '[[bash:echo b > b.txt]]' },
+    ];
+    const r = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: blocks });
+    expect(r.status).toBe(202);
+    const second = await finishTurnApproving(t, s.session_id, r.body.turn_id);
+    expect(second.status).toBe('succeeded');
+    const undo = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/rewind`, { turn_id: second.turn_id, fork: true });
+    expect(undo.status).toBe(200);
+    expect(undo.body.files.map((f: any) => [f.path, f.kind])).toEqual([['b.txt', 'deleted']]);
+    const msgs = (await call(t.app, 'GET', `/v1/sessions/${undo.body.session.session_id}/messages?limit=500`)).body.messages as Array<{
+      type: string;
+      message: { content: unknown };
+    }>;
+    const last = msgs.filter((m) => m.type !== 'system').at(-1)!;
+    // The previous turn's own answer, after its tool result: not a tool call left without its result.
+    expect(last.type).toBe('assistant');
+    expect(JSON.stringify(last.message.content)).not.toContain('tool_use');
+    expect(JSON.stringify(msgs)).not.toContain('look at this');
   });
 
   it('a rewind while a turn runs is 409; a turn of another session, or none, is 404; a turn without a recorded state is 400', async () => {

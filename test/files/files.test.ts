@@ -1,10 +1,11 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { describe, expect, it } from 'vitest';
-import { call, useApp } from '../helper.js';
+import { call, useApp, waitFor } from '../helper.js';
 import type { App } from '../../src/types.js';
 
 const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789' };
@@ -163,6 +164,23 @@ describe("the files of a session's folder", () => {
       duplex: 'half',
     } as RequestInit);
     expect([chunked.status, ((await chunked.json()) as { error: { code: string } }).error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+    // A client that goes away mid-upload: the write ends, its temporary file goes, no descriptor stays open.
+    const fds = () => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (let i = 0; i < 3; i++) {
+      const sock = net.connect(Number(new URL(t.base).port), '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(
+        `PUT ${files(s.session_id, `/content${q('aborted.bin')}`)} HTTP/1.1\r\nhost: x\r\nauthorization: ${ALICE.authorization}\r\n` +
+          'content-type: application/octet-stream\r\ncontent-length: 90000\r\n\r\n',
+      );
+      sock.write(Buffer.alloc(1000, 1));
+      await new Promise((r) => setTimeout(r, 100));
+      sock.destroy();
+    }
+    expect(await waitFor(() => fs.readdirSync(s.cwd).filter((f) => f.includes('.upload-') || f === 'aborted.bin').length === 0 && fds() <= before, 5_000)).toBe(
+      true,
+    );
     fs.rmSync(path.join(s.cwd, 'over-http.bin'));
     const big = await put(t.app, s.session_id, 'big.bin', Buffer.alloc(150_000, 7));
     expect([big.status, big.body.error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);

@@ -182,6 +182,38 @@ describe('the second line: pid files', () => {
       theirs.kill('SIGKILL');
     }
   });
+
+  it("a CLI already dead (killed with its server) whose group lives on: the group's processes are ended at the next start", async () => {
+    const dirs = makeDirs();
+    const pidDir = path.join(dirs.dataDir, 'pids');
+    fs.mkdirSync(pidDir, { recursive: true });
+    // A group leader (the CLI's stand-in) with a child in its group (a tool started outside the sandbox).
+    const leader = spawn('sh', ['-c', 'sleep 60 & echo $!; wait'], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { PATH: process.env.PATH, CLAUDE_CONFIG_DIR: dirs.configDir },
+    });
+    const tool = Number(await new Promise<string>((r) => leader.stdout.once('data', (d: Buffer) => r(d.toString().trim()))));
+    fs.writeFileSync(path.join(pidDir, String(leader.pid)), `${Date.now()}\n`);
+    const ended = new Promise((r) => leader.once('exit', r));
+    leader.kill('SIGKILL');
+    await ended;
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    expect(alive(tool)).toBe(true);
+    try {
+      await reapOrphans(pidDir, dirs.configDir);
+      expect(await waitFor(() => !alive(tool), 2_000)).toBe(true);
+    } finally {
+      if (alive(tool)) process.kill(tool, 'SIGKILL');
+    }
+  });
 });
 
 describe('what CLIs leave behind', () => {

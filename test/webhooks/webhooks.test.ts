@@ -230,8 +230,30 @@ describe('webhooks: delivery', () => {
     let A = await startApp({ dirs, env: { ...keysEnv, WEBHOOK_ALLOW_PRIVATE: '1', WEBHOOK_RETRY_BASE_MS: '100' } });
     apps.push(A);
     const byName = rx.url.replace('127.0.0.1', 'localhost');
-    const hooks = [];
+    const hooks: Array<{ webhook_id: string }> = [];
     for (const url of [rx.url, byName]) hooks.push((await call(A.app, 'POST', '/v1/webhooks', { url, events: ['session.created'] }, ALICE)).body);
+    // The delivery log keeps what ended for 7 days: an 8-day-old delivered message goes at the next start, a newer one stays.
+    const day = 86_400_000;
+    const row = (id: string, finishedDaysAgo: number) => ({
+      delivery_id: id,
+      webhook_id: hooks[0]!.webhook_id,
+      event_type: 'session.created',
+      payload: '{}',
+      status: 'delivered' as const,
+      attempts: 1,
+      next_attempt_at: Date.now() - finishedDaysAgo * day,
+      claimed_until: null,
+      last_status_code: 204,
+      last_error: null,
+      created_at: Date.now() - finishedDaysAgo * day,
+      finished_at: Date.now() - finishedDaysAgo * day,
+    });
+    const oldId = '00000000-0000-4000-8000-000000000001';
+    const recentId = '00000000-0000-4000-8000-000000000002';
+    await A.app.internals.storage.db
+      .insertInto('webhook_deliveries')
+      .values([row(oldId, 8), row(recentId, 6)])
+      .execute();
     await A.close();
     A = await startApp({ dirs, env: { ...keysEnv, WEBHOOK_RETRY_BASE_MS: '100' } });
     apps.push(A);
@@ -245,5 +267,10 @@ describe('webhooks: delivery', () => {
       expect(last.last_error).toMatch(/loopback, private or link-local address \(WEBHOOK_ALLOW_PRIVATE is off\)/);
     }
     expect(rx.got).toEqual([]);
+    const kept = (await call(A.app, 'GET', `/v1/webhooks/${hooks[0]!.webhook_id}/deliveries?limit=200`, undefined, ALICE)).body.deliveries.map(
+      (d: { delivery_id: string }) => d.delivery_id,
+    );
+    expect(kept).toContain(recentId);
+    expect(kept).not.toContain(oldId);
   });
 });
