@@ -25,6 +25,7 @@ export default async function checkMachine(project: TestProject): Promise<(() =>
   const missing: string[] = [];
   if (!onPath('bwrap') || !onPath('socat')) missing.push('bubblewrap and socat for the CLI sandbox (apt-get install -y bubblewrap socat)');
   if (!onPath('git')) missing.push('git for the snapshots of session folders (apt-get install -y git)');
+  if (!onPath('python3')) missing.push('python3 for the Python client tests (apt-get install -y python3)');
   if (!chromiumPath()) missing.push('a Chromium for the browser tests (apt-get install -y chromium, or CHROME_PATH=/path/to/chrome)');
   let teardown: (() => Promise<void>) | undefined;
   if (project.name === 'postgres') {
