@@ -2,8 +2,10 @@
  * The TypeScript client (clients/typescript: types generated from the document, a small layer on
  * top) against this server, and the document it is generated from kept current.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ApiError, Client, type TurnEvent } from '../../clients/typescript/src/index.js';
 import { DIALECT, useApp, waitFor } from '../helper.js';
@@ -50,6 +52,27 @@ describe.skipIf(DIALECT === 'postgres')('the TypeScript client', () => {
     const committed: unknown = JSON.parse(fs.readFileSync(path.join(ROOT, 'clients/openapi.json'), 'utf8'));
     expect(committed).toEqual(live);
     expect(fs.readFileSync(path.join(ROOT, 'clients/typescript/src/generated.ts'), 'utf8')).toMatch(/export type CreateSessionResponse = Session & /);
+  });
+
+  it('a client generated from the live document compiles (the generator, then tsc, on a copy of the client)', async () => {
+    const dir = path.join(t.dirs.root, 'ts-client');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'openapi.json'), (await t.app.inject({ method: 'GET', url: '/openapi.json' })).body);
+    fs.copyFileSync(path.join(ROOT, 'clients/typescript/src/index.ts'), path.join(dir, 'index.ts'));
+    const tsconfig = JSON.parse(fs.readFileSync(path.join(ROOT, 'clients/typescript/tsconfig.json'), 'utf8')) as { compilerOptions: object };
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { ...tsconfig.compilerOptions, rootDir: '.', noEmit: true }, include: ['*.ts'] }),
+    );
+    const run = promisify(execFile);
+    await run(process.execPath, [path.join(ROOT, 'clients/typescript/scripts/generate.mjs'), path.join(dir, 'openapi.json'), path.join(dir, 'generated.ts')]);
+    const tsc = await run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(dir, 'tsconfig.json')]).catch(
+      (e: { stdout?: string }) => ({ stdout: `failed: ${e.stdout ?? ''}` }),
+    );
+    expect(tsc.stdout).toBe('');
+    expect(fs.readFileSync(path.join(dir, 'generated.ts'), 'utf8')).toMatch(
+      /createSessionStream: \{ method: 'POST', path: '\/v1\/sessions\/stream', stream: true \}/,
+    );
   });
 
   it('the blue flow, and a session list that pages', async () => {

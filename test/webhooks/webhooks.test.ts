@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { call, makeDirs, runApproving, startApp, useApp, waitFor, type TestApp } from '../helper.js';
+import { retryDelay } from '../../src/webhooks/service.js';
 
 const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789,root:key-root-0123456789', ADMIN_USERS: 'root' };
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
@@ -139,6 +140,17 @@ describe('webhooks: the resource', () => {
   });
 });
 
+describe('webhooks: the retry schedule', () => {
+  it('doubles from WEBHOOK_RETRY_BASE_MS, at most 8 h apart: with the defaults 16 attempts, the last one at the end of the day', () => {
+    expect([1, 2, 3, 4].map((n) => retryDelay(n, 5_000))).toEqual([5_000, 10_000, 20_000, 40_000]);
+    expect(retryDelay(30, 5_000)).toBe(8 * 3600_000);
+    let at = 0;
+    let attempts = 1;
+    while (at < 86_400_000) at = Math.min(at + retryDelay(attempts++, 5_000), 86_400_000);
+    expect([attempts, at]).toEqual([16, 86_400_000]); // the 16th attempt at the end of the day
+  });
+});
+
 describe('webhooks: delivery', () => {
   const apps: TestApp[] = [];
   const receivers: Array<{ close(): void }> = [];
@@ -255,15 +267,19 @@ describe('webhooks: delivery', () => {
       .values([row(oldId, 8), row(recentId, 6)])
       .execute();
     await A.close();
-    A = await startApp({ dirs, env: { ...keysEnv, WEBHOOK_RETRY_BASE_MS: '100' } });
+    // Retried for 3 s here (a day by default), then given up.
+    A = await startApp({ dirs, env: { ...keysEnv, WEBHOOK_RETRY_BASE_MS: '100', WEBHOOK_RETRY_FOR_MS: '3000' } });
     apps.push(A);
     await call(A.app, 'POST', '/v1/sessions', {}, ALICE);
     for (const h of hooks) {
       const last = await waitFor(async () => {
         const d = (await call(A.app, 'GET', `/v1/webhooks/${h.webhook_id}/deliveries`, undefined, ALICE)).body.deliveries[0];
-        return d && d.attempts >= 2 ? d : null;
-      }, 10_000);
-      expect(last).toMatchObject({ status: 'pending', last_status_code: null });
+        return d && d.status !== 'pending' ? d : null;
+      }, 15_000);
+      expect(last).toMatchObject({ status: 'failed', last_status_code: null, next_attempt_at: null });
+      expect(last.attempts).toBeGreaterThanOrEqual(4);
+      // The last attempt was at the end of the period, not before it.
+      expect(Date.parse(last.finished_at) - Date.parse(last.created_at)).toBeGreaterThanOrEqual(3000);
       expect(last.last_error).toMatch(/loopback, private or link-local address \(WEBHOOK_ALLOW_PRIVATE is off\)/);
     }
     expect(rx.got).toEqual([]);
