@@ -15,10 +15,10 @@ import os
 from typing import Iterator, Optional
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from claude_session_client import ApiError, Client, verify_webhook
+from claude_session_client import ApiError, Client, Event, verify_webhook
 
 client = Client(os.environ.get("CSS_BASE_URL", "http://127.0.0.1:8000"), os.environ.get("CSS_API_KEY"))
 app = FastAPI(title="Claude sessions (on claude-session-server)")
@@ -67,15 +67,43 @@ def query(body: QueryBody) -> dict:
         raise _http(e) from e
 
 
-@app.get("/sessions/{session_id}/stream")
-def stream(session_id: str, prompt: str) -> StreamingResponse:
-    """A turn streamed to the browser (EventSource). The client resumes a dropped upstream connection itself."""
+class TurnBody(BaseModel):
+    prompt: str
+    if_busy: str = "queue"
+
+
+@app.post("/sessions/{session_id}/turns")
+def start_turn(session_id: str, body: TurnBody) -> dict:
+    """Starts a turn and answers at once; the browser then follows it with EventSource (below)."""
+    try:
+        return dict(client.run_turn(session_id, body.prompt, if_busy=body.if_busy, wait=False))  # type: ignore[arg-type]
+    except ApiError as e:
+        raise _http(e) from e
+
+
+@app.get("/sessions/{session_id}/turns/{turn_id}/events")
+def turn_events(session_id: str, turn_id: str, request: Request) -> Response:
+    """The turn's events for an EventSource: it reconnects by itself, with Last-Event-ID, and is resumed from
+    there (never a second run of the prompt); once it has the turn's end, 204 tells it to stop."""
+    last = request.headers.get("last-event-id")
+    after = int(last) if last and last.isdigit() else None
+    stream = client.turn_events(session_id, turn_id, after=after)
+    try:
+        first = next(stream, None)
+    except ApiError as e:
+        raise _http(e) from e
+    if first is None:  # it already has the turn's end
+        return Response(status_code=204)
+
+    def line(e: Event) -> str:
+        head = f"id: {e.id}\n" if e.id is not None else ""
+        return f"{head}event: {e.event}\ndata: {json.dumps(e.data)}\n\n"
 
     def events() -> Iterator[str]:
+        yield line(first)
         try:
-            for e in client.stream_turn(session_id, prompt, if_busy="queue"):
-                head = f"id: {e.id}\n" if e.id is not None else ""
-                yield f"{head}event: {e.event}\ndata: {json.dumps(e.data)}\n\n"
+            for e in stream:
+                yield line(e)
         except ApiError as e:
             yield f"event: error\ndata: {json.dumps({'code': e.code, 'message': e.message})}\n\n"
 

@@ -27,7 +27,8 @@ export interface ProcessRegistry {
   readonly diesWithServer: boolean;
 }
 
-const alive = (pid: number) => {
+/** Whether a process runs (a zombie has ended). */
+export const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
     return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
@@ -60,10 +61,10 @@ function killGroup(pid: number, signal: NodeJS.Signals) {
 
 async function waitGone(pids: number[], ms: number): Promise<number[]> {
   const end = Date.now() + ms;
-  let left = pids.filter(alive);
+  let left = pids.filter(isAlive);
   while (left.length > 0 && Date.now() < end) {
     await new Promise((r) => setTimeout(r, 50));
-    left = left.filter(alive);
+    left = left.filter(isAlive);
   }
   return left;
 }
@@ -102,7 +103,7 @@ export async function reapOrphans(pidDir: string, configDir: string): Promise<nu
   const leaderless: number[] = [];
   for (const name of fs.readdirSync(pidDir)) {
     const pid = Number(name);
-    if (Number.isInteger(pid) && pid > 1 && alive(pid) && isOurCli(pid, configDir)) found.push(pid);
+    if (Number.isInteger(pid) && pid > 1 && isAlive(pid) && isOurCli(pid, configDir)) found.push(pid);
     // The CLI is gone (killed with its server) but its group may live on: tools it started outside the
     // sandbox, MCP servers. Its group id cannot be reused while any of them lives.
     else if (Number.isInteger(pid) && pid > 1 && groupHasOurs(pid, configDir)) leaderless.push(pid);
@@ -217,7 +218,7 @@ export function createProcessRegistry(
       return child;
     },
     get pids() {
-      return [...live].filter(alive);
+      return [...live].filter(isAlive);
     },
     kill(pid) {
       if (live.has(pid)) killGroup(pid, 'SIGKILL');

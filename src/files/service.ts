@@ -217,6 +217,14 @@ export function createFileService(deps: {
     },
 
     async write(caller, sessionId, p, body, cond) {
+      // A client gone before the body is read (even during the checks below) ends the write: noted now,
+      // since the request's events fire once.
+      let lost: Error | null = null;
+      const onLost = (err?: Error) => {
+        lost ??= err ?? new AppError('INVALID_REQUEST', 'the upload ended before its last byte');
+      };
+      body.once('error', onLost);
+      body.once('aborted', () => onLost());
       const { root } = await folderOf(caller, sessionId, true);
       const r = await resolveIn(root, p, { mustExist: false });
       if (r.rel === '')
@@ -242,15 +250,17 @@ export function createFileService(deps: {
       // The body is piped, not handed to pipeline(): a failed write (too large, disk full) must not
       // destroy the request, or the answer could never be sent (light-my-request's requests never
       // end on Node 24). It is unpiped and drained instead; the route closes the connection.
-      body.pipe(counter);
       // pipe() passes on neither an error nor an early close of the request: a client that goes away
       // mid-upload must end the write (else it waits forever, with its file open).
       const gone = (err?: Error) => {
-        if (!counter.writableEnded) counter.destroy(err ?? new AppError('INVALID_REQUEST', 'the upload ended before its last byte'));
+        if (!counter.writableEnded && !counter.destroyed) counter.destroy(err ?? new AppError('INVALID_REQUEST', 'the upload ended before its last byte'));
       };
       body.once('error', gone);
       body.once('close', () => gone());
       body.once('aborted', () => gone());
+      const readable = body as Readable & { readableAborted?: boolean };
+      if (lost || readable.destroyed || readable.readableAborted) gone(lost ?? undefined);
+      else body.pipe(counter);
       try {
         await pipeline(counter, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
         // The condition is checked last, just before the file is replaced: an update made meanwhile is not lost.

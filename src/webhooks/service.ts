@@ -131,7 +131,8 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
     while (!stopped) {
       const due = await repo.claim(Date.now(), BATCH, HOLD_MS);
       if (due.length === 0) return;
-      await Promise.all(
+      // Settled, not all: one failed write must not leave the others running past stop().
+      const outcomes = await Promise.allSettled(
         due.map(async (d) => {
           const r: AttemptResult = await attempt(
             { url: d.url, secret: d.secret, id: d.delivery_id, body: d.payload },
@@ -155,6 +156,7 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
           if (giveUp) log.warn({ webhook_id: d.webhook_id, delivery_id: d.delivery_id, attempts }, 'webhook message given up after retrying for a day');
         }),
       );
+      for (const o of outcomes) if (o.status === 'rejected') log.error({ err: o.reason }, 'could not record a webhook attempt');
     }
   }
 

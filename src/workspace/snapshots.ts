@@ -142,11 +142,14 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
       try {
         return await git(cwd, args, opts);
       } catch (err) {
-        if (attempt >= 40 || !/index\.lock/.test((err as Error).message)) throw err;
-        // A lock left by a process that died (a replica killed mid-snapshot) is removed once it is a minute old.
-        const lock = path.join(gitDirOf(cwd), 'index.lock');
-        const st = await fs.promises.stat(lock).catch(() => null);
-        if (st && Date.now() - st.mtimeMs > 60_000) await fs.promises.rm(lock, { force: true });
+        if (!/index\.lock/.test((err as Error).message)) throw err;
+        if (attempt >= 40) {
+          // Never removed here: another replica's git may hold it for long on a big folder, and clocks differ.
+          throw new Error(
+            `${(err as Error).message}: ${path.join(gitDirOf(cwd), 'index.lock')} is held; if no server is snapshotting this folder (one died mid-snapshot), remove it`,
+            { cause: err },
+          );
+        }
         await new Promise((r) => setTimeout(r, 25 + attempt * 25));
       }
     }
@@ -230,7 +233,9 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
           size_after: c.size_before,
         }));
         if (dryRun || since.length === 0) return undo;
-        // Until the restored state is snapshotted, the last one no longer stands (a failure half-way leaves it unknown).
+        // Until the restored state is snapshotted, the last one no longer stands (a failure half-way leaves it
+        // unknown), and a snapshot running meanwhile elsewhere must not claim to be it.
+        await fs.promises.writeFile(changedFile(cwd), randomBytes(8).toString('hex'));
         await fs.promises.rm(stateFile(cwd), { force: true });
         for (const c of since.filter((x) => x.kind === 'created')) await fs.promises.rm(path.join(cwd, c.path), { force: true });
         const back = since.filter((x) => x.kind !== 'created').map((x) => x.path);

@@ -71,7 +71,7 @@ describe.skipIf(DIALECT === 'postgres')('the TypeScript client', () => {
     );
     expect(tsc.stdout).toBe('');
     expect(fs.readFileSync(path.join(dir, 'generated.ts'), 'utf8')).toMatch(
-      /createSessionStream: \{ method: 'POST', path: '\/v1\/sessions\/stream', stream: true \}/,
+      /createSessionStream: \{ method: 'POST', path: "\/v1\/sessions\/stream", stream: true \}/,
     );
   });
 

@@ -2,7 +2,7 @@ import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { reapOrphans, reapStrays } from '../../src/claude/processes.js';
+import { isAlive, reapOrphans, reapStrays } from '../../src/claude/processes.js';
 import { cliProcesses, dbEnv, exited, freePort, makeDirs, startServer, waitFor } from '../helper.js';
 
 describe('graceful stop', () => {
@@ -187,8 +187,9 @@ describe('the second line: pid files', () => {
     const dirs = makeDirs();
     const pidDir = path.join(dirs.dataDir, 'pids');
     fs.mkdirSync(pidDir, { recursive: true });
-    // A group leader (the CLI's stand-in) with a child in its group (a tool started outside the sandbox).
-    const leader = spawn('sh', ['-c', 'sleep 60 & echo $!; wait'], {
+    // A group leader (the CLI's stand-in) with a subshell in its group, which runs a tool: the tool's
+    // parent lives on after the leader dies, so only the group kill (not the ppid-1 sweep) can end it.
+    const leader = spawn('sh', ['-c', '(sleep 60 & echo $!; wait) & wait'], {
       detached: true,
       stdio: ['ignore', 'pipe', 'ignore'],
       env: { PATH: process.env.PATH, CLAUDE_CONFIG_DIR: dirs.configDir },
@@ -198,14 +199,7 @@ describe('the second line: pid files', () => {
     const ended = new Promise((r) => leader.once('exit', r));
     leader.kill('SIGKILL');
     await ended;
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-      } catch {
-        return false;
-      }
-    };
+    const alive = isAlive;
     expect(alive(tool)).toBe(true);
     try {
       await reapOrphans(pidDir, dirs.configDir);
@@ -218,14 +212,7 @@ describe('the second line: pid files', () => {
 
 describe('what CLIs leave behind', () => {
   const ppid = (pid: number) => Number(/^PPid:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  const gone = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch {
-      return true;
-    }
-  };
+  const gone = (pid: number) => !isAlive(pid);
 
   it("a process adopted by init with this server's config dir in its environment is ended (as the sandbox's socat was seen left running); others are not", async () => {
     const ours = makeDirs();

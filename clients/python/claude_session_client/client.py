@@ -124,7 +124,7 @@ class ApiError(Exception):
 
 
 # Connection failures after which a stream is resumed rather than given up.
-_DROPPED = (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError, socket.timeout, TimeoutError, urllib.error.URLError)
+_DROPPED = (http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError, urllib.error.URLError)
 
 
 class Client:
@@ -135,16 +135,17 @@ class Client:
         base_url: str = "http://127.0.0.1:8000",
         api_key: Optional[str] = None,
         *,
-        timeout: float = 300.0,
+        timeout: float = 60.0,
         stream_timeout: float = 60.0,
-        reconnect_attempts: int = 5,
+        reconnect_for: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
         # A stream gets a heartbeat at least every 15 s: 60 s of silence means the connection is gone.
         self.stream_timeout = stream_timeout
-        self.reconnect_attempts = reconnect_attempts
+        # How long a dropped stream is tried again (a server restarting, a proxy answering 502/503).
+        self.reconnect_for = reconnect_for
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -209,7 +210,12 @@ class Client:
             agent_id=agent_id,
             **options,
         )
-        return self._json("POST", "/v1/sessions", body, {"wait": None if wait else False})
+        session = self._json("POST", "/v1/sessions", body, {"wait": False})
+        # Waited for on the turn's event stream (heartbeats keep it open however long the turn runs).
+        if wait and session.get("turn") and session["turn"]["status"] in ("queued", "running"):
+            session["turn"] = self.wait_for_turn(session["session_id"], session["turn"]["turn_id"])
+            session.update({k: v for k, v in self.get_session(session["session_id"]).items() if k != "turn"})
+        return session
 
     def list_sessions(
         self,
@@ -263,7 +269,9 @@ class Client:
     ) -> Turn:
         """Runs a prompt: the finished Turn, or with ``wait=False`` the queued or running one at once."""
         body = _compact(prompt=prompt, if_busy=if_busy, permission_mode=permission_mode, output_schema=output_schema)
-        return self._json("POST", f"/v1/sessions/{_seg(session_id)}/turns", body, {"wait": None if wait else False})
+        turn: Turn = self._json("POST", f"/v1/sessions/{_seg(session_id)}/turns", body, {"wait": False})
+        # Waited for on the turn's event stream, not a request held open (a turn may run longer than any HTTP timeout).
+        return self.wait_for_turn(session_id, turn["turn_id"]) if wait else turn
 
     def stream_turn(
         self,
@@ -289,11 +297,12 @@ class Client:
                 if e.event == "done":
                     return
         except _DROPPED:
-            if turn_id is None:
-                raise ApiError(0, "STREAM_LOST", "the connection dropped before the turn's first event; its id is unknown") from None
+            pass
         finally:
             resp.close()
-        yield from self.turn_events(session_id, turn_id, after=last)  # type: ignore[arg-type]
+        if turn_id is None:
+            raise ApiError(0, "STREAM_LOST", "the stream ended before the turn's first event; its id is unknown")
+        yield from self.turn_events(session_id, turn_id, after=last)
 
     def turn_events(self, session_id: str, turn_id: str, *, after: Optional[int] = None) -> Iterator[Event]:
         """A turn's events after ``after`` (all of them when None), then live until it ends; resumed after a dropped connection."""
@@ -305,37 +314,48 @@ class Client:
 
     def _follow(self, path: str, after: Optional[int], until_done: bool) -> Iterator[Event]:
         last = after
+        failing_since: Optional[float] = None
         failures = 0
+
+        def retry(err: BaseException) -> None:
+            # Dropped, cut short, or refused for a moment (restart, proxy): tried again for reconnect_for seconds.
+            nonlocal failing_since, failures
+            now = time.monotonic()
+            failing_since = failing_since or now
+            failures += 1
+            if now - failing_since > self.reconnect_for:
+                raise ApiError(0, "STREAM_LOST", f"the stream could not be resumed for {self.reconnect_for:.0f} s: {err}") from err
+            time.sleep(min(0.2 * 2**failures, 5.0))
+
         while True:
             headers = {"accept": "text/event-stream"}
             if last is not None:
                 headers["last-event-id"] = str(last)
             try:
                 resp = self._open("GET", path, headers=headers, timeout=self.stream_timeout)
-            except _DROPPED:
-                failures += 1
-                if failures > self.reconnect_attempts:
+            except ApiError as e:
+                if e.status not in (502, 503, 504):
                     raise
-                time.sleep(min(0.2 * 2**failures, 5.0))
+                retry(e)
+                continue
+            except _DROPPED as e:
+                retry(e)
                 continue
             if resp.status == 204:  # nothing more: the client already has the turn's end
                 resp.close()
                 return
             try:
                 for e in _read_events(resp):
-                    failures = 0
+                    failing_since, failures = None, 0
                     if e.id is not None:
                         last = e.id
                     yield e
                     if until_done and e.event == "done":
                         return
-                if until_done:
-                    return  # the server ended the stream after the turn
-            except _DROPPED:
-                failures += 1
-                if failures > self.reconnect_attempts:
-                    raise
-                time.sleep(min(0.2 * 2**failures, 5.0))
+                # Ended without the turn's done (the server stopped, a proxy cut it): resumed.
+                retry(ConnectionError("the stream ended early"))
+            except _DROPPED as err:
+                retry(err)
             finally:
                 resp.close()
 
@@ -353,19 +373,23 @@ class Client:
         """Stops the running turn (it ends ``interrupted``); 409 ``NO_RUNNING_TURN`` when none runs."""
         return self._json("POST", f"/v1/sessions/{_seg(session_id)}/interrupt")
 
-    def wait_for_turn(self, session_id: str, turn_id: str, *, timeout: float = 600.0) -> Turn:
-        """The turn once it has ended (read from its event stream, not polled)."""
-        deadline = time.monotonic() + timeout
+    def wait_for_turn(self, session_id: str, turn_id: str, *, timeout: Optional[float] = None) -> Turn:
+        """The turn once it has ended (read from its event stream, not polled); ``timeout`` is checked as events arrive."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for e in self.turn_events(session_id, turn_id):
             if e.event == "done":
                 return e.data
-            if time.monotonic() > deadline:
-                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"turn {turn_id} did not end within {timeout} s")
         return self.get_turn(session_id, turn_id)
 
     def query(self, query: str, *, session_id: Optional[str] = None, project: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
         """The original contract: ``{session_id, turn_id, result, ...}`` (a new session when ``session_id`` is None)."""
-        return self._json("POST", "/v1/query", _compact(query=query, session_id=session_id, project=project, **fields))
+        r: Dict[str, Any] = self._json("POST", "/v1/query", _compact(query=query, session_id=session_id, project=project, **fields), {"wait": False})
+        if r.get("status") in ("queued", "running"):
+            t = self.wait_for_turn(r["session_id"], r["turn_id"])
+            r.update({k: t.get(k) for k in ("status", "result", "error", "duration_ms", "cost_usd", "usage", "structured_output")})
+        return r
 
     # -- approvals ------------------------------------------------------------------------------
 
@@ -379,8 +403,11 @@ class Client:
             seen.add(r["request_id"])
             yield r
         for e in self.session_events(session_id, after=after):
-            if e.event == "permission_request" and e.data.get("request_id") not in seen and e.data.get("status", "pending") == "pending":
-                seen.add(e.data["request_id"])
+            if e.event != "permission_request" or e.data.get("request_id") in seen:
+                continue
+            seen.add(e.data["request_id"])
+            # The log replays old requests too: only one still waiting is yielded.
+            if any(r["request_id"] == e.data["request_id"] for r in self.pending_permissions(session_id)):
                 yield e.data
 
     def decide(
@@ -431,7 +458,7 @@ def verify_webhook(secret: str, headers: Mapping[str, str], body: Union[bytes, s
     expected = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + raw, hashlib.sha256).digest()).decode()
     for s in sigs.split(" "):
         version, _, sig = s.partition(",")
-        if version == "v1" and hmac.compare_digest(sig, expected):
+        if version == "v1" and hmac.compare_digest(sig.encode("utf-8", "replace"), expected.encode()):
             return json.loads(raw)
     raise ValueError("no matching signature")
 
@@ -451,7 +478,7 @@ def _read_events(resp: http.client.HTTPResponse) -> Iterator[Event]:
                     parsed: Any = json.loads(payload)
                 except ValueError:
                     parsed = payload
-                yield Event(int(ident) if ident and ident.isdigit() else None, event, parsed)
+                yield Event(int(ident) if ident and ident.isascii() and ident.isdigit() else None, event, parsed)
             event, data, ident = "message", [], None
         elif text.startswith(":"):
             continue
@@ -467,7 +494,10 @@ def _read_events(resp: http.client.HTTPResponse) -> Iterator[Event]:
 
 
 def _api_error(e: urllib.error.HTTPError) -> ApiError:
-    raw = e.read()
+    try:
+        raw = e.read()
+    finally:
+        e.close()
     try:
         err = json.loads(raw)["error"]
     except (ValueError, KeyError, TypeError):

@@ -6,8 +6,9 @@
 // No dependency: TypeScript 7 has no compiler API for generators to print with.
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(new URL(import.meta.url).pathname);
+const here = path.dirname(fileURLToPath(import.meta.url));
 const input = process.argv[2] ?? path.join(here, '../../openapi.json');
 const output = process.argv[3] ?? path.join(here, '../src/generated.ts');
 const doc = JSON.parse(fs.readFileSync(input, 'utf8'));
@@ -24,7 +25,7 @@ function ts(s, pad = '') {
   if (s === true || s === undefined || s === null) return 'unknown';
   if (s === false) return 'never';
   if (s.$ref) return typeName(s.$ref.split('/').pop());
-  if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (s.enum) return s.enum.length ? s.enum.map((v) => JSON.stringify(v)).join(' | ') : 'never';
   if (s.const !== undefined) return JSON.stringify(s.const);
   if (s.anyOf || s.oneOf) return (s.anyOf ?? s.oneOf).map((x) => wrap(ts(x, pad))).join(' | ');
   if (s.allOf) return s.allOf.map((x) => wrap(ts(x, pad))).join(' & ');
@@ -82,7 +83,7 @@ for (const [p, methods] of Object.entries(doc.paths)) {
     const json = ok.map(([, r]) => r.content?.['application/json']?.schema).filter(Boolean);
     if (json.length > 0) out += `export type ${id}Response = ${ts(json[0])};\n\n`;
     const stream = ok.some(([, r]) => r.content?.['text/event-stream']);
-    ops.push(`  ${op.operationId}: { method: '${method.toUpperCase()}', path: '${p}', stream: ${stream} },`);
+    ops.push(`  ${key(op.operationId)}: { method: '${method.toUpperCase()}', path: ${JSON.stringify(p)}, stream: ${stream} },`);
   }
 }
 out += `/** Every operation: its method and path, and whether it answers with server-sent events. */\nexport const operations = {\n${ops.join('\n')}\n} as const;\n`;

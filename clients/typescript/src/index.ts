@@ -68,8 +68,8 @@ export interface ClientOptions {
   baseUrl?: string;
   /** Sent as `Authorization: Bearer`; leave out on a single-user server. */
   apiKey?: string;
-  /** How often a dropped stream is resumed before its error is thrown (in a row). */
-  reconnectAttempts?: number;
+  /** How long (ms) a dropped stream is tried again (a server restarting, a proxy answering 502/503): 60 s. */
+  reconnectForMs?: number;
   fetch?: typeof fetch;
 }
 
@@ -78,20 +78,25 @@ type Json = Record<string, unknown>;
 export class Client {
   readonly baseUrl: string;
   private readonly apiKey: string | undefined;
-  private readonly reconnectAttempts: number;
+  private readonly reconnectForMs: number;
   private readonly fetchImpl: typeof fetch;
 
   constructor(o: ClientOptions = {}) {
     this.baseUrl = (o.baseUrl ?? 'http://127.0.0.1:8000').replace(/\/+$/, '');
     this.apiKey = o.apiKey;
-    this.reconnectAttempts = o.reconnectAttempts ?? 5;
-    this.fetchImpl = o.fetch ?? fetch;
+    this.reconnectForMs = o.reconnectForMs ?? 60_000;
+    // Called as a plain function (a browser's fetch refuses another `this`).
+    this.fetchImpl = o.fetch ?? ((input, init) => fetch(input, init));
   }
 
   readonly sessions = {
-    /** With `prompt`, the first turn runs (waited for unless `wait: false`): see `.turn`. */
-    create: (body: CreateSessionBody = {}, o: { wait?: boolean } = {}) =>
-      this.json<CreateSessionResponse>('POST', '/v1/sessions', body, o.wait === false ? { wait: false } : undefined),
+    /** With `prompt`, the first turn runs (waited for on its event stream unless `wait: false`): see `.turn`. */
+    create: async (body: CreateSessionBody = {}, o: { wait?: boolean } = {}): Promise<CreateSessionResponse> => {
+      const s = await this.json<CreateSessionResponse>('POST', '/v1/sessions', body, { wait: false });
+      if (o.wait === false || !s.turn || !['queued', 'running'].includes(s.turn.status)) return s;
+      const turn = await this.turns.wait(s.session_id, s.turn.turn_id);
+      return { ...(await this.sessions.get(s.session_id)), turn };
+    },
     list: (q: Partial<ListSessionsQuery> = {}) => this.json<ListSessionsResponse>('GET', '/v1/sessions', undefined, q),
     /** Every session matching the filters, page after page. */
     all: async function* (this: Client, q: Partial<ListSessionsQuery> = {}): AsyncGenerator<Session> {
@@ -114,8 +119,11 @@ export class Client {
   };
 
   readonly turns = {
-    /** Runs a prompt and waits for the finished Turn. */
-    run: (sessionId: string, body: StartTurnBody) => this.json<Turn>('POST', `/v1/sessions/${seg(sessionId)}/turns`, body),
+    /** Runs a prompt and waits for the finished Turn (on its event stream: a turn may outlast any HTTP timeout). */
+    run: async (sessionId: string, body: StartTurnBody): Promise<Turn> => {
+      const t = await this.turns.start(sessionId, body);
+      return this.turns.wait(sessionId, t.turn_id);
+    },
     /** Starts a prompt: the queued or running Turn, at once. */
     start: (sessionId: string, body: StartTurnBody) => this.json<Turn>('POST', `/v1/sessions/${seg(sessionId)}/turns`, body, { wait: false }),
     /** Runs a prompt and yields its events until `done`; a dropped connection is resumed where it broke. */
@@ -156,8 +164,20 @@ export class Client {
   };
 
   /** The original contract: a turn in `session_id` (a new session without it), waited for. */
-  query(body: QueryBody): Promise<QueryResponse> {
-    return this.json<QueryResponse>('POST', '/v1/query', body);
+  async query(body: QueryBody): Promise<QueryResponse> {
+    const r = await this.json<QueryResponse>('POST', '/v1/query', body, { wait: false });
+    if (r.status !== 'queued' && r.status !== 'running') return r;
+    const t = await this.turns.wait(r.session_id, r.turn_id);
+    return {
+      ...r,
+      status: t.status,
+      result: t.result,
+      error: t.error,
+      duration_ms: t.duration_ms,
+      cost_usd: t.cost_usd,
+      usage: t.usage,
+      structured_output: t.structured_output,
+    };
   }
 
   /** Each tool call of the session waiting for a person, as it is asked (those already waiting first). */
@@ -168,10 +188,10 @@ export class Client {
       yield r;
     }
     for await (const e of this.sessions.events(sessionId)) {
-      if (e.event === 'permission_request' && !seen.has(e.data.request_id) && e.data.status === 'pending') {
-        seen.add(e.data.request_id);
-        yield e.data;
-      }
+      if (e.event !== 'permission_request' || seen.has(e.data.request_id)) continue;
+      seen.add(e.data.request_id);
+      // The log replays old requests too: only one still waiting is yielded.
+      if ((await this.permissions.pending(sessionId)).some((r) => r.request_id === e.data.request_id)) yield e.data;
     }
   }
 
@@ -226,28 +246,42 @@ export class Client {
 
   private async *follow(path: string, after: number | null, untilDone: boolean): AsyncGenerator<TurnEvent> {
     let last = after;
+    let failingSince: number | null = null;
     let failures = 0;
+    // Dropped, cut short, or refused for a moment (a restart, a proxy's 502/503/504): tried again for reconnectForMs.
+    const retry = async (err: unknown) => {
+      const now = Date.now();
+      failingSince ??= now;
+      failures++;
+      if (now - failingSince > this.reconnectForMs) {
+        throw new ApiError(0, 'STREAM_LOST', `the stream could not be resumed for ${Math.round(this.reconnectForMs / 1000)} s: ${(err as Error).message}`);
+      }
+      await sleep(Math.min(200 * 2 ** failures, 5_000));
+    };
+    const transient = (err: unknown) => !(err instanceof ApiError) || [502, 503, 504].includes(err.status);
     for (;;) {
       let res: Response;
       try {
         res = await this.send('GET', path, undefined, undefined, { accept: 'text/event-stream', ...(last !== null ? { 'last-event-id': String(last) } : {}) });
       } catch (err) {
-        if (err instanceof ApiError || ++failures > this.reconnectAttempts) throw err;
-        await sleep(Math.min(200 * 2 ** failures, 5_000));
+        if (!transient(err)) throw err;
+        await retry(err);
         continue;
       }
       if (res.status === 204) return;
       try {
         for await (const e of readEvents(res)) {
+          failingSince = null;
           failures = 0;
           if (e.id !== null) last = e.id;
           yield e;
           if (untilDone && e.event === 'done') return;
         }
-        if (untilDone) return;
+        // Ended without the turn's done (the server stopped, a proxy cut it): resumed.
+        await retry(new Error('the stream ended early'));
       } catch (err) {
-        if (err instanceof ApiError || ++failures > this.reconnectAttempts) throw err;
-        await sleep(Math.min(200 * 2 ** failures, 5_000));
+        if (err instanceof ApiError) throw err;
+        await retry(err);
       }
     }
   }
