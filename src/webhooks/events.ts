@@ -8,13 +8,13 @@ import type { EventLog } from '../events/log.js';
 import type { WebhookEvent } from './schemas.js';
 
 export function tellingWebhooks(events: EventLog, tell: (sessionId: string, type: WebhookEvent, data: unknown) => void): EventLog {
-  return {
-    ...events,
-    append(sessionId, turnId, type, data) {
-      const e = events.append(sessionId, turnId, type, data);
-      if (type === 'done') tell(sessionId, 'turn.finished', data);
-      else if (type === 'permission_request') tell(sessionId, 'permission.requested', data);
-      return e;
-    },
+  // Everything else is the log's own (read through, getters included).
+  const wrapped = Object.create(events) as EventLog;
+  wrapped.append = (sessionId, turnId, type, data) => {
+    const e = events.append(sessionId, turnId, type, data);
+    if (type === 'done') tell(sessionId, 'turn.finished', data);
+    else if (type === 'permission_request') tell(sessionId, 'permission.requested', data);
+    return e;
   };
+  return wrapped;
 }
