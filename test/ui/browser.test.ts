@@ -251,10 +251,10 @@ describe('the web page', () => {
     await undo.getByText('made.txt (deleted)').waitFor();
     expect(fs.existsSync(path.join(s.cwd, 'made.txt'))).toBe(true);
     await undo.getByRole('button', { name: 'Put back and fork the conversation' }).click();
-    await card.getByText('Put back 1 file.').waitFor();
+    // The fork opens (the card belonged to the session left behind).
+    await page.locator('.item.selected', { hasText: 'With files (before turn 1)' }).waitFor();
     expect(fs.existsSync(path.join(s.cwd, 'made.txt'))).toBe(false);
     expect(fs.readFileSync(path.join(s.cwd, 'hello.txt'), 'utf8')).toBe('hello from the page\n');
-    await page.locator('.item.selected', { hasText: 'With files (before turn 1)' }).waitFor();
     await panel.getByRole('button', { name: /hello\.txt/ }).waitFor();
     await panel.getByRole('button', { name: /made\.txt/ }).waitFor({ state: 'detached' });
     expect(errors).toEqual([]);
