@@ -3,6 +3,8 @@
  * Session metadata: create, list, read, rename/tag/archive, delete, fork, transcript and
  * import. Rows in the database are the index; the transcript itself stays where the CLI
  * keeps it and is read and changed only through the SDK's own session functions.
+ * One service for the one resource (just over 400 lines): what can stand alone already does
+ * (fork points: fork-point.ts, import candidates: import.ts, purge: purge.ts).
  */
 import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
