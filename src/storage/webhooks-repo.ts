@@ -82,6 +82,16 @@ export function createWebhookRepository(db: Kysely<Database>, dialect: Dialect):
       if (rows.length > 0) await db.insertInto('webhook_deliveries').values(rows).execute();
     },
     async claim(now, limit, holdMs) {
+      // Looked for every second on each replica: a read first, so an idle server takes no write lock.
+      const any = await db
+        .selectFrom('webhook_deliveries')
+        .select('delivery_id')
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', now)]))
+        .limit(1)
+        .executeTakeFirst();
+      if (!any) return [];
       const lock = dialect === 'postgres' ? sql`for update skip locked` : sql``;
       const taken = await sql<DeliveryRow>`
         update webhook_deliveries set claimed_until = ${now + holdMs}

@@ -247,11 +247,27 @@ describe('delete while turns run and wait, and small things', () => {
   /** Files under `dir` whose bytes contain `word`. */
   const filesWith = (dir: string, word: string): string[] => {
     const out: string[] = [];
+    // Other sessions' CLIs make and remove temporary folders meanwhile (a CLI's fswatch probe): what is gone
+    // by the time it is read holds nothing.
+    const gone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
     const walk = (d: string) => {
-      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(d, { withFileTypes: true });
+      } catch (err) {
+        if (gone(err)) return;
+        throw err;
+      }
+      for (const e of entries) {
         const p = path.join(d, e.name);
         if (e.isDirectory()) walk(p);
-        else if (e.isFile() && fs.readFileSync(p).includes(word)) out.push(p);
+        else if (e.isFile()) {
+          try {
+            if (fs.readFileSync(p).includes(word)) out.push(p);
+          } catch (err) {
+            if (!gone(err)) throw err;
+          }
+        }
       }
     };
     if (fs.existsSync(dir)) walk(dir);
