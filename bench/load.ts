@@ -9,34 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { freshDatabase, startServerProcess, type ServerProcess } from './server.js';
 import { fmt, median, p90, type Row } from './stats.js';
+import { cliPids, memOf } from './proc.js';
 
 const SESSIONS = Number(process.env.BENCH_LOAD_SESSIONS ?? 50);
 const TURNS = Number(process.env.BENCH_LOAD_TURNS ?? 5);
 const CLIENTS = Number(process.env.BENCH_LOAD_CLIENTS ?? 8);
-
-function memOf(pid: number): { rss: number; pss: number } {
-  try {
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-    const pss = Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024;
-    return { rss, pss };
-  } catch {
-    return { rss: 0, pss: 0 };
-  }
-}
-
-function cliPids(configDir: string): number[] {
-  const needle = Buffer.from(`CLAUDE_CONFIG_DIR=${configDir}\0`);
-  const out: number[] = [];
-  for (const n of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
-    try {
-      if (fs.readFileSync(`/proc/${n}/environ`).includes(needle)) out.push(Number(n));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 /** User prompts in a page of GET .../messages (what the model was asked), system reminders left out. */
 function countPrompts(messages: Array<{ type: string; message?: { content?: unknown } }>): number {

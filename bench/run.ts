@@ -20,6 +20,7 @@ import { fmt, median, p90, printRows, type Row } from './stats.js';
 import { api, benchIsolation, freshDatabase, gauge, startBareServer, startServerProcess } from './server.js';
 import { sql } from 'kysely';
 import { loadBench } from './load.js';
+import { compareLoad, knee } from './load-compare.js';
 import { storageBench } from './storage.js';
 
 /** A session row seeded by the list benchmarks: one finished turn, the same first prompt. */
@@ -714,7 +715,14 @@ if (want('pglist')) {
   });
 }
 
-if (want('load')) rows.push((await loadBench(model.url)).row);
+if (want('load')) {
+  const rounds = Math.max(1, Number(process.env.BENCH_LOAD_ROUNDS ?? 3));
+  rows.push(...(await compareLoad(model.url, { name: 'new sessions', sessions: 16, turns: 4, clients: 4 }, rounds)));
+  rows.push(...(await compareLoad(model.url, { name: 'warm turns', sessions: 4, turns: 26, clients: 4, warmup: true }, rounds)));
+  rows.push(await knee(model.url, Number(process.env.BENCH_KNEE_TURNS ?? 10)));
+}
+
+if (want('load50')) rows.push((await loadBench(model.url)).row);
 
 if (want('storage')) rows.push(...(await storageBench(model.url, root)));
 

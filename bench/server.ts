@@ -7,7 +7,7 @@ import { START_NODE_FLAGS } from '../scripts/start-flags.js';
 import net from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { decideIsolation, isolationOptions } from '../src/claude/sandbox.js';
@@ -73,11 +73,16 @@ export async function startServerProcess(root: string, modelUrl: string, env: Re
 }
 
 /** bench/bare-server.ts as its own process: a reference for the breakdown, not the product. */
-export async function startBareServer(root: string, configDir: string, modelUrl: string): Promise<{ base: string; stop(): Promise<void> }> {
+export async function startBareServer(
+  root: string,
+  configDir: string,
+  modelUrl: string,
+  env: Record<string, string> = {},
+): Promise<{ base: string; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
   fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
   const child = spawn(process.execPath, [...START_NODE_FLAGS, '--import', 'tsx', 'bench/bare-server.ts'], {
-    env: { ...process.env, PORT: String(port), BARE_ROOT: root, CLAUDE_CONFIG_DIR: configDir, ANTHROPIC_BASE_URL: modelUrl },
+    env: { ...process.env, PORT: String(port), BARE_ROOT: root, CLAUDE_CONFIG_DIR: configDir, ANTHROPIC_BASE_URL: modelUrl, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -86,7 +91,52 @@ export async function startBareServer(root: string, configDir: string, modelUrl:
   });
   return {
     base: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
     stop: () => stopChild(child),
+  };
+}
+
+/** bench/harness.ts as its own process: the raw SDK with the server's bounds, asked over IPC. */
+export async function startHarness(
+  root: string,
+  configDir: string,
+  modelUrl: string,
+  env: Record<string, string> = {},
+): Promise<{ pid: number; ask(m: Record<string, unknown>): Promise<any>; stop(): Promise<void> }> {
+  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+  const child = fork('bench/harness.ts', [], {
+    execArgv: [...START_NODE_FLAGS, '--import', 'tsx'],
+    env: { ...process.env, HARNESS_ROOT: root, CLAUDE_CONFIG_DIR: configDir, ANTHROPIC_BASE_URL: modelUrl, ...env },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const waiting = new Map<number, { resolve(v: any): void; reject(e: Error): void }>();
+  let n = 0;
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the harness exited (${code})`)));
+  });
+  child.on('message', (m: { n: number; ok: boolean; error?: string }) => {
+    const w = waiting.get(m.n);
+    waiting.delete(m.n);
+    if (m.ok) w?.resolve(m);
+    else w?.reject(new Error(m.error));
+  });
+  const ask = (m: Record<string, unknown>) =>
+    new Promise<any>((resolve, reject) => {
+      const k = n++;
+      waiting.set(k, { resolve, reject });
+      child.send({ ...m, n: k });
+    });
+  return {
+    pid: child.pid!,
+    ask,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      await Promise.race([ask({ op: 'close' }).catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
+      child.kill('SIGTERM');
+      await exited;
+    },
   };
 }
 

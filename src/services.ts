@@ -225,13 +225,18 @@ export async function buildServices(config: Config, deps: ServiceDeps, log: Fast
       maxPerUser: 50,
     },
     log,
+    cluster,
   );
   /** A session's event, for its owner's webhooks (and every user's). */
   const telling = new Set<Promise<void>>();
   const tellWebhooks = (sessionId: string, type: WebhookEvent, data: unknown) => {
-    const p = sessionsRepo
-      .get(sessionId)
-      .then((row) => (row ? webhookService.emit(type, row.user_id, data, sessionId) : undefined))
+    // With no endpoint for the event (the common case), nothing is read.
+    const p = webhookService
+      .wants(type)
+      .then(async (wanted) => {
+        const row = wanted ? await sessionsRepo.get(sessionId) : undefined;
+        if (row) await webhookService.emit(type, row.user_id, data, sessionId);
+      })
       .catch((err: unknown) => log.error({ err, session_id: sessionId }, 'could not queue a webhook message'));
     telling.add(p);
     void p.finally(() => telling.delete(p));

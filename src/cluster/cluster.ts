@@ -24,7 +24,9 @@ export type ClusterMessage =
   /** Turn `t` of session `s` ended (or was cancelled): whoever waits for it reads it. */
   | { k: 'finished'; s: string; t: string }
   /** Session `s` (folder `cwd`) was purged: every replica removes its own copy of the transcript. */
-  | { k: 'purged'; s: string; cwd: string };
+  | { k: 'purged'; s: string; cwd: string }
+  /** A webhook endpoint was made or removed: replicas read the endpoints again. */
+  | { k: 'webhooks' };
 
 /** What the cluster asks of the rest of the server at each heartbeat. */
 export interface ClusterHooks {

@@ -21,6 +21,9 @@
  *   an image or document its media type and decoded size (`text, image image/png 68 bytes`)
  * - `[[say:TEXT]]`  answer exactly TEXT
  * - `[[words:N]]`   answer with N words (up to 100,000), streamed one word per event: a long answer
+ * - `[[clock:N]]`   stream N pieces (up to 10,000), each `@T ` where T is this machine's clock in ms
+ *   (`performance.timeOrigin + performance.now()`) when the piece was written: a reader measures
+ *   how late each piece reached it (with `[[slow:MS]]` the pieces are spaced out)
  */
 
 /** One content block of an Anthropic Messages request, as much as we read of it. */
@@ -39,7 +42,16 @@ interface Message {
 
 export type Plan =
   | { kind: 'fail'; status: number; message: string }
-  | { kind: 'reply'; delayMs: number; chunkDelayMs: number; text: string; toolUse?: { name: string; input: Record<string, unknown> }; cut: boolean };
+  | {
+      kind: 'reply';
+      delayMs: number;
+      chunkDelayMs: number;
+      text: string;
+      toolUse?: { name: string; input: Record<string, unknown> };
+      cut: boolean;
+      /** Pieces stamped with the clock when written (the text is then made as they are sent). */
+      clock?: number;
+    };
 
 /** The text a person wrote in a user message: text blocks without the CLI's system reminders. */
 export function userText(m: Message): string {
@@ -165,6 +177,8 @@ export function plan(messages: Message[], req: RequestContext = {}): Plan {
   const cut = directive(prompt, 'cut') !== undefined;
   const say = directive(prompt, 'say');
   const words = directive(prompt, 'words');
+  const clock = directive(prompt, 'clock');
+  if (say === undefined && clock !== undefined) return { kind: 'reply', ...base, cut, text: '', clock: Math.min(10_000, Math.max(1, Number(clock) || 1)) };
   if (say === undefined && words !== undefined) return { kind: 'reply', ...base, cut, text: longText(Math.min(100_000, Math.max(1, Number(words) || 1))) };
   return { kind: 'reply', ...base, cut, text: say ?? answer(prompt, userMessages.map(userText)) };
 }

@@ -113,8 +113,9 @@ async function respond(res: http.ServerResponse, body: RequestBody) {
     },
   });
   ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
-  const pieces = chunks(p.text);
+  const pieces = p.clock ? Array.from({ length: p.clock }, () => '') : chunks(p.text);
   for (let i = 0; i < pieces.length; i++) {
+    if (p.clock) pieces[i] = `@${(performance.timeOrigin + performance.now()).toFixed(3)} `;
     if (p.cut && i >= Math.floor(pieces.length / 2)) {
       await sleep(20); // let what was written reach the client first
       res.destroy();

@@ -83,7 +83,7 @@ export async function openStorage(opts: {
  * better-sqlite3 with its statements kept: Kysely prepares every query it runs, and the same few
  * statements make up a turn, so each is prepared once (bounded; the oldest go first).
  */
-const MAX_CACHED_PARAMS = 32;
+const MAX_CACHED_PARAMS = 1_000;
 
 function withStatementCache(sqlite: SQLite.Database, max = 300): SqliteDatabase {
   const cache = new Map<string, SQLite.Statement>();
@@ -97,7 +97,8 @@ function withStatementCache(sqlite: SQLite.Database, max = 300): SqliteDatabase 
         return st;
       }
       st = sqlite.prepare(sqlText);
-      // Statements with long value lists (event batches, `in` lists) vary with their length: not kept.
+      // Statements with long value lists (event batches, `in` lists) vary with their length: kept up to
+      // a bound (a turn's event batches come in a few lengths, and preparing one costs more than running it).
       if ((sqlText.match(/\?/g)?.length ?? 0) > MAX_CACHED_PARAMS) return st;
       cache.set(sqlText, st);
       if (cache.size > max) cache.delete(cache.keys().next().value!);

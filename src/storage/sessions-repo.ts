@@ -35,7 +35,7 @@ export interface SessionRepository {
   list(q: ListSessionsQuery): Promise<SessionRow[]>;
   /** Removes a session row that never ran anything (its creation was refused). */
   remove(sessionId: string): Promise<void>;
-  /** Changes the given columns. */
+  /** Changes the given columns (only `last_active`, the common case of every turn, runs a prepared query). */
   update(sessionId: string, patch: Updateable<SessionsTable>): Promise<void>;
   /**
    * Removes what a session holds of its conversation, in one transaction: its events, turns,
@@ -50,6 +50,9 @@ export interface SessionRepository {
 export function createSessionRepository(db: Kysely<Database>): SessionRepository {
   // The queries of every turn, compiled once (storage/prepared.ts).
   const getOne = prepared<{ id: string }, SessionRow>(db, ['id'], (p) => db.selectFrom('sessions').selectAll().where('session_id', '=', p.id));
+  const touch = prepared<{ id: string; at: number }, never>(db, ['id', 'at'], (p) =>
+    db.updateTable('sessions').set({ last_active: p.at }).where('session_id', '=', p.id),
+  );
   type AddTurn = { id: string; cost: number; input: number; output: number; at: number };
   const addTurnQuery = (started: boolean) =>
     prepared<AddTurn, never>(db, ['id', 'cost', 'input', 'output', 'at'], (p) =>
@@ -130,6 +133,11 @@ export function createSessionRepository(db: Kysely<Database>): SessionRepository
       await db.deleteFrom('sessions').where('session_id', '=', sessionId).execute();
     },
     async update(sessionId, patch) {
+      const keys = Object.keys(patch);
+      if (keys.length === 1 && keys[0] === 'last_active' && typeof patch.last_active === 'number') {
+        await touch({ id: sessionId, at: patch.last_active });
+        return;
+      }
       await db.updateTable('sessions').set(patch).where('session_id', '=', sessionId).execute();
     },
     async purge(sessionId) {

@@ -22,8 +22,8 @@ export interface WebhookRepository {
   countOf(userId: string): Promise<number>;
   /** Removes an endpoint and its outbox. */
   remove(webhookId: string): Promise<void>;
-  /** Endpoints told of `userId`'s events: theirs, and those of every user's events. */
-  targets(userId: string): Promise<WebhookRow[]>;
+  /** Every endpoint (few: at most 50 a user). */
+  all(): Promise<WebhookRow[]>;
   enqueue(rows: DeliveryRow[]): Promise<void>;
   /** Takes up to `limit` due deliveries for `holdMs` (others may take them after). */
   claim(now: number, limit: number, holdMs: number): Promise<DueDelivery[]>;
@@ -71,12 +71,8 @@ export function createWebhookRepository(db: Kysely<Database>, dialect: Dialect):
         await tx.deleteFrom('webhooks').where('webhook_id', '=', webhookId).execute();
       });
     },
-    async targets(userId) {
-      return db
-        .selectFrom('webhooks')
-        .selectAll()
-        .where((eb) => eb.or([eb('user_id', '=', userId), eb('all_users', '=', 1)]))
-        .execute();
+    async all() {
+      return db.selectFrom('webhooks').selectAll().execute();
     },
     async enqueue(rows) {
       if (rows.length > 0) await db.insertInto('webhook_deliveries').values(rows).execute();

@@ -9,6 +9,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../errors.js';
 import { addressesOf, isClosedAddress } from '../network.js';
 import type { Caller } from '../auth/access.js';
+import type { Cluster } from '../cluster/cluster.js';
 import { encodeCursor, decodeCursor } from '../storage/cursor.js';
 import type { DeliveryRow, WebhookRepository, WebhookRow } from '../storage/webhooks-repo.js';
 import { attempt, newSecret, type AttemptResult } from './deliver.js';
@@ -24,6 +25,8 @@ export interface WebhookService {
     webhookId: string,
     q: { limit: number; cursor?: string | undefined },
   ): Promise<{ deliveries: Delivery[]; next_cursor: string | null }>;
+  /** Whether any endpoint is told of events of this type (from memory: no query on the path of every turn). */
+  wants(type: WebhookEvent): Promise<boolean>;
   /** An event of `userId`'s (about `sessionId`): a message for each endpoint told of it (never throws; a failure is logged). */
   emit(type: WebhookEvent, userId: string, data: unknown, sessionId?: string | null): Promise<void>;
   /** The messages about a purged session go (delivered or not). */
@@ -54,6 +57,11 @@ const POLL_MS = 1_000;
 /** Messages that ended are kept this long in the delivery log, then removed (looked at hourly). */
 export const DELIVERY_LOG_KEEP_MS = 7 * 86_400_000;
 const PRUNE_EVERY_MS = 3_600_000;
+/**
+ * The endpoints are read once and kept in memory until one is made or removed (here, or on another
+ * replica: it says so through the cluster), and at most this long (a lost notice costs no more).
+ */
+const ENDPOINTS_KEEP_MS = 10_000;
 
 /** The delay before attempt `n + 1`, after `n` failed ones. */
 export function retryDelay(n: number, baseMs: number): number {
@@ -89,7 +97,31 @@ function presentDelivery(r: DeliveryRow): Delivery {
   };
 }
 
-export function createWebhookService(repo: WebhookRepository, s: WebhookSettings, log: FastifyBaseLogger): WebhookService {
+export function createWebhookService(
+  repo: WebhookRepository,
+  s: WebhookSettings,
+  log: FastifyBaseLogger,
+  cluster?: Pick<Cluster, 'publish' | 'onMessage'>,
+): WebhookService {
+  let endpoints: { at: number; rows: Promise<Array<WebhookRow & { wants: Set<string> }>> } | null = null;
+  const everyEndpoint = () => {
+    if (!endpoints || Date.now() - endpoints.at > ENDPOINTS_KEEP_MS) {
+      const rows = repo.all().then((all) => all.map((w) => ({ ...w, wants: new Set(JSON.parse(w.events) as string[]) })));
+      const entry = { at: Date.now(), rows };
+      endpoints = entry;
+      rows.catch(() => {
+        if (endpoints === entry) endpoints = null;
+      });
+    }
+    return endpoints.rows;
+  };
+  const endpointsChanged = () => {
+    endpoints = null;
+    cluster?.publish({ k: 'webhooks' });
+  };
+  cluster?.onMessage((m) => {
+    if (m.k === 'webhooks') endpoints = null;
+  });
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   let again = false;
@@ -179,7 +211,7 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
 
   async function queue(type: WebhookEvent, userId: string, data: unknown, sessionId: string | null): Promise<void> {
     try {
-      const targets = (await repo.targets(userId)).filter((w) => (JSON.parse(w.events) as string[]).includes(type));
+      const targets = (await everyEndpoint()).filter((w) => (w.user_id === userId || w.all_users === 1) && w.wants.has(type));
       if (targets.length === 0) return;
       const now = Date.now();
       await repo.enqueue(
@@ -226,6 +258,7 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
         created_at: Date.now(),
       };
       await repo.create(row);
+      endpointsChanged();
       log.info({ webhook_id: row.webhook_id, user_id: userId, events }, 'webhook created');
       return { ...present(row), secret: row.secret };
     },
@@ -241,6 +274,7 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
     async remove(caller, webhookId) {
       const row = await owned(caller, webhookId);
       await repo.remove(webhookId);
+      endpointsChanged();
       log.info({ webhook_id: webhookId }, 'webhook deleted');
       return present(row);
     },
@@ -254,6 +288,10 @@ export function createWebhookService(repo: WebhookRepository, s: WebhookSettings
         deliveries: page.map(presentDelivery),
         next_cursor: rows.length > q.limit && last ? encodeCursor(Number(last.created_at), last.delivery_id) : null,
       };
+    },
+
+    async wants(type) {
+      return (await everyEndpoint()).some((w) => w.wants.has(type));
     },
 
     emit(type, userId, data, sessionId = null) {

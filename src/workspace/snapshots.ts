@@ -62,7 +62,16 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
   const available = spawnSync('git', ['--version'], { env: GIT_ENV, timeout: 5_000 }).status === 0;
   const queues = new Map<string, Promise<unknown>>();
 
-  const gitDirOf = (cwd: string) => path.join(store, `${createHash('sha256').update(cwd).digest('hex').slice(0, 24)}.git`);
+  const gitDirs = new Map<string, string>();
+  const gitDirOf = (cwd: string) => {
+    let dir = gitDirs.get(cwd);
+    if (dir === undefined) {
+      dir = path.join(store, `${createHash('sha256').update(cwd).digest('hex').slice(0, 24)}.git`);
+      if (gitDirs.size >= 10_000) gitDirs.clear();
+      gitDirs.set(cwd, dir);
+    }
+    return dir;
+  };
 
   function git(cwd: string, args: string[], opts: { input?: string; encoding?: 'buffer' } = {}): Promise<Buffer> {
     const env = { ...GIT_ENV, GIT_DIR: gitDirOf(cwd), GIT_WORK_TREE: cwd };
@@ -190,7 +199,14 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
     state(cwd) {
       need();
       return serial(cwd, async () => {
-        const known = await fs.promises.readFile(stateFile(cwd), 'utf8').catch(() => '');
+        // A small file on this disk, read on every turn: one synchronous read costs less than the four
+        // thread-pool round trips of an asynchronous one.
+        let known = '';
+        try {
+          known = fs.readFileSync(stateFile(cwd), 'utf8');
+        } catch {
+          known = '';
+        }
         return /^[0-9a-f]{40,64}\n$/.test(known) ? known.trim() : takeNow(cwd);
       });
     },

@@ -118,4 +118,18 @@ describe('offline model', () => {
     await (await post([user('[[slow:300]] hi')], false)).json();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
   });
+
+  it('stamps each piece with the clock when asked, spaced out when slow', async () => {
+    const before = performance.timeOrigin + performance.now();
+    const evs = await events(await post([user('[[clock:5]] [[slow:100]]')]));
+    const after = performance.timeOrigin + performance.now();
+    const stamps = evs.filter((e) => e.event === 'content_block_delta').map((e) => Number(/^@(\d+\.\d{3}) $/.exec(e.data.delta.text)?.[1]));
+    expect(stamps).toHaveLength(5);
+    for (const t of stamps) {
+      expect(t).toBeGreaterThanOrEqual(before);
+      expect(t).toBeLessThanOrEqual(after);
+    }
+    // [[slow:100]] spaces the pieces 5 ms apart (a twentieth of it).
+    for (let i = 1; i < stamps.length; i++) expect(stamps[i]! - stamps[i - 1]!).toBeGreaterThanOrEqual(4);
+  });
 });
