@@ -51,7 +51,7 @@ export async function loadBench(modelUrl: string, opts: { replicas?: number } = 
   }
   let peak = { rss: 0, pss: 0, processes: 0 };
   const sampler = setInterval(() => {
-    const pids = servers.flatMap((s) => [s.child.pid!, ...cliPids(s.configDir)]);
+    const pids = servers.flatMap((s) => [s.child.pid!, ...cliPids(s.configDir, { helpers: true }).filter((p) => p !== s.child.pid)]);
     const m = pids.map(memOf).reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss }), { rss: 0, pss: 0 });
     if (m.pss > peak.pss) peak = { ...m, processes: pids.length - servers.length };
   }, 250);

@@ -26,14 +26,19 @@ export function cpuOf(pid: number): number {
   }
 }
 
-/** Processes whose environment holds CLAUDE_CONFIG_DIR=`configDir`: the CLIs of one server or harness. */
-export function cliPids(configDir: string): number[] {
+/**
+ * The CLI processes of one server or harness: processes whose environment holds
+ * CLAUDE_CONFIG_DIR=`configDir` and whose program is the CLI. With `helpers`, also what else has
+ * that environment (the server itself, the sandbox's socat proxies, tools): for CPU accounting.
+ */
+export function cliPids(configDir: string, opts: { helpers?: boolean } = {}): number[] {
   const needle = Buffer.from(`CLAUDE_CONFIG_DIR=${configDir}\0`);
   const out: number[] = [];
   for (const n of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
     try {
-      if (fs.readFileSync(`/proc/${n}/environ`).includes(needle)) out.push(Number(n));
+      if (!fs.readFileSync(`/proc/${n}/environ`).includes(needle)) continue;
+      if (opts.helpers || /\/claude$/.test(fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0')[0]!)) out.push(Number(n));
     } catch {
       // gone
     }
@@ -49,7 +54,7 @@ export function cliCpuMeter(configDir: string, exclude: number[] = [], everyMs =
   const first = new Map<number, number>();
   const last = new Map<number, number>();
   const sample = () => {
-    for (const pid of cliPids(configDir)) {
+    for (const pid of cliPids(configDir, { helpers: true })) {
       if (exclude.includes(pid)) continue;
       const c = cpuOf(pid);
       if (Number.isNaN(c)) continue;

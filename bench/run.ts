@@ -21,6 +21,9 @@ import { api, benchIsolation, freshDatabase, gauge, startBareServer, startServer
 import { sql } from 'kysely';
 import { loadBench } from './load.js';
 import { compareLoad, knee } from './load-compare.js';
+import { fanoutBench } from './fanout.js';
+import { memoryBench } from './memory.js';
+import { soakBench } from './soak.js';
 import { storageBench } from './storage.js';
 
 /** A session row seeded by the list benchmarks: one finished turn, the same first prompt. */
@@ -721,6 +724,12 @@ if (want('load')) {
   rows.push(...(await compareLoad(model.url, { name: 'warm turns', sessions: 4, turns: 26, clients: 4, warmup: true }, rounds)));
   rows.push(await knee(model.url, Number(process.env.BENCH_KNEE_TURNS ?? 10)));
 }
+
+if (want('memory')) rows.push(...(await memoryBench(model.url)));
+
+if (want('soak')) rows.push(...(await soakBench(model.url)));
+
+if (want('fanout')) rows.push(...(await fanoutBench(model.url, rawOptions, workspace)));
 
 if (want('load50')) rows.push((await loadBench(model.url)).row);
 

@@ -40,7 +40,9 @@ export async function startServerProcess(root: string, modelUrl: string, env: Re
   const port = await freePort();
   const configDir = env.CLAUDE_CONFIG_DIR ?? path.join(root, 'claude');
   fs.mkdirSync(root, { recursive: true });
-  const child = spawn(process.execPath, [...START_NODE_FLAGS, 'dist/server.js'], {
+  // BENCH_SERVER_NODE_FLAGS: more Node flags for the server (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const extra = (process.env.BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, ...extra, 'dist/server.js'], {
     env: {
       ...process.env,
       PORT: String(port),

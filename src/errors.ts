@@ -114,5 +114,8 @@ export const commonErrors = {
   503: Type.Ref('Error'),
 } as const;
 
+/** What routes that take a prompt add: an attachment of a media type the server does not take (415). */
+export const promptErrors = { 415: Type.Ref('Error') } as const;
+
 /** Common errors plus those of routes that address one session. */
 export const sessionErrors = { ...commonErrors, 404: Type.Ref('Error'), 409: Type.Ref('Error') } as const;

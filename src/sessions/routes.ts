@@ -6,7 +6,7 @@
 import { Type, type Static } from 'typebox';
 import type { Caller } from '../auth/access.js';
 import type { App } from '../types.js';
-import { AppError, commonErrors, sessionErrors } from '../errors.js';
+import { AppError, commonErrors, promptErrors, sessionErrors } from '../errors.js';
 import type { SessionService } from './service.js';
 import { presentTurn } from '../turns/present.js';
 import type { TurnService } from '../turns/service.js';
@@ -51,6 +51,7 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
           description: 'The Session and its first Turn (null without a prompt)',
         }),
         ...commonErrors,
+        ...promptErrors,
         404: Type.Ref('Error'),
         409: Type.Ref('Error'),
       },
@@ -71,7 +72,7 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
       operationId: 'createSessionStream',
       summary: 'Create a session and stream its first turn (`prompt` required) as server-sent events; the session id is in the first `turn` event',
       body: CreateSessionBodySchema,
-      response: { 200: TURN_STREAM_RESPONSE, ...commonErrors, 404: Type.Ref('Error'), 409: Type.Ref('Error') },
+      response: { 200: TURN_STREAM_RESPONSE, ...commonErrors, ...promptErrors, 404: Type.Ref('Error'), 409: Type.Ref('Error') },
     },
     handler: async (req, reply) => {
       if (req.body.prompt === undefined) {
@@ -170,6 +171,7 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
         200: QueryResultSchema,
         202: QueryResultSchema,
         ...sessionErrors,
+        ...promptErrors,
       },
     },
     handler: async (req, reply) => {
@@ -198,7 +200,7 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
       operationId: 'queryStream',
       summary: 'The original contract, streamed: run `query` in `session_id` (a new session when absent) as server-sent events',
       body: QueryBodySchema,
-      response: { 200: TURN_STREAM_RESPONSE, ...sessionErrors },
+      response: { 200: TURN_STREAM_RESPONSE, ...sessionErrors, ...promptErrors },
     },
     handler: async (req, reply) => streamTurn(req, reply, await startQuery(req.caller, req.body), opts.stream),
   });

@@ -4,7 +4,7 @@
  */
 import { Type, type Static } from 'typebox';
 import type { App } from '../types.js';
-import { sessionErrors } from '../errors.js';
+import { promptErrors, sessionErrors } from '../errors.js';
 import type { TurnService } from './service.js';
 import { presentTurn } from './present.js';
 import { streamTurn, TURN_STREAM_RESPONSE, wantsEventStream, type StreamSettings } from './respond.js';
@@ -43,7 +43,7 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; stream: S
       params: SessionParamsSchema,
       querystring: WaitQuerySchema,
       body: StartTurnBodySchema,
-      response: { 200: Type.Ref('Turn'), 202: Type.Ref('Turn'), ...sessionErrors },
+      response: { 200: Type.Ref('Turn'), 202: Type.Ref('Turn'), ...sessionErrors, ...promptErrors },
     },
     handler: async (req, reply) => {
       const turn = await svc.start(req.caller, req.params.session_id, startOf(req.body));
@@ -61,7 +61,7 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; stream: S
       summary: 'Run a prompt in the session and stream the turn as server-sent events (what startTurn does with Accept: text/event-stream)',
       params: SessionParamsSchema,
       body: StartTurnBodySchema,
-      response: { 200: TURN_STREAM_RESPONSE, ...sessionErrors },
+      response: { 200: TURN_STREAM_RESPONSE, ...sessionErrors, ...promptErrors },
     },
     handler: async (req, reply) => streamTurn(req, reply, await svc.start(req.caller, req.params.session_id, startOf(req.body)), opts.stream),
   });

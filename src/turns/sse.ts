@@ -47,6 +47,17 @@ export function streamEnded(req: FastifyRequest, reply: FastifyReply, turn: unkn
 }
 const yieldToOthers = () => new Promise<void>((r) => setImmediate(r));
 
+/** Each event's frame, made once however many streams send it (hundreds may follow one session). */
+const frames = new WeakMap<SessionEvent, string>();
+function frameOf(e: SessionEvent): string {
+  let f = frames.get(e);
+  if (f === undefined) {
+    f = `id: ${e.seq}\nevent: ${e.type}\ndata: ${e.raw ?? JSON.stringify(e.data)}\n\n`;
+    frames.set(e, f);
+  }
+  return f;
+}
+
 export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOptions): void {
   reply.hijack();
   const res = reply.raw;
@@ -82,7 +93,7 @@ export function streamEvents(req: FastifyRequest, reply: FastifyReply, o: SseOpt
   const send = (e: SessionEvent): boolean => {
     if (closed || e.seq <= last) return !closed;
     last = e.seq;
-    const ok = res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${e.raw ?? JSON.stringify(e.data)}\n\n`);
+    const ok = res.write(frameOf(e));
     if (o.turnId && e.type === 'done') {
       end();
       return false;

@@ -32,6 +32,20 @@ describe('prompts with attachments: images and PDF documents reach the model; wr
     expect((await waitForTurn(t.app, created.body.session_id, created.body.turn.turn_id)).result).toMatch(/^received: text, image image\/png 70 bytes/);
     const q = await call(t.app, 'POST', '/v1/query', { query: [{ type: 'text', text: '[[received]]' }, image()] });
     expect(q.body.result).toMatch(/^received: text, image image\/png 70 bytes/);
+
+    // The streamed operations take the same prompts: the stream ends with the turn's done.
+    const prompt = [{ type: 'text', text: '[[received]]' }, pdf];
+    const streamed: Array<[string, Record<string, unknown>]> = [
+      ['/v1/sessions/stream', { prompt }],
+      [`/v1/sessions/${s.session_id}/turns/stream`, { prompt }],
+      ['/v1/query/stream', { query: prompt }],
+    ];
+    for (const [url, payload] of streamed) {
+      const res = await t.app.inject({ method: 'POST', url, payload });
+      expect([url, res.statusCode, res.headers['content-type']]).toEqual([url, 200, expect.stringContaining('text/event-stream')]);
+      const done = /event: done\ndata: (.*)\n/.exec(res.body);
+      expect(JSON.parse(done![1]!).result).toMatch(/^received: text, document application\/pdf \d+ bytes/);
+    }
   });
 
   it('unsupported media types and bytes that are not what they claim are 415; bad base64 is 400; too large or too many are 413', async () => {
@@ -61,6 +75,17 @@ describe('prompts with attachments: images and PDF documents reach the model; wr
       expect([JSON.stringify(prompt).slice(0, 80), r.status, r.body.error.code]).toEqual([JSON.stringify(prompt).slice(0, 80), status, code]);
       const c = await call(t.app, 'POST', '/v1/sessions', { prompt });
       expect(c.status).toBe(status);
+      const q = await call(t.app, 'POST', '/v1/query', { query: prompt });
+      expect([q.status, q.body.error.code]).toEqual([status, code]);
+      // The streamed operations refuse before the stream opens: a JSON error, nothing written.
+      for (const [url, payload] of [
+        ['/v1/sessions/stream', { prompt }],
+        [`/v1/sessions/${s.session_id}/turns/stream`, { prompt }],
+        ['/v1/query/stream', { query: prompt }],
+      ] as const) {
+        const res = await t.app.inject({ method: 'POST', url, payload });
+        expect([url, res.statusCode, res.json().error.code]).toEqual([url, status, code]);
+      }
     }
     expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns`)).body.turns).toEqual([]);
     expect((await call(t.app, 'GET', '/v1/sessions?limit=200')).body.sessions.length).toBe(sessionsBefore);
