@@ -78,11 +78,10 @@ function open(base: string, session: string, slowMs: number): Sub {
   return sub;
 }
 
-process.on('message', async (m: { op: 'start' } & Start & { op: string }) => {
+process.on('message', (m: { op: 'start' } & Start & { op: string }) => {
   if (m.op === 'start') {
     m.sessions.forEach((s, i) => subs.push(open(m.base, s, i === m.slow ? (m.slowMs ?? 0) : 0)));
-    await Promise.all(subs.map((s) => s.connected));
-    process.send!({ ready: true });
+    void Promise.all(subs.map((s) => s.connected)).then(() => process.send!({ ready: true }));
     return;
   }
   if (m.op === 'stop') {

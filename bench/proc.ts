@@ -38,7 +38,7 @@ export function cliPids(configDir: string, opts: { helpers?: boolean } = {}): nu
     if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
     try {
       if (!fs.readFileSync(`/proc/${n}/environ`).includes(needle)) continue;
-      if (opts.helpers || /\/claude$/.test(fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0')[0]!)) out.push(Number(n));
+      if (opts.helpers || fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0')[0]!.endsWith('/claude')) out.push(Number(n));
     } catch {
       // gone
     }
