@@ -25,6 +25,8 @@ export type ClusterMessage =
   | { k: 'finished'; s: string; t: string }
   /** Session `s` (folder `cwd`) was purged: every replica removes its own copy of the transcript. */
   | { k: 'purged'; s: string; cwd: string }
+  /** Replica `r` has removed what it held of purged session `s` (the purging replica waits for the one that ran it). */
+  | { k: 'unheld'; s: string; r: string }
   /** A webhook endpoint was made or removed: replicas read the endpoints again. */
   | { k: 'webhooks' };
 

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -349,6 +350,22 @@ describe('agents at work: MCP servers, tool lists, turn limits, structured outpu
     expect((await turn(after.session_id, { prompt: '[[bash:echo stage=$STAGE]]' })).result).toBe('The command ran. Output: stage=two');
     expect((await call(t.app, 'GET', `/v1/sessions/${before.session_id}`)).body.options.env).toEqual({ STAGE: 'one' });
     expect((await turn(before.session_id, { prompt: '[[bash:echo again=$STAGE]]' })).result).toBe('The command ran. Output: again=one');
+  });
+
+  it("the agent's permission mode is its sessions' (a session may choose another): under dontAsk an edit is refused without asking", async () => {
+    const made = await call(t.app, 'POST', '/v1/agents', { name: 'no questions', permission_mode: 'dontAsk' });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const created = await call(t.app, 'POST', '/v1/sessions', { agent_id: made.body.agent_id, project: 'no-questions' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const s = created.body;
+    expect(s.permission_mode).toBe('dontAsk');
+    const file = path.join(s.cwd, 'note.txt');
+    const r = await turn(s.session_id, { prompt: `[[tool:Write ${JSON.stringify({ file_path: file, content: 'hi' })}]]` });
+    expect(r.status).toBe('succeeded');
+    expect(fs.existsSync(file)).toBe(false);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/permissions`)).body.requests).toEqual([]);
+    const own = (await call(t.app, 'POST', '/v1/sessions', { agent_id: made.body.agent_id, permission_mode: 'default' })).body;
+    expect(own.permission_mode).toBe('default');
   });
 
   it("the agent's model, system prompt (replaced or appended), effort and thinking reach the model's request", async () => {

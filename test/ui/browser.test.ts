@@ -214,6 +214,13 @@ describe('the web page', () => {
       .waitFor({ timeout: 20_000 });
     await page.locator('.bubble.user img.attached').waitFor();
     expect(await page.getByLabel('Attachments').count()).toBe(0);
+
+    // Archived, the agent leaves the picker but its sessions still name it.
+    expect((await t.app.inject({ method: 'DELETE', url: `/v1/agents/${agent.json().agent_id}` })).statusCode).toBe(200);
+    await page.reload();
+    await page.getByRole('button', { name: /With an agent/ }).click();
+    await page.getByRole('heading', { name: 'With an agent' }).waitFor();
+    await page.locator('header .badge', { hasText: 'Picture reader · v1' }).waitFor();
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -462,6 +462,16 @@ function App() {
   }, [signedIn, creating]);
 
   const current = useMemo(() => sessions.find((s) => s.session_id === selected) ?? null, [sessions, selected]);
+  // An archived agent is not in the list: its name is read once a session made from it is open.
+  const [agentNames, setAgentNames] = useState<Record<string, string>>({});
+  const currentAgent = current?.agent?.agent_id;
+  useEffect(() => {
+    if (!currentAgent || agents.some((a) => a.agent_id === currentAgent) || agentNames[currentAgent]) return;
+    api<Agent>('GET', `/v1/agents/${currentAgent}`).then(
+      (a) => setAgentNames((m) => ({ ...m, [currentAgent]: a.name })),
+      () => {},
+    );
+  }, [currentAgent, agents]);
 
   if (!signedIn) {
     return (
@@ -576,7 +586,7 @@ function App() {
               </button>
               {current.agent ? (
                 <span class="badge" title={`agent ${current.agent.agent_id}`}>
-                  {agents.find((a) => a.agent_id === current.agent!.agent_id)?.name ?? 'agent'} · v{current.agent.version}
+                  {agents.find((a) => a.agent_id === current.agent!.agent_id)?.name ?? agentNames[current.agent.agent_id] ?? 'agent'} · v{current.agent.version}
                 </span>
               ) : null}
               <button
