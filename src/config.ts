@@ -159,8 +159,11 @@ export interface Config {
   sandboxReadPaths: string[] | undefined;
 }
 
-/** Private memory of one CLI process (measured: ~110 MB), used to size the defaults. */
-const CLI_PRIVATE_MB = 110;
+/**
+ * Memory of one warm CLI process, used to size the defaults: its PSS (its private pages and its share
+ * of those it shares with the other CLIs) measured 121 MB, median of 8 warm processes (`bench -- memory`).
+ */
+const CLI_PRIVATE_MB = 120;
 
 function parseModes(list: string): PermissionMode[] {
   const modes = list

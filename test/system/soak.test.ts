@@ -41,7 +41,7 @@ describe.skipIf(DIALECT === 'postgres')('soak (short): 500 mixed operations', ()
         turns: 500,
         sessions: SESSIONS,
         clients: 4,
-        mix: { stream: 0.03, interrupt: 0.03, approval: 0.02, delete: 0.02 },
+        mix: { stream: 0.03, interrupt: 0.03, approval: 0.012, delete: 0.016 },
         onProgress: async (done) => {
           samples.push({
             done,
