@@ -352,13 +352,9 @@ export async function freePort(): Promise<number> {
  * after 30 s); its exit code and what it wrote on stderr.
  */
 export async function runServerUntilExit(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  const dirs = makeDirs();
   const child = spawnServer({
-    ...(await dbEnv(dirs)),
+    ...(await folderEnv(makeDirs())),
     PORT: String(await freePort()),
-    DATA_DIR: dirs.dataDir,
-    WORKSPACE_ROOT: dirs.workspace,
-    CLAUDE_CONFIG_DIR: dirs.configDir,
     MODEL_BACKEND: 'offline',
     LOG_LEVEL: 'warn',
     ...env,
@@ -369,6 +365,11 @@ export async function runServerUntilExit(env: Record<string, string>): Promise<{
   const code = await exited(child);
   clearTimeout(timer);
   return { code, stderr };
+}
+
+/** The environment that puts a server process on a set of test folders (and their database). */
+export async function folderEnv(dirs: TestDirs): Promise<Record<string, string>> {
+  return { ...(await dbEnv(dirs)), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir };
 }
 
 export function spawnServer(env: Record<string, string>): ChildProcess {

@@ -53,6 +53,8 @@ export interface Cluster {
   acquire(sessionId: string): Promise<boolean>;
   /** Whether this replica believes it holds the lease (no round trip). */
   holds(sessionId: string): boolean;
+  /** The replica whose lease on the session is unexpired now (a round trip; null: none). */
+  holder(sessionId: string): Promise<string | null>;
   /** Lets a session's lease go at once (the session was deleted). */
   release(sessionId: string): Promise<void>;
   /** Lets every lease go but those of `keep` (shutting down: others may take the idle sessions). */

@@ -13,6 +13,7 @@ export function createLocalCluster(replicaId: string): Cluster {
     leaseMs: 0,
     acquire: async () => true,
     holds: () => true,
+    holder: () => Promise.resolve(replicaId),
     release: async () => {},
     releaseExcept: async () => {},
     inherit: async () => {},

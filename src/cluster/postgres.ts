@@ -149,6 +149,7 @@ export function createPgCluster(o: { leases: LeaseRepository; databaseUrl: strin
 
     state: () => ({ id: replicaId, shared: true, listening: listener !== null || !hooks, leases: held.size }),
 
+    holder: (sessionId) => leases.holder(sessionId),
     holds(sessionId) {
       return held.has(sessionId);
     },

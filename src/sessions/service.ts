@@ -84,7 +84,7 @@ export interface SessionServiceDeps {
    */
   purgeHere: PurgeHere;
   /** After a purge the other replicas remove their own copies, and this one does when told of theirs. */
-  cluster: Pick<Cluster, 'publish' | 'onMessage' | 'replicaId' | 'shared'>;
+  cluster: Pick<Cluster, 'publish' | 'onMessage' | 'replicaId' | 'shared' | 'holder'>;
 }
 
 const iso = (ms: number) => new Date(Number(ms)).toISOString();
@@ -95,33 +95,38 @@ const noActivity = (now: number) => ({ created_at: now, last_active: now, turn_c
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { config, sessions, turns, turnService, engine, claude, workspace, log } = deps;
   // Purged on another replica: this one's warm process and TMPDIR of the session go (release), then what it holds.
-  // The replica that ran the session says when it is done, so that a purge made elsewhere returns
-  // only once what that replica's process wrote last is gone too.
-  const unheld = new Map<string, () => void>();
+  // The replica holding the session (its process, warm or ending) says when it has removed what it
+  // held, so that a purge made elsewhere answers only once that process's last writes are gone too.
+  const unheld = new Map<string, Array<() => void>>();
   deps.cluster.onMessage((m) => {
     if (m.k === 'unheld') {
-      unheld.get(`${m.s} ${m.r}`)?.();
+      for (const resolve of unheld.get(`${m.s} ${m.r}`) ?? []) resolve();
       return;
     }
     if (m.k !== 'purged') return;
     engine.release(m.s);
     deps
       .purgeHere(m.s, m.cwd)
-      .then(() => deps.cluster.publish({ k: 'unheld', s: m.s, r: deps.cluster.replicaId }))
-      .catch((err: unknown) => log.warn({ err }, 'could not remove a purged session here'));
+      .catch((err: unknown) => log.warn({ err }, 'could not remove a purged session here'))
+      .finally(() => deps.cluster.publish({ k: 'unheld', s: m.s, r: deps.cluster.replicaId }));
   });
   /** Waits (bounded) for replica `replicaId` to say it removed what it held of the session. */
   const whenUnheld = (sessionId: string, replicaId: string) => {
     const key = `${sessionId} ${replicaId}`;
     let timer: NodeJS.Timeout | undefined;
-    const done = new Promise<void>((resolve) => {
-      unheld.set(key, resolve);
-      timer = setTimeout(resolve, config.interruptGraceMs + 10_000);
-    }).finally(() => {
-      clearTimeout(timer);
-      unheld.delete(key);
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => {
+      resolve = r;
+      unheld.set(key, [...(unheld.get(key) ?? []), r]);
+      timer = setTimeout(r, config.interruptGraceMs + 10_000);
+      timer.unref();
     });
-    return done;
+    return done.finally(() => {
+      clearTimeout(timer);
+      const rest = (unheld.get(key) ?? []).filter((x) => x !== resolve);
+      if (rest.length > 0) unheld.set(key, rest);
+      else unheld.delete(key);
+    });
   };
 
   const pathOf = (row: SessionRow) => transcriptPath(config.claudeConfigDir, row.cwd, row.session_id);
@@ -308,10 +313,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         // (an interrupt is bounded by INTERRUPT_GRACE_MS, then the CLI is killed).
         if (running && running.status === 'running') await settle(running.turn_id);
         engine.release(sessionId);
-        // The replica that ran its last turn may still be closing its process (which writes as it ends).
-        const ranBy = running?.runner_id ?? (await turns.lastRunner(sessionId));
-        const elsewhere = deps.cluster.shared && ranBy && ranBy !== deps.cluster.replicaId ? whenUnheld(sessionId, ranBy) : null;
+        // Another replica holding the session may still be closing its process (which writes as it ends).
+        const holder = deps.cluster.shared ? await deps.cluster.holder(sessionId) : null;
         await deps.purgeHere(sessionId, row.cwd, running?.turn_id);
+        const elsewhere = holder && holder !== deps.cluster.replicaId ? whenUnheld(sessionId, holder) : null;
         deps.cluster.publish({ k: 'purged', s: sessionId, cwd: row.cwd });
         await elsewhere;
         log.info({ session_id: sessionId }, 'session purged');

@@ -83,7 +83,7 @@ export async function openStorage(opts: {
  * better-sqlite3 with its statements kept: Kysely prepares every query it runs, and the same few
  * statements make up a turn, so each is prepared once (bounded; the oldest go first).
  */
-const MAX_CACHED_PARAMS = 1_000;
+const MAX_CACHED_PARAMS = 200;
 
 function withStatementCache(sqlite: SQLite.Database, max = 300): SqliteDatabase {
   const cache = new Map<string, SQLite.Statement>();

@@ -17,6 +17,8 @@ export interface LeaseRepository {
   release(replicaId: string, sessionIds: string[]): Promise<void>;
   /** Moves every lease of `from` to `to`, renewed; returns the sessions. */
   transfer(from: string, to: string, leaseMs: number): Promise<string[]>;
+  /** The replica whose lease on the session has not expired (null: none). */
+  holder(sessionId: string): Promise<string | null>;
   /** Announces to every listening replica (NOTIFY). */
   notify(channel: string, payload: string): Promise<void>;
   /** The cluster's value of `name`: `value` when none was set yet (it is now), else the one set first. */
@@ -25,6 +27,11 @@ export interface LeaseRepository {
 
 export function createLeaseRepository(db: Kysely<Database>): LeaseRepository {
   return {
+    async holder(sessionId) {
+      const r = await sql<{ replica_id: string }>`
+        select replica_id from session_leases where session_id = ${sessionId} and expires_at > ${dbNow}`.execute(db);
+      return r.rows[0]?.replica_id ?? null;
+    },
     async acquire(sessionId, replicaId, leaseMs) {
       const r = await sql<{ replica_id: string }>`
         insert into session_leases (session_id, replica_id, expires_at)

@@ -30,8 +30,6 @@ export interface TurnRepository {
   removeQueued(turnId: string): Promise<boolean>;
   /** Turns of a session in order, optionally of one status, after a sequence number. */
   listBySession(sessionId: string, opts: { status?: TurnStatus | undefined; limit: number; afterSeq?: number | undefined }): Promise<TurnRow[]>;
-  /** The replica that ran (or runs) the session's latest turn that ran somewhere. */
-  lastRunner(sessionId: string): Promise<string | null>;
   /** Unfinished (queued or running) turns of a session before `seq`, oldest first. */
   unfinishedBefore(sessionId: string, seq: number): Promise<TurnRow[]>;
   /** The oldest queued turn of a session. */
@@ -166,17 +164,6 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
     async removeQueued(turnId) {
       const r = await db.deleteFrom('turns').where('turn_id', '=', turnId).where('status', '=', 'queued').executeTakeFirst();
       return Number(r.numDeletedRows) === 1;
-    },
-    async lastRunner(sessionId) {
-      const r = await db
-        .selectFrom('turns')
-        .select('runner_id')
-        .where('session_id', '=', sessionId)
-        .where('runner_id', 'is not', null)
-        .orderBy('seq', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      return r?.runner_id ?? null;
     },
     async listBySession(sessionId, opts) {
       let q = db.selectFrom('turns').selectAll().where('session_id', '=', sessionId);

@@ -59,9 +59,10 @@ export const DELIVERY_LOG_KEEP_MS = 7 * 86_400_000;
 const PRUNE_EVERY_MS = 3_600_000;
 /**
  * The endpoints are read once and kept in memory until one is made or removed (here, or on another
- * replica: it says so through the cluster), and at most this long (a lost notice costs no more).
+ * replica: it says so through the cluster), and at most this long: with replicas, an endpoint made on
+ * another one is seen once its notice arrives (milliseconds), or after a second if the notice was lost.
  */
-const ENDPOINTS_KEEP_MS = 10_000;
+const ENDPOINTS_KEEP_MS = { alone: 10_000, replicas: 1_000 };
 
 /** The delay before attempt `n + 1`, after `n` failed ones. */
 export function retryDelay(n: number, baseMs: number): number {
@@ -97,16 +98,26 @@ function presentDelivery(r: DeliveryRow): Delivery {
   };
 }
 
+/** The events an endpoint is told of (none if its stored list is unreadable: one bad row spoils no other). */
+function eventsOf(w: WebhookRow): Set<string> {
+  try {
+    return new Set(JSON.parse(w.events) as string[]);
+  } catch {
+    return new Set();
+  }
+}
+
 export function createWebhookService(
   repo: WebhookRepository,
   s: WebhookSettings,
   log: FastifyBaseLogger,
-  cluster?: Pick<Cluster, 'publish' | 'onMessage'>,
+  cluster?: Pick<Cluster, 'publish' | 'onMessage' | 'shared'>,
 ): WebhookService {
+  const keepMs = cluster?.shared ? ENDPOINTS_KEEP_MS.replicas : ENDPOINTS_KEEP_MS.alone;
   let endpoints: { at: number; rows: Promise<Array<WebhookRow & { wants: Set<string> }>> } | null = null;
   const everyEndpoint = () => {
-    if (!endpoints || Date.now() - endpoints.at > ENDPOINTS_KEEP_MS) {
-      const rows = repo.all().then((all) => all.map((w) => ({ ...w, wants: new Set(JSON.parse(w.events) as string[]) })));
+    if (!endpoints || Date.now() - endpoints.at > keepMs) {
+      const rows = repo.all().then((all) => all.map((w) => ({ ...w, wants: eventsOf(w) })));
       const entry = { at: Date.now(), rows };
       endpoints = entry;
       rows.catch(() => {

@@ -199,14 +199,8 @@ export function createSnapshots(workspaceRoot: string): Snapshots {
     state(cwd) {
       need();
       return serial(cwd, async () => {
-        // A small file on this disk, read on every turn: one synchronous read costs less than the four
-        // thread-pool round trips of an asynchronous one.
-        let known = '';
-        try {
-          known = fs.readFileSync(stateFile(cwd), 'utf8');
-        } catch {
-          known = '';
-        }
+        // Read without blocking: WORKSPACE_ROOT may be a network volume shared by replicas.
+        const known = await fs.promises.readFile(stateFile(cwd), 'utf8').catch(() => '');
         return /^[0-9a-f]{40,64}\n$/.test(known) ? known.trim() : takeNow(cwd);
       });
     },

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dbEnv, makeDirs, startServer } from '../helper.js';
+import { folderEnv, makeDirs, startServer } from '../helper.js';
 
 const MCP = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'mcp-server.mjs');
 const SECRETS = ['agent-env-secret-5f1c', 'mcp-env-secret-8a2d', 'mcp-header-secret-3b9e', 'session-secret-7c4a'];
@@ -27,10 +27,7 @@ describe('secrets are write-only: never in a response, an event, a log line or a
   it('an agent and a session with secret env, MCP env and MCP headers run a turn; the secrets appear nowhere', async () => {
     const dirs = makeDirs();
     const srv = await startServer({
-      ...(await dbEnv(dirs)),
-      DATA_DIR: dirs.dataDir,
-      WORKSPACE_ROOT: dirs.workspace,
-      CLAUDE_CONFIG_DIR: dirs.configDir,
+      ...(await folderEnv(dirs)),
       LOG_LEVEL: 'trace',
       MCP_ALLOWED_COMMANDS: MCP,
       AGENT_ENV_ALLOWED: 'API_TOKEN,PLAIN,FIXTURE_TOKEN,OWN',

@@ -3,7 +3,21 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { childEnv } from '../../src/claude/runner/index.js';
-import { call, dbEnv, exited, freePort, makeDirs, offlineModel, runServerUntilExit, spawnServer, startApp, testConfig, waitFor, useApp } from '../helper.js';
+import {
+  call,
+  dbEnv,
+  exited,
+  folderEnv,
+  freePort,
+  makeDirs,
+  offlineModel,
+  runServerUntilExit,
+  spawnServer,
+  startApp,
+  testConfig,
+  waitFor,
+  useApp,
+} from '../helper.js';
 
 const ALICE = { authorization: 'Bearer key-alice-0123456789' };
 const BOB = { authorization: 'Bearer key-bob-0123456789' };
@@ -88,11 +102,8 @@ describe('who may start the server', () => {
     const port = await freePort();
     // A dead loopback address as the API, and no spare: nothing could leave the machine.
     const child = spawnServer({
-      ...(await dbEnv(dirs)),
+      ...(await folderEnv(dirs)),
       PORT: String(port),
-      DATA_DIR: dirs.dataDir,
-      WORKSPACE_ROOT: dirs.workspace,
-      CLAUDE_CONFIG_DIR: dirs.configDir,
       MODEL_BACKEND: 'anthropic',
       ANTHROPIC_API_KEY: '',
       ANTHROPIC_AUTH_TOKEN: '',

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runSoak } from '../../scripts/soak.js';
-import { cliProcesses, DIALECT, dbEnv, exited, makeDirs, startServer, waitFor } from '../helper.js';
+import { cliProcesses, DIALECT, exited, folderEnv, makeDirs, startServer, waitFor } from '../helper.js';
 
 const SESSIONS = 12;
 
@@ -26,10 +26,7 @@ describe.skipIf(DIALECT === 'postgres')('soak (short): 500 mixed operations', ()
   it('loses no turn, holds no more descriptors, processes or temporary files at the end than halfway, leaves no process', async () => {
     const dirs = makeDirs();
     const srv = await startServer({
-      ...(await dbEnv(dirs)),
-      DATA_DIR: dirs.dataDir,
-      WORKSPACE_ROOT: dirs.workspace,
-      CLAUDE_CONFIG_DIR: dirs.configDir,
+      ...(await folderEnv(dirs)),
       MAX_WARM_SESSIONS: String(SESSIONS),
       PREWARM_SPARES: '1',
       RATE_LIMIT_PER_MINUTE: '1000000',
@@ -41,7 +38,7 @@ describe.skipIf(DIALECT === 'postgres')('soak (short): 500 mixed operations', ()
         turns: 500,
         sessions: SESSIONS,
         clients: 4,
-        mix: { stream: 0.03, interrupt: 0.03, approval: 0.012, delete: 0.016 },
+        mix: { stream: 0.03, interrupt: 0.03, approval: 0.015, delete: 0.015 },
         onProgress: async (done) => {
           samples.push({
             done,

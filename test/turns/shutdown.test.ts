@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive, reapOrphans, reapStrays } from '../../src/claude/processes.js';
-import { cliProcesses, dbEnv, exited, freePort, makeDirs, startServer, waitFor } from '../helper.js';
+import { cliProcesses, dbEnv, exited, folderEnv, freePort, makeDirs, startServer, waitFor } from '../helper.js';
 
 describe('graceful stop', () => {
   const children: ChildProcess[] = [];
@@ -70,11 +70,8 @@ describe('graceful stop', () => {
   it('SIGTERM mid-turn: the server exits and leaves no CLI process behind', async () => {
     const dirs = makeDirs();
     const srv = await startServer({
-      ...(await dbEnv(dirs)),
+      ...(await folderEnv(dirs)),
       SHUTDOWN_GRACE_MS: '1000',
-      DATA_DIR: dirs.dataDir,
-      WORKSPACE_ROOT: dirs.workspace,
-      CLAUDE_CONFIG_DIR: dirs.configDir,
     });
     children.push(srv.child);
     const created = await (await fetch(`${srv.base}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json();
@@ -117,7 +114,7 @@ describe('graceful stop', () => {
 
   it('SIGKILL mid-turn, then a restart: the turn is failed, no orphan CLI is left, the session goes on', async () => {
     const dirs = makeDirs();
-    const env = { ...(await dbEnv(dirs)), DATA_DIR: dirs.dataDir, WORKSPACE_ROOT: dirs.workspace, CLAUDE_CONFIG_DIR: dirs.configDir };
+    const env = await folderEnv(dirs);
     const first = await startServer(env);
     children.push(first.child);
     const post = (base: string, url: string, body: unknown) =>

@@ -69,6 +69,20 @@ export function sessionTmpDir(parent: string, sessionId: string): string {
   return dir;
 }
 
+/**
+ * Removes the sockets that ended CLI processes of a session left in its TMPDIR (the sandbox's
+ * proxies name theirs by process id, and a process that is killed does not remove them): called
+ * when no process of the session runs, before a new one starts. Without it a session restarted
+ * many times (closed when idle, interrupted, resumed) gathers a few files per restart.
+ */
+export async function clearStaleSockets(parent: string, sessionId: string): Promise<void> {
+  const dir = tmpDirOf(parent, sessionId);
+  for (const d of [dir, path.join(dir, 'cc-socks')]) {
+    const names = await fs.promises.readdir(d).catch(() => [] as string[]);
+    await Promise.all(names.filter((n) => n.endsWith('.sock')).map((n) => fs.promises.rm(path.join(d, n), { force: true })));
+  }
+}
+
 /** Removes what CLI processes of an earlier run left in the private TMPDIR. */
 export function sweepTmpDir(tmpDir: string): void {
   fs.rmSync(tmpDir, { recursive: true, force: true });

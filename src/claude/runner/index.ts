@@ -12,7 +12,7 @@ import { AppError } from '../../errors.js';
 import { Inbox, LiveSession, type TurnOutcome } from '../live-session.js';
 import { COST_STATE_MARK, savedCostInEntries, savedCostInFile } from '../cost.js';
 import { projectDirName, transcriptPath } from '../paths.js';
-import { assertRealFolder, tmpDirOf } from './child-env.js';
+import { assertRealFolder, clearStaleSockets, tmpDirOf } from './child-env.js';
 import type { ClaudeRunner, RunnerOptions, TurnSpec } from './types.js';
 import { createQueryOptions } from './query-options.js';
 import { createWarmPool } from './warm-pool.js';
@@ -132,6 +132,8 @@ export function createClaudeRunner(opts: RunnerOptions): ClaudeRunner {
     const previous = warm.latest(id);
     if (previous) await Promise.race([previous.ended, new Promise((r) => setTimeout(r, 5_000))]);
     if (closing) throw new AppError('SHUTTING_DOWN', 'the server is shutting down', { retryAfter: 5 });
+    // Nothing of the session runs now (unless the previous one outlived the wait): its sockets go.
+    if (!warm.latest(id)) await clearStaleSockets(opts.tmpDir, id);
     return startCold(spec);
   }
 
