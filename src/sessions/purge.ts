@@ -15,6 +15,8 @@ import type { SessionRepository } from '../storage/sessions-repo.js';
 import type { TranscriptStore } from '../storage/transcript-store.js';
 import type { EventLog } from '../events/log.js';
 import type { WebhookService } from '../webhooks/service.js';
+import type { Cluster } from '../cluster/cluster.js';
+import type { FastifyBaseLogger } from 'fastify';
 
 /** Removes what this replica holds of the session; `endedTurnId` is the turn that was running. */
 export type PurgeHere = (sessionId: string, cwd: string, endedTurnId?: string) => Promise<void>;
@@ -44,5 +46,51 @@ export function createPurgeHere(d: {
     await d.storage.forgetDeleted();
     await d.claude.removeLocal(id, cwd);
     await d.claude.removeSideFiles(id);
+  };
+}
+
+/**
+ * Purges between replicas. A replica told of a purge removes what it holds of the session (after
+ * `release`: its process and TMPDIR) and says so (`unheld`), failed or not; the purging replica waits
+ * (at most `waitMs`) for the one holding the session's lease, so that it answers only once that
+ * replica's process, warm or ending, has had its last writes removed too.
+ */
+export function createPurgeAcks(d: {
+  cluster: Pick<Cluster, 'publish' | 'onMessage' | 'replicaId'>;
+  purgeHere: PurgeHere;
+  release: (sessionId: string) => void;
+  log: FastifyBaseLogger;
+  waitMs: number;
+}): { whenUnheld(sessionId: string, replicaId: string): Promise<void> } {
+  const waiting = new Map<string, Array<() => void>>();
+  d.cluster.onMessage((m) => {
+    if (m.k === 'unheld') {
+      for (const resolve of waiting.get(`${m.s} ${m.r}`) ?? []) resolve();
+      return;
+    }
+    if (m.k !== 'purged') return;
+    d.release(m.s);
+    d.purgeHere(m.s, m.cwd)
+      .catch((err: unknown) => d.log.warn({ err }, 'could not remove a purged session here'))
+      .finally(() => d.cluster.publish({ k: 'unheld', s: m.s, r: d.cluster.replicaId }));
+  });
+  return {
+    whenUnheld(sessionId, replicaId) {
+      const key = `${sessionId} ${replicaId}`;
+      let timer: NodeJS.Timeout | undefined;
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => {
+        resolve = r;
+        waiting.set(key, [...(waiting.get(key) ?? []), r]);
+        timer = setTimeout(r, d.waitMs);
+        timer.unref();
+      });
+      return done.finally(() => {
+        clearTimeout(timer);
+        const rest = (waiting.get(key) ?? []).filter((x) => x !== resolve);
+        if (rest.length > 0) waiting.set(key, rest);
+        else waiting.delete(key);
+      });
+    },
   };
 }

@@ -24,7 +24,7 @@ import type { TurnService } from '../turns/service.js';
 import type { TurnEngine } from '../turns/engine/index.js';
 import { ownedSession, type Caller } from '../auth/access.js';
 import type { Cluster } from '../cluster/cluster.js';
-import type { PurgeHere } from './purge.js';
+import { createPurgeAcks, type PurgeHere } from './purge.js';
 import { lastFinishedMessage, messageBeforeTurn } from './fork-point.js';
 import { importCandidates } from './import.js';
 import type { AgentService } from '../agents/service.js';
@@ -95,39 +95,14 @@ const noActivity = (now: number) => ({ created_at: now, last_active: now, turn_c
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { config, sessions, turns, turnService, engine, claude, workspace, log } = deps;
   // Purged on another replica: this one's warm process and TMPDIR of the session go (release), then what it holds.
-  // The replica holding the session (its process, warm or ending) says when it has removed what it
-  // held, so that a purge made elsewhere answers only once that process's last writes are gone too.
-  const unheld = new Map<string, Array<() => void>>();
-  deps.cluster.onMessage((m) => {
-    if (m.k === 'unheld') {
-      for (const resolve of unheld.get(`${m.s} ${m.r}`) ?? []) resolve();
-      return;
-    }
-    if (m.k !== 'purged') return;
-    engine.release(m.s);
-    deps
-      .purgeHere(m.s, m.cwd)
-      .catch((err: unknown) => log.warn({ err }, 'could not remove a purged session here'))
-      .finally(() => deps.cluster.publish({ k: 'unheld', s: m.s, r: deps.cluster.replicaId }));
+  // Purged elsewhere: this replica's process and TMPDIR of the session go, then what it holds (and it says so).
+  const acks = createPurgeAcks({
+    cluster: deps.cluster,
+    purgeHere: deps.purgeHere,
+    release: (id) => engine.release(id),
+    log,
+    waitMs: config.interruptGraceMs + 10_000,
   });
-  /** Waits (bounded) for replica `replicaId` to say it removed what it held of the session. */
-  const whenUnheld = (sessionId: string, replicaId: string) => {
-    const key = `${sessionId} ${replicaId}`;
-    let timer: NodeJS.Timeout | undefined;
-    let resolve!: () => void;
-    const done = new Promise<void>((r) => {
-      resolve = r;
-      unheld.set(key, [...(unheld.get(key) ?? []), r]);
-      timer = setTimeout(r, config.interruptGraceMs + 10_000);
-      timer.unref();
-    });
-    return done.finally(() => {
-      clearTimeout(timer);
-      const rest = (unheld.get(key) ?? []).filter((x) => x !== resolve);
-      if (rest.length > 0) unheld.set(key, rest);
-      else unheld.delete(key);
-    });
-  };
 
   const pathOf = (row: SessionRow) => transcriptPath(config.claudeConfigDir, row.cwd, row.session_id);
 
@@ -316,7 +291,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         // Another replica holding the session may still be closing its process (which writes as it ends).
         const holder = deps.cluster.shared ? await deps.cluster.holder(sessionId) : null;
         await deps.purgeHere(sessionId, row.cwd, running?.turn_id);
-        const elsewhere = holder && holder !== deps.cluster.replicaId ? whenUnheld(sessionId, holder) : null;
+        const elsewhere = holder && holder !== deps.cluster.replicaId ? acks.whenUnheld(sessionId, holder) : null;
         deps.cluster.publish({ k: 'purged', s: sessionId, cwd: row.cwd });
         await elsewhere;
         log.info({ session_id: sessionId }, 'session purged');
