@@ -131,6 +131,16 @@ export async function fanoutBench(modelUrl: string, rawOptions: Options, workspa
   const cases = [
     { name: '500 subscribers on one session (one slow)', sessions: 1, perSession: 500, turns: TURNS, parallel: 1, nWorkers: 4, slow: true },
     { name: '2,000 subscribers across 50 sessions', sessions: 50, perSession: 40, turns: 1, parallel: 8, nWorkers: 8, slow: false },
+    // What one of four replicas behind a balancer carries of the 500: the writes are one core's work per process.
+    {
+      name: "125 subscribers on one session (500 over 4 replicas: one replica's share)",
+      sessions: 1,
+      perSession: 125,
+      turns: TURNS,
+      parallel: 1,
+      nWorkers: 4,
+      slow: false,
+    },
   ];
   for (const c of cases) {
     const r = await scenario(modelUrl, c);

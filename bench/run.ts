@@ -725,6 +725,12 @@ if (want('load')) {
   rows.push(await knee(model.url, Number(process.env.BENCH_KNEE_TURNS ?? 10)));
 }
 
+// The warm-turn comparison alone (the CPU per turn figures), for a quick look at a change.
+if (sections.includes('loadwarm')) {
+  const rounds = Math.max(1, Number(process.env.BENCH_LOAD_ROUNDS ?? 3));
+  rows.push(...(await compareLoad(model.url, { name: 'warm turns', sessions: 4, turns: 26, clients: 4, warmup: true }, rounds)));
+}
+
 if (want('memory')) rows.push(...(await memoryBench(model.url)));
 
 if (want('soak')) rows.push(...(await soakBench(model.url)));

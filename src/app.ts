@@ -36,6 +36,7 @@ import { sessionRoutes } from './sessions/routes.js';
 import { turnRoutes } from './turns/routes.js';
 import { permissionRoutes } from './permissions/routes.js';
 import { healthRoutes } from './health/routes.js';
+import { meRoutes } from './health/me.js';
 import { metricsRoutes } from './metrics/routes.js';
 import type { App } from './types.js';
 
@@ -71,6 +72,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     // Errors the router raises before any route runs (a malformed URL, a path parameter over
     // maxParamLength) get the same JSON error shape as everything else.
     frameworkErrors: frameworkError,
+    // Fastify's 10 s for a plugin to load was seen exceeded once on a 2-core machine busy with a full test run.
+    pluginTimeout: 60_000,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -141,6 +144,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   await app.register(webhookRoutes, { webhooks: s.webhookService });
   await app.register(fileRoutes, { files: s.fileService, prepareFork: (caller, sid, turnId) => s.sessionService.prepareForkBefore(caller, sid, turnId) });
   await app.register(permissionRoutes, { approvals: s.approvals });
+  await app.register(meRoutes, { sandboxOptIn: config.sandboxOptIn, allowedPermissionModes: config.allowedPermissionModes });
   await app.register(webPage);
   await app.register(metricsRoutes, { metrics: s.metrics });
 

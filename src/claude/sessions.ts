@@ -26,6 +26,8 @@ import {
 export type { SDKSessionInfo, SessionMessage };
 
 const configDir = () => process.env.CLAUDE_CONFIG_DIR ?? '';
+/** Whole conversations kept: at most this many transcript bytes in all, none over a quarter of it. */
+const WHOLE_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** Points the SDK's session functions at the server's CLAUDE_CONFIG_DIR (process-wide, once at start). */
 export function bindConfigDir(dir: string): void {
@@ -68,7 +70,8 @@ export function claudeSessionFunctions(
     if (store && !local(id, cwd)) return;
     await fn();
   };
-  return {
+  const wholeCache = new Map<string, { key: string; messages: SessionMessage[]; bytes: number }>();
+  const self = {
     ensureShared,
     /** Whether the session's transcript exists: on this disk, or in the transcript store. */
     exists: async (id: string, cwd: string): Promise<boolean> => local(id, cwd) || (shared ? await shared.has(id) : false),
@@ -109,6 +112,35 @@ export function claudeSessionFunctions(
       const whole = [...earlier, ...kept].filter((m) => !seen.has(m.uuid) && Boolean(seen.add(m.uuid)));
       return whole.slice(page.offset, page.offset + page.limit);
     },
+    /**
+     * The whole conversation (what a page counted from the newest reads). A local transcript's is kept
+     * for a few sessions while the file is unchanged (same size and time): a person scrolling up a
+     * long session, and every tab reading the newest page when a turn ends, parse it once.
+     */
+    allMessages: async (id: string, cwd: string): Promise<SessionMessage[]> => {
+      const file = transcriptPath(ownConfigDir, cwd, id);
+      const st = shared ? null : await fs.promises.stat(file).catch(() => null);
+      const key = st && st.size <= WHOLE_CACHE_BYTES / 4 ? `${file}\0${st.size}\0${st.mtimeMs}` : null;
+      const hit = key ? wholeCache.get(file) : undefined;
+      if (hit && hit.key === key) {
+        wholeCache.delete(file);
+        wholeCache.set(file, hit);
+        return hit.messages;
+      }
+      const messages = await self.messages(id, cwd, { limit: Number.MAX_SAFE_INTEGER, offset: 0 });
+      if (key && st) {
+        wholeCache.delete(file);
+        wholeCache.set(file, { key, messages, bytes: st.size });
+        let total = 0;
+        for (const v of wholeCache.values()) total += v.bytes;
+        for (const [k, v] of wholeCache) {
+          if (total <= WHOLE_CACHE_BYTES) break;
+          wholeCache.delete(k);
+          total -= v.bytes;
+        }
+      }
+      return messages;
+    },
     /** Sessions whose transcripts sit in the project folder of `cwd` (or everywhere, without it), on this disk. */
     list: (opts: { cwd?: string; limit?: number }): Promise<SDKSessionInfo[]> =>
       listSessions({ ...(opts.cwd ? { dir: opts.cwd, includeWorktrees: false } : {}), ...(opts.limit ? { limit: opts.limit } : {}) }),
@@ -127,6 +159,7 @@ export function claudeSessionFunctions(
      */
     removeLocal: async (id: string, cwd: string): Promise<void> => {
       const file = transcriptPath(ownConfigDir, cwd, id);
+      wholeCache.delete(file);
       await fs.promises.rm(file, { force: true });
       await fs.promises.rm(path.join(path.dirname(file), id), { recursive: true, force: true });
     },
@@ -139,5 +172,6 @@ export function claudeSessionFunctions(
       return r.sessionId;
     },
   };
+  return self;
 }
 export type ClaudeSessions = ReturnType<typeof claudeSessionFunctions>;

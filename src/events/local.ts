@@ -9,7 +9,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { EventRepository } from '../storage/events-repo.js';
 import type { EventLog, EventType, SessionEvent, TurnResults } from './log.js';
-import { fromRows, toRow } from './stored.js';
+import { fromRows, toRows } from './stored.js';
 import { createLiveBus } from './live-bus.js';
 
 interface Stream {
@@ -55,7 +55,7 @@ export function createEventLog(repo: EventRepository, results: TurnResults, log?
     while (st.unwritten.length > 0) {
       const batch = st.unwritten.slice(0, BATCH);
       try {
-        await repo.insertMany(batch.map(toRow));
+        await repo.insertMany(toRows(batch));
       } catch (err) {
         log?.error({ err, session_id: sessionId, events: batch.length }, 'could not store events');
       }
@@ -92,16 +92,23 @@ export function createEventLog(repo: EventRepository, results: TurnResults, log?
       const mem = streams.get(sessionId)?.unwritten.find((e) => e.turn_id === turnId && e.type === 'done');
       return mem ? mem.seq : repo.doneSeq(sessionId, turnId);
     },
+    async lastSeq(sessionId) {
+      const st = streams.get(sessionId);
+      return st ? st.next - 1 : repo.maxSeq(sessionId);
+    },
     async after(sessionId, afterSeq, opts = {}) {
       const limit = opts.limit ?? 500;
       // Memory first, then the database: an event being written is in one or the other.
       const st = streams.get(sessionId);
       const mem = (st?.unwritten ?? []).filter((e) => e.seq > afterSeq && (!opts.turnId || e.turn_id === opts.turnId));
-      const stored = await fromRows(await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit }), results);
+      const rows = await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit });
+      // A full page of rows ends at its last row: events in memory past it would leave a gap before them.
+      const upTo = rows.length === limit ? Number(rows[rows.length - 1]!.seq) : Infinity;
+      const stored = await fromRows(rows, results, afterSeq);
       const bySeq = new Map<number, SessionEvent>();
       for (const e of stored) bySeq.set(e.seq, e);
-      for (const e of mem) bySeq.set(e.seq, e);
-      return [...bySeq.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
+      for (const e of mem) if (e.seq <= upTo) bySeq.set(e.seq, e);
+      return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     },
     poke: live.poke,
     pokeAll: live.pokeAll,

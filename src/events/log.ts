@@ -27,7 +27,13 @@ export interface EventLog {
   append(sessionId: string, turnId: string | null, type: EventType, data: unknown): SessionEvent | Promise<SessionEvent>;
   /** The number of a turn's `done` event (written or not yet), null while the turn has none. */
   doneSeq(sessionId: string, turnId: string): Promise<number | null>;
-  /** Events after `afterSeq` (of one turn, when given), oldest first: written or not yet. */
+  /** The number of the session's newest event (written or not yet); 0 when it has none. */
+  lastSeq(sessionId: string): Promise<number>;
+  /**
+   * Events after `afterSeq` (of one turn, when given), oldest first: written or not yet. `limit` bounds
+   * the rows read: a row of packed partials gives all of its events after the position, so a page
+   * may hold more events than `limit`, never fewer while more are stored.
+   */
   after(sessionId: string, afterSeq: number, opts?: { turnId?: string | undefined; limit?: number }): Promise<SessionEvent[]>;
   /**
    * Live events of a session; returns the unsubscribe function. `null` means "events were

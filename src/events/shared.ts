@@ -85,8 +85,10 @@ export function createSharedEventLog(
       });
     },
     doneSeq: (sessionId, turnId) => repo.doneSeq(sessionId, turnId),
+    lastSeq: (sessionId) => repo.maxSeq(sessionId),
     async after(sessionId, afterSeq, opts = {}) {
-      return fromRows(await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 }), results);
+      // (Packed partials, written by a single process's log on this database before, may start before the position.)
+      return fromRows(await repo.after(sessionId, afterSeq, { turnId: opts.turnId, limit: opts.limit ?? 500 }), results, afterSeq);
     },
     subscribe: live.subscribe,
     poke: live.poke,

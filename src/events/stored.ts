@@ -61,8 +61,62 @@ export function storedData(type: string, data: unknown): string {
   return JSON.stringify(data ?? null) ?? 'null';
 }
 
-/** Events read back from the database, with the results left out of `turn`/`done` events put back. */
-export async function fromRows(rows: EventRow[], results: TurnResults): Promise<SessionEvent[]> {
+/**
+ * Consecutive partials of one turn are stored as one row of this type, numbered as the last of them,
+ * whose data is `[[seq, created_at, data], ...]`: a turn streams dozens of token events, and each row
+ * written (with its index entries), then removed by the log's upkeep, cost more than the event itself.
+ */
+const PACKED = 'partials';
+
+/** Events as stored: each one a row, but runs of a turn's partials one row each. */
+export function toRows(events: SessionEvent[]): EventRow[] {
+  const rows: EventRow[] = [];
+  let run: SessionEvent[] = [];
+  const flush = () => {
+    if (run.length === 1) rows.push(toRow(run[0]!));
+    else if (run.length > 1) {
+      const last = run[run.length - 1]!;
+      const data = `[${run.map((e) => `[${e.seq},${e.created_at},${toRow(e).data}]`).join(',')}]`;
+      rows.push({ session_id: last.session_id, seq: last.seq, turn_id: last.turn_id, type: PACKED, data, created_at: last.created_at, transient: 1 });
+    }
+    run = [];
+  };
+  for (const e of events) {
+    if (!isPartial(e.type, e.data)) {
+      flush();
+      rows.push(toRow(e));
+      continue;
+    }
+    if (run.length > 0 && (run[0]!.turn_id !== e.turn_id || run[0]!.session_id !== e.session_id)) flush();
+    run.push(e);
+  }
+  flush();
+  return rows;
+}
+
+/** A packed row's partials after `afterSeq`, each as the row it would have been. */
+function unpack(r: EventRow, afterSeq: number): EventRow[] {
+  const all = JSON.parse(r.data) as Array<[number, number, unknown]>;
+  return all
+    .filter(([seq]) => seq > afterSeq)
+    .map(([seq, created_at, data]) => ({
+      session_id: r.session_id,
+      seq,
+      turn_id: r.turn_id,
+      type: 'message',
+      data: JSON.stringify(data),
+      created_at,
+      transient: 1,
+    }));
+}
+
+/**
+ * Events read back from the database after `afterSeq` (packed partials unpacked: a packed row, numbered as
+ * its last, may hold some at or before the position), with the results left out of `turn`/`done` events
+ * put back. Every event of the rows read is returned, so a page may hold more events than rows.
+ */
+export async function fromRows(stored: EventRow[], results: TurnResults, afterSeq = 0): Promise<SessionEvent[]> {
+  const rows = stored.some((r) => r.type === PACKED) ? stored.flatMap((r) => (r.type === PACKED ? unpack(r, afterSeq) : [r])) : stored;
   const marked = (r: EventRow) =>
     (r.type === 'turn' || r.type === 'done' || r.type === 'message') && r.turn_id !== null && r.data.includes(`"${RESULT_IN_TURN}":"turn"`);
   const ids = [...new Set(rows.filter(marked).map((r) => r.turn_id!))];

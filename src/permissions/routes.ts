@@ -17,11 +17,21 @@ export async function permissionRoutes(app: App, opts: { approvals: Approvals })
     schema: {
       tags,
       operationId: 'listPermissionRequests',
-      summary: 'Pending tool-permission requests of the session',
+      summary: 'Pending tool-permission requests of the session (?status=all: also decided ones, newest first)',
       params: SessionParamsSchema,
+      querystring: Type.Object(
+        {
+          status: Type.Union([Type.Literal('pending'), Type.Literal('all')], {
+            default: 'pending',
+            description: 'pending: the requests waiting for a decision, oldest first; all: the newest `limit` requests whatever their status, newest first',
+          }),
+          limit: Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'With status=all' }),
+        },
+        { additionalProperties: false },
+      ),
       response: { 200: Type.Object({ requests: Type.Array(PermissionRequestSchema) }), ...sessionErrors },
     },
-    handler: async (req) => ({ requests: (await opts.approvals.list(req.caller, req.params.session_id)).map(presentRequest) }),
+    handler: async (req) => ({ requests: (await opts.approvals.list(req.caller, req.params.session_id, req.query)).map(presentRequest) }),
   });
 
   app.post('/v1/sessions/:session_id/permissions/:request_id', {

@@ -37,7 +37,8 @@ export interface Approvals {
   /** Resolves once the request for a deferred tool call is settled (at once if it already is). */
   settled(sessionId: string, toolUseId: string): Promise<Settlement>;
   /** Pending requests of a session the caller may see. */
-  list(caller: Caller, sessionId: string): Promise<PermissionRow[]>;
+  /** Pending requests, oldest first; with `all`, the newest `limit` requests whatever their status, newest first. */
+  list(caller: Caller, sessionId: string, q?: { status: 'pending' | 'all'; limit: number }): Promise<PermissionRow[]>;
   /** Decides a pending request (409 if it is not pending any more). */
   decide(caller: Caller, sessionId: string, requestId: string, d: DecideInput): Promise<PermissionRow>;
   /** Turns an allowed, not yet run, tool call into a denied one (its turn was interrupted). */
@@ -167,9 +168,9 @@ export function createApprovals(deps: {
     recheck: (sessionId, toolUseId) => settlements.recheck(sessionId, toolUseId),
     recheckAll: () => settlements.recheckAll(),
 
-    async list(caller, sessionId) {
+    async list(caller, sessionId, q) {
       await ownedSession(sessions, caller, sessionId);
-      return repo.pending(sessionId);
+      return q?.status === 'all' ? repo.recent(sessionId, q.limit) : repo.pending(sessionId);
     },
 
     async decide(caller, sessionId, requestId, d) {

@@ -9,6 +9,10 @@ import fp from 'fastify-plugin';
 import fastifyStatic from '@fastify/static';
 import { errorBody } from './errors.js';
 
+export const PAGE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; " +
+  "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
 export const UI_DIR = fileURLToPath(new URL('../../dist/ui', import.meta.url));
 
 export default fp(async (app) => {
@@ -19,5 +23,18 @@ export default fp(async (app) => {
     );
     return;
   }
-  await app.register(fastifyStatic, { root: UI_DIR, prefix: '/', wildcard: false, index: ['index.html'], schemaHide: true });
+  await app.register(fastifyStatic, {
+    root: UI_DIR,
+    prefix: '/',
+    wildcard: false,
+    index: ['index.html'],
+    schemaHide: true,
+    // The page shows text written by a model (untrusted): besides its sanitizing, the browser runs only the
+    // page's own scripts, loads images only from the page (data: and blob: for attachments) and talks to this server alone.
+    setHeaders: (res) => {
+      res.header('content-security-policy', PAGE_CSP);
+      res.header('x-content-type-options', 'nosniff');
+      res.header('referrer-policy', 'no-referrer');
+    },
+  });
 });

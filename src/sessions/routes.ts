@@ -150,7 +150,7 @@ export async function sessionRoutes(app: App, opts: { sessions: SessionService; 
     schema: {
       tags,
       operationId: 'getSessionMessages',
-      summary: 'The transcript: user and assistant messages in conversation order',
+      summary: 'The transcript: user and assistant messages in conversation order (order=desc: newest first)',
       params: SessionParamsSchema,
       querystring: MessagesQuerySchema,
       response: { 200: MessagesPageSchema, ...sessionErrors },

@@ -123,6 +123,10 @@ export const MessagesQuerySchema = Type.Object(
   {
     limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
     offset: Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0 }),
+    order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], {
+      default: 'asc',
+      description: 'asc: conversation order, offset from the first message; desc: newest first, offset from the newest (a chat reads its latest page first)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -140,4 +144,5 @@ export const MessagesPageSchema = Type.Object({
   offset: Type.Integer(),
   limit: Type.Integer(),
   next_offset: Type.Union([Type.Integer(), Type.Null()]),
+  order: Type.Union([Type.Literal('asc'), Type.Literal('desc')]),
 });

@@ -57,8 +57,8 @@ export interface SessionService {
   messages(
     caller: Caller,
     sessionId: string,
-    page: { limit: number; offset: number },
-  ): Promise<{ messages: SessionMessage[]; offset: number; limit: number; next_offset: number | null }>;
+    page: { limit: number; offset: number; order: 'asc' | 'desc' },
+  ): Promise<{ messages: SessionMessage[]; offset: number; limit: number; next_offset: number | null; order: 'asc' | 'desc' }>;
   importFromWorkspace(caller: Caller, body: ImportBody): Promise<{ imported: number; already_known: number; sessions: Session[] }>;
 }
 
@@ -381,11 +381,18 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async messages(caller, sessionId, page) {
       const row = await ownedSession(sessions, caller, sessionId);
-      if (!row.started && !(await hasTranscript(row))) return { messages: [], offset: page.offset, limit: page.limit, next_offset: null };
+      const { offset, limit, order } = page;
+      if (!row.started && !(await hasTranscript(row))) return { messages: [], offset, limit, next_offset: null, order };
       await requireTranscript(row);
-      const got = await claude.messages(sessionId, row.cwd, { limit: page.limit + 1, offset: page.offset });
-      const messages = got.slice(0, page.limit);
-      return { messages, offset: page.offset, limit: page.limit, next_offset: got.length > page.limit ? page.offset + page.limit : null };
+      if (order === 'desc') {
+        // Counted from the newest: the whole conversation is read (the SDK pages from the first message only).
+        const all = await claude.allMessages(sessionId, row.cwd);
+        const end = Math.max(0, all.length - offset);
+        const messages = all.slice(Math.max(0, end - limit), end).reverse();
+        return { messages, offset, limit, next_offset: end - limit > 0 ? offset + limit : null, order };
+      }
+      const got = await claude.messages(sessionId, row.cwd, { limit: limit + 1, offset });
+      return { messages: got.slice(0, limit), offset, limit, next_offset: got.length > limit ? offset + limit : null, order };
     },
 
     async importFromWorkspace(caller, body) {

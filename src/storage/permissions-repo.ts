@@ -15,6 +15,8 @@ export interface PermissionRepository {
   /** The request made for one tool call of a session. */
   byToolUse(sessionId: string, toolUseId: string): Promise<PermissionRow | undefined>;
   pending(sessionId: string): Promise<PermissionRow[]>;
+  /** The session's newest requests, whatever their status, newest first. */
+  recent(sessionId: string, limit: number): Promise<PermissionRow[]>;
   /** Every pending request (to re-arm expiry after a restart). */
   allPending(): Promise<PermissionRow[]>;
   /** Decides a pending request; false when it was no longer pending. */
@@ -49,6 +51,16 @@ export function createPermissionRepository(db: Kysely<Database>): PermissionRepo
         .where('session_id', '=', sessionId)
         .where('status', '=', 'pending')
         .orderBy('created_at', 'asc')
+        .execute();
+    },
+    async recent(sessionId, limit) {
+      return db
+        .selectFrom('permission_requests')
+        .selectAll()
+        .where('session_id', '=', sessionId)
+        .orderBy('created_at', 'desc')
+        .orderBy('request_id', 'desc')
+        .limit(limit)
         .execute();
     },
     async allPending() {

@@ -29,7 +29,10 @@ export interface TurnRepository {
   /** Removes a turn that is still queued (a refused submission); false if it already started. */
   removeQueued(turnId: string): Promise<boolean>;
   /** Turns of a session in order, optionally of one status, after a sequence number. */
-  listBySession(sessionId: string, opts: { status?: TurnStatus | undefined; limit: number; afterSeq?: number | undefined }): Promise<TurnRow[]>;
+  listBySession(
+    sessionId: string,
+    opts: { status?: TurnStatus | undefined; limit: number; afterSeq?: number | undefined; beforeSeq?: number | undefined; desc?: boolean },
+  ): Promise<TurnRow[]>;
   /** Unfinished (queued or running) turns of a session before `seq`, oldest first. */
   unfinishedBefore(sessionId: string, seq: number): Promise<TurnRow[]>;
   /** The oldest queued turn of a session. */
@@ -169,7 +172,11 @@ export function createTurnRepository(db: Kysely<Database>): TurnRepository {
       let q = db.selectFrom('turns').selectAll().where('session_id', '=', sessionId);
       if (opts.status) q = q.where('status', '=', opts.status);
       if (opts.afterSeq !== undefined) q = q.where('seq', '>', opts.afterSeq);
-      return q.orderBy('seq', 'asc').limit(opts.limit).execute();
+      if (opts.beforeSeq !== undefined) q = q.where('seq', '<', opts.beforeSeq);
+      return q
+        .orderBy('seq', opts.desc ? 'desc' : 'asc')
+        .limit(opts.limit)
+        .execute();
     },
     async unfinishedBefore(sessionId, seq) {
       return db

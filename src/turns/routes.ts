@@ -8,8 +8,16 @@ import { promptErrors, sessionErrors } from '../errors.js';
 import type { TurnService } from './service.js';
 import { presentTurn } from './present.js';
 import { streamTurn, TURN_STREAM_RESPONSE, wantsEventStream, type StreamSettings } from './respond.js';
-import { replayPosition, streamEvents } from './sse.js';
-import { EventsQuerySchema, ListTurnsQuerySchema, StartTurnBodySchema, TurnListSchema, TurnParamsSchema, WaitQuerySchema } from './schemas.js';
+import { namesPosition, replayPosition, streamEvents, tailPosition } from './sse.js';
+import {
+  EventsQuerySchema,
+  ListTurnsQuerySchema,
+  SessionEventsQuerySchema,
+  StartTurnBodySchema,
+  TurnListSchema,
+  TurnParamsSchema,
+  WaitQuerySchema,
+} from './schemas.js';
 import { SessionParamsSchema } from '../schemas.js';
 
 const tags = ['turns'];
@@ -123,13 +131,16 @@ export async function turnRoutes(app: App, opts: { turns: TurnService; stream: S
       operationId: 'sessionEvents',
       summary: 'Every event of every turn of the session after Last-Event-ID (or ?after=), then live',
       params: SessionParamsSchema,
-      querystring: EventsQuerySchema,
+      querystring: SessionEventsQuerySchema,
       headers: LastEventIdHeaders,
       response: { 200: sse, ...sessionErrors },
     },
     handler: async (req, reply) => {
-      await svc.session(req.caller, req.params.session_id);
-      streamEvents(req, reply, { ...opts.stream, sessionId: req.params.session_id, afterSeq: replayPosition(req, req.query.after) });
+      const id = req.params.session_id;
+      await svc.session(req.caller, id);
+      const { after, tail } = req.query;
+      const afterSeq = tail && !namesPosition(req, after) ? await tailPosition(opts.stream.events, id, () => svc.running(id)) : replayPosition(req, after);
+      streamEvents(req, reply, { ...opts.stream, sessionId: id, afterSeq });
     },
   });
 

@@ -95,6 +95,20 @@ export const EventsQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const SessionEventsQuerySchema = Type.Object(
+  {
+    ...EventsQuerySchema.properties,
+    tail: Type.Optional(
+      Type.Boolean({
+        description:
+          'Without Last-Event-ID or ?after=: replay only the running turn (from when it started), or nothing when none runs, then follow live. ' +
+          'For a client that reads the conversation from /messages and wants what happens next, not the whole log',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const TurnParamsSchema = Type.Object({ session_id: Uuid, turn_id: Type.String({ format: 'uuid' }) });
 
 export const ListTurnsQuerySchema = Type.Object(
@@ -102,6 +116,7 @@ export const ListTurnsQuerySchema = Type.Object(
     status: Type.Optional(TurnStatusSchema),
     limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
     cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$', description: 'next_cursor of the previous page' })),
+    order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'asc', description: 'asc: oldest first; desc: newest first' }),
   },
   { additionalProperties: false },
 );

@@ -37,11 +37,13 @@ export interface TurnService {
   list(
     caller: Caller,
     sessionId: string,
-    opts: { status?: TurnRow['status'] | undefined; limit: number; cursor?: string | undefined },
+    opts: { status?: TurnRow['status'] | undefined; limit: number; cursor?: string | undefined; order?: 'asc' | 'desc' | undefined },
   ): Promise<{ turns: TurnRow[]; nextCursor: string | null }>;
   get(caller: Caller, sessionId: string, turnId: string): Promise<TurnRow>;
   cancel(caller: Caller, sessionId: string, turnId: string): Promise<TurnRow>;
   interrupt(caller: Caller, sessionId: string): Promise<TurnRow>;
+  /** The id of the session's running turn, or null. */
+  running(sessionId: string): Promise<string | null>;
 }
 
 export interface TurnServiceDeps {
@@ -142,7 +144,9 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
       const rows = await turns.listBySession(sessionId, {
         status: opts.status,
         limit: opts.limit + 1,
-        afterSeq: opts.cursor ? Number(opts.cursor) : undefined,
+        ...(opts.order === 'desc'
+          ? { beforeSeq: opts.cursor ? Number(opts.cursor) : undefined, desc: true }
+          : { afterSeq: opts.cursor ? Number(opts.cursor) : undefined }),
       });
       const page = rows.slice(0, opts.limit);
       return { turns: page, nextCursor: rows.length > opts.limit ? String(page[page.length - 1]!.seq) : null };
@@ -156,6 +160,9 @@ export function createTurnService(deps: TurnServiceDeps): TurnService {
       const t = await engine.interrupt(sessionId);
       if (!t) throw new AppError('NO_RUNNING_TURN', `session ${sessionId} has no running turn`);
       return t;
+    },
+    async running(sessionId) {
+      return (await turns.runningBySession([sessionId])).get(sessionId) ?? null;
     },
   };
 }

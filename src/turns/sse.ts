@@ -35,6 +35,30 @@ export function replayPosition(req: FastifyRequest, after: number | undefined): 
   return Number(id);
 }
 
+/** Whether the request names a replay position (Last-Event-ID or ?after=). */
+export function namesPosition(req: FastifyRequest, after: number | undefined): boolean {
+  const header = req.headers['last-event-id'];
+  return after !== undefined || Boolean((Array.isArray(header) ? header[0] : header)?.trim());
+}
+
+/**
+ * The position a `tail` stream replays after: just before the running turn's start (its `turn` event
+ * with status running: a turn that waited in the queue is not replayed from when it was queued, with
+ * the turns that ran meanwhile), else the newest event. The newest position is read before the running
+ * turn, so a turn that starts between the two reads is replayed, not missed.
+ */
+export async function tailPosition(events: EventLog, sessionId: string, runningTurn: () => Promise<string | null>): Promise<number> {
+  const last = await events.lastSeq(sessionId);
+  const running = await runningTurn();
+  if (running) {
+    const first = await events.after(sessionId, 0, { turnId: running, limit: 20 });
+    // (Not yet in the log: the turn has just been taken from the queue, and starts after `last`.)
+    const start = first.find((e) => e.type === 'turn' && (e.data as { status?: unknown } | null)?.status === 'running');
+    if (start) return Math.min(last, start.seq - 1);
+  }
+  return last;
+}
+
 /** Events read per page of a replay; between pages other requests get their turn. */
 const PAGE = 50;
 

@@ -26,6 +26,21 @@ const keysEnv = { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789,r
 describe('API keys', () => {
   const t = useApp({ env: keysEnv });
 
+  it('GET /v1/me names the caller and the permission modes this server accepts', async () => {
+    expect((await call(t.app, 'GET', '/v1/me')).status).toBe(401);
+    const alice = await call(t.app, 'GET', '/v1/me', undefined, ALICE);
+    // The default ALLOWED_PERMISSION_MODES; bypass is refused as root without IS_SANDBOX (and not allowed here anyway).
+    expect(alice.body).toEqual({ user_id: 'alice', admin: false, permission_modes: ['default', 'plan', 'dontAsk'] });
+    expect((await call(t.app, 'GET', '/v1/me', undefined, { authorization: 'Bearer key-root-0123456789' })).body.admin).toBe(true);
+    const wide = await startApp({ env: { ALLOWED_PERMISSION_MODES: 'default,acceptEdits,bypassPermissions' } });
+    try {
+      const modes = (await call(wide.app, 'GET', '/v1/me')).body.permission_modes;
+      expect(modes).toEqual(process.getuid?.() === 0 ? ['default', 'acceptEdits'] : ['default', 'acceptEdits', 'bypassPermissions']);
+    } finally {
+      await wide.close();
+    }
+  });
+
   it('no key or a wrong key is a 401 JSON error; public paths need none', async () => {
     for (const headers of [{}, { authorization: 'Bearer nope-nope-nope' }, { authorization: 'Basic abc' }, { authorization: 'Bearer ' }] as Record<
       string,

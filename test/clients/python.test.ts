@@ -6,13 +6,13 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { DIALECT, useApp } from '../helper.js';
+import { useApp } from '../helper.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
 
-// The client's behaviour does not depend on the server's storage: one dialect (the other reports it skipped).
-describe.skipIf(DIALECT === 'postgres')('the Python client', () => {
+// Runs on one dialect (vitest.config.ts): the client's behaviour does not depend on the server's storage.
+describe('the Python client', () => {
   const t = useApp({
     env: { API_KEYS: 'alice:key-alice-0123456789,bob:key-bob-0123456789', USER_MAX_CONCURRENT_TURNS: '2' },
     listen: true,

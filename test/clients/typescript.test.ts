@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ApiError, Client, type TurnEvent } from '../../clients/typescript/src/index.js';
-import { DIALECT, useApp, waitFor } from '../helper.js';
+import { useApp, waitFor } from '../helper.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ALICE = 'key-alice-0123456789';
@@ -42,8 +42,8 @@ function cuttingFetch(bytes: number) {
   return { fetch: f, state };
 }
 
-// The client's behaviour does not depend on the server's storage: one dialect (the other reports it skipped).
-describe.skipIf(DIALECT === 'postgres')('the TypeScript client', () => {
+// Runs on one dialect (vitest.config.ts): the client's behaviour does not depend on the server's storage.
+describe('the TypeScript client', () => {
   const t = useApp({ env: { API_KEYS: `alice:${ALICE},bob:key-bob-0123456789`, USER_MAX_CONCURRENT_TURNS: '2' }, listen: true });
   const client = () => new Client({ baseUrl: t.base, apiKey: ALICE });
 

@@ -58,6 +58,12 @@ describe('tool approvals over HTTP, through the real CLI', () => {
     expect(fin.status).toBe('succeeded');
     expect(fin.result).toMatch(/refused or failed.*Not on this machine/);
     expect(fs.existsSync(marker)).toBe(false);
+    // The decision stays listed with ?status=all (a page shows "You denied Bash" after a reload), tied to its tool call.
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/permissions`)).body.requests).toEqual([]);
+    const all = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/permissions?status=all&limit=10`)).body.requests;
+    expect(all.map((r: any) => [r.request_id, r.status, r.tool_name, r.tool_use_id])).toEqual([[req.request_id, 'denied', 'Bash', req.tool_use_id]]);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/permissions?status=decided`)).status).toBe(400);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/permissions?status=all&limit=501`)).status).toBe(400);
   });
 
   it('scope session allows the same call again without a prompt', async () => {

@@ -15,7 +15,6 @@ import {
   call,
   cliProcesses,
   dbEnv,
-  DIALECT,
   exited,
   listen,
   makeDirs,
@@ -60,23 +59,8 @@ async function leaseRows(url: string): Promise<number> {
   }
 }
 
-// Each suite runs under its own dialect and is reported skipped under the other.
-describe.skipIf(DIALECT === 'postgres')(`one replica (${DIALECT})`, () => {
-  it('with SQLite the one process runs every session: no lease is written', async () => {
-    const t = await startApp();
-    try {
-      const s = (await call(t.app, 'POST', '/v1/sessions', { prompt: 'hello' })).body;
-      expect(s.turn.status).toBe('succeeded');
-      expect((await call(t.app, 'GET', '/health')).body.replica).toMatchObject({ shared: false, listening: true, leases: 0 });
-      const { sql } = await import('kysely');
-      const n = await sql<{ n: number }>`select count(*) as n from session_leases`.execute(t.app.internals.storage.db);
-      expect(Number(n.rows[0]!.n)).toBe(0);
-    } finally {
-      await t.close();
-    }
-  });
-});
-describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () => {
+// PostgreSQL only (vitest.config.ts); test/replicas/one-replica.test.ts is SQLite's side.
+describe('two replicas over one PostgreSQL', () => {
   let A: TestApp;
   let B: TestApp;
   let baseB = '';
@@ -414,7 +398,7 @@ describe.skipIf(DIALECT !== 'postgres')('two replicas over one PostgreSQL', () =
   });
 });
 
-describe.skipIf(DIALECT !== 'postgres')('a replica killed mid-turn', () => {
+describe('a replica killed mid-turn', () => {
   const children: ChildProcess[] = [];
   let B: TestApp | null = null;
   let aConfigDir = '';

@@ -362,7 +362,10 @@ describe('the event log keeps whole messages, not token-level partials, once a t
       .where('session_id', '=', sessionId)
       .orderBy('seq')
       .execute();
-    return { rows, partials: rows.filter((r) => Number(r.transient) === 1).length, bytes: rows.reduce((n, r) => n + Buffer.byteLength(r.data), 0) };
+    const partialRows = rows.filter((r) => Number(r.transient) === 1);
+    // A single process's log stores a run of a turn's partials as one row ('partials': [[seq, time, data], ...]).
+    const partials = partialRows.reduce((n, r) => n + (r.type === 'partials' ? (JSON.parse(r.data) as unknown[]).length : 1), 0);
+    return { rows, partials, partialRows: partialRows.length, bytes: rows.reduce((n, r) => n + Buffer.byteLength(r.data), 0) };
   };
 
   it('a long answer: partials stay for PARTIAL_EVENTS_KEEP_MS, then go; stored bytes end under 2x the transcript; replay and numbering hold', async () => {
@@ -375,12 +378,19 @@ describe('the event log keeps whole messages, not token-level partials, once a t
     await t.app.internals.logUpkeep.run();
     const early = await stored(s.session_id);
     expect(early.partials).toBeGreaterThanOrEqual(3000);
+    // Read back from any position, even one inside a stored run of partials: the rest, each once, in order.
+    const whole = (await readSse(`${base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events?after=0`)).events.filter((e) => e.id !== null);
+    expect(whole.filter((e) => e.event === 'message' && e.data?.type === 'stream_event').length).toBe(early.partials);
+    for (const at of [whole[3]!.id!, whole[1500]!.id!, whole.at(-3)!.id!]) {
+      const rest = (await readSse(`${base}/v1/sessions/${s.session_id}/turns/${turn.turn_id}/events?after=${at}`)).events.filter((e) => e.id !== null);
+      expect(rest.map((e) => e.id)).toEqual(whole.filter((e) => e.id! > at).map((e) => e.id));
+    }
     await new Promise((r) => setTimeout(r, 3_100));
     const removed = await t.app.internals.logUpkeep.run();
-    expect(removed.partials).toBe(early.partials);
+    expect(removed.partials).toBe(early.partialRows);
     const late = await stored(s.session_id);
     expect(late.partials).toBe(0);
-    expect(late.rows.length).toBe(early.rows.length - early.partials);
+    expect(late.rows.length).toBe(early.rows.length - early.partialRows);
     const transcriptBytes = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}`)).body.transcript.bytes;
     expect(late.bytes).toBeLessThanOrEqual(2 * transcriptBytes);
     expect(early.bytes).toBeGreaterThan(5 * transcriptBytes);

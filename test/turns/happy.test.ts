@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cliProcesses, startApp, transcriptPrompts, waitFor, waitForTurn, type TestApp, useApp } from '../helper.js';
+import { call, cliProcesses, listen, readSse, startApp, transcriptPrompts, waitFor, waitForTurn, type TestApp, useApp } from '../helper.js';
 
 describe('turn engine: queue, interrupt, cancel, wait modes', () => {
   const t = useApp();
@@ -22,6 +22,76 @@ describe('turn engine: queue, interrupt, cancel, wait modes', () => {
     expect(transcriptPrompts(s.transcript.path)).toEqual(inOrder);
     // Each turn ran after the previous one had finished.
     for (let i = 1; i < turns.length; i++) expect(Date.parse(turns[i].started_at)).toBeGreaterThanOrEqual(Date.parse(turns[i - 1].finished_at));
+  });
+
+  it('a page reads the newest messages first (order=desc) and follows from the running turn (?tail=true), not the whole log', async () => {
+    const s = await newSession();
+    for (let i = 1; i <= 3; i++)
+      expect((await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns`, { prompt: `[[say:answer ${i}]] turn ${i}` })).status).toBe(200);
+    const asc = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages?limit=500`)).body.messages;
+    expect(asc).toHaveLength(8);
+    const p1 = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages?order=desc&limit=3`)).body;
+    expect(p1.order).toBe('desc');
+    expect(p1.messages.map((m: any) => m.uuid)).toEqual(
+      asc
+        .slice(5)
+        .reverse()
+        .map((m: any) => m.uuid),
+    );
+    expect(p1.next_offset).toBe(3);
+    const p3 = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages?order=desc&limit=3&offset=6`)).body;
+    expect(p3.messages.map((m: any) => m.uuid)).toEqual(
+      asc
+        .slice(0, 2)
+        .reverse()
+        .map((m: any) => m.uuid),
+    );
+    expect(p3.next_offset).toBe(null);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages?order=desc&offset=8`)).body.messages).toEqual([]);
+    expect((await call(t.app, 'GET', `/v1/sessions/${s.session_id}/messages?order=newest`)).status).toBe(400);
+    // Turns too (a page shows each turn's cost and time from the newest).
+    const t1 = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns?order=desc&limit=2`)).body;
+    expect(t1.turns.map((x: any) => x.prompt)).toEqual(['[[say:answer 3]] turn 3', '[[say:answer 2]] turn 2']);
+    const t2 = (await call(t.app, 'GET', `/v1/sessions/${s.session_id}/turns?order=desc&limit=2&cursor=${t1.next_cursor}`)).body;
+    expect(t2.turns.map((x: any) => x.prompt)).toEqual(['[[say:answer 1]] turn 1', 'Remember: my favorite color is blue']);
+    expect(t2.next_cursor).toBe(null);
+
+    const base = await listen(t.app);
+    const url = `${base}/v1/sessions/${s.session_id}/events`;
+    const events = async (...args: Parameters<typeof readSse>) => (await readSse(...args)).events.filter((e) => e.event);
+    const before = await events(`${url}?after=0`, { ms: 800 });
+    const lastBefore = Math.max(...before.map((e) => Number(e.id)));
+    // Idle: nothing is replayed; what happens next is.
+    const idle = events(`${url}?tail=true`, { until: (evs) => evs.some((e) => e.event === 'done') });
+    await new Promise((r) => setTimeout(r, 300));
+    const next = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] [[say:the fourth]] turn 4' });
+    const got = await idle;
+    expect(Number(got[0]!.id)).toBe(lastBefore + 1);
+    expect([got[0]!.event, got[0]!.data.turn_id]).toEqual(['turn', next.body.turn_id]);
+    expect(got.at(-1)!.data.turn_id).toBe(next.body.turn_id);
+    // Running: the running turn from its first event (and nothing before it).
+    const run = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1500]] [[say:the fifth]] turn 5' });
+    await waitForTurn(t.app, s.session_id, run.body.turn_id, 'running');
+    const mid = await events(`${url}?tail=true`, { until: (evs) => evs.some((e) => e.event === 'done') });
+    expect([mid[0]!.event, mid[0]!.data.turn_id]).toEqual(['turn', run.body.turn_id]);
+    expect(mid.at(-1)!.data.turn_id).toBe(run.body.turn_id);
+    const whole = await events(`${url}?after=0`, { until: (evs) => evs.some((e) => e.event === 'done' && e.data.turn_id === run.body.turn_id) });
+    expect(mid.map((e) => e.id)).toEqual(whole.filter((e) => Number(e.id) >= Number(mid[0]!.id)).map((e) => e.id));
+    expect(Number(mid[0]!.id)).toBeGreaterThan(Number(got.at(-1)!.id));
+    // A turn that waited in the queue is replayed from when it started, not with the turn that ran while it waited.
+    const a = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1200]] [[say:first]] A' });
+    const b = await call(t.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:1200]] [[say:second]] B', if_busy: 'queue' });
+    expect([a.status, b.status, b.body.status]).toEqual([202, 202, 'queued']);
+    await waitForTurn(t.app, s.session_id, b.body.turn_id, 'running');
+    const tailB = await events(`${url}?tail=true`, { until: (evs) => evs.some((e) => e.event === 'done') });
+    expect([tailB[0]!.event, tailB[0]!.data.turn_id, tailB[0]!.data.status]).toEqual(['turn', b.body.turn_id, 'running']);
+    const told = tailB.filter((e) => e.event === 'turn' || e.event === 'done').map((e) => e.data.turn_id);
+    expect(told.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(told)).toEqual(new Set([b.body.turn_id]));
+    // A position given wins over tail.
+    const from = await events(`${url}?tail=true`, { headers: { 'last-event-id': '0' }, ms: 800 });
+    expect(from.length).toBeGreaterThan(whole.length);
+    expect(from.slice(0, whole.length).map((e) => e.id)).toEqual(whole.map((e) => e.id));
   });
 
   it('?wait=false answers 202 with the queued turn; the turn then runs', async () => {

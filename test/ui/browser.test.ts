@@ -65,7 +65,7 @@ describe('signing in to a server with keys', () => {
     await t.close();
   });
 
-  it('asks for a key, refuses a wrong one, keeps a right one for the tab only', async () => {
+  it('asks for a key, refuses a wrong one; a right one serves the other tabs of the browser, unless kept for this tab only', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(base);
@@ -77,12 +77,22 @@ describe('signing in to a server with keys', () => {
     await page.getByLabel('API key').fill('key-alice-0123456789');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('button', { name: 'New session' }).waitFor();
-    expect(await page.evaluate(() => sessionStorage.getItem('css-api-key'))).toBe('key-alice-0123456789');
-    expect(await page.evaluate(() => localStorage.length)).toBe(0);
-    // A new tab starts signed out.
+    expect(await page.evaluate(() => localStorage.getItem('css-api-key'))).toBe('key-alice-0123456789');
+    // A new tab of the same browser is signed in.
     const other = await context.newPage();
     await other.goto(base);
-    await other.getByLabel('API key').waitFor();
+    await other.getByRole('button', { name: 'New session' }).waitFor();
+    expect(await other.getByLabel('API key').count()).toBe(0);
+    // Signing out forgets it everywhere; "this tab only" keeps it out of the other tabs.
+    await other.getByRole('button', { name: 'Sign out alice' }).click();
+    await other.getByLabel('API key').fill('key-alice-0123456789');
+    await other.getByLabel('Keep the key for this tab only').check();
+    await other.getByRole('button', { name: 'Sign in' }).click();
+    await other.getByRole('button', { name: 'New session' }).waitFor();
+    expect(await other.evaluate(() => [localStorage.getItem('css-api-key'), sessionStorage.getItem('css-api-key')])).toEqual([null, 'key-alice-0123456789']);
+    const third = await context.newPage();
+    await third.goto(base);
+    await third.getByLabel('API key').waitFor();
     await context.close();
   });
 });
@@ -116,8 +126,10 @@ describe('the web page', () => {
     await page.locator('.bubble.assistant', { hasText: 'I will remember that your favorite color is blue' }).waitFor({ timeout: 20_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'conversation-1440.png') });
 
+    // The session has its own address: a reload opens it again.
+    expect(page.url()).toMatch(/#\/s\/[0-9a-f-]{36}$/);
     await page.reload();
-    await page.getByRole('button', { name: /Colors/ }).click();
+    await page.getByRole('heading', { name: 'Colors' }).waitFor();
     await page.locator('.bubble.user', { hasText: 'Remember: my favorite color is blue' }).waitFor();
     await send(page, 'What is my favorite color?');
     await page.locator('.bubble.assistant', { hasText: 'Your favorite color is blue.' }).waitFor({ timeout: 20_000 });
@@ -157,7 +169,7 @@ describe('the web page', () => {
     expect(errors.filter((e) => !/network|Failed to fetch|ERR_/i.test(e))).toEqual([]);
   });
 
-  it('an approval: the dialog appears in every tab, Allow runs the tool, the other tab closes its dialog', async () => {
+  it('an approval: the card appears in every tab, Allow runs the tool, the card goes from the other tab', async () => {
     // In the session's folder (the local user's): the sandbox lets commands write only there.
     const marker = path.join(t.dirs.workspace, 'local', 'from-the-page');
     const one = await browser.newPage();
@@ -166,16 +178,16 @@ describe('the web page', () => {
     await newSession(one, 'Approvals');
     const two = await browser.newPage();
     await two.goto(base);
-    await two.getByRole('button', { name: /Approvals/ }).click();
+    await two.getByRole('link', { name: /Approvals/ }).click();
 
     await send(one, `[[bash:touch ${marker}]]`);
-    await one.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
-    await two.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
-    expect(await one.getByRole('dialog').textContent()).toContain(`touch ${marker}`);
+    await one.getByRole('group', { name: 'Tool approval: Bash' }).waitFor({ timeout: 20_000 });
+    await two.getByRole('group', { name: 'Tool approval: Bash' }).waitFor({ timeout: 20_000 });
+    expect(await one.getByRole('group', { name: 'Tool approval: Bash' }).textContent()).toContain(`touch ${marker}`);
     expect(fs.existsSync(marker)).toBe(false);
 
     await one.getByRole('button', { name: 'Allow once' }).click();
-    await two.getByRole('dialog', { name: 'Tool approval' }).waitFor({ state: 'detached', timeout: 20_000 });
+    await two.getByRole('group', { name: 'Tool approval: Bash' }).waitFor({ state: 'detached', timeout: 20_000 });
     await one.locator('.bubble.assistant', { hasText: 'The command ran' }).waitFor({ timeout: 20_000 });
     expect(fs.existsSync(marker)).toBe(true);
     expect(errors).toEqual([]);
@@ -192,7 +204,7 @@ describe('the web page', () => {
     await page.getByLabel('Agent').selectOption({ label: 'Picture reader (v1)' });
     await page.getByRole('button', { name: 'Create' }).click();
     await page.getByRole('heading', { name: 'With an agent' }).waitFor();
-    expect(await page.locator('header .badge').textContent()).toBe('Picture reader · v1');
+    await page.locator('header .badge', { hasText: 'Picture reader · v1' }).waitFor();
 
     // Paste an image into the prompt box, drop a PDF on the composer.
     await page.getByLabel('Prompt').evaluate((el, png) => {
@@ -218,7 +230,7 @@ describe('the web page', () => {
     // Archived, the agent leaves the picker but its sessions still name it.
     expect((await t.app.inject({ method: 'DELETE', url: `/v1/agents/${agent.json().agent_id}` })).statusCode).toBe(200);
     await page.reload();
-    await page.getByRole('button', { name: /With an agent/ }).click();
+    await page.getByRole('link', { name: /With an agent/ }).click();
     await page.getByRole('heading', { name: 'With an agent' }).waitFor();
     await page.locator('header .badge', { hasText: 'Picture reader · v1' }).waitFor();
     expect(errors).toEqual([]);
@@ -244,7 +256,7 @@ describe('the web page', () => {
     expect(fs.readFileSync(path.join(s.cwd, 'hello.txt'), 'utf8')).toBe('hello from the page\n');
 
     await send(page, `[[bash:echo made by a turn > ${path.join(s.cwd, 'made.txt')}]]`);
-    await page.getByRole('dialog', { name: 'Tool approval' }).waitFor({ timeout: 20_000 });
+    await page.getByRole('group', { name: 'Tool approval: Bash' }).waitFor({ timeout: 20_000 });
     await page.getByRole('button', { name: 'Allow once' }).click();
     const card = page.locator('.changes', { hasText: 'made.txt (created)' });
     await card.waitFor({ timeout: 20_000 });

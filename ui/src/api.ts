@@ -2,16 +2,46 @@
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, message: string) {
+  /** The key the refused call was made with (a 401 forgets that key only). */
+  readonly key: string;
+  constructor(status: number, code: string, message: string, key = '') {
     super(message);
     this.status = status;
     this.code = code;
+    this.key = key;
   }
 }
 
 const KEY = 'css-api-key';
-export const getKey = () => sessionStorage.getItem(KEY) ?? '';
-export const setKey = (k: string) => (k ? sessionStorage.setItem(KEY, k) : sessionStorage.removeItem(KEY));
+/** The key: this tab's, else this browser's (a new tab of the same browser needs no sign-in unless the person chose "this tab only"). */
+export const getKey = () => sessionStorage.getItem(KEY) ?? localStorage.getItem(KEY) ?? '';
+/** Keeps the key for this browser, or for this tab only; an empty key signs out of both. */
+export function setKey(k: string, tabOnly = false): void {
+  sessionStorage.removeItem(KEY);
+  localStorage.removeItem(KEY);
+  if (k) (tabOnly ? sessionStorage : localStorage).setItem(KEY, k);
+}
+
+/** Forgets a key the server refused, where it is kept (a tab's own key leaves the browser's alone; a newer key stays). */
+export function forgetKey(refused: string): void {
+  if (!refused) return;
+  if (sessionStorage.getItem(KEY) === refused) sessionStorage.removeItem(KEY);
+  if (localStorage.getItem(KEY) === refused) localStorage.removeItem(KEY);
+}
+
+/** Whether the server answered the last call (the page shows an offline line when not). */
+type Reachability = (online: boolean) => void;
+const watchers = new Set<Reachability>();
+let online = true;
+function reachable(ok: boolean) {
+  if (ok === online) return;
+  online = ok;
+  for (const w of watchers) w(ok);
+}
+export function onReachability(w: Reachability): () => void {
+  watchers.add(w);
+  return () => watchers.delete(w);
+}
 
 function headers(json: boolean): Record<string, string> {
   const h: Record<string, string> = {};
@@ -23,16 +53,19 @@ function headers(json: boolean): Record<string, string> {
 
 export async function api<T = unknown>(method: string, url: string, body?: unknown): Promise<T> {
   let res: Response;
+  const key = getKey();
   try {
     res = await fetch(url, { method, headers: headers(body !== undefined), body: body === undefined ? null : JSON.stringify(body) });
   } catch {
+    reachable(false);
     throw new ApiError(0, 'OFFLINE', 'The server cannot be reached.');
   }
+  reachable(res.status < 502 || res.status > 504);
   const text = await res.text();
   const json: unknown = text ? JSON.parse(text) : null;
   if (!res.ok) {
     const err = (json as { error?: { code?: string; message?: string } } | null)?.error;
-    throw new ApiError(res.status, err?.code ?? 'ERROR', err?.message ?? res.statusText);
+    throw new ApiError(res.status, err?.code ?? 'ERROR', err?.message ?? res.statusText, key);
   }
   return json as T;
 }
@@ -65,7 +98,13 @@ export interface StreamEvent {
  * Follows an SSE URL with fetch, calling `onEvent` for each event; on a dropped connection it
  * reconnects with Last-Event-ID, so nothing is missed or doubled. Returns a stop function.
  */
-export function follow(url: string, onEvent: (e: StreamEvent) => void, onState?: (s: 'live' | 'reconnecting') => void): () => void {
+export function follow(
+  url: string,
+  onEvent: (e: StreamEvent) => void,
+  onState?: (s: 'live' | 'reconnecting') => void,
+  /** The server refused the stream for good (a 4xx: gone, not the caller's): it is not opened again. */
+  onRefused?: (e: ApiError) => void,
+): () => void {
   let last = 0;
   let stopped = false;
   let ctrl: AbortController | null = null;
@@ -76,7 +115,17 @@ export function follow(url: string, onEvent: (e: StreamEvent) => void, onState?:
         const h = headers(false);
         h.accept = 'text/event-stream';
         if (last) h['last-event-id'] = String(last);
-        const res = await fetch(url, { headers: h, signal: ctrl.signal });
+        const res = await fetch(url, { headers: h, signal: ctrl.signal }).catch((e: unknown) => {
+          if (!stopped) reachable(false);
+          throw e;
+        });
+        reachable(res.status < 502 || res.status > 504);
+        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+          const err = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
+          stopped = true;
+          onRefused?.(new ApiError(res.status, err?.code ?? 'ERROR', err?.message ?? res.statusText, h.authorization?.slice(7) ?? ''));
+          return;
+        }
         if (!res.ok || !res.body) throw new Error(String(res.status));
         onState?.('live');
         const reader = res.body.getReader();

@@ -1,106 +1,25 @@
 /**
  * The web page: sign in with a key (or none on a single-user server), list and manage sessions,
- * read a conversation, send prompts, follow the running turn live, answer tool approvals.
- * Over 300 lines for now: the page is rebuilt in components of their own by issue 19 (the web page),
- * which changes nearly every part of it; splitting it before that would be done twice.
+ * read a conversation (its own URL, #/s/<id>), send prompts, follow the running turn live, answer
+ * tool approvals. The list is a drawer on narrow screens; header and composer stay in view.
  */
 import { render } from 'preact';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, ApiError, follow, getKey, setKey } from './api';
-
-/** A content block of a transcript message (text, tool call, tool result; other kinds are not shown). */
-interface Block {
-  type: string;
-  text?: unknown;
-  name?: string;
-  input?: unknown;
-  is_error?: boolean;
-  content?: unknown;
-  source?: { type?: string; media_type?: string; data?: string };
-}
-/** A token-level partial of the running turn. */
-interface StreamPartial {
-  type: 'stream_event';
-  event?: { type?: string; delta?: { type?: string; text?: string } };
-}
-import { Markdown } from './markdown';
-import { ChangesCard, FilesPanel, useDrop } from './files';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, forgetKey, getKey, onReachability, setKey } from './api';
+import { Conversation } from './conversation';
+import { FilesPanel } from './files';
+import { DEFAULT_FILTERS, Sidebar, type Filters } from './sidebar';
+import { count, money } from './transcript';
+import { sessionTitle, type Agent, type Me, type Session } from './types';
 import './style.css';
 
-interface Session {
-  session_id: string;
-  session_name: string | null;
-  status: string;
-  project: string;
-  last_active: string;
-  turn_count: number;
-  running_turn_id: string | null;
-  first_prompt: string | null;
-  permission_mode: string;
-  agent: { agent_id: string; version: number } | null;
-}
-interface Agent {
-  agent_id: string;
-  name: string;
-  version: number;
-}
-/** An image or PDF waiting in the composer, as the API takes it. */
-interface Attachment {
-  name: string;
-  type: 'image' | 'document';
-  media_type: string;
-  data: string;
-  url: string;
-}
-interface Turn {
-  turn_id: string;
-  status: string;
-  prompt: string;
-  result: string | null;
-}
-interface Message {
-  type: string;
-  uuid: string;
-  message: { role: string; content: unknown };
-}
-interface Approval {
-  request_id: string;
-  tool_name: string;
-  input: Record<string, unknown>;
-}
-
-const ATTACHABLE: Record<string, 'image' | 'document'> = {
-  'image/png': 'image',
-  'image/jpeg': 'image',
-  'image/gif': 'image',
-  'image/webp': 'image',
-  'application/pdf': 'document',
-};
-
-/** Files a person pasted or dropped, read as base64 content blocks (others are named in the error). */
-async function readAttachments(files: FileList | File[]): Promise<{ ok: Attachment[]; refused: string[] }> {
-  const ok: Attachment[] = [];
-  const refused: string[] = [];
-  for (const f of Array.from(files)) {
-    const type = ATTACHABLE[f.type];
-    if (!type) {
-      refused.push(f.name || f.type || 'file');
-      continue;
-    }
-    const bytes = new Uint8Array(await f.arrayBuffer());
-    let bin = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    ok.push({ name: f.name || `pasted ${type}`, type, media_type: f.type, data: btoa(bin), url: type === 'image' ? URL.createObjectURL(f) : '' });
-  }
-  return { ok, refused };
-}
-
-const title = (s: Session) => s.session_name || s.first_prompt?.slice(0, 60) || 'New session';
+const LIST_PAGE = 50;
+const routeId = () => /^#\/s\/([0-9a-f-]{36})$/i.exec(location.hash)?.[1] ?? null;
 
 function ErrorBanner({ error, onClose }: { error: ApiError | null; onClose: () => void }) {
   if (!error) return null;
   const hint: Record<string, string> = {
-    SESSION_BUSY: 'The session is running a turn. Choose "queue" or "interrupt", or wait.',
+    SESSION_BUSY: 'The session is running a turn: your message can wait in the queue.',
     RATE_LIMITED: 'Too many requests: wait a moment.',
     CAPACITY_EXCEEDED: 'The server is at capacity: try again shortly.',
     OFFLINE: 'Check that the server is running.',
@@ -109,7 +28,7 @@ function ErrorBanner({ error, onClose }: { error: ApiError | null; onClose: () =
   return (
     <div class="error" role="alert">
       <strong>{error.code}</strong> {error.message} {hint[error.code] ? <em>{hint[error.code]}</em> : null}
-      <button class="link" onClick={onClose} aria-label="Dismiss error">
+      <button type="button" class="link" onClick={onClose} aria-label="Dismiss error">
         ×
       </button>
     </div>
@@ -118,360 +37,322 @@ function ErrorBanner({ error, onClose }: { error: ApiError | null; onClose: () =
 
 function SignIn({ onDone, failed }: { onDone: () => void; failed: boolean }) {
   const [key, setK] = useState('');
+  const [tabOnly, setTabOnly] = useState(false);
   return (
-    <form
-      class="signin"
-      onSubmit={(e) => {
-        e.preventDefault();
-        setKey(key.trim());
-        onDone();
-      }}
-    >
-      <h1>Claude sessions</h1>
-      <label>
-        API key
-        <input type="password" value={key} onInput={(e) => setK((e.target as HTMLInputElement).value)} autoFocus placeholder="Bearer key" />
-      </label>
-      <button type="submit">Sign in</button>
-      {failed ? (
-        <p class="error" role="alert">
-          That key was not accepted.
-        </p>
-      ) : null}
-      <p class="muted">The key stays in this tab only.</p>
-    </form>
+    <main class="signin-page">
+      <form
+        class="signin"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setKey(key.trim(), tabOnly);
+          onDone();
+        }}
+      >
+        <h1>Claude sessions</h1>
+        <label>
+          API key
+          <input type="password" value={key} onInput={(e) => setK((e.target as HTMLInputElement).value)} autoFocus autoComplete="current-password" />
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={tabOnly} onChange={(e) => setTabOnly((e.target as HTMLInputElement).checked)} />
+          Keep the key for this tab only
+        </label>
+        <button type="submit" class="primary">
+          Sign in
+        </button>
+        {failed ? (
+          <p class="error" role="alert">
+            That key was not accepted.
+          </p>
+        ) : null}
+        <p class="meta">{tabOnly ? 'The key is forgotten when this tab closes.' : 'Other tabs of this browser use the key too, until you sign out.'}</p>
+      </form>
+    </main>
   );
 }
 
-/** One transcript message: text as markdown, tool calls and results folded. */
-function Bubble({ m }: { m: Message }) {
-  const content = m.message?.content;
-  const blocks: Block[] = typeof content === 'string' ? [{ type: 'text', text: content }] : Array.isArray(content) ? (content as Block[]) : [];
-  const parts = blocks
-    .filter((b) => !(b.type === 'text' && String(b.text).trimStart().startsWith('<system-reminder>')))
-    .map((b, i) => {
-      if (b.type === 'text') return <Markdown key={i} text={String(b.text)} />;
-      if (b.type === 'image' && b.source?.type === 'base64')
-        return <img key={i} class="attached" alt="An attached image" src={`data:${String(b.source.media_type)};base64,${String(b.source.data)}`} />;
-      if (b.type === 'document')
-        return (
-          <span key={i} class="attached-doc">
-            📄 PDF document
-          </span>
-        );
-      if (b.type === 'tool_use')
-        return (
-          <details key={i} class="tool">
-            <summary>Tool call: {b.name}</summary>
-            <pre>{JSON.stringify(b.input, null, 2)}</pre>
-          </details>
-        );
-      if (b.type === 'tool_result')
-        return (
-          <details key={i} class="tool">
-            <summary>Tool result{b.is_error ? ' (error)' : ''}</summary>
-            <pre>{typeof b.content === 'string' ? b.content : JSON.stringify(b.content, null, 2)}</pre>
-          </details>
-        );
-      return null;
-    })
-    .filter(Boolean);
-  if (parts.length === 0) return null;
-  return <div class={`bubble ${m.type}`}>{parts}</div>;
-}
-
-function Conversation({
+/** The open session's title bar: rename in place, fork, archive, delete with an inline confirmation. */
+function SessionHeader({
   session,
-  onError,
+  agentName,
+  showFiles,
+  onFiles,
   onChanged,
-  onFilesChanged,
+  onDeleted,
   onOpen,
+  onError,
 }: {
   session: Session;
-  onError: (e: ApiError) => void;
+  agentName: string | null;
+  showFiles: boolean;
+  onFiles: () => void;
   onChanged: () => void;
-  onFilesChanged: () => void;
-  /** Opens another session (a fork made here). */
-  onOpen: (sessionId: string) => void;
+  onDeleted: () => void;
+  onOpen: (id: string) => void;
+  onError: (e: ApiError) => void;
 }) {
-  const [messages, setMessages] = useState<Message[]>([]);
-  const [changes, setChanges] = useState<Array<{ turn_id: string; files: Parameters<typeof ChangesCard>[0]['files'] }>>([]);
-  const [live, setLive] = useState('');
-  const [running, setRunning] = useState<string | null>(session.running_turn_id);
-  const [queue, setQueue] = useState<Turn[]>([]);
-  const [approvals, setApprovals] = useState<Approval[]>([]);
-  const [prompt, setPrompt] = useState('');
-  const [attachments, setAttachments] = useState<Attachment[]>([]);
-  const [ifBusy, setIfBusy] = useState<'queue' | 'interrupt'>('queue');
-  const [conn, setConn] = useState<'live' | 'reconnecting'>('live');
-  const endRef = useRef<HTMLDivElement>(null);
+  const [renaming, setRenaming] = useState(false);
+  const [name, setName] = useState('');
+  const [confirming, setConfirming] = useState(false);
+  const heading = useRef<HTMLHeadingElement>(null);
   const id = session.session_id;
-
-  const load = async () => {
-    try {
-      const page = await api<{ messages: Message[] }>('GET', `/v1/sessions/${id}/messages?limit=500`);
-      setMessages(page.messages);
-      setQueue((await api<{ turns: Turn[] }>('GET', `/v1/sessions/${id}/turns?status=queued`)).turns);
-      setApprovals((await api<{ requests: Approval[] }>('GET', `/v1/sessions/${id}/permissions`)).requests);
-    } catch (e) {
-      onError(e as ApiError);
-    }
-  };
-
   useEffect(() => {
-    setMessages([]);
-    setLive('');
-    void load();
-    // Live text of the running turn; the transcript is reloaded when a turn ends.
-    let text = '';
-    const stop = follow(
-      `/v1/sessions/${id}/events`,
-      (e) => {
-        if (e.event === 'turn') {
-          const t = e.data as Turn;
-          if (t.status === 'running') setRunning(t.turn_id);
-          if (t.status === 'queued') setQueue((q) => (q.some((x) => x.turn_id === t.turn_id) ? q : [...q, t]));
-          else setQueue((q) => q.filter((x) => x.turn_id !== t.turn_id));
-        } else if (e.event === 'message' && (e.data as { type?: string } | null)?.type === 'stream_event') {
-          const ev = (e.data as StreamPartial).event;
-          if (ev?.type === 'message_start' && text) text += '\n\n';
-          if (ev?.type === 'content_block_delta' && ev.delta?.type === 'text_delta') {
-            text += ev.delta.text;
-            setLive(text);
-          }
-        } else if (e.event === 'permission_request') {
-          const r = e.data as Approval;
-          setApprovals((a) => (a.some((x) => x.request_id === r.request_id) ? a : [...a, r]));
-        } else if (e.event === 'permission_resolved') {
-          const r = e.data as { request_id: string };
-          setApprovals((a) => a.filter((x) => x.request_id !== r.request_id));
-        } else if (e.event === 'files_changed') {
-          const c = e.data as { turn_id: string; files: Parameters<typeof ChangesCard>[0]['files'] };
-          setChanges((x) => [...x.filter((y) => y.turn_id !== c.turn_id), c]);
-          onFilesChanged();
-        } else if (e.event === 'done') {
-          text = '';
-          setLive('');
-          setRunning(null);
-          void load();
-          onChanged();
-        }
-      },
-      setConn,
-    );
-    return stop;
+    setRenaming(false);
+    setConfirming(false);
   }, [id]);
-
-  useEffect(() => endRef.current?.scrollIntoView({ block: 'end' }), [messages, live]);
-
-  const send = async () => {
-    const text = prompt.trim();
-    if (!text && attachments.length === 0) return;
-    const sent = attachments;
-    const body =
-      sent.length === 0
-        ? text
-        : [
-            ...(text ? [{ type: 'text', text }] : []),
-            ...sent.map((a) => ({ type: a.type, source: { type: 'base64', media_type: a.media_type, data: a.data } })),
-          ];
-    setPrompt('');
-    setAttachments([]);
-    try {
-      await api('POST', `/v1/sessions/${id}/turns?wait=false`, { prompt: body, if_busy: ifBusy });
-      for (const a of sent) if (a.url) URL.revokeObjectURL(a.url);
-      onChanged();
-    } catch (e) {
-      setPrompt(text);
-      setAttachments(sent);
-      onError(e as ApiError);
-    }
+  const act = (fn: () => Promise<unknown>) => fn().then(onChanged, onError);
+  const save = async () => {
+    const n = name.trim();
+    setRenaming(false);
+    if (n && n !== session.session_name) await act(() => api('PATCH', `/v1/sessions/${id}`, { session_name: n }));
+    heading.current?.focus();
   };
-  const attach = async (files: FileList | File[]) => {
-    const { ok, refused } = await readAttachments(files);
-    if (ok.length > 0) setAttachments((a) => [...a, ...ok]);
-    if (refused.length > 0) {
-      onError(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Only images (PNG, JPEG, GIF, WebP) and PDFs can be attached: ${refused.join(', ')}`));
-    }
-  };
-  const drop = useDrop((files) => void attach(files));
-  const decide = async (a: Approval, behavior: 'allow' | 'deny', scope?: 'once' | 'session') => {
-    try {
-      await api('POST', `/v1/sessions/${id}/permissions/${a.request_id}`, { behavior, ...(scope ? { scope } : {}) });
-      setApprovals((x) => x.filter((y) => y.request_id !== a.request_id));
-    } catch (e) {
-      onError(e as ApiError);
-    }
-  };
-
   return (
-    <section class="conversation" aria-label="Conversation">
-      <div class="messages">
-        {messages.map((m) => (
-          <Bubble key={m.uuid} m={m} />
-        ))}
-        {live ? (
-          <div class="bubble assistant live" aria-live="polite">
-            <Markdown text={live} />
-          </div>
-        ) : null}
-        {changes.map((c) => (
-          <ChangesCard
-            key={c.turn_id}
-            sessionId={id}
-            turnId={c.turn_id}
-            files={c.files}
-            onError={onError}
-            onRewound={(fork) => {
-              onFilesChanged();
-              if (fork) onOpen(fork);
+    <div class="session-header">
+      {renaming ? (
+        <form
+          class="rename"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void save();
+          }}
+        >
+          <input
+            aria-label="Session name"
+            value={name}
+            maxLength={200}
+            autoFocus
+            onInput={(e) => setName((e.target as HTMLInputElement).value)}
+            onKeyDown={(e) => {
+              if (e.key === 'Escape') {
+                setRenaming(false);
+                heading.current?.focus();
+              }
             }}
           />
-        ))}
-        <div ref={endRef} />
-      </div>
-      {queue.length > 0 ? (
-        <div class="queue" aria-label="Queued turns">
-          <strong>Queued</strong>
-          {queue.map((t) => (
-            <div key={t.turn_id} class="queued">
-              <span>{t.prompt.slice(0, 80)}</span>
-              <button class="link" onClick={() => void api('DELETE', `/v1/sessions/${id}/turns/${t.turn_id}`).then(load, onError)}>
-                Cancel
-              </button>
-            </div>
-          ))}
-        </div>
-      ) : null}
-      <form
-        class={`composer${drop.dragging ? ' dragging' : ''}`}
-        onSubmit={(e) => {
-          e.preventDefault();
-          void send();
-        }}
-        {...drop.handlers}
-      >
-        {attachments.length > 0 ? (
-          <ul class="attachments" aria-label="Attachments">
-            {attachments.map((a, i) => (
-              <li key={i}>
-                {a.url ? <img src={a.url} alt="" /> : <span aria-hidden="true">📄</span>}
-                <span>{a.name}</span>
-                <button type="button" class="link" aria-label={`Remove ${a.name}`} onClick={() => setAttachments((x) => x.filter((_, j) => j !== i))}>
-                  ×
-                </button>
-              </li>
-            ))}
-          </ul>
-        ) : null}
-        <textarea
-          onPaste={(e) => {
-            const files = Array.from(e.clipboardData?.files ?? []);
-            if (files.length > 0) {
-              e.preventDefault();
-              void attach(files);
-            }
-          }}
-          aria-label="Prompt"
-          placeholder="Ask Claude… (Enter to send, Shift+Enter for a new line; paste or drop an image or PDF to attach it)"
-          value={prompt}
-          onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)}
-          onKeyDown={(e) => {
-            if (e.key === 'Enter' && !e.shiftKey) {
-              e.preventDefault();
-              void send();
-            }
-          }}
-        />
-        <div class="row">
-          <label>
-            When busy{' '}
-            <select value={ifBusy} onChange={(e) => setIfBusy((e.target as HTMLSelectElement).value as 'queue' | 'interrupt')}>
-              <option value="queue">queue</option>
-              <option value="interrupt">interrupt</option>
-            </select>
-          </label>
-          <span class={`conn ${conn}`}>{running ? 'running…' : conn === 'live' ? 'idle' : 'reconnecting…'}</span>
-          <button type="button" disabled={!running} onClick={() => void api('POST', `/v1/sessions/${id}/interrupt`, {}).catch(onError)}>
-            Interrupt
+          <button type="submit" class="primary">
+            Save
           </button>
-          <button type="submit">Send</button>
-        </div>
-      </form>
-      {approvals.length > 0 ? (
-        <div class="modal" role="dialog" aria-modal="true" aria-label="Tool approval">
-          <div class="card">
-            <h2>Claude wants to use {approvals[0].tool_name}</h2>
-            <pre>{JSON.stringify(approvals[0].input, null, 2)}</pre>
-            <div class="row">
-              <button onClick={() => void decide(approvals[0], 'allow', 'once')}>Allow once</button>
-              <button onClick={() => void decide(approvals[0], 'allow', 'session')}>Allow for session</button>
-              <button class="danger" onClick={() => void decide(approvals[0], 'deny')}>
-                Deny
-              </button>
-            </div>
-          </div>
-        </div>
-      ) : null}
-    </section>
+          <button type="button" onClick={() => setRenaming(false)}>
+            Cancel
+          </button>
+        </form>
+      ) : (
+        <h1 ref={heading} tabIndex={-1}>
+          {sessionTitle(session)}
+        </h1>
+      )}
+      <div class="session-facts">
+        {agentName ? (
+          <span class="badge" title={`agent ${session.agent!.agent_id}`}>
+            {agentName} · v{session.agent!.version}
+          </span>
+        ) : null}
+        <span class="meta" aria-label="Session totals">
+          {money(session.total_cost_usd)} · {count(session.usage.input_tokens + session.usage.output_tokens)} tokens · {session.turn_count}{' '}
+          {session.turn_count === 1 ? 'turn' : 'turns'}
+        </span>
+        {session.status === 'archived' ? <span class="badge">archived</span> : null}
+      </div>
+      <div class="row actions">
+        <button type="button" aria-pressed={showFiles} onClick={onFiles}>
+          Files
+        </button>
+        <button
+          type="button"
+          onClick={() => {
+            setName(session.session_name ?? '');
+            setRenaming(true);
+          }}
+        >
+          Rename
+        </button>
+        <button
+          type="button"
+          onClick={() =>
+            void api<Session>('POST', `/v1/sessions/${id}/fork`, { session_name: `${sessionTitle(session).slice(0, 190)} (fork)` }).then((f) => {
+              onChanged();
+              onOpen(f.session_id);
+            }, onError)
+          }
+        >
+          Fork
+        </button>
+        <button
+          type="button"
+          onClick={() => void act(() => api('PATCH', `/v1/sessions/${id}`, { status: session.status === 'archived' ? 'active' : 'archived' }))}
+        >
+          {session.status === 'archived' ? 'Unarchive' : 'Archive'}
+        </button>
+        {confirming ? (
+          <span class="confirm" role="group" aria-label="Delete this session?">
+            Delete this session?
+            <button type="button" class="danger" autoFocus onClick={() => void api('DELETE', `/v1/sessions/${id}`).then(onDeleted, onError)}>
+              Delete
+            </button>
+            <button type="button" onClick={() => setConfirming(false)}>
+              Keep
+            </button>
+          </span>
+        ) : (
+          <button type="button" class="danger" onClick={() => setConfirming(true)}>
+            Delete…
+          </button>
+        )}
+      </div>
+    </div>
   );
 }
 
 function App() {
   const [signedIn, setSignedIn] = useState(true);
+  const [refused, setRefused] = useState(false);
+  const [me, setMe] = useState<Me | null>(null);
   const [sessions, setSessions] = useState<Session[]>([]);
-  const [selected, setSelected] = useState<string | null>(null);
-  const [q, setQ] = useState('');
-  const [status, setStatus] = useState('');
-  const [project, setProject] = useState('');
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [filters, setFilters] = useState<Filters>(DEFAULT_FILTERS);
+  const [selected, setSelected] = useState<string | null>(routeId());
+  const [current, setCurrent] = useState<Session | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
-  const [creating, setCreating] = useState(false);
-  const [form, setForm] = useState({ session_name: '', project: '', permission_mode: '', agent_id: '' });
-  const [agents, setAgents] = useState<Agent[]>([]);
+  const [online, setOnline] = useState(true);
+  const [drawer, setDrawer] = useState(false);
   const [showFiles, setShowFiles] = useState(false);
   const [filesRefresh, setFilesRefresh] = useState(0);
+  const [agentNames, setAgentNames] = useState<Record<string, string>>({});
+  const [said, setSaid] = useState('');
+  const focusPrompt = useRef(false);
 
-  const [refused, setRefused] = useState(false);
+  // The newest filters and selection, for answers that arrive after they changed.
+  const filtersRef = useRef(filters);
+  filtersRef.current = filters;
+  const selectedRef = useRef(selected);
+  selectedRef.current = selected;
+  const menu = useRef<HTMLButtonElement>(null);
+  const sidebar = useRef<HTMLElement>(null);
+
   const onError = (e: ApiError) => {
     if (e.code === 'UNAUTHORIZED') {
-      // A key that was refused is forgotten; the sign-in form says so.
+      // A key that was refused is forgotten (where it was kept); the sign-in form says so.
       if (getKey()) setRefused(true);
-      setKey('');
+      forgetKey(e.key);
       setSignedIn(false);
     }
-    setError(e);
+    if (e.code !== 'OFFLINE') setError(e);
+  };
+  const announce = (text: string) => setSaid(text);
+
+  const listUrl = (after?: string) => {
+    const filters = filtersRef.current;
+    const p = new URLSearchParams({ limit: String(LIST_PAGE) });
+    if (filters.q) p.set('q', filters.q);
+    if (filters.status) p.set('status', filters.status);
+    if (filters.project) p.set('project', filters.project);
+    if (after) p.set('cursor', after);
+    return `/v1/sessions?${p}`;
   };
   const refresh = async () => {
-    const params = new URLSearchParams({ limit: '100' });
-    if (q) params.set('q', q);
-    if (status) params.set('status', status);
-    if (project) params.set('project', project);
+    const asked = filtersRef.current;
     try {
-      const r = await api<{ sessions: Session[] }>('GET', `/v1/sessions?${params}`);
+      const r = await api<{ sessions: Session[]; next_cursor: string | null }>('GET', listUrl());
+      if (asked !== filtersRef.current) return;
       setSessions(r.sessions);
+      setCursor(r.next_cursor);
       setSignedIn(true);
     } catch (e) {
       onError(e as ApiError);
     }
   };
-  useEffect(() => {
+  const more = async () => {
+    if (!cursor) return;
+    const asked = filtersRef.current;
+    try {
+      const r = await api<{ sessions: Session[]; next_cursor: string | null }>('GET', listUrl(cursor));
+      if (asked !== filtersRef.current) return;
+      setSessions((s) => [...s, ...r.sessions.filter((x) => !s.some((y) => y.session_id === x.session_id))]);
+      setCursor(r.next_cursor);
+    } catch (e) {
+      onError(e as ApiError);
+    }
+  };
+  const loadCurrent = async (id: string | null) => {
+    if (!id) return setCurrent(null);
+    try {
+      const s = await api<Session>('GET', `/v1/sessions/${id}`);
+      // An answer for a session no longer selected (the person moved on) is dropped.
+      if (selectedRef.current === id) setCurrent(s);
+    } catch (e) {
+      const err = e as ApiError;
+      if (selectedRef.current !== id) return;
+      if (err.code === 'SESSION_NOT_FOUND') {
+        setCurrent(null);
+        history.replaceState(null, '', location.pathname);
+        setSelected(null);
+      }
+      onError(err);
+    }
+  };
+  const changed = () => {
     void refresh();
-  }, [q, status, project, signedIn]);
-  useEffect(() => {
-    if (signedIn) api<{ agents: Agent[] }>('GET', '/v1/agents?limit=200').then((r) => setAgents(r.agents), onError);
-  }, [signedIn, creating]);
+    void loadCurrent(selectedRef.current);
+  };
 
-  const current = useMemo(() => sessions.find((s) => s.session_id === selected) ?? null, [sessions, selected]);
+  useEffect(() => onReachability(setOnline), []);
+  useEffect(() => {
+    const onHash = () => setSelected(routeId());
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, []);
+  useEffect(() => {
+    const timer = setTimeout(() => void refresh(), filters.q || filters.project ? 200 : 0);
+    return () => clearTimeout(timer);
+  }, [filters, signedIn]);
+  useEffect(() => {
+    if (signedIn) api<Me>('GET', '/v1/me').then(setMe, onError);
+  }, [signedIn]);
+  useEffect(() => {
+    void loadCurrent(selected);
+    setDrawer(false);
+  }, [selected, signedIn]);
   // An archived agent is not in the list: its name is read once a session made from it is open.
-  const [agentNames, setAgentNames] = useState<Record<string, string>>({});
   const currentAgent = current?.agent?.agent_id;
   useEffect(() => {
-    if (!currentAgent || agents.some((a) => a.agent_id === currentAgent) || agentNames[currentAgent]) return;
+    if (!currentAgent || agentNames[currentAgent]) return;
     api<Agent>('GET', `/v1/agents/${currentAgent}`).then(
       (a) => setAgentNames((m) => ({ ...m, [currentAgent]: a.name })),
       () => {},
     );
-  }, [currentAgent, agents]);
+  }, [currentAgent]);
+  useEffect(() => {
+    document.title = current ? `${sessionTitle(current)} · Claude sessions` : 'Claude sessions';
+    if (current && focusPrompt.current) {
+      focusPrompt.current = false;
+      setTimeout(() => document.querySelector<HTMLTextAreaElement>('textarea[aria-label="Prompt"]')?.focus(), 0);
+    }
+  }, [current?.session_id, current?.session_name]);
+
+  /** Opens a session (its address changes); the prompt gets the focus, ready to type. */
+  const open = (id: string) => {
+    if (id === selectedRef.current) {
+      setDrawer(false);
+      document.querySelector<HTMLTextAreaElement>('textarea[aria-label="Prompt"]')?.focus();
+      return;
+    }
+    focusPrompt.current = true;
+    location.hash = `#/s/${id}`;
+  };
+  // The drawer (narrow screens): focus goes into it when it opens, Escape closes it and gives the focus back.
+  useEffect(() => {
+    if (!drawer) return;
+    sidebar.current?.querySelector<HTMLElement>('button, a, input, select')?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== 'Escape') return;
+      setDrawer(false);
+      // Once drawn again: the menu button is inside what the open drawer made inert.
+      setTimeout(() => menu.current?.focus(), 0);
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, [drawer]);
 
   if (!signedIn) {
     return (
@@ -486,149 +367,106 @@ function App() {
     );
   }
 
-  const create = async (e: Event) => {
-    e.preventDefault();
-    try {
-      // The mode only when the person chose one: an agent's own mode stands otherwise.
-      const body: Record<string, string> = form.permission_mode ? { permission_mode: form.permission_mode } : {};
-      if (form.agent_id) body.agent_id = form.agent_id;
-      if (form.session_name.trim()) body.session_name = form.session_name.trim();
-      if (form.project.trim()) body.project = form.project.trim();
-      const s = await api<Session>('POST', '/v1/sessions', body);
-      setCreating(false);
-      setForm({ session_name: '', project: '', permission_mode: '', agent_id: '' });
-      await refresh();
-      setSelected(s.session_id);
-    } catch (err) {
-      onError(err as ApiError);
-    }
-  };
-  const act = (fn: () => Promise<unknown>) => fn().then(refresh, onError);
-
   return (
-    <div class="app">
-      <aside class="sidebar" aria-label="Sessions">
-        <div class="row">
-          <button onClick={() => setCreating((c) => !c)}>New session</button>
-          <button onClick={() => void act(() => api('POST', '/v1/sessions/import', {}))}>Import</button>
-        </div>
-        {creating ? (
-          <form class="create" onSubmit={(e) => void create(e)}>
-            <input
-              aria-label="Session name"
-              placeholder="Name"
-              value={form.session_name}
-              onInput={(e) => setForm({ ...form, session_name: (e.target as HTMLInputElement).value })}
-            />
-            <input
-              aria-label="Project folder"
-              placeholder="Project folder (optional)"
-              value={form.project}
-              onInput={(e) => setForm({ ...form, project: (e.target as HTMLInputElement).value })}
-            />
-            <select aria-label="Agent" value={form.agent_id} onChange={(e) => setForm({ ...form, agent_id: (e.target as HTMLSelectElement).value })}>
-              <option value="">No agent</option>
-              {agents.map((a) => (
-                <option key={a.agent_id} value={a.agent_id}>
-                  {a.name} (v{a.version})
-                </option>
-              ))}
-            </select>
-            <select
-              aria-label="Permission mode"
-              value={form.permission_mode}
-              onChange={(e) => setForm({ ...form, permission_mode: (e.target as HTMLSelectElement).value })}
+    <div class={`app${drawer ? ' drawer-open' : ''}`}>
+      <a class="skip" href="#prompt-box" onClick={(e) => (e.preventDefault(), document.querySelector<HTMLElement>('textarea[aria-label="Prompt"]')?.focus())}>
+        Skip to the prompt
+      </a>
+      <aside class="sidebar" id="sessions" aria-label="Sessions" ref={sidebar}>
+        <div class="sidebar-top row">
+          <strong class="brand">Claude sessions</strong>
+          {me && getKey() ? (
+            <button
+              type="button"
+              class="link"
+              onClick={() => {
+                setKey('');
+                setSignedIn(false);
+              }}
             >
-              <option value="">{form.agent_id ? "The agent's mode" : 'default'}</option>
-              {['default', 'plan', 'dontAsk', 'acceptEdits', 'bypassPermissions']
-                .filter((m) => form.agent_id || m !== 'default')
-                .map((m) => (
-                  <option key={m} value={m}>
-                    {m}
-                  </option>
-                ))}
-            </select>
-            <button type="submit">Create</button>
-          </form>
-        ) : null}
-        <input type="search" aria-label="Search sessions" placeholder="Search" value={q} onInput={(e) => setQ((e.target as HTMLInputElement).value)} />
-        <div class="row">
-          <select aria-label="Filter by status" value={status} onChange={(e) => setStatus((e.target as HTMLSelectElement).value)}>
-            <option value="">active + archived</option>
-            <option value="active">active</option>
-            <option value="archived">archived</option>
-          </select>
-          <input aria-label="Filter by project" placeholder="Project" value={project} onInput={(e) => setProject((e.target as HTMLInputElement).value)} />
+              Sign out {me.user_id}
+            </button>
+          ) : null}
         </div>
-        <ul class="list">
-          {sessions.map((s) => (
-            <li key={s.session_id}>
-              <button class={`item ${s.session_id === selected ? 'selected' : ''}`} onClick={() => setSelected(s.session_id)}>
-                <span class="name">{title(s)}</span>
-                <span class="meta">
-                  {s.project} · {s.turn_count} turns · {s.status}
-                  {s.running_turn_id ? ' · running' : ''}
-                </span>
-              </button>
-            </li>
-          ))}
-          {sessions.length === 0 ? <li class="muted">No sessions yet.</li> : null}
-        </ul>
+        <Sidebar
+          me={me}
+          sessions={sessions}
+          more={cursor !== null}
+          filters={filters}
+          selected={selected}
+          onFilters={setFilters}
+          onMore={() => void more()}
+          onOpen={open}
+          onCreated={(s) => {
+            void refresh();
+            open(s.session_id);
+          }}
+          onImported={() => void refresh()}
+          onError={onError}
+        />
       </aside>
-      <main>
+      <div class="scrim" onClick={() => setDrawer(false)} aria-hidden="true" />
+      <main inert={drawer}>
+        <header class="topbar">
+          <button ref={menu} type="button" class="menu" aria-controls="sessions" aria-expanded={drawer} onClick={() => setDrawer((d) => !d)}>
+            Sessions
+          </button>
+          {current ? (
+            <SessionHeader
+              session={current}
+              agentName={current.agent ? (agentNames[current.agent.agent_id] ?? null) : null}
+              showFiles={showFiles}
+              onFiles={() => setShowFiles((v) => !v)}
+              onChanged={changed}
+              onDeleted={() => {
+                history.replaceState(null, '', location.pathname);
+                setSelected(null);
+                void refresh();
+                announce('Session deleted');
+              }}
+              onOpen={open}
+              onError={onError}
+            />
+          ) : (
+            <h1 class="placeholder-title">Claude sessions</h1>
+          )}
+        </header>
+        {!online ? (
+          <p class="offline" role="status">
+            Offline: the server cannot be reached. Trying again…
+          </p>
+        ) : null}
         <ErrorBanner error={error} onClose={() => setError(null)} />
         {current ? (
-          <>
-            <header class="row">
-              <h1>{title(current)}</h1>
-              <button aria-pressed={showFiles} onClick={() => setShowFiles((v) => !v)}>
-                Files
-              </button>
-              {current.agent ? (
-                <span class="badge" title={`agent ${current.agent.agent_id}`}>
-                  {agents.find((a) => a.agent_id === current.agent!.agent_id)?.name ?? agentNames[current.agent.agent_id] ?? 'agent'} · v{current.agent.version}
-                </span>
-              ) : null}
-              <button
-                onClick={() => {
-                  const name = prompt('New name', current.session_name ?? '');
-                  if (name) void act(() => api('PATCH', `/v1/sessions/${current.session_id}`, { session_name: name }));
-                }}
-              >
-                Rename
-              </button>
-              <button
-                onClick={() =>
-                  void act(() => api('PATCH', `/v1/sessions/${current.session_id}`, { status: current.status === 'archived' ? 'active' : 'archived' }))
-                }
-              >
-                {current.status === 'archived' ? 'Unarchive' : 'Archive'}
-              </button>
-              <button
-                class="danger"
-                onClick={() => {
-                  if (confirm('Delete this session?')) void act(() => api('DELETE', `/v1/sessions/${current.session_id}`)).then(() => setSelected(null));
-                }}
-              >
-                Delete
-              </button>
-            </header>
-            <div class={showFiles ? 'with-files' : 'conv-wrap'}>
-              <Conversation
-                key={current.session_id}
-                session={current}
-                onError={onError}
-                onChanged={() => void refresh()}
-                onFilesChanged={() => setFilesRefresh((n) => n + 1)}
-                onOpen={(sid) => void refresh().then(() => setSelected(sid))}
-              />
-              {showFiles ? <FilesPanel sessionId={current.session_id} onError={onError} refresh={filesRefresh} /> : null}
-            </div>
-          </>
+          <div class={showFiles ? 'with-files' : 'conv-wrap'}>
+            <Conversation
+              key={current.session_id}
+              session={current}
+              userId={me?.user_id ?? null}
+              onError={onError}
+              onChanged={changed}
+              onFilesChanged={() => setFilesRefresh((n) => n + 1)}
+              onOpen={(sid) => {
+                void refresh();
+                open(sid);
+              }}
+              announce={announce}
+            />
+            {showFiles ? <FilesPanel sessionId={current.session_id} onError={onError} refresh={filesRefresh} /> : null}
+          </div>
         ) : (
-          <p class="muted empty">Choose a session, or make a new one.</p>
+          <div class="empty">
+            {sessions.length === 0 ? (
+              <p>Make a session with “New session”: each one is a Claude Code conversation in a folder of your workspace, kept across restarts.</p>
+            ) : (
+              <p>Choose a session from the list, or make a new one.</p>
+            )}
+          </div>
         )}
       </main>
+      <div class="sr-only" aria-live="polite" role="status">
+        {said}
+      </div>
     </div>
   );
 }
