@@ -116,7 +116,7 @@ async function scenario(modelUrl: string, o: { sessions: number; perSession: num
     return { reports, incomplete, lags, slowLags, followed, unfollowed, expected: o.sessions * o.turns * PIECES * o.perSession };
   } finally {
     await srv.stop();
-    fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 

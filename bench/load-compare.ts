@@ -173,7 +173,8 @@ export async function compareLoad(modelUrl: string, w: Workload, rounds: number)
       const t = await startTarget(kind, root, modelUrl, w);
       const f = await drive(t, w, w.warmup ?? false);
       await t.stop();
-      fs.rmSync(root, { recursive: true, force: true });
+      // (A CLI of the stopped target may still be writing its last files: removal is tried again.)
+      fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
       all.set(kind, [...(all.get(kind) ?? []), f]);
       line.push(`${LABEL[kind]} ${fmt(f.turns / f.wallS)} turns/s p90 ${fmt(p90(f.latencies), 0)} ms`);
     }
@@ -245,7 +246,7 @@ export async function knee(modelUrl: string, turns: number): Promise<Row> {
     const t = await startTarget('server', root, modelUrl, w, true);
     const f = await drive(t, w, true);
     await t.stop();
-    fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     const tps = f.turns / f.wallS;
     console.log(
       `${String(clients).padStart(2)} clients: ${fmt(tps)} turns/s  warm p50 ${fmt(median(f.warmLatencies), 0)} ms  p90 ${fmt(p90(f.warmLatencies), 0)} ms  errors ${f.errors}`,

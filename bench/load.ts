@@ -100,7 +100,7 @@ export async function loadBench(modelUrl: string, opts: { replicas?: number } = 
   }
   for (const s of servers) await s.stop();
   await db?.drop();
-  fs.rmSync(root, { recursive: true, force: true });
+  fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 
   const total = SESSIONS * TURNS;
   const mb = (b: number) => fmt(b / 1_048_576, 0);

@@ -50,7 +50,7 @@ export async function memoryBench(modelUrl: string): Promise<Row[]> {
     ];
   } finally {
     await srv.stop();
-    fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 

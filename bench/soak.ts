@@ -123,6 +123,6 @@ export async function soakBench(modelUrl: string): Promise<Row[]> {
     ];
   } finally {
     await srv.stop();
-    fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }

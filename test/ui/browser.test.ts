@@ -4,37 +4,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, startApp, type TestApp } from '../helper.js';
-import { chromiumPath } from '../machine.js';
+import { launch, send, watchErrors } from './chromium.js';
 
 const ARTIFACTS = path.resolve('test-results');
-
-async function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: chromiumPath()!,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
-
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  return errors;
-}
 
 /** Makes a session through the page's form and waits until it is open. */
 async function newSession(page: Page, name: string, project?: string) {
@@ -43,12 +18,6 @@ async function newSession(page: Page, name: string, project?: string) {
   if (project) await page.getByLabel('Project folder').fill(project);
   await page.getByRole('button', { name: 'Create' }).click();
   await page.getByRole('heading', { name }).waitFor();
-}
-
-/** Types a prompt and sends it with Enter. */
-async function send(page: Page, text: string) {
-  await page.getByLabel('Prompt').fill(text);
-  await page.getByLabel('Prompt').press('Enter');
 }
 
 describe('signing in to a server with keys', () => {

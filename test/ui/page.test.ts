@@ -8,44 +8,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, listen, startApp, type TestApp } from '../helper.js';
-import { chromiumPath } from '../machine.js';
+import { launch, send, watchErrors } from './chromium.js';
 
 const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const ARTIFACTS = path.resolve('test-results');
-
-async function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: chromiumPath()!,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
-
-/** Console errors and uncaught exceptions of a page (a test expects none). */
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource|ERR_|net::/.test(m.text())) errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  // No browser prompt(), confirm() or alert(): everything happens in the page.
-  page.on('dialog', (d) => {
-    errors.push(`browser dialog: ${d.type()} ${d.message()}`);
-    void d.dismiss();
-  });
-  return errors;
-}
 
 /** Serious and critical accessibility violations of what the page shows now (axe-core). */
 async function axe(page: Page, screen: string): Promise<string[]> {
@@ -58,11 +27,6 @@ async function axe(page: Page, screen: string): Promise<string[]> {
   return found
     .filter((v: any) => v.impact === 'serious' || v.impact === 'critical')
     .map((v: any) => `${screen}: ${v.id} (${v.impact}) at ${v.nodes.join(', ')}`);
-}
-
-async function send(page: Page, text: string) {
-  await page.getByLabel('Prompt').fill(text);
-  await page.getByLabel('Prompt').press('Enter');
 }
 
 describe('the web page, as people judge it', () => {

@@ -3,49 +3,19 @@
  * scrolls up), then what happens live from the running turn on (the event stream's tail, not its
  * whole log): the prompt at once, a thinking state, the streamed answer, tool cards, retries of a
  * failing model, approvals in place, and each turn's time, tokens and cost.
+ * Over 400 lines: the stream's handler, the reads it triggers and the list they build share one
+ * state (what is loaded, the live turn, approvals, decisions); what is pure is in transcript.ts,
+ * what draws in items.tsx and composer.tsx.
  */
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, follow } from './api';
-import { ChangesCard, useDrop } from './files';
+import { ChangesCard } from './files';
+import { Composer, type Attachment } from './composer';
 import { ApprovalCard, AssistantBubble, ErrorCard, StatusLine, ToolCard, TurnFooter, UserBubble } from './items';
-import { toItems, type Decisions, type Item, type Message } from './transcript';
+import { pairTurns, toItems, type Decisions, type Item, type Message } from './transcript';
 import type { Approval, Session, Turn } from './types';
 
 const PAGE = 50;
-
-/** An image or PDF waiting in the composer, as the API takes it. */
-interface Attachment {
-  name: string;
-  type: 'image' | 'document';
-  media_type: string;
-  data: string;
-  url: string;
-}
-const ATTACHABLE: Record<string, 'image' | 'document'> = {
-  'image/png': 'image',
-  'image/jpeg': 'image',
-  'image/gif': 'image',
-  'image/webp': 'image',
-  'application/pdf': 'document',
-};
-
-/** Files a person pasted or dropped, read as base64 content blocks (others are named in the error). */
-async function readAttachments(files: FileList | File[]): Promise<{ ok: Attachment[]; refused: string[] }> {
-  const ok: Attachment[] = [];
-  const refused: string[] = [];
-  for (const f of Array.from(files)) {
-    const type = ATTACHABLE[f.type];
-    if (!type) {
-      refused.push(f.name || f.type || 'file');
-      continue;
-    }
-    const bytes = new Uint8Array(await f.arrayBuffer());
-    let bin = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    ok.push({ name: f.name || `pasted ${type}`, type, media_type: f.type, data: btoa(bin), url: type === 'image' ? URL.createObjectURL(f) : '' });
-  }
-  return { ok, refused };
-}
 
 interface Retry {
   attempt: number;
@@ -73,29 +43,6 @@ type Changes = { turn_id: string; files: Parameters<typeof ChangesCard>[0]['file
 const CATCH_UP_PAGES = 10;
 /** Streamed text reaches the screen at most this often (each update renders the answer's markdown again). */
 const TEXT_FRAME_MS = 50;
-
-/**
- * Pairs finished turns with the prompts they sent, from the newest: a prompt whose turn is not among
- * the next few (the running turn's, already in the transcript) is left unpaired, and a turn whose
- * prompt never reached the transcript is passed over. Returns the index of each paired prompt's last item.
- */
-function pairTurns(items: Item[], turns: Turn[]): Map<number, Turn> {
-  const byEnd = new Map<number, Turn>();
-  const prompts = items.flatMap((it, i) => (it.kind === 'user' ? [i] : []));
-  let k = turns.length - 1;
-  for (let p = prompts.length - 1; p >= 0 && k >= 0; p--) {
-    const it = items[prompts[p]];
-    if (it?.kind !== 'user') continue;
-    for (let j = k; j >= Math.max(0, k - 5); j--) {
-      if (turns[j]?.prompt.trim() !== it.text.trim()) continue;
-      const next = prompts[p + 1];
-      byEnd.set(next !== undefined ? next - 1 : items.length - 1, turns[j]);
-      k = j - 1;
-      break;
-    }
-  }
-  return byEnd;
-}
 
 export function Conversation({
   session,
@@ -129,8 +76,6 @@ export function Conversation({
   const [approvals, setApprovals] = useState<Approval[]>([]);
   const [changes, setChanges] = useState<Changes[]>([]);
   const [justFailed, setJustFailed] = useState<string | null>(null);
-  const [prompt, setPrompt] = useState('');
-  const [attachments, setAttachments] = useState<Attachment[]>([]);
   const [conn, setConn] = useState<'live' | 'reconnecting'>('live');
   const scroller = useRef<HTMLDivElement>(null);
   const top = useRef<HTMLDivElement>(null);
@@ -401,10 +346,9 @@ export function Conversation({
     } else if (pinned.current) el.scrollTop = el.scrollHeight;
   }, [items, live?.text, live?.retry, sending, approvals, ready]);
 
-  const send = async (again?: string, ifBusy: 'queue' | 'interrupt' = 'queue') => {
-    const text = (again ?? prompt).trim();
-    const sent = again === undefined ? attachments : [];
-    if (!text && sent.length === 0) return;
+  /** Sends a prompt (with attachments); false when the server refused it (the composer keeps what was written). */
+  const send = async (text: string, sent: Attachment[] = [], ifBusy: 'queue' | 'interrupt' = 'queue'): Promise<boolean> => {
+    if (!text && sent.length === 0) return true;
     const body =
       sent.length === 0
         ? text
@@ -412,13 +356,8 @@ export function Conversation({
             ...(text ? [{ type: 'text', text }] : []),
             ...sent.map((a) => ({ type: a.type, source: { type: 'base64', media_type: a.media_type, data: a.data } })),
           ];
-    const busy = Boolean(live);
-    if (again === undefined) {
-      setPrompt('');
-      setAttachments([]);
-    }
     pinned.current = true;
-    if (!busy) setSending({ text, images: sent.filter((a) => a.url).map((a) => a.url), documents: sent.filter((a) => a.type === 'document').length });
+    if (!live) setSending({ text, images: sent.filter((a) => a.url).map((a) => a.url), documents: sent.filter((a) => a.type === 'document').length });
     try {
       const t = await api<Turn>('POST', `/v1/sessions/${id}/turns?wait=false`, { prompt: body, if_busy: ifBusy });
       if (t.status === 'queued') {
@@ -426,25 +365,15 @@ export function Conversation({
         setQueue((q) => (q.some((x) => x.turn_id === t.turn_id) ? q : [...q, t]));
       }
       onChanged();
+      return true;
     } catch (e) {
       setSending(null);
-      if (again === undefined) {
-        setPrompt(text);
-        setAttachments(sent);
-      }
       onError(e as ApiError);
+      return false;
     }
   };
   const sendRef = useRef(send);
   sendRef.current = send;
-  const attach = async (files: FileList | File[]) => {
-    const { ok, refused } = await readAttachments(files);
-    if (ok.length > 0) setAttachments((a) => [...a, ...ok]);
-    if (refused.length > 0) {
-      onError(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Only images (PNG, JPEG, GIF, WebP) and PDFs can be attached: ${refused.join(', ')}`));
-    }
-  };
-  const drop = useDrop((files) => void attach(files));
   const decide = async (a: Approval, behavior: 'allow' | 'deny', scope?: 'once' | 'session') => {
     try {
       await api('POST', `/v1/sessions/${id}/permissions/${a.request_id}`, { behavior, ...(scope ? { scope } : {}) });
@@ -616,72 +545,14 @@ export function Conversation({
           ))}
         </div>
       ) : null}
-      <form
-        class={`composer${drop.dragging ? ' dragging' : ''}`}
-        onSubmit={(e) => {
-          e.preventDefault();
-          void send();
-        }}
-        {...drop.handlers}
-      >
-        {attachments.length > 0 ? (
-          <ul class="attachments" aria-label="Attachments">
-            {attachments.map((a, i) => (
-              <li key={i}>
-                {a.url ? <img src={a.url} alt="" /> : <span aria-hidden="true">📄</span>}
-                <span>{a.name}</span>
-                <button type="button" class="link" aria-label={`Remove ${a.name}`} onClick={() => setAttachments((x) => x.filter((_, j) => j !== i))}>
-                  ×
-                </button>
-              </li>
-            ))}
-          </ul>
-        ) : null}
-        <textarea
-          ref={input}
-          rows={2}
-          onPaste={(e) => {
-            const files = Array.from(e.clipboardData?.files ?? []);
-            if (files.length > 0) {
-              e.preventDefault();
-              void attach(files);
-            }
-          }}
-          aria-label="Prompt"
-          placeholder={running ? 'Claude is working: a new message waits in the queue' : 'Ask Claude… (Enter to send, Shift+Enter for a new line)'}
-          value={prompt}
-          onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)}
-          onKeyDown={(e) => {
-            if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-              e.preventDefault();
-              void send();
-            }
-          }}
-        />
-        <div class="row composer-actions">
-          <span class={`conn ${conn}`} role="status">
-            {conn === 'reconnecting' ? 'reconnecting…' : running ? 'running…' : 'idle'}
-          </span>
-          {running ? (
-            <button type="button" onClick={() => void api('POST', `/v1/sessions/${id}/interrupt`, {}).catch(onError)}>
-              Stop
-            </button>
-          ) : null}
-          {running ? (
-            <button
-              type="button"
-              disabled={!prompt.trim() && attachments.length === 0}
-              onClick={() => void send(undefined, 'interrupt')}
-              title="Stop the running turn, then send"
-            >
-              Stop and send
-            </button>
-          ) : null}
-          <button type="submit" class="primary">
-            {running ? 'Queue' : 'Send'}
-          </button>
-        </div>
-      </form>
+      <Composer
+        input={input}
+        running={running}
+        conn={conn}
+        onSend={(text, atts, ifBusy) => send(text, atts, ifBusy)}
+        onStop={() => void api('POST', `/v1/sessions/${id}/interrupt`, {}).catch(onError)}
+        onError={onError}
+      />
     </section>
   );
 }

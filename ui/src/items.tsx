@@ -38,6 +38,20 @@ function refusal(name: string, d: NonNullable<NonNullable<Extract<Item, { kind: 
   return `${d.by} denied ${name}`;
 }
 
+/** Lines of a diff ('+' added, '-' removed, ' ' kept, '@@' between edits), coloured. */
+function Diff({ lines, label }: { lines: string[]; label?: string }) {
+  return (
+    <pre class="diff" aria-label={label}>
+      {lines.map((l, i) => (
+        <span key={i} class={l.startsWith('+') ? 'add' : l.startsWith('-') ? 'del' : l === '@@' ? 'hunk' : 'same'}>
+          {l}
+          {'\n'}
+        </span>
+      ))}
+    </pre>
+  );
+}
+
 export function ToolCard({ item, running, userId }: { item: Extract<Item, { kind: 'tool' }>; running: boolean; userId: string | null }) {
   const { name, input, result } = item;
   const summary = toolSummary(name, input);
@@ -63,14 +77,7 @@ export function ToolCard({ item, running, userId }: { item: Extract<Item, { kind
         <span class={`tool-state ${state}`}>{state === 'running' ? 'running…' : state === 'error' ? 'failed' : state === 'stopped' ? 'not run' : 'done'}</span>
       </summary>
       {diff ? (
-        <pre class="diff" aria-label={`Changes to ${typeof input.file_path === 'string' ? input.file_path : 'the file'}`}>
-          {diff.map((l, i) => (
-            <span key={i} class={l.startsWith('+') ? 'add' : l.startsWith('-') ? 'del' : l === '@@' ? 'hunk' : 'same'}>
-              {l}
-              {'\n'}
-            </span>
-          ))}
-        </pre>
+        <Diff lines={diff} label={`Changes to ${typeof input.file_path === 'string' ? input.file_path : 'the file'}`} />
       ) : Object.keys(input).length > 0 && name !== 'Bash' ? (
         <pre class="tool-input">{JSON.stringify(input, null, 2)}</pre>
       ) : null}
@@ -195,18 +202,7 @@ export function ApprovalCard({
       <h3>Claude wants to use {approval.tool_name}</h3>
       <div id={`approval-${approval.request_id}`}>
         {summary ? <code class="tool-summary">{summary}</code> : null}
-        {diff ? (
-          <pre class="diff">
-            {diff.map((l, i) => (
-              <span key={i} class={l.startsWith('+') ? 'add' : l.startsWith('-') ? 'del' : l === '@@' ? 'hunk' : 'same'}>
-                {l}
-                {'\n'}
-              </span>
-            ))}
-          </pre>
-        ) : (
-          <pre class="tool-input">{JSON.stringify(approval.input, null, 2)}</pre>
-        )}
+        {diff ? <Diff lines={diff} /> : <pre class="tool-input">{JSON.stringify(approval.input, null, 2)}</pre>}
       </div>
       <div class="row">
         <button type="button" disabled={deciding} onClick={() => onDecide('allow', 'once')} aria-keyshortcuts="A">

@@ -3,6 +3,7 @@
  * messages of the running turn's events): the person's prompts, Claude's text, one card per tool
  * call with its result, quiet status lines for the CLI's notices, and error cards.
  */
+import type { Turn } from './types';
 
 export interface Block {
   type: string;
@@ -129,6 +130,29 @@ export function toItems(messages: Message[], decisions: Decisions = new Map()): 
     }
   }
   return items;
+}
+
+/**
+ * Pairs finished turns with the prompts they sent, from the newest: a prompt whose turn is not among
+ * the next few (the running turn's, already in the transcript) is left unpaired, and a turn whose
+ * prompt never reached the transcript is passed over. Returns the index of each paired prompt's last item.
+ */
+export function pairTurns(items: Item[], turns: Turn[]): Map<number, Turn> {
+  const byEnd = new Map<number, Turn>();
+  const prompts = items.flatMap((it, i) => (it.kind === 'user' ? [i] : []));
+  let k = turns.length - 1;
+  for (let p = prompts.length - 1; p >= 0 && k >= 0; p--) {
+    const it = items[prompts[p]];
+    if (it?.kind !== 'user') continue;
+    for (let j = k; j >= Math.max(0, k - 5); j--) {
+      if (turns[j]?.prompt.trim() !== it.text.trim()) continue;
+      const next = prompts[p + 1];
+      byEnd.set(next !== undefined ? next - 1 : items.length - 1, turns[j]);
+      k = j - 1;
+      break;
+    }
+  }
+  return byEnd;
 }
 
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
