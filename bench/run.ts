@@ -728,7 +728,9 @@ if (want('load')) {
 // The warm-turn comparison alone (the CPU per turn figures), for a quick look at a change.
 if (sections.includes('loadwarm')) {
   const rounds = Math.max(1, Number(process.env.BENCH_LOAD_ROUNDS ?? 3));
-  rows.push(...(await compareLoad(model.url, { name: 'warm turns', sessions: 4, turns: 26, clients: 4, warmup: true }, rounds)));
+  // BENCH_LOADWARM_TURNS: more turns a session, to see the steady state past the JIT's warm-up.
+  const turns = Math.max(2, Number(process.env.BENCH_LOADWARM_TURNS ?? 26));
+  rows.push(...(await compareLoad(model.url, { name: 'warm turns', sessions: 4, turns, clients: 4, warmup: true }, rounds)));
 }
 
 if (want('memory')) rows.push(...(await memoryBench(model.url)));
