@@ -153,6 +153,17 @@ function groupHasOurs(pgid: number, configDir: string): boolean {
   return false;
 }
 
+/**
+ * The live CLIs of every registry of this process. Whatever way the process ends (a clean close, the
+ * forced exit after the grace, a process.exit anywhere), each CLI's whole group goes with it: the
+ * kernel's death signal reaches the CLI alone, and a helper of its (the sandbox's socat) would be
+ * left to init.
+ */
+const registries = new Set<Set<number>>();
+process.once('exit', () => {
+  for (const live of registries) for (const pid of live) killGroup(pid, 'SIGKILL');
+});
+
 export function createProcessRegistry(
   pidDir: string,
   onStderr?: (line: string) => void,
@@ -162,9 +173,14 @@ export function createProcessRegistry(
   fs.mkdirSync(pidDir, { recursive: true });
   const live = new Set<number>();
   const wrapper = deathSignalWrapper();
+  let closed = false;
+  registries.add(live);
   return {
     diesWithServer: wrapper !== null,
     spawn(opts) {
+      // Once closing has begun no CLI starts (a spare being refilled, a turn's process): one started
+      // after the last sweep would outlive the server.
+      if (closed) throw new Error('the server is shutting down: no new CLI process');
       // Through the wrapper the pid is still the CLI's: setpriv sets the signal, then execs it.
       const [command, args] = wrapper ? [wrapper[0]!, [...wrapper.slice(1), opts.command, ...opts.args]] : [opts.command, opts.args];
       const child = spawn(command, args, {
@@ -224,12 +240,16 @@ export function createProcessRegistry(
       if (live.has(pid)) killGroup(pid, 'SIGKILL');
     },
     async killAll(graceMs = 2_000) {
+      closed = true;
       const pids = [...live];
       for (const pid of pids) killGroup(pid, 'SIGTERM');
       const left = await waitGone(pids, graceMs);
       for (const pid of left) killGroup(pid, 'SIGKILL');
       await waitGone(left, 2_000);
-      if (configDir) reapStrays(configDir);
+      // A helper's own children (socat forks one per connection) reach init only once their parent
+      // is gone: sweep until a pass finds nothing (bounded).
+      if (configDir) for (let i = 0; i < 10 && reapStrays(configDir) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      if (live.size === 0) registries.delete(live);
     },
   };
 }

@@ -2,8 +2,20 @@ import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isAlive, reapOrphans, reapStrays } from '../../src/claude/processes.js';
+import { createProcessRegistry, isAlive, reapOrphans, reapStrays } from '../../src/claude/processes.js';
 import { cliProcesses, dbEnv, exited, folderEnv, freePort, makeDirs, startServer, waitFor } from '../helper.js';
+
+/** "pid ppid=N pgrp=N: command line" of a live process (for a failure's message). */
+function describeProcess(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    return `${pid} ${f[0]} ppid=${f[1]} pgrp=${f[2]}: ${cmd.slice(0, 300)}`;
+  } catch {
+    return `${pid}: gone`;
+  }
+}
 
 describe('graceful stop', () => {
   const children: ChildProcess[] = [];
@@ -57,7 +69,10 @@ describe('graceful stop', () => {
     npm.kill('SIGTERM');
     await exited(npm);
     const gone = await waitFor(() => cliProcesses(dirs.configDir, { tree: true }).length === 0, 15_000);
-    leftBehind.push(...cliProcesses(dirs.configDir, { tree: true }));
+    const left = cliProcesses(dirs.configDir, { tree: true });
+    leftBehind.push(...left);
+    // What is left, described, so that a failure says which process outlived the server and whose child it is.
+    expect(left.map(describeProcess), log).toEqual([]);
     expect(gone).toBe(true);
     expect(
       await fetch(`${base}/health`).then(
@@ -204,6 +219,51 @@ describe('the second line: pid files', () => {
     } finally {
       if (alive(tool)) process.kill(tool, 'SIGKILL');
     }
+  });
+});
+
+describe('the registry at the end', () => {
+  it('a process that exits with CLIs still running (a forced exit) takes their whole groups with it, not the CLI alone', async () => {
+    // The kernel's death signal reaches the CLI only; a helper it started (the sandbox's socat) would be
+    // left to init. A CLI stand-in: a shell whose child sleeps in its group.
+    const dirs = makeDirs();
+    const script = `
+      import { createProcessRegistry } from ${JSON.stringify(path.resolve('dist/claude/processes.js'))};
+      const r = createProcessRegistry(${JSON.stringify(path.join(dirs.dataDir, 'pids'))}, undefined, undefined, ${JSON.stringify(dirs.configDir)});
+      const c = r.spawn({ command: 'sh', args: ['-c', 'sleep 60 & echo $!; wait'], cwd: ${JSON.stringify(dirs.workspace)}, env: { PATH: process.env.PATH, CLAUDE_CONFIG_DIR: ${JSON.stringify(dirs.configDir)} } });
+      c.stdout.once('data', (d) => { process.stdout.write(c.pid + ' ' + d.toString().trim() + '\\n'); process.exit(3); });
+    `;
+    fs.mkdirSync(dirs.workspace, { recursive: true });
+    const host = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((r) => host.stdout.once('data', (d: Buffer) => r(d.toString().trim())));
+    const [cli, helper] = line.split(' ').map(Number) as [number, number];
+    expect(await exited(host)).toBe(3);
+    try {
+      expect(await waitFor(() => !isAlive(cli) && !isAlive(helper), 2_000)).toBe(true);
+    } finally {
+      for (const pid of [cli, helper]) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('once closing has begun, no CLI starts', async () => {
+    const dirs = makeDirs();
+    fs.mkdirSync(dirs.workspace, { recursive: true });
+    const r = createProcessRegistry(path.join(dirs.dataDir, 'pids'), undefined, undefined, dirs.configDir);
+    const opts = {
+      command: 'sleep',
+      args: ['60'],
+      cwd: dirs.workspace,
+      env: { PATH: process.env.PATH, CLAUDE_CONFIG_DIR: dirs.configDir },
+      signal: new AbortController().signal,
+    };
+    r.spawn(opts);
+    const [first] = r.pids;
+    expect(first).toBeGreaterThan(1);
+    const closing = r.killAll(1_000);
+    expect(() => r.spawn(opts)).toThrow(/shutting down/);
+    await closing;
+    expect(isAlive(first!)).toBe(false);
+    expect(cliProcesses(dirs.configDir, { tree: true })).toEqual([]);
   });
 });
 
