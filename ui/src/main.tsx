@@ -4,7 +4,7 @@
  * tool approvals. The list is a drawer on narrow screens; header and composer stay in view.
  */
 import { render } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, forgetKey, getKey, onReachability, setKey } from './api';
 import { Conversation } from './conversation';
 import { SessionHeader, SignIn } from './header';
@@ -172,17 +172,24 @@ function App() {
     location.hash = `#/s/${id}`;
   };
   // The drawer (narrow screens): focus goes into it when it opens, Escape closes it and gives the focus back.
+  const focusMenu = useRef(false);
   useEffect(() => {
     if (!drawer) return;
     sidebar.current?.querySelector<HTMLElement>('button, a, input, select')?.focus();
     const onKey = (e: KeyboardEvent) => {
       if (e.key !== 'Escape') return;
+      focusMenu.current = true;
       setDrawer(false);
-      // Once drawn again: the menu button is inside what the open drawer made inert.
-      setTimeout(() => menu.current?.focus(), 0);
     };
     addEventListener('keydown', onKey);
     return () => removeEventListener('keydown', onKey);
+  }, [drawer]);
+  // In the same commit that closes the drawer (the menu button was inside what the open drawer made
+  // inert): the focus is never left on a hidden element, not even for a frame.
+  useLayoutEffect(() => {
+    if (drawer || !focusMenu.current) return;
+    focusMenu.current = false;
+    menu.current?.focus();
   }, [drawer]);
 
   if (!signedIn) {
