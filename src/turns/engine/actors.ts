@@ -83,6 +83,9 @@ export function createActors(ctx: EngineContext, runTurn: RunTurn): Kick {
           continue;
         }
         bounds.started(next.turn_id, next.user_id, next.session_id);
+        // Taken while its submission was still writing its `queued` event: that event comes first.
+        const announcing = state.announcing.get(next.turn_id);
+        if (announcing) await announcing;
         try {
           await runTurn({ turn: next, startedAt, slot });
         } finally {

@@ -26,6 +26,11 @@ export class EngineState {
   readonly submitting = new Map<string, number>();
   /** The row being written of a turn whose prompt went to the CLI first, by session (submit.ts). */
   readonly rowPending = new Map<string, Promise<unknown>>();
+  /**
+   * Turns being submitted, until their `queued` event is in the log (submit.ts): an actor that takes
+   * one meanwhile (its session's last turn winding down) waits for it before the turn's `running`.
+   */
+  readonly announcing = new Map<string, Promise<void>>();
   /** Sessions whose prompt-first row was refused once: their turns are written first from then on. */
   readonly writeFirst = new Set<string>();
   /** Shutting down: no new turns, actors stop after their current one. */

@@ -129,6 +129,7 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
     metrics.turnQueued();
     await ctx.sessions.update(id, { last_active: now });
     await ctx.events.append(id, row.turn_id, 'turn', presentTurn(row));
+    announced(row.turn_id);
     const runningTurn = earlier.find((t) => t.status === 'running');
     if (input.ifBusy === 'interrupt' && runningTurn)
       await interruptTurn(id, runningTurn.turn_id, 'interrupted by a newer turn (if_busy: interrupt)', runningTurn.runner_id);
@@ -137,7 +138,7 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
     return row;
   }
 
-  async function submit(session: SessionRow, input: SubmitInput): Promise<TurnRow> {
+  async function submit(session: SessionRow, input: SubmitInput, turnId: string): Promise<TurnRow> {
     const id = session.session_id;
     if (state.draining) throw new AppError('SHUTTING_DOWN', 'the server is shutting down; try again shortly', { retryAfter: 5 });
     // The waiting line bounds turns that wait: one that can start now is let through, even when
@@ -145,7 +146,7 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
     bounds.checkUser(session.user_id);
     const now = monotonicNow();
     const base: NewTurn = {
-      turn_id: randomUUID(),
+      turn_id: turnId,
       session_id: id,
       user_id: session.user_id,
       status: 'queued',
@@ -187,12 +188,25 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
     return queue(session, row, input, mine, now);
   }
 
+  /** The turn's `queued` event is in the log, or it will have none: an actor holding it may go on. */
+  const settles = new Map<string, () => void>();
+  function announced(turnId: string) {
+    settles.get(turnId)?.();
+    settles.delete(turnId);
+    state.announcing.delete(turnId);
+  }
+
   return async (session, input) => {
     const id = session.session_id;
     state.submitting.set(id, (state.submitting.get(id) ?? 0) + 1);
+    // Known before its row can be seen: whichever path the turn takes, an actor that finds it queued
+    // appends its `running` only after the `queued` event (never the other way round in the log).
+    const turnId = randomUUID();
+    state.announcing.set(turnId, new Promise<void>((r) => settles.set(turnId, r)));
     try {
-      return await submit(session, input);
+      return await submit(session, input, turnId);
     } finally {
+      announced(turnId);
       const n = (state.submitting.get(id) ?? 1) - 1;
       if (n <= 0) state.submitting.delete(id);
       else state.submitting.set(id, n);
