@@ -81,12 +81,19 @@ export function createEventLog(repo: EventRepository, results: TurnResults, log?
     return event;
   }
 
+  function append(sessionId: string, turnId: string | null, type: EventType, data: unknown): SessionEvent | Promise<SessionEvent> {
+    const st = streams.get(sessionId);
+    if (st) return emit(sessionId, st, turnId, type, data);
+    const calls = opening.get(sessionId) ?? open(sessionId);
+    return new Promise<SessionEvent>((resolve, reject) => calls.push({ turnId, type, data, resolve, reject }));
+  }
+
   return {
-    append(sessionId, turnId, type, data) {
-      const st = streams.get(sessionId);
-      if (st) return emit(sessionId, st, turnId, type, data);
-      const calls = opening.get(sessionId) ?? open(sessionId);
-      return new Promise<SessionEvent>((resolve, reject) => calls.push({ turnId, type, data, resolve, reject }));
+    append,
+    // One process: its actors wait for this event before a turn's running (engine state `announcing`).
+    async appendQueued(sessionId, turnId, data) {
+      await append(sessionId, turnId, 'turn', data);
+      return true;
     },
     async doneSeq(sessionId, turnId) {
       const mem = streams.get(sessionId)?.unwritten.find((e) => e.turn_id === turnId && e.type === 'done');

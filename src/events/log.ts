@@ -25,6 +25,14 @@ export interface EventLog {
    * session's numbering is already known (the common case), else a promise of it.
    */
   append(sessionId: string, turnId: string | null, type: EventType, data: unknown): SessionEvent | Promise<SessionEvent>;
+  /**
+   * Appends a queued turn's `turn` event unless the turn has left the queue meanwhile (taken up by
+   * another replica's actor): false then, and nothing is appended. Over PostgreSQL the turn's status
+   * is read under the session's numbering lock, the lock its `running` event is numbered under
+   * after the claim, so a log never says running before queued. One process: always appended (the
+   * engine's actor waits for it, turns/engine/state.ts `announcing`).
+   */
+  appendQueued(sessionId: string, turnId: string, data: unknown): Promise<boolean>;
   /** The number of a turn's `done` event (written or not yet), null while the turn has none. */
   doneSeq(sessionId: string, turnId: string): Promise<number | null>;
   /** The number of the session's newest event (written or not yet); 0 when it has none. */

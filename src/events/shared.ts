@@ -34,7 +34,10 @@ export function createSharedEventLog(
     row: Omit<EventRow, 'seq'>;
     /** The data as appended (the row's may leave the result out). */
     data: unknown;
-    resolve: (e: SessionEvent) => void;
+    /** Written only if its turn is still queued when numbered (`appendQueued`). */
+    onlyIfQueued: boolean;
+    /** With null: not written (the turn had left the queue). */
+    resolve: (e: SessionEvent | null) => void;
     reject: (err: unknown) => void;
   }
   const queues = new Map<string, { pending: Pending[]; writing: Promise<void> }>();
@@ -46,18 +49,22 @@ export function createSharedEventLog(
         const rows = await repo.appendNumbered(
           sessionId,
           batch.map((b) => b.row),
+          batch.map((b) => b.onlyIfQueued),
         );
         // Announced with the data as appended: live subscribers need no read back.
-        const events = rows.map((r, i): SessionEvent => ({
-          seq: Number(r.seq),
-          session_id: r.session_id,
-          turn_id: r.turn_id,
-          type: r.type as EventType,
-          data: batch[i]!.data ?? null,
-          created_at: Number(r.created_at),
-        }));
+        const events = rows.map(
+          (r, i): SessionEvent | null =>
+            r && {
+              seq: Number(r.seq),
+              session_id: r.session_id,
+              turn_id: r.turn_id,
+              type: r.type as EventType,
+              data: batch[i]!.data ?? null,
+              created_at: Number(r.created_at),
+            },
+        );
         events.forEach((e, i) => {
-          live.emit(sessionId, e);
+          if (e) live.emit(sessionId, e);
           batch[i]!.resolve(e);
         });
         notify(sessionId);
@@ -69,20 +76,28 @@ export function createSharedEventLog(
     queues.delete(sessionId);
   }
 
+  function enqueue(sessionId: string, turnId: string | null, type: EventType, data: unknown, onlyIfQueued: boolean): Promise<SessionEvent | null> {
+    return new Promise<SessionEvent | null>((resolve, reject) => {
+      const row = { session_id: sessionId, turn_id: turnId, type, data: storedData(type, data), created_at: Date.now(), transient: stage(type, data) };
+      const pending: Pending = { row, data, onlyIfQueued, resolve, reject };
+      const q = queues.get(sessionId);
+      if (q) {
+        q.pending.push(pending);
+        return;
+      }
+      const fresh = { pending: [pending], writing: Promise.resolve() };
+      queues.set(sessionId, fresh);
+      fresh.writing = drain(sessionId, fresh);
+    });
+  }
+
   return {
     direct: false,
-    append(sessionId, turnId, type, data) {
-      return new Promise<SessionEvent>((resolve, reject) => {
-        const row = { session_id: sessionId, turn_id: turnId, type, data: storedData(type, data), created_at: Date.now(), transient: stage(type, data) };
-        const q = queues.get(sessionId);
-        if (q) {
-          q.pending.push({ row, data, resolve, reject });
-          return;
-        }
-        const fresh = { pending: [{ row, data, resolve, reject }], writing: Promise.resolve() };
-        queues.set(sessionId, fresh);
-        fresh.writing = drain(sessionId, fresh);
-      });
+    async append(sessionId, turnId, type, data) {
+      return (await enqueue(sessionId, turnId, type, data, false))!;
+    },
+    async appendQueued(sessionId, turnId, data) {
+      return (await enqueue(sessionId, turnId, 'turn', data, true)) !== null;
     },
     doneSeq: (sessionId, turnId) => repo.doneSeq(sessionId, turnId),
     lastSeq: (sessionId) => repo.maxSeq(sessionId),

@@ -14,9 +14,10 @@ export interface EventRepository {
   /**
    * Numbers and writes events in one transaction that holds the session's lock (several
    * replicas may write to one session's log): numbers are given in commit order, so a reader
-   * that has seen number n has seen every number below it.
+   * that has seen number n has seen every number below it. A row flagged in `onlyIfQueued` is
+   * written only if its turn is still queued then (null in its place otherwise).
    */
-  appendNumbered(sessionId: string, rows: Array<Omit<EventRow, 'seq'>>): Promise<EventRow[]>;
+  appendNumbered(sessionId: string, rows: Array<Omit<EventRow, 'seq'>>, onlyIfQueued?: boolean[]): Promise<Array<EventRow | null>>;
   /** Highest seq of a session, 0 when it has none. */
   maxSeq(sessionId: string): Promise<number>;
   /** The seq of a turn's `done` event, null when it has none (yet). */
@@ -44,21 +45,28 @@ export function createEventRepository(db: Kysely<Database>): EventRepository {
     async insertMany(rows) {
       if (rows.length > 0) await db.insertInto('events').values(rows).execute();
     },
-    async appendNumbered(sessionId, rows) {
+    async appendNumbered(sessionId, rows, onlyIfQueued) {
       if (rows.length === 0) return [];
       return db.transaction().execute(async (tx) => {
         await sql`select pg_advisory_xact_lock(hashtext(${`events/${sessionId}`}))`.execute(tx);
+        // Read under the lock: a turn claimed since was claimed before its `running` can be numbered.
+        const asked = [...new Set(rows.flatMap((row, i) => (onlyIfQueued?.[i] && row.turn_id ? [row.turn_id] : [])))];
+        const queued = new Set<string>();
+        if (asked.length > 0)
+          for (const t of await tx.selectFrom('turns').select(['turn_id', 'status']).where('turn_id', 'in', asked).execute())
+            if (t.status === 'queued') queued.add(t.turn_id);
         const r = await tx
           .selectFrom('events')
           .select((eb) => eb.fn.max('seq').as('m'))
           .where('session_id', '=', sessionId)
           .executeTakeFirst();
         let seq = Number(r?.m ?? 0);
-        const numbered = rows.map((row) => ({ ...row, seq: ++seq }));
-        for (let i = 0; i < numbered.length; i += 500)
+        const numbered = rows.map((row, i) => (onlyIfQueued?.[i] && !queued.has(row.turn_id ?? '') ? null : { ...row, seq: ++seq }));
+        const written = numbered.filter((row) => row !== null);
+        for (let i = 0; i < written.length; i += 500)
           await tx
             .insertInto('events')
-            .values(numbered.slice(i, i + 500))
+            .values(written.slice(i, i + 500))
             .execute();
         return numbered;
       });

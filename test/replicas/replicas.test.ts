@@ -30,6 +30,7 @@ import {
   type TestApp,
 } from '../helper.js';
 import { transcriptPath } from '../../src/claude/paths.js';
+import { createEventRepository } from '../../src/storage/events-repo.js';
 
 /** The user prompts of a session's messages (as GET .../messages answers them), in order. */
 function userPrompts(messages: Array<{ type: string; message?: { content?: unknown } }>): string[] {
@@ -171,6 +172,37 @@ describe('two replicas over one PostgreSQL', () => {
     expect((await call(B.app, 'GET', `/v1/sessions/${s.session_id}/turns/${slow.turn_id}`)).body.status).toBe('interrupted');
     const list = (await call(A.app, 'GET', `/v1/sessions/${s.session_id}/turns?limit=50`)).body;
     expect(list.turns.map((t: { status: string }) => t.status)).toEqual(['succeeded', 'interrupted', 'cancelled', 'succeeded']);
+  });
+
+  it("a turn's queued event is written only while the turn is still queued, under the lock its running event is numbered under", async () => {
+    // A turn queued on B may be taken up by A's actor before B writes its `queued` event: checked where
+    // events are numbered, that event is then left out, so the log never says running before queued.
+    const repo = createEventRepository(A.app.internals.storage.db);
+    const s = (await call(A.app, 'POST', '/v1/sessions', {})).body;
+    const slow = (await call(A.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: '[[slow:30000]] a long job' })).body;
+    await waitForTurn(B.app, s.session_id, slow.turn_id, 'running', 20_000);
+    const queued = (await call(B.app, 'POST', `/v1/sessions/${s.session_id}/turns?wait=false`, { prompt: 'later', if_busy: 'queue' })).body;
+    expect(queued.status).toBe('queued');
+    const event = (turnId: string, status: string) => ({
+      session_id: s.session_id,
+      turn_id: turnId,
+      type: 'turn',
+      data: JSON.stringify({ turn_id: turnId, status }),
+      created_at: Date.now(),
+      transient: 0,
+    });
+    // Still queued: written, numbered next.
+    const before = await repo.maxSeq(s.session_id);
+    const [first] = await repo.appendNumbered(s.session_id, [event(queued.turn_id, 'queued')], [true]);
+    expect(first?.seq).toBe(before + 1);
+    // Taken (here: cancelled) meanwhile: left out; an unflagged event of the same batch is numbered on.
+    expect((await call(B.app, 'DELETE', `/v1/sessions/${s.session_id}/turns/${queued.turn_id}`)).status).toBe(200);
+    const out = await repo.appendNumbered(s.session_id, [event(queued.turn_id, 'queued'), event(slow.turn_id, 'running')], [true, false]);
+    expect(out[0]).toBeNull();
+    expect(out[1]?.seq).toBeGreaterThan(first!.seq);
+    const log = await repo.after(s.session_id, before, { limit: 100 });
+    expect(log.filter((e) => e.turn_id === queued.turn_id && e.type === 'turn').map((e) => JSON.parse(e.data).status)).toEqual(['queued', 'cancelled']);
+    await call(A.app, 'POST', `/v1/sessions/${s.session_id}/interrupt`);
   });
 
   it('a tool call on A is approved on B: the call runs and the turn ends', async () => {

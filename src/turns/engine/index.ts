@@ -95,6 +95,8 @@ export function createTurnEngine(deps: TurnEngineDeps): TurnEngine {
         throw new AppError('TURN_NOT_CANCELLABLE', `turn ${turn.turn_id} is ${now?.status ?? 'gone'} and can no longer be cancelled`);
       }
       bounds.untrack(turn.turn_id);
+      // Cancelled while its submission writes its `queued` event: that event comes first.
+      await state.announcing.get(turn.turn_id);
       const row = (await turns.get(turn.turn_id))!;
       ctx.metrics.turnFinished('cancelled', 0);
       await announceEnd(ctx.events, row);

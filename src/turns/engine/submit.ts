@@ -128,7 +128,8 @@ export function createSubmit(ctx: EngineContext, kick: Kick, interruptTurn: Inte
     }
     metrics.turnQueued();
     await ctx.sessions.update(id, { last_active: now });
-    await ctx.events.append(id, row.turn_id, 'turn', presentTurn(row));
+    // Not if another replica's actor took it up meanwhile (its log then starts with running).
+    await ctx.events.appendQueued(id, row.turn_id, presentTurn(row));
     announced(row.turn_id);
     const runningTurn = earlier.find((t) => t.status === 'running');
     if (input.ifBusy === 'interrupt' && runningTurn)
