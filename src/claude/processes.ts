@@ -50,7 +50,10 @@ function isOurCli(pid: number, configDir: string): boolean {
 function killGroup(pid: number, signal: NodeJS.Signals) {
   try {
     process.kill(-pid, signal);
-  } catch {
+  } catch (err) {
+    // No such group: every process of it has ended (a CLI leads its own group, so while it lives
+    // the group does); its pid alone may already be another process's, and is left alone.
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
     try {
       process.kill(pid, signal);
     } catch {
