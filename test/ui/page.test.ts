@@ -412,8 +412,10 @@ describe('the web page, as people judge it', () => {
     await page.getByRole('link', { name: /Phone/ }).waitFor({ state: 'visible' });
     violations.push(...(await axe(page, '375 drawer')));
     await page.screenshot({ path: path.join(ARTIFACTS, 'drawer-375.png') });
+    // Choosing the session already open closes the drawer and puts the focus in its prompt.
     await page.getByRole('link', { name: /Phone/ }).click();
     await page.getByRole('link', { name: /Phone/ }).waitFor({ state: 'hidden' });
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Prompt');
     await page.screenshot({ path: path.join(ARTIFACTS, 'conversation-375.png') });
     expect(violations).toEqual([]);
     expect(errors).toEqual([]);

@@ -161,24 +161,28 @@ function App() {
     }
   }, [current?.session_id, current?.session_name]);
 
+  /** Where the focus goes in the commit that closes the drawer. */
+  const focusAfterClose = useRef<'menu' | 'prompt' | null>(null);
   /** Opens a session (its address changes); the prompt gets the focus, ready to type. */
   const open = (id: string) => {
     if (id === selectedRef.current) {
-      setDrawer(false);
-      document.querySelector<HTMLTextAreaElement>('textarea[aria-label="Prompt"]')?.focus();
+      // Once the drawer is closed (the prompt is inside what the open drawer made inert).
+      if (drawer) {
+        focusAfterClose.current = 'prompt';
+        setDrawer(false);
+      } else document.querySelector<HTMLTextAreaElement>('textarea[aria-label="Prompt"]')?.focus();
       return;
     }
     focusPrompt.current = true;
     location.hash = `#/s/${id}`;
   };
   // The drawer (narrow screens): focus goes into it when it opens, Escape closes it and gives the focus back.
-  const focusMenu = useRef(false);
   useEffect(() => {
     if (!drawer) return;
     sidebar.current?.querySelector<HTMLElement>('button, a, input, select')?.focus();
     const onKey = (e: KeyboardEvent) => {
       if (e.key !== 'Escape') return;
-      focusMenu.current = true;
+      focusAfterClose.current = 'menu';
       setDrawer(false);
     };
     addEventListener('keydown', onKey);
@@ -187,9 +191,11 @@ function App() {
   // In the same commit that closes the drawer (the menu button was inside what the open drawer made
   // inert): the focus is never left on a hidden element, not even for a frame.
   useLayoutEffect(() => {
-    if (drawer || !focusMenu.current) return;
-    focusMenu.current = false;
-    menu.current?.focus();
+    const to = focusAfterClose.current;
+    if (drawer || !to) return;
+    focusAfterClose.current = null;
+    if (to === 'menu') menu.current?.focus();
+    else document.querySelector<HTMLTextAreaElement>('textarea[aria-label="Prompt"]')?.focus();
   }, [drawer]);
 
   if (!signedIn) {
