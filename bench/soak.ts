@@ -9,33 +9,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runSoak } from '../scripts/soak.js';
+import { runSoak, sizeOf } from '../scripts/soak.js';
 import { gauge, startServerProcess } from './server.js';
 import { cliPids, memOf } from './proc.js';
 import { fmt, type Row } from './stats.js';
 
 const MB = 1_048_576;
-
-function sizeOf(p: string): { bytes: number; entries: number } {
-  let bytes = 0;
-  let entries = 0;
-  const walk = (d: string) => {
-    let list: fs.Dirent[];
-    try {
-      list = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of list) {
-      entries++;
-      const f = path.join(d, e.name);
-      if (e.isDirectory()) walk(f);
-      else bytes += fs.lstatSync(f, { throwIfNoEntry: false })?.size ?? 0;
-    }
-  };
-  walk(p);
-  return { bytes, entries };
-}
 
 export interface Sample {
   done: number;

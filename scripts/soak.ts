@@ -10,7 +10,34 @@
  * Lost turns: a turn that did not end as it should, or a session whose turn count differs from the
  * turns run in it. `onProgress` is called at each tenth of the work, with nothing running.
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
+
+/**
+ * Bytes and entries under a folder, walked one folder at a time: an entry removed while it is walked
+ * (a socket of an ended process) is skipped, where `readdirSync(..., { recursive: true })` throws.
+ */
+export function sizeOf(p: string): { bytes: number; entries: number } {
+  let bytes = 0;
+  let entries = 0;
+  const walk = (d: string) => {
+    let list: fs.Dirent[];
+    try {
+      list = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of list) {
+      entries++;
+      const f = path.join(d, e.name);
+      if (e.isDirectory()) walk(f);
+      else bytes += fs.lstatSync(f, { throwIfNoEntry: false })?.size ?? 0;
+    }
+  };
+  walk(p);
+  return { bytes, entries };
+}
 
 export interface SoakOptions {
   turns: number;
